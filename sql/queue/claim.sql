@@ -1,0 +1,27 @@
+-- Claim up to $1 runnable jobs for worker $2 under lease token $3, leased for $4.
+-- $5 is "now" (NULL means now()), so tests can move time without sleeping.
+--
+-- Locks: FOR UPDATE SKIP LOCKED on the chosen rows, so concurrent claimers take
+-- disjoint jobs without waiting for each other. The claim commits at once: no row
+-- lock or transaction is held while the job runs; the lease (lease_expires_at,
+-- extended by heartbeat.sql) is what keeps other workers away, and the token is what
+-- lets only this claim complete the job.
+WITH due AS (
+    SELECT id
+      FROM postrunner.jobs
+     WHERE state = 'available'
+       AND run_at <= coalesce($5::timestamptz, now())
+     ORDER BY priority DESC, run_at, id
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE postrunner.jobs AS j
+   SET state = 'running',
+       attempts = j.attempts + 1,
+       leased_by = $2::uuid,
+       lease_token = $3::uuid,
+       lease_expires_at = coalesce($5::timestamptz, now()) + $4::interval,
+       attempted_at = coalesce($5::timestamptz, clock_timestamp())
+  FROM due
+ WHERE j.id = due.id
+RETURNING j.id, j.kind, j.args, j.attempts, j.max_attempts, j.priority, j.run_at, j.created_at, j.attempted_at

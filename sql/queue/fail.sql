@@ -1,0 +1,20 @@
+-- Record failed attempts: for each i, job $1[i] claimed with token $2[i] becomes
+-- $3[i] ('retryable' or 'discarded'), runs again $4[i] seconds after "now" ($6, NULL
+-- means now()), and keeps error $5[i] in its history. Guarded by the lease token like
+-- complete.sql. The retry decision itself is made in Rust (queue::retry).
+UPDATE postrunner.jobs AS j
+   SET state = f.state::postrunner.job_state,
+       run_at = coalesce($6::timestamptz, now()) + make_interval(secs => f.delay_secs),
+       last_error = f.error,
+       errors = j.errors || jsonb_build_array(jsonb_build_object(
+                    'attempt', j.attempts, 'at', coalesce($6::timestamptz, now()), 'error', f.error)),
+       leased_by = NULL,
+       lease_token = NULL,
+       lease_expires_at = NULL,
+       finalized_at = CASE WHEN f.state = 'discarded' THEN coalesce($6::timestamptz, now()) END
+  FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::float8[], $5::text[])
+       AS f(id, lease_token, state, delay_secs, error)
+ WHERE j.id = f.id
+   AND j.lease_token = f.lease_token
+   AND j.state = 'running'
+RETURNING j.id

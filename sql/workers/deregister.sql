@@ -1,0 +1,2 @@
+-- A process that stops cleanly removes itself from postrunner.processes.
+DELETE FROM postrunner.processes WHERE id = $1

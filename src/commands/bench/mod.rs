@@ -1,0 +1,24 @@
+//! `postrunner bench <what>`: benchmarks that print a table and a last line of
+//! `key=value` figures (recorded in docs/bench/).
+
+pub mod queue;
+
+/// The p-th percentile (0..=100) of sorted `values`, or 0 when empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percentiles_of_a_small_sample() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(super::percentile(&v, 50.0), 3.0);
+        assert_eq!(super::percentile(&v, 100.0), 5.0);
+        assert_eq!(super::percentile(&[], 50.0), 0.0);
+    }
+}

@@ -1,0 +1,159 @@
+//! Command-line flags and `POSTRUNNER_*` environment variables, declared once with clap
+//! and validated into typed configuration before anything starts.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::queue::executor::ExecutorConfig;
+use crate::queue::retry::Backoff;
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(name = "postrunner", version, about = "Outreach email delivery on a PostgreSQL job queue")]
+pub struct Cli {
+    /// PostgreSQL URL. `demo` and `bench` find or start a local server when it is unset.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Log output format.
+    #[arg(long, env = "POSTRUNNER_LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the migrations in migrations/ (idempotent; safe to run from several replicas at once).
+    Migrate,
+    /// Claim and run jobs: send mail, run periodic tasks. Run as many replicas as you like.
+    Worker(WorkerArgs),
+    /// Enqueue periodic tasks from postrunner.schedules, each tick once across all replicas.
+    Scheduler,
+    /// End-to-end demonstration on the embedded default database.
+    Demo(DemoArgs),
+    /// Benchmarks that print their figures.
+    Bench(BenchArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct WorkerArgs {
+    /// Jobs run at once by this process.
+    #[arg(long, env = "POSTRUNNER_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: usize,
+    /// How long a claimed job stays this worker's without a heartbeat; a killed worker's
+    /// jobs are rescued about this long after its last heartbeat.
+    #[arg(long, env = "POSTRUNNER_LEASE", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+    /// Interval of the heartbeat that extends leases (must be well under the lease).
+    #[arg(long, env = "POSTRUNNER_HEARTBEAT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+    /// Polling fallback when no NOTIFY arrives; also how often due retries are promoted.
+    #[arg(long, env = "POSTRUNNER_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+    /// On SIGTERM, how long running jobs may take to finish before they are released.
+    #[arg(long, env = "POSTRUNNER_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+    /// An attempt running longer than this fails (and is retried).
+    #[arg(long, env = "POSTRUNNER_JOB_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub job_timeout: Duration,
+    /// Delays before each retry; the job fails once its max_attempts are used.
+    #[arg(long, env = "POSTRUNNER_BACKOFF", default_value = "1m,5m,15m")]
+    pub backoff: Backoff,
+    /// Size of this process's connection pool.
+    #[arg(long, env = "POSTRUNNER_MAX_CONNECTIONS", default_value_t = 10)]
+    pub max_connections: u32,
+}
+
+/// Flags that contradict each other.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--concurrency must be at least 1")]
+    NoConcurrency,
+    #[error("--heartbeat ({heartbeat:?}) must be at most half of --lease ({lease:?}), or leases expire between heartbeats")]
+    HeartbeatTooSlow { heartbeat: Duration, lease: Duration },
+    #[error("--max-connections must be at least 4 (listen, claim, complete, heartbeat)")]
+    TooFewConnections,
+}
+
+impl WorkerArgs {
+    /// Validates the flags into an executor configuration.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the contradiction.
+    pub fn executor_config(&self) -> Result<ExecutorConfig, ConfigError> {
+        if self.concurrency == 0 {
+            return Err(ConfigError::NoConcurrency);
+        }
+        if self.heartbeat * 2 > self.lease {
+            return Err(ConfigError::HeartbeatTooSlow { heartbeat: self.heartbeat, lease: self.lease });
+        }
+        if self.max_connections < 4 {
+            return Err(ConfigError::TooFewConnections);
+        }
+        Ok(ExecutorConfig {
+            concurrency: self.concurrency,
+            lease: self.lease,
+            heartbeat: self.heartbeat,
+            poll_interval: self.poll_interval,
+            grace: self.grace,
+            job_timeout: self.job_timeout,
+            backoff: self.backoff.clone(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct DemoArgs {
+    /// Messages the demo enqueues.
+    #[arg(long, default_value_t = 3000)]
+    pub messages: u32,
+    /// Worker executors the demo runs side by side.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// The real worker path (claim -> run -> complete) over no-op jobs.
+    Queue(BenchQueueArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BenchQueueArgs {
+    /// Jobs to enqueue and drain.
+    #[arg(long, default_value_t = 50_000)]
+    pub jobs: u32,
+    /// Jobs in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Samples for the pickup-latency measurement (one job at a time, workers idle).
+    #[arg(long, default_value_t = 300)]
+    pub pickup_samples: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn heartbeat_slower_than_half_the_lease_is_refused() {
+        let cli = Cli::parse_from(["postrunner", "worker", "--lease", "10s", "--heartbeat", "6s"]);
+        let Command::Worker(args) = cli.command else { panic!("worker") };
+        assert!(matches!(args.executor_config(), Err(ConfigError::HeartbeatTooSlow { .. })));
+    }
+}

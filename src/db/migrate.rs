@@ -1,0 +1,72 @@
+//! `postrunner migrate`: refinery migrations from `migrations/`, embedded in the binary.
+//!
+//! refinery has no sqlx driver, so migrations run over one `tokio-postgres` connection.
+//! That connection first takes a session advisory lock, so replicas that start at the
+//! same time (docker compose starts several) apply the migrations one after the other:
+//! the first applies them, the others then find nothing to do. refinery checks the
+//! checksums of applied migrations, so an edited merged migration fails loudly.
+
+use tokio_postgres::NoTls;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Advisory lock key shared by every `postrunner migrate` (an arbitrary constant).
+const MIGRATION_LOCK: i64 = 0x706f_7374_6d69_6772; // "postmigr"
+
+/// Why migrating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("cannot connect to the database to migrate it")]
+    Connect(#[source] tokio_postgres::Error),
+    #[error("cannot take the migration lock")]
+    Lock(#[source] tokio_postgres::Error),
+    #[error("a migration failed")]
+    Migration(#[source] refinery::Error),
+}
+
+/// Applies every pending migration and returns the names of those it applied (empty
+/// when the database was already up to date).
+///
+/// # Errors
+/// See [`MigrateError`]; a failed migration is rolled back by refinery.
+pub async fn run(database_url: &str) -> Result<Vec<String>, MigrateError> {
+    let (mut client, connection) = tokio_postgres::connect(database_url, NoTls)
+        .await
+        .map_err(MigrateError::Connect)?;
+    let connection = tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "migration connection closed");
+        }
+    });
+
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(MigrateError::Lock)?;
+    let report = embedded::migrations::runner()
+        .set_abort_divergent(true)
+        .run_async(&mut client)
+        .await;
+    // Closing the connection releases the session lock even if unlocking fails.
+    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await;
+    drop(client);
+    let _ = connection.await;
+
+    let report = report.map_err(MigrateError::Migration)?;
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(|m| format!("V{}__{}", m.version(), m.name()))
+        .collect())
+}
+
+/// Names of the migrations embedded in this binary, in order (for `--help` and tests).
+pub fn embedded_migrations() -> Vec<String> {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| format!("V{}__{}", m.version(), m.name()))
+        .collect()
+}

@@ -1,0 +1,29 @@
+//! The kinds of job postrunner runs, and the registry every worker builds from them.
+//!
+//! - `email.send` ([`email`]): send one outbox message.
+//! - `system.rescue_expired_leases`, `system.cleanup` ([`system`]): periodic upkeep,
+//!   enqueued by the scheduler from `postrunner.schedules`.
+//! - `noop` ([`noop`]): does nothing (or sleeps, or fails on request); for benchmarks,
+//!   tests and checking a deployment end to end.
+
+pub mod email;
+pub mod noop;
+pub mod system;
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::providers::Provider;
+use crate::queue::handler::Registry;
+
+/// Every built-in kind, sending mail through `provider`.
+pub fn registry(pool: PgPool, provider: Arc<dyn Provider>) -> Registry {
+    let mut registry = Registry::new();
+    registry
+        .register(email::KIND, email::SendEmail::new(pool.clone(), provider))
+        .register(system::RESCUE, system::RescueExpiredLeases::new(pool.clone()))
+        .register(system::CLEANUP, system::Cleanup::new(pool))
+        .register(noop::KIND, noop::Noop);
+    registry
+}

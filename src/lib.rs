@@ -1,0 +1,37 @@
+//! postrunner: outreach email delivery on a PostgreSQL job queue.
+//!
+//! PostgreSQL is the single source of truth: applications enqueue mail with a plain
+//! `INSERT INTO postrunner.outbox`, and every postrunner process (worker, scheduler,
+//! web) is stateless, coordinating only through rows, row locks and advisory locks.
+//!
+//! # Module map
+//!
+//! - [`config`]: command-line flags and `POSTRUNNER_*` variables, validated once.
+//! - [`db`]: connection pools, migrations, and the embedded local PostgreSQL.
+//! - [`queue`]: the one job engine under everything: claim (SKIP LOCKED), leases and
+//!   rescue, batched completion, retries with backoff, promotion of due jobs, the
+//!   LISTEN/NOTIFY wake-up, and the [`queue::executor`] that drives them.
+//! - [`kinds`]: what each kind of job does (`email.send`, system tasks, `noop`).
+//! - [`providers`]: adapters that hand a message to an email provider.
+//! - [`periodic`]: cron schedules that run exactly once per tick across replicas.
+//! - [`roles`]: the long-running processes (`worker`, `scheduler`).
+//! - [`commands`]: one-shot commands (`demo`, `bench`).
+//! - [`telemetry`], [`shutdown`], [`secret`]: process plumbing.
+//!
+//! SQL that matters lives in `migrations/` (schema) and `sql/` (one statement per file,
+//! each with a header saying what it locks and why); the code `include_str!`s it.
+
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod kinds;
+pub mod periodic;
+pub mod providers;
+pub mod queue;
+pub mod roles;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+
+/// The version recorded in `postrunner.processes` for each running process.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,54 @@
+//! The `postrunner` binary: parses flags, sets up logging, and hands over to a role or
+//! command. Errors end here, printed with their whole chain, exit code 1.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use postrunner::config::{BenchWhat, Cli, Command};
+use postrunner::{commands, db, roles, shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let required_url = || {
+        cli.database_url
+            .clone()
+            .context("DATABASE_URL is not set (for example postgres://postgres@127.0.0.1:5432/postrunner)")
+    };
+    match cli.command {
+        Command::Migrate => {
+            let applied = db::migrate::run(&required_url()?).await?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            } else {
+                println!("applied {}", applied.join(", "));
+            }
+            Ok(())
+        }
+        Command::Worker(ref args) => {
+            let config = args.executor_config()?;
+            let pool = db::pool(&required_url()?, args.max_connections, "postrunner-worker")?;
+            roles::worker::run(pool, config, shutdown::on_signals()).await
+        }
+        Command::Scheduler => {
+            let pool = db::pool(&required_url()?, 3, "postrunner-scheduler")?;
+            roles::scheduler::run(pool, shutdown::on_signals()).await
+        }
+        Command::Demo(ref args) => commands::demo::run(cli.database_url.clone(), args.clone()).await,
+        Command::Bench(ref bench) => match &bench.what {
+            BenchWhat::Queue(args) => commands::bench::queue::run(cli.database_url.clone(), args.clone()).await,
+        },
+    }
+}

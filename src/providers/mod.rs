@@ -1,0 +1,54 @@
+//! Provider adapters: one module per wire format.
+//!
+//! An adapter turns a message into one provider request and the reply into an
+//! [`Accepted`] or a classified [`SendError`]. Retrying, failover and quotas are not
+//! decided here: the adapter only says what kind of failure it saw, so the queue can
+//! decide the same way for every provider. This issue ships the `log` adapter (records
+//! and accepts); the HTTP and SMTP adapters follow the same trait.
+
+pub mod log;
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+/// A message ready to hand to a provider.
+#[derive(Clone, Debug)]
+pub struct OutgoingMessage {
+    /// postrunner's id for the message (`outbox.id`), sent along so events can be matched.
+    pub id: Uuid,
+    pub from: Option<String>,
+    pub to: String,
+    pub subject: String,
+    pub text_body: Option<String>,
+    pub html_body: Option<String>,
+    /// Extra headers given at enqueue time (already validated by the outbox trigger).
+    pub headers: Vec<(String, String)>,
+}
+
+/// The provider took the message.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    pub provider_message_id: String,
+}
+
+/// Why a send did not succeed; decides retry versus give up.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("{provider} is rate limiting (retry after {retry_after:?})")]
+    RateLimited { provider: String, retry_after: Option<Duration> },
+    #[error("temporary failure at {provider}: {detail}")]
+    Transient { provider: String, detail: String },
+    #[error("{provider} refused the message: {detail}")]
+    Permanent { provider: String, detail: String },
+}
+
+/// Something that can send mail.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// The provider's name as in `postrunner.providers.name` (recorded on the message).
+    fn name(&self) -> &str;
+
+    /// Sends one message. Must not hold any database transaction or lock.
+    async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError>;
+}

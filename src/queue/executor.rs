@@ -1,0 +1,402 @@
+//! The executor: claims batches of jobs, runs them concurrently, and records their
+//! outcomes in batches. This is the whole of a worker's job loop.
+//!
+//! Four tasks cooperate:
+//! - the *fetcher* (this module's `run`): waits for free slots, claims as many jobs as
+//!   there are free slots (one statement), promotes due jobs now and then, and sleeps
+//!   on LISTEN/NOTIFY or the poll interval when the queue is empty;
+//! - one tokio task per job, bounded by a semaphore of `concurrency` permits; a slot is
+//!   free as soon as the handler returns, before its outcome is written;
+//! - the *completer*, which writes every outcome that has piled up since its last write
+//!   in one transaction ([`finish`]); claims and completions therefore pipeline;
+//! - the *heartbeat*, which extends the leases of everything this process holds.
+//!
+//! No transaction or row lock is held while a handler runs: the claim commits first.
+//! On shutdown the fetcher stops claiming, running jobs get `grace` to finish, and the
+//! rest are released for another replica at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::claim::{claim, ClaimRequest};
+use super::finish::{finish, release, Finished, Outcome};
+use super::handler::{JobError, Registry};
+use super::lease::heartbeat;
+use super::promote::promote_due;
+use super::retry::{Backoff, Decision};
+use super::wake::{listen, sleep_or_cancel};
+use super::{ClaimedJob, JobId, QueueError};
+
+/// How an executor runs. See `postrunner worker --help` for the meaning of each.
+#[derive(Clone, Debug)]
+pub struct ExecutorConfig {
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub heartbeat: Duration,
+    pub poll_interval: Duration,
+    pub grace: Duration,
+    pub job_timeout: Duration,
+    pub backoff: Backoff,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            lease: Duration::from_secs(20),
+            heartbeat: Duration::from_secs(5),
+            poll_interval: Duration::from_secs(1),
+            grace: Duration::from_secs(10),
+            job_timeout: Duration::from_secs(300),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// Counters an executor keeps, for progress displays and benchmarks.
+#[derive(Debug, Default)]
+pub struct ExecutorStats {
+    pub claimed: AtomicU64,
+    pub completed: AtomicU64,
+    pub retried: AtomicU64,
+    pub discarded: AtomicU64,
+    pub lost: AtomicU64,
+    pub released: AtomicU64,
+}
+
+/// Most outcomes written in one transaction.
+const MAX_FINISH_BATCH: usize = 2000;
+
+/// A job loop over one pool, for one process identity.
+pub struct Executor {
+    pool: PgPool,
+    registry: Arc<Registry>,
+    config: ExecutorConfig,
+    id: Uuid,
+    stats: Arc<ExecutorStats>,
+}
+
+impl Executor {
+    /// `id` is this process's row in `postrunner.processes` (its heartbeat refreshes it).
+    pub fn new(pool: PgPool, registry: Registry, config: ExecutorConfig, id: Uuid) -> Self {
+        Self { pool, registry: Arc::new(registry), config, id, stats: Arc::default() }
+    }
+
+    pub fn stats(&self) -> Arc<ExecutorStats> {
+        self.stats.clone()
+    }
+
+    /// Runs until `shutdown` is cancelled, then winds down (see the module docs).
+    ///
+    /// Database errors never end the loop: they are logged once per outage and retried
+    /// with backoff.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let outage = Arc::new(Outage::default());
+        let wake = Arc::new(Notify::new());
+        let background = CancellationToken::new();
+        let listener = tokio::spawn(listen(self.pool.clone(), wake.clone(), background.clone()));
+        let heartbeats = tokio::spawn(heartbeat_loop(
+            self.pool.clone(),
+            self.id,
+            self.config.clone(),
+            outage.clone(),
+            background.clone(),
+        ));
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let completer = tokio::spawn(complete_loop(
+            self.pool.clone(),
+            self.registry.clone(),
+            done_rx,
+            self.stats.clone(),
+            outage.clone(),
+        ));
+
+        let inflight: Arc<Mutex<HashMap<JobId, Uuid>>> = Arc::default();
+        let mut tasks = JoinSet::new();
+        let slots = Arc::new(Semaphore::new(self.config.concurrency));
+        let mut last_promote = Instant::now() - self.config.poll_interval;
+        let mut error_delay = Duration::from_millis(50);
+
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                permit = slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+            };
+            let mut permits = vec![first];
+            while let Ok(p) = slots.clone().try_acquire_owned() {
+                permits.push(p);
+            }
+            while tasks.try_join_next().is_some() {}
+
+            let mut idle_until = None;
+            if last_promote.elapsed() >= self.config.poll_interval {
+                last_promote = Instant::now();
+                match promote_due(&self.pool, 10_000, None).await {
+                    Ok(p) => {
+                        outage.ok();
+                        idle_until = p.next_due;
+                    }
+                    Err(e) => outage.failed(&e),
+                }
+            }
+
+            let request = ClaimRequest {
+                worker: self.id,
+                limit: permits.len() as i64,
+                lease: self.config.lease,
+                now: None,
+            };
+            let jobs = match claim(&self.pool, request).await {
+                Ok(jobs) => {
+                    outage.ok();
+                    error_delay = Duration::from_millis(50);
+                    jobs
+                }
+                Err(e) => {
+                    outage.failed(&e);
+                    drop(permits);
+                    if sleep_or_cancel(error_delay, &shutdown).await {
+                        break;
+                    }
+                    error_delay = (error_delay * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            let claimed = jobs.len();
+            self.stats.claimed.fetch_add(claimed as u64, Ordering::Relaxed);
+            for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
+                inflight.lock().expect("inflight lock").insert(job.id, job.lease_token);
+                let runner = JobRun {
+                    handler: self.registry.get(&job.kind).cloned(),
+                    timeout: self.config.job_timeout,
+                    backoff: self.config.backoff.clone(),
+                    done: done_tx.clone(),
+                    inflight: inflight.clone(),
+                };
+                let span = tracing::info_span!("job", job.id = job.id, job.kind = %job.kind, job.attempt = job.attempts);
+                tasks.spawn(
+                    async move {
+                        runner.run(job).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+            drop(permits);
+            if claimed > 0 {
+                continue;
+            }
+
+            // Nothing to run: sleep until notified, the poll interval, or the next due job.
+            let mut nap = self.config.poll_interval;
+            if let Some(due) = idle_until {
+                let until_due = (due - chrono::Utc::now()).to_std().unwrap_or_default();
+                nap = nap.min(until_due.max(Duration::from_millis(5)));
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(nap) => {}
+            }
+        }
+
+        // Shutdown: no more claims. Give running jobs their grace period.
+        let running = tasks.len();
+        if running > 0 {
+            tracing::info!(jobs.running = running, grace_ms = self.config.grace.as_millis() as u64, "waiting for running jobs");
+        }
+        let drained = tokio::time::timeout(self.config.grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        // Whatever did not finish goes back to the queue for another replica.
+        let leftovers: Vec<(JobId, Uuid)> = inflight.lock().expect("inflight lock").drain().collect();
+        if !leftovers.is_empty() {
+            for attempt in 0..5 {
+                match release(&self.pool, &leftovers).await {
+                    Ok(n) => {
+                        self.stats.released.fetch_add(n as u64, Ordering::Relaxed);
+                        tracing::info!(jobs.released = n, "released unfinished jobs");
+                        break;
+                    }
+                    Err(e) if attempt < 4 => {
+                        outage.failed(&e);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not release jobs; they are rescued when their lease expires"),
+                }
+            }
+        }
+        drop(done_tx);
+        if let Err(error) = completer.await {
+            tracing::error!(%error, "completer task failed");
+        }
+        background.cancel();
+        let _ = listener.await;
+        let _ = heartbeats.await;
+    }
+}
+
+/// Everything one job's task needs.
+struct JobRun {
+    handler: Option<Arc<dyn super::handler::Handler>>,
+    timeout: Duration,
+    backoff: Backoff,
+    done: mpsc::UnboundedSender<Finished>,
+    inflight: Arc<Mutex<HashMap<JobId, Uuid>>>,
+}
+
+impl JobRun {
+    async fn run(self, job: ClaimedJob) {
+        let outcome = match &self.handler {
+            None => Outcome::Failed {
+                // A newer replica may know this kind: retry rather than discard.
+                error: format!("no handler for kind {:?} in this worker (version {})", job.kind, crate::VERSION),
+                decision: self.backoff.decide(job.attempts, job.max_attempts, false),
+            },
+            Some(handler) => {
+                let attempt = std::panic::AssertUnwindSafe(handler.run(&job)).catch_unwind();
+                match tokio::time::timeout(self.timeout, attempt).await {
+                    Ok(Ok(Ok(result))) => Outcome::Completed(result),
+                    Ok(Ok(Err(JobError::Retry(error)))) => Outcome::Failed {
+                        error,
+                        decision: self.backoff.decide(job.attempts, job.max_attempts, false),
+                    },
+                    Ok(Ok(Err(JobError::Permanent(error)))) => Outcome::Failed { error, decision: Decision::Discard },
+                    Ok(Err(_panic)) => Outcome::Failed {
+                        error: "the job's handler panicked".to_owned(),
+                        decision: self.backoff.decide(job.attempts, job.max_attempts, false),
+                    },
+                    Err(_elapsed) => Outcome::Failed {
+                        error: format!("timed out after {:?}", self.timeout),
+                        decision: self.backoff.decide(job.attempts, job.max_attempts, false),
+                    },
+                }
+            }
+        };
+        if let Outcome::Failed { error, decision } = &outcome {
+            tracing::warn!(error = %error, ?decision, "job attempt failed");
+        }
+        let finished = Finished { id: job.id, lease_token: job.lease_token, kind: job.kind, outcome };
+        // Hand-over and removal happen together, with no await in between, so a
+        // shutdown that aborts this task either sees the job in `inflight` (and releases
+        // it) or not (and the completer records it): never both, never neither.
+        let mut inflight = self.inflight.lock().expect("inflight lock");
+        let id = finished.id;
+        if self.done.send(finished).is_ok() {
+            inflight.remove(&id);
+        }
+    }
+}
+
+async fn complete_loop(
+    pool: PgPool,
+    registry: Arc<Registry>,
+    mut done: mpsc::UnboundedReceiver<Finished>,
+    stats: Arc<ExecutorStats>,
+    outage: Arc<Outage>,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = done.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_FINISH_BATCH {
+            match done.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
+        write_outcomes(&pool, &registry, &batch, &stats, &outage).await;
+        batch.clear();
+    }
+}
+
+/// Writes a batch, retrying through database outages. A batch that fails for another
+/// reason is written job by job, so that one bad result cannot hold the others back.
+async fn write_outcomes(pool: &PgPool, registry: &Registry, batch: &[Finished], stats: &ExecutorStats, outage: &Outage) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match finish(pool, registry, batch, None).await {
+            Ok(report) => {
+                outage.ok();
+                stats.completed.fetch_add(report.completed as u64, Ordering::Relaxed);
+                stats.retried.fetch_add(report.retried as u64, Ordering::Relaxed);
+                stats.discarded.fetch_add(report.discarded as u64, Ordering::Relaxed);
+                stats.lost.fetch_add(report.lost as u64, Ordering::Relaxed);
+                if report.lost > 0 {
+                    tracing::warn!(jobs.lost = report.lost, "outcomes not recorded: these jobs' leases had been rescued");
+                }
+                return;
+            }
+            Err(e) if e.is_connection_error() => {
+                outage.failed(&e);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) if batch.len() > 1 => {
+                tracing::error!(error = %e, source = %e.source, "recording a batch failed; recording its jobs one by one");
+                for one in batch {
+                    Box::pin(write_outcomes(pool, registry, std::slice::from_ref(one), stats, outage)).await;
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, source = %e.source, job.id = batch[0].id, "recording a job's outcome failed; it will run again after its lease expires");
+                return;
+            }
+        }
+    }
+}
+
+async fn heartbeat_loop(pool: PgPool, id: Uuid, config: ExecutorConfig, outage: Arc<Outage>, stop: CancellationToken) {
+    loop {
+        if sleep_or_cancel(config.heartbeat, &stop).await {
+            return;
+        }
+        match heartbeat(&pool, id, config.lease).await {
+            Ok(_) => outage.ok(),
+            Err(e) => outage.failed(&e),
+        }
+    }
+}
+
+/// Logs a database outage once when it starts and once when it ends, however many
+/// statements fail in between.
+#[derive(Default)]
+pub(crate) struct Outage {
+    since: Mutex<Option<Instant>>,
+}
+
+impl Outage {
+    pub(crate) fn failed(&self, error: &QueueError) {
+        let mut since = self.since.lock().expect("outage lock");
+        if since.is_none() {
+            *since = Some(Instant::now());
+            if error.is_connection_error() {
+                tracing::warn!(error = %error.source, doing = error.doing, "database unreachable; backing off and retrying");
+            } else {
+                tracing::error!(error = %error.source, doing = error.doing, "database error; backing off and retrying");
+            }
+        }
+    }
+
+    pub(crate) fn ok(&self) {
+        let mut since = self.since.lock().expect("outage lock");
+        if let Some(start) = since.take() {
+            tracing::info!(outage_ms = start.elapsed().as_millis() as u64, "database reachable again");
+        }
+    }
+}

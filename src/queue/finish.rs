@@ -1,0 +1,159 @@
+//! Recording what happened to claimed jobs, in batches: one transaction completes,
+//! records and fails a whole batch, so the cost per job is a few index operations
+//! rather than a round trip and a commit.
+//!
+//! Every write is guarded by the claim's lease token (see `sql/queue/complete.sql`): a
+//! worker that lost its lease finishes nothing, and [`FinishReport::lost`] counts those.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::handler::Registry;
+use super::retry::Decision;
+use super::{JobId, QueueError};
+
+const COMPLETE: &str = include_str!("../../sql/queue/complete.sql");
+const FAIL: &str = include_str!("../../sql/queue/fail.sql");
+const RELEASE: &str = include_str!("../../sql/queue/release.sql");
+
+/// A job whose attempt ended, and how.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub id: JobId,
+    pub lease_token: Uuid,
+    pub kind: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// Done; the value (if any) is handed to the kind's `record` in the same transaction.
+    Completed(Option<serde_json::Value>),
+    /// The attempt failed; `decision` says whether and when to retry.
+    Failed { error: String, decision: Decision },
+}
+
+/// How a batch was recorded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FinishReport {
+    pub completed: usize,
+    pub retried: usize,
+    pub discarded: usize,
+    /// Jobs whose lease this worker no longer held: nothing was written for them.
+    pub lost: usize,
+}
+
+/// Records a batch of finished jobs in one transaction.
+///
+/// # Errors
+/// [`QueueError`] when the transaction fails; nothing of the batch is then recorded and
+/// the caller may retry it as a whole.
+pub async fn finish(
+    pool: &PgPool,
+    registry: &Registry,
+    batch: &[Finished],
+    now: Option<DateTime<Utc>>,
+) -> Result<FinishReport, QueueError> {
+    let mut report = FinishReport::default();
+    let mut tx = pool.begin().await.map_err(QueueError::wrap("begin finish"))?;
+
+    let (done_ids, done_tokens): (Vec<JobId>, Vec<Uuid>) = batch
+        .iter()
+        .filter(|f| matches!(f.outcome, Outcome::Completed(_)))
+        .map(|f| (f.id, f.lease_token))
+        .unzip();
+    if !done_ids.is_empty() {
+        let completed: HashSet<JobId> = sqlx::query_scalar(COMPLETE)
+            .bind(&done_ids)
+            .bind(&done_tokens)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(QueueError::wrap("complete"))?
+            .into_iter()
+            .collect();
+        report.completed = completed.len();
+
+        // Results go to their kind's record hook, only for jobs really completed.
+        let mut by_kind: BTreeMap<&str, Vec<(JobId, serde_json::Value)>> = BTreeMap::new();
+        for f in batch {
+            if let Outcome::Completed(Some(value)) = &f.outcome {
+                if completed.contains(&f.id) {
+                    by_kind.entry(f.kind.as_str()).or_default().push((f.id, value.clone()));
+                }
+            }
+        }
+        for (kind, results) in by_kind {
+            if let Some(handler) = registry.get(kind) {
+                handler.record(&mut tx, &results).await.map_err(QueueError::wrap("record results"))?;
+            }
+        }
+    }
+
+    let failed: Vec<&Finished> = batch.iter().filter(|f| matches!(f.outcome, Outcome::Failed { .. })).collect();
+    if !failed.is_empty() {
+        let mut ids = Vec::with_capacity(failed.len());
+        let mut tokens = Vec::with_capacity(failed.len());
+        let mut states = Vec::with_capacity(failed.len());
+        let mut delays = Vec::with_capacity(failed.len());
+        let mut errors = Vec::with_capacity(failed.len());
+        for f in &failed {
+            let Outcome::Failed { error, decision } = &f.outcome else { continue };
+            ids.push(f.id);
+            tokens.push(f.lease_token);
+            let (state, delay) = match decision {
+                Decision::RetryIn(delay) => ("retryable", delay.as_secs_f64()),
+                Decision::Discard => ("discarded", 0.0),
+            };
+            states.push(state);
+            delays.push(delay);
+            errors.push(error.as_str());
+        }
+        let written: HashSet<JobId> = sqlx::query_scalar(FAIL)
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(&states)
+            .bind(&delays)
+            .bind(&errors)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(QueueError::wrap("record failures"))?
+            .into_iter()
+            .collect();
+        for (id, state) in ids.iter().zip(&states) {
+            if written.contains(id) {
+                if *state == "retryable" {
+                    report.retried += 1;
+                } else {
+                    report.discarded += 1;
+                }
+            }
+        }
+    }
+
+    tx.commit().await.map_err(QueueError::wrap("commit finish"))?;
+    report.lost = batch.len() - report.completed - report.retried - report.discarded;
+    Ok(report)
+}
+
+/// Gives back jobs this worker claimed but will not run (shutdown): they become
+/// available at once without counting the attempt. Returns how many were released.
+///
+/// # Errors
+/// [`QueueError`] when the update fails; the jobs are then rescued when their lease expires.
+pub async fn release(pool: &PgPool, jobs: &[(JobId, Uuid)]) -> Result<i64, QueueError> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = jobs.iter().copied().unzip();
+    let (released, _notified): (i64, Option<bool>) = sqlx::query_as(RELEASE)
+        .bind(&ids)
+        .bind(&tokens)
+        .fetch_one(pool)
+        .await
+        .map_err(QueueError::wrap("release"))?;
+    Ok(released)
+}

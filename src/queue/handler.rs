@@ -1,0 +1,64 @@
+//! What a kind of job does: the [`Handler`] trait and the [`Registry`] of kinds.
+//!
+//! A handler runs a job (outside any transaction: it may call a provider for seconds)
+//! and says how it went with a [`JobError`] class; retrying is decided by the queue,
+//! uniformly for every kind. Its optional `record` writes the job's result in the same
+//! transaction that completes the job, so a result is recorded exactly when the job's
+//! completion is.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlx::PgConnection;
+
+use super::{ClaimedJob, JobId};
+
+/// How a job's attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// May succeed later: retried on the backoff schedule until attempts run out.
+    #[error("{0}")]
+    Retry(String),
+    /// Can never succeed: the job is discarded at once, keeping this error.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// One kind of job.
+#[async_trait::async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Runs one attempt. `Ok(Some(value))` is passed to [`Handler::record`].
+    async fn run(&self, job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError>;
+
+    /// Records the results of completed jobs of this kind, inside the completing
+    /// transaction (only jobs whose completion really happened are passed).
+    async fn record(&self, _tx: &mut PgConnection, _results: &[(JobId, serde_json::Value)]) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
+/// The kinds a process can run, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<String, Arc<dyn Handler>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the handler for `kind`.
+    pub fn register(&mut self, kind: impl Into<String>, handler: impl Handler) -> &mut Self {
+        self.handlers.insert(kind.into(), Arc::new(handler));
+        self
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn Handler>> {
+        self.handlers.get(kind)
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &str> {
+        self.handlers.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,82 @@
+//! The job queue: one engine for every kind of work (email sends and postrunner's own
+//! periodic tasks), in one table, `postrunner.jobs`.
+//!
+//! - [`claim`]: take a batch of runnable jobs with `FOR UPDATE SKIP LOCKED` and a lease.
+//! - [`finish`]: complete, fail (retry or discard) and release batches, each guarded by
+//!   the lease token of the claim.
+//! - [`lease`]: heartbeats that extend leases, and rescue of expired ones.
+//! - [`promote`]: move scheduled and retryable jobs whose time has come to `available`.
+//! - [`handler`]: what a kind of job does, and the registry of kinds.
+//! - [`retry`]: the backoff schedule and the give-up rule (pure).
+//! - [`wake`]: LISTEN/NOTIFY wake-ups with a polling fallback.
+//! - [`executor`]: the loop that ties these together for a worker process.
+//!
+//! States and transitions are documented in `migrations/V2__queue.sql` and
+//! `docs/state_machine.md`.
+
+pub mod claim;
+pub mod enqueue;
+pub mod executor;
+pub mod finish;
+pub mod handler;
+pub mod lease;
+pub mod promote;
+pub mod retry;
+pub mod wake;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Primary key of `postrunner.jobs`.
+pub type JobId = i64;
+
+/// A job's state, as stored in `postrunner.jobs.state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type, serde::Serialize)]
+#[sqlx(type_name = "postrunner.job_state", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Scheduled,
+    Available,
+    Running,
+    Retryable,
+    Discarded,
+    Cancelled,
+}
+
+/// A job this worker holds a lease on.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ClaimedJob {
+    pub id: JobId,
+    pub kind: String,
+    pub args: serde_json::Value,
+    /// This attempt's number, starting at 1.
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub priority: i16,
+    pub run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub attempted_at: Option<DateTime<Utc>>,
+    /// Proof of this claim: completing, failing or releasing requires it.
+    #[sqlx(skip)]
+    pub lease_token: Uuid,
+}
+
+/// A database operation of the queue failed.
+#[derive(Debug, thiserror::Error)]
+#[error("queue: {doing} failed")]
+pub struct QueueError {
+    pub doing: &'static str,
+    #[source]
+    pub source: sqlx::Error,
+}
+
+impl QueueError {
+    pub(crate) fn wrap(doing: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |source| Self { doing, source }
+    }
+
+    /// True when the database was unreachable (retry later) rather than the statement wrong.
+    pub fn is_connection_error(&self) -> bool {
+        crate::db::is_connection_error(&self.source)
+    }
+}

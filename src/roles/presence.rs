@@ -1,0 +1,58 @@
+//! A process's row in `postrunner.processes`, shown by the `workers` view while its
+//! heartbeat is fresh. Workers refresh it from the executor's heartbeat (which also
+//! extends their leases); schedulers with their own loop.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const REGISTER: &str = include_str!("../../sql/workers/register.sql");
+const DEREGISTER: &str = include_str!("../../sql/workers/deregister.sql");
+
+/// Who a process is.
+#[derive(Clone, Debug)]
+pub struct Presence {
+    pub id: Uuid,
+    pub role: &'static str,
+    pub concurrency: Option<i32>,
+    pub heartbeat: Duration,
+}
+
+impl Presence {
+    pub fn new(role: &'static str, concurrency: Option<usize>, heartbeat: Duration) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            role,
+            concurrency: concurrency.map(|c| i32::try_from(c).unwrap_or(i32::MAX)),
+            heartbeat,
+        }
+    }
+
+    /// Inserts the process row.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    pub async fn register(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown".into());
+        sqlx::query(REGISTER)
+            .bind(self.id)
+            .bind(self.role)
+            .bind(host)
+            .bind(std::process::id() as i32)
+            .bind(crate::VERSION)
+            .bind(self.concurrency)
+            .bind(self.heartbeat)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the process row (clean shutdown). Failure is only logged: the row ages
+    /// out of the `workers` view anyway.
+    pub async fn deregister(&self, pool: &PgPool) {
+        if let Err(error) = sqlx::query(DEREGISTER).bind(self.id).execute(pool).await {
+            tracing::debug!(%error, "could not remove the process row");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! `postrunner worker`: registers the process, then runs the queue executor with every
+//! built-in kind until SIGTERM/SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::presence::Presence;
+use crate::kinds;
+use crate::providers::log::LogProvider;
+use crate::queue::executor::{Executor, ExecutorConfig};
+
+/// Runs a worker until `shutdown`.
+///
+/// # Errors
+/// The database could not be reached at start-up within a minute.
+pub async fn run(pool: PgPool, config: ExecutorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    crate::db::wait_until_ready(&pool, Duration::from_secs(60)).await.context("connecting to the database")?;
+    let presence = Presence::new("worker", Some(config.concurrency), config.heartbeat);
+    presence.register(&pool).await.context("registering the worker")?;
+    tracing::info!(worker.id = %presence.id, concurrency = config.concurrency, "worker started");
+
+    let registry = kinds::registry(pool.clone(), Arc::new(LogProvider::default()));
+    let executor = Executor::new(pool.clone(), registry, config, presence.id);
+    executor.run(shutdown).await;
+
+    presence.deregister(&pool).await;
+    tracing::info!(worker.id = %presence.id, "worker stopped");
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! Logging setup: `tracing` with an `EnvFilter` (`RUST_LOG`, default `info`), as
+//! human-readable lines or JSON (`POSTRUNNER_LOG_FORMAT=json`).
+//!
+//! Conventions (see README "Logging"): dotted field names (`job.id`, `provider.name`),
+//! units in names (`latency_ms`); never secrets, recipient addresses or bodies.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+/// Output format of the log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Installs the global subscriber. Safe to call more than once (later calls are no-ops).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
