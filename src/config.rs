@@ -43,6 +43,10 @@ pub struct WorkerArgs {
     /// Jobs run at once by this process.
     #[arg(long, env = "POSTRUNNER_CONCURRENCY", default_value_t = 16)]
     pub concurrency: usize,
+    /// Jobs claimed ahead of free slots (they wait in this process, leased), so fast
+    /// jobs never wait for a claim round trip. 0 claims only for free slots.
+    #[arg(long, env = "POSTRUNNER_PREFETCH", default_value_t = 16)]
+    pub prefetch: usize,
     /// How long a claimed job stays this worker's without a heartbeat; a killed worker's
     /// jobs are rescued about this long after its last heartbeat.
     #[arg(long, env = "POSTRUNNER_LEASE", default_value = "20s", value_parser = humantime::parse_duration)]
@@ -95,6 +99,7 @@ impl WorkerArgs {
         }
         Ok(ExecutorConfig {
             concurrency: self.concurrency,
+            prefetch: self.prefetch,
             lease: self.lease,
             heartbeat: self.heartbeat,
             poll_interval: self.poll_interval,
@@ -135,6 +140,9 @@ pub struct BenchQueueArgs {
     /// Jobs in flight at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Jobs claimed ahead of free slots (as `worker --prefetch`).
+    #[arg(long, default_value_t = 16)]
+    pub prefetch: usize,
     /// Samples for the pickup-latency measurement (one job at a time, workers idle).
     #[arg(long, default_value_t = 300)]
     pub pickup_samples: u32,

@@ -2,11 +2,12 @@
 //! outcomes in batches. This is the whole of a worker's job loop.
 //!
 //! Four tasks cooperate:
-//! - the *fetcher* (this module's `run`): waits for free slots, claims as many jobs as
-//!   there are free slots (one statement), promotes due jobs now and then, and sleeps
-//!   on LISTEN/NOTIFY or the poll interval when the queue is empty;
-//! - one tokio task per job, bounded by a semaphore of `concurrency` permits; a slot is
-//!   free as soon as the handler returns, before its outcome is written;
+//! - the *fetcher* (this module's `run`): claims, in one statement, as many jobs as the
+//!   claim budget (`concurrency + prefetch`) allows, promotes due jobs now and then,
+//!   and sleeps on LISTEN/NOTIFY or the poll interval when the queue is empty;
+//! - one tokio task per claimed job; at most `concurrency` run their handler at once,
+//!   the prefetched rest wait for a slot. Budget is returned as soon as a handler
+//!   returns, before its outcome is written;
 //! - the *completer*, which writes every outcome that has piled up since its last write
 //!   in one transaction ([`finish`]); claims and completions therefore pipeline;
 //! - the *heartbeat*, which extends the leases of everything this process holds.
@@ -30,7 +31,7 @@ use uuid::Uuid;
 
 use super::claim::{claim, ClaimRequest};
 use super::finish::{finish, release, Finished, Outcome};
-use super::handler::{JobError, Registry};
+use super::handler::{Handler, JobError, Registry};
 use super::lease::heartbeat;
 use super::promote::promote_due;
 use super::retry::{Backoff, Decision};
@@ -41,6 +42,9 @@ use super::{ClaimedJob, JobId, QueueError};
 #[derive(Clone, Debug)]
 pub struct ExecutorConfig {
     pub concurrency: usize,
+    /// Jobs claimed ahead of free slots, so that fast jobs never wait for a claim round
+    /// trip; they wait locally (leased, heartbeated, released on shutdown).
+    pub prefetch: usize,
     pub lease: Duration,
     pub heartbeat: Duration,
     pub poll_interval: Duration,
@@ -53,6 +57,7 @@ impl Default for ExecutorConfig {
     fn default() -> Self {
         Self {
             concurrency: 16,
+            prefetch: 16,
             lease: Duration::from_secs(20),
             heartbeat: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),
@@ -66,6 +71,10 @@ impl Default for ExecutorConfig {
 /// Counters an executor keeps, for progress displays and benchmarks.
 #[derive(Debug, Default)]
 pub struct ExecutorStats {
+    /// Claim statements that returned at least one job.
+    pub claims: AtomicU64,
+    /// Completion transactions written.
+    pub finishes: AtomicU64,
     pub claimed: AtomicU64,
     pub completed: AtomicU64,
     pub retried: AtomicU64,
@@ -96,6 +105,45 @@ impl Executor {
         self.stats.clone()
     }
 
+    /// One synchronous round at `now` (`None`: the database clock): promote due jobs,
+    /// claim up to `concurrency`, run them, record the outcomes. Returns how many ran.
+    /// Tests drive time with it, and it is the same claim/attempt/finish code as [`run`](Self::run).
+    ///
+    /// # Errors
+    /// [`QueueError`] when a statement fails.
+    pub async fn tick(&self, now: Option<chrono::DateTime<chrono::Utc>>) -> Result<usize, QueueError> {
+        promote_due(&self.pool, 10_000, now).await?;
+        let request = ClaimRequest { worker: self.id, limit: self.config.concurrency as i64, lease: self.config.lease, now };
+        let jobs = claim(&self.pool, request).await?;
+        let attempts = jobs.iter().map(|job| {
+            let handler = self.registry.get(&job.kind).map(|h| h.as_ref());
+            attempt(handler, job, self.config.job_timeout, &self.config.backoff)
+        });
+        let outcomes = futures_util::future::join_all(attempts).await;
+        let batch: Vec<Finished> = jobs
+            .into_iter()
+            .zip(outcomes)
+            .map(|(job, outcome)| Finished { id: job.id, lease_token: job.lease_token, kind: job.kind, outcome })
+            .collect();
+        let report = finish(&self.pool, &self.registry, &batch, now).await?;
+        self.stats.completed.fetch_add(report.completed as u64, Ordering::Relaxed);
+        Ok(batch.len())
+    }
+
+    /// Runs [`tick`](Self::tick) until a round finds nothing to do; returns how many ran.
+    ///
+    /// # Errors
+    /// [`QueueError`] when a statement fails.
+    pub async fn drain(&self, now: Option<chrono::DateTime<chrono::Utc>>) -> Result<usize, QueueError> {
+        let mut total = 0;
+        loop {
+            match self.tick(now).await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
     /// Runs until `shutdown` is cancelled, then winds down (see the module docs).
     ///
     /// Database errors never end the loop: they are logged once per outage and retried
@@ -123,17 +171,20 @@ impl Executor {
 
         let inflight: Arc<Mutex<HashMap<JobId, Uuid>>> = Arc::default();
         let mut tasks = JoinSet::new();
-        let slots = Arc::new(Semaphore::new(self.config.concurrency));
+        // Claim budget: jobs held (running or waiting to run) by this process.
+        let held = Arc::new(Semaphore::new(self.config.concurrency + self.config.prefetch));
+        // Run budget: handlers running at once.
+        let running = Arc::new(Semaphore::new(self.config.concurrency));
         let mut last_promote = Instant::now() - self.config.poll_interval;
         let mut error_delay = Duration::from_millis(50);
 
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                permit = slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+                permit = held.clone().acquire_owned() => permit.expect("semaphore is never closed"),
             };
             let mut permits = vec![first];
-            while let Ok(p) = slots.clone().try_acquire_owned() {
+            while let Ok(p) = held.clone().try_acquire_owned() {
                 permits.push(p);
             }
             while tasks.try_join_next().is_some() {}
@@ -174,6 +225,7 @@ impl Executor {
             };
             let claimed = jobs.len();
             self.stats.claimed.fetch_add(claimed as u64, Ordering::Relaxed);
+            self.stats.claims.fetch_add(u64::from(claimed > 0), Ordering::Relaxed);
             for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
                 inflight.lock().expect("inflight lock").insert(job.id, job.lease_token);
                 let runner = JobRun {
@@ -184,9 +236,15 @@ impl Executor {
                     inflight: inflight.clone(),
                 };
                 let span = tracing::info_span!("job", job.id = job.id, job.kind = %job.kind, job.attempt = job.attempts);
+                let (running, shutdown) = (running.clone(), shutdown.clone());
                 tasks.spawn(
                     async move {
-                        runner.run(job).await;
+                        let _slot = running.acquire_owned().await.expect("semaphore is never closed");
+                        // A prefetched job that had to wait past a shutdown does not start:
+                        // it stays in `inflight` and is released.
+                        if !shutdown.is_cancelled() {
+                            runner.run(job).await;
+                        }
                         drop(permit);
                     }
                     .instrument(span),
@@ -253,7 +311,7 @@ impl Executor {
 
 /// Everything one job's task needs.
 struct JobRun {
-    handler: Option<Arc<dyn super::handler::Handler>>,
+    handler: Option<Arc<dyn Handler>>,
     timeout: Duration,
     backoff: Backoff,
     done: mpsc::UnboundedSender<Finished>,
@@ -262,35 +320,7 @@ struct JobRun {
 
 impl JobRun {
     async fn run(self, job: ClaimedJob) {
-        let outcome = match &self.handler {
-            None => Outcome::Failed {
-                // A newer replica may know this kind: retry rather than discard.
-                error: format!("no handler for kind {:?} in this worker (version {})", job.kind, crate::VERSION),
-                decision: self.backoff.decide(job.attempts, job.max_attempts, false),
-            },
-            Some(handler) => {
-                let attempt = std::panic::AssertUnwindSafe(handler.run(&job)).catch_unwind();
-                match tokio::time::timeout(self.timeout, attempt).await {
-                    Ok(Ok(Ok(result))) => Outcome::Completed(result),
-                    Ok(Ok(Err(JobError::Retry(error)))) => Outcome::Failed {
-                        error,
-                        decision: self.backoff.decide(job.attempts, job.max_attempts, false),
-                    },
-                    Ok(Ok(Err(JobError::Permanent(error)))) => Outcome::Failed { error, decision: Decision::Discard },
-                    Ok(Err(_panic)) => Outcome::Failed {
-                        error: "the job's handler panicked".to_owned(),
-                        decision: self.backoff.decide(job.attempts, job.max_attempts, false),
-                    },
-                    Err(_elapsed) => Outcome::Failed {
-                        error: format!("timed out after {:?}", self.timeout),
-                        decision: self.backoff.decide(job.attempts, job.max_attempts, false),
-                    },
-                }
-            }
-        };
-        if let Outcome::Failed { error, decision } = &outcome {
-            tracing::warn!(error = %error, ?decision, "job attempt failed");
-        }
+        let outcome = attempt(self.handler.as_deref(), &job, self.timeout, &self.backoff).await;
         let finished = Finished { id: job.id, lease_token: job.lease_token, kind: job.kind, outcome };
         // Hand-over and removal happen together, with no await in between, so a
         // shutdown that aborts this task either sees the job in `inflight` (and releases
@@ -301,6 +331,30 @@ impl JobRun {
             inflight.remove(&id);
         }
     }
+}
+
+/// Runs one attempt of `job` and classifies how it ended: handler errors, panics and
+/// timeouts all become failures with a retry decision, so no job is ever left behind.
+async fn attempt(handler: Option<&dyn Handler>, job: &ClaimedJob, timeout: Duration, backoff: &Backoff) -> Outcome {
+    let retry = |error: String| Outcome::Failed { error, decision: backoff.decide(job.attempts, job.max_attempts, false) };
+    let outcome = match handler {
+        // A newer replica may know this kind: retry rather than discard.
+        None => retry(format!("no handler for kind {:?} in this worker (version {})", job.kind, crate::VERSION)),
+        Some(handler) => {
+            let run = std::panic::AssertUnwindSafe(handler.run(job)).catch_unwind();
+            match tokio::time::timeout(timeout, run).await {
+                Ok(Ok(Ok(result))) => Outcome::Completed(result),
+                Ok(Ok(Err(JobError::Retry(error)))) => retry(error),
+                Ok(Ok(Err(JobError::Permanent(error)))) => Outcome::Failed { error, decision: Decision::Discard },
+                Ok(Err(_panic)) => retry("the job's handler panicked".to_owned()),
+                Err(_elapsed) => retry(format!("timed out after {timeout:?}")),
+            }
+        }
+    };
+    if let Outcome::Failed { error, decision } = &outcome {
+        tracing::warn!(error = %error, ?decision, "job attempt failed");
+    }
+    outcome
 }
 
 async fn complete_loop(
@@ -332,6 +386,7 @@ async fn write_outcomes(pool: &PgPool, registry: &Registry, batch: &[Finished], 
         match finish(pool, registry, batch, None).await {
             Ok(report) => {
                 outage.ok();
+                stats.finishes.fetch_add(1, Ordering::Relaxed);
                 stats.completed.fetch_add(report.completed as u64, Ordering::Relaxed);
                 stats.retried.fetch_add(report.retried as u64, Ordering::Relaxed);
                 stats.discarded.fetch_add(report.discarded as u64, Ordering::Relaxed);

@@ -48,6 +48,7 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     let (fsync, sync_commit): (String, String) =
         sqlx::query_as("SELECT current_setting('fsync'), current_setting('synchronous_commit')").fetch_one(&pool).await?;
 
+    if let Ok(sql) = std::env::var("BENCH_EXPERIMENT") { sqlx::raw_sql(&sql).execute(&pool).await?; }
     // 1. Enqueue.
     let started = Instant::now();
     let mut left = args.jobs;
@@ -67,7 +68,7 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     let waits_ms = Arc::new(Mutex::new(Vec::new()));
     let mut registry = Registry::new();
     registry.register("noop", PickupProbe { waits_ms: waits_ms.clone() });
-    let config = ExecutorConfig { concurrency: args.concurrency, ..ExecutorConfig::default() };
+    let config = ExecutorConfig { concurrency: args.concurrency, prefetch: args.prefetch, ..ExecutorConfig::default() };
     let executor = Executor::new(pool.clone(), registry, config, Uuid::new_v4());
     let stats = executor.stats();
     let shutdown = CancellationToken::new();
@@ -79,6 +80,8 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     }
     let drain_secs = started.elapsed().as_secs_f64();
     let jobs_per_sec = f64::from(args.jobs) / drain_secs;
+    let claim_batch = stats.claimed.load(Ordering::Relaxed) as f64 / stats.claims.load(Ordering::Relaxed).max(1) as f64;
+    let finish_batch = stats.completed.load(Ordering::Relaxed) as f64 / stats.finishes.load(Ordering::Relaxed).max(1) as f64;
 
     // 4. Dead tuples (statistics are flushed about once a second).
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -113,9 +116,10 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     println!("postrunner bench queue");
     println!("  machine          {} cores; PostgreSQL {version}, fsync={fsync}, synchronous_commit={sync_commit}", num_cpus());
     println!("  jobs             {}", args.jobs);
-    println!("  concurrency      {}", args.concurrency);
+    println!("  concurrency      {} (prefetch {})", args.concurrency, args.prefetch);
     println!("  enqueue          {enqueue_secs:>8.2} s   {enqueue_per_sec:>10.0} jobs/s  (SQL INSERT ... SELECT, {CHUNK} per statement)");
     println!("  drain            {drain_secs:>8.2} s   {jobs_per_sec:>10.0} jobs/s  (claim -> run -> complete, batched)");
+    println!("  batches          {claim_batch:.1} jobs per claim, {finish_batch:.1} per completion transaction");
     println!("  pickup (idle)    p50 {p50:.2} ms   p99 {p99:.2} ms   ({} samples, insert -> claim)", waits.len());
     println!("  jobs table after drain: {live} live, {dead} dead tuples, {} kB on disk (completed jobs are deleted; autovacuum reclaims)", bytes / 1024);
     println!(

@@ -1,0 +1,13 @@
+//! The integration tests: one crate (see Cargo.toml), one module per area. Each test
+//! gets its own database cloned from a migrated template, so tests run in parallel.
+//! `TEST_LOG=1` shows the library's logs.
+
+mod support;
+
+mod migrate;
+mod outbox;
+mod periodic;
+mod queue;
+mod resilience;
+mod sql_files;
+mod workers;

@@ -1,0 +1,69 @@
+//! Rows with sensible defaults, so a test states only what matters to it.
+
+use postrunner::queue::{JobId, JobState};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A client with one direction.
+pub async fn client(pool: &PgPool, client: &str, direction: &str) {
+    sqlx::query("INSERT INTO postrunner.clients (name) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(client)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO postrunner.directions (client, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(client)
+        .bind(direction)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// Enqueues a message the way an application does; returns its id.
+pub async fn message(pool: &PgPool, client: &str, direction: &str, to: &str) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+         VALUES ($1, $2, $3, 'Hello', 'Hi there') RETURNING id",
+    )
+    .bind(client)
+    .bind(direction)
+    .bind(to)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Inserts `n` jobs of `kind` with `args` in one statement; returns their ids.
+pub async fn jobs(pool: &PgPool, kind: &str, n: i32, args: Value) -> Vec<JobId> {
+    sqlx::query_scalar("INSERT INTO postrunner.jobs (kind, args) SELECT $1, $2 FROM generate_series(1, $3) RETURNING id")
+        .bind(kind)
+        .bind(args)
+        .bind(n)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// A job's state and attempts, or None once it completed (completed jobs are deleted).
+pub async fn job(pool: &PgPool, id: JobId) -> Option<(JobState, i32)> {
+    sqlx::query_as("SELECT state, attempts FROM postrunner.jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+/// A message's status as text.
+pub async fn status(pool: &PgPool, id: Uuid) -> String {
+    sqlx::query_scalar("SELECT status::text FROM postrunner.outbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Number of jobs in `postrunner.jobs`, whatever their state.
+pub async fn job_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM postrunner.jobs").fetch_one(pool).await.unwrap()
+}

@@ -1,0 +1,34 @@
+//! Shared test helpers: databases ([`db`]), rows with defaults ([`factory`]), executors
+//! and processes ([`run`]), and waiting on conditions instead of sleeping ([`eventually`]).
+
+#![allow(dead_code)]
+
+pub mod db;
+pub mod factory;
+pub mod run;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Polls `check` every 20 ms until it returns true; panics with `what` after `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Logs from the library when TEST_LOG is set.
+pub fn init_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        postrunner::telemetry::init(postrunner::telemetry::LogFormat::Pretty);
+    }
+}
