@@ -50,8 +50,12 @@ CREATE TABLE postrunner.jobs (
     )
 );
 
--- The claim walks this in order; only runnable jobs are in it.
-CREATE INDEX jobs_claim_idx ON postrunner.jobs (priority DESC, run_at, id) WHERE state = 'available';
+-- The claim walks this in order; only runnable jobs are in it. The key is written as
+-- ((-priority), run_at, id), all ascending, so that a claim can start *after* a row-value
+-- cursor (sql/queue/claim.sql): claimed jobs leave dead entries at the head of the index
+-- until VACUUM, and a worker draining a large backlog would otherwise walk all of them
+-- on every claim.
+CREATE INDEX jobs_claim_idx ON postrunner.jobs ((-priority), run_at, id) WHERE state = 'available';
 -- Promotion of due scheduled/retryable jobs.
 CREATE INDEX jobs_waiting_idx ON postrunner.jobs (run_at) WHERE state IN ('scheduled', 'retryable');
 -- Heartbeats (by worker) and lease rescue (by expiry) over the small running set.

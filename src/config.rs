@@ -10,14 +10,24 @@ use crate::queue::retry::Backoff;
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
-#[command(name = "postrunner", version, about = "Outreach email delivery on a PostgreSQL job queue")]
+#[command(
+    name = "postrunner",
+    version,
+    about = "Outreach email delivery on a PostgreSQL job queue"
+)]
 pub struct Cli {
     /// PostgreSQL URL. `demo` and `bench` find or start a local server when it is unset.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// Log output format.
-    #[arg(long, env = "POSTRUNNER_LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    #[arg(
+        long,
+        env = "POSTRUNNER_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -45,7 +55,7 @@ pub struct WorkerArgs {
     pub concurrency: usize,
     /// Jobs claimed ahead of free slots (they wait in this process, leased), so fast
     /// jobs never wait for a claim round trip. 0 claims only for free slots.
-    #[arg(long, env = "POSTRUNNER_PREFETCH", default_value_t = 16)]
+    #[arg(long, env = "POSTRUNNER_PREFETCH", default_value_t = 64)]
     pub prefetch: usize,
     /// How long a claimed job stays this worker's without a heartbeat; a killed worker's
     /// jobs are rescued about this long after its last heartbeat.
@@ -77,7 +87,10 @@ pub enum ConfigError {
     #[error("--concurrency must be at least 1")]
     NoConcurrency,
     #[error("--heartbeat ({heartbeat:?}) must be at most half of --lease ({lease:?}), or leases expire between heartbeats")]
-    HeartbeatTooSlow { heartbeat: Duration, lease: Duration },
+    HeartbeatTooSlow {
+        heartbeat: Duration,
+        lease: Duration,
+    },
     #[error("--max-connections must be at least 4 (listen, claim, complete, heartbeat)")]
     TooFewConnections,
 }
@@ -92,7 +105,10 @@ impl WorkerArgs {
             return Err(ConfigError::NoConcurrency);
         }
         if self.heartbeat * 2 > self.lease {
-            return Err(ConfigError::HeartbeatTooSlow { heartbeat: self.heartbeat, lease: self.lease });
+            return Err(ConfigError::HeartbeatTooSlow {
+                heartbeat: self.heartbeat,
+                lease: self.lease,
+            });
         }
         if self.max_connections < 4 {
             return Err(ConfigError::TooFewConnections);
@@ -141,7 +157,7 @@ pub struct BenchQueueArgs {
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// Jobs claimed ahead of free slots (as `worker --prefetch`).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 64)]
     pub prefetch: usize,
     /// Samples for the pickup-latency measurement (one job at a time, workers idle).
     #[arg(long, default_value_t = 300)]
@@ -160,8 +176,20 @@ mod tests {
 
     #[test]
     fn heartbeat_slower_than_half_the_lease_is_refused() {
-        let cli = Cli::parse_from(["postrunner", "worker", "--lease", "10s", "--heartbeat", "6s"]);
-        let Command::Worker(args) = cli.command else { panic!("worker") };
-        assert!(matches!(args.executor_config(), Err(ConfigError::HeartbeatTooSlow { .. })));
+        let cli = Cli::parse_from([
+            "postrunner",
+            "worker",
+            "--lease",
+            "10s",
+            "--heartbeat",
+            "6s",
+        ]);
+        let Command::Worker(args) = cli.command else {
+            panic!("worker")
+        };
+        assert!(matches!(
+            args.executor_config(),
+            Err(ConfigError::HeartbeatTooSlow { .. })
+        ));
     }
 }

@@ -23,9 +23,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let required_url = || {
-        cli.database_url
-            .clone()
-            .context("DATABASE_URL is not set (for example postgres://postgres@127.0.0.1:5432/postrunner)")
+        cli.database_url.clone().context(
+            "DATABASE_URL is not set (for example postgres://postgres@127.0.0.1:5432/postrunner)",
+        )
     };
     match cli.command {
         Command::Migrate => {
@@ -46,9 +46,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = db::pool(&required_url()?, 3, "postrunner-scheduler")?;
             roles::scheduler::run(pool, shutdown::on_signals()).await
         }
-        Command::Demo(ref args) => commands::demo::run(cli.database_url.clone(), args.clone()).await,
+        Command::Demo(ref args) => {
+            commands::demo::run(cli.database_url.clone(), args.clone()).await
+        }
         Command::Bench(ref bench) => match &bench.what {
-            BenchWhat::Queue(args) => commands::bench::queue::run(cli.database_url.clone(), args.clone()).await,
+            BenchWhat::Queue(args) => {
+                commands::bench::queue::run(cli.database_url.clone(), args.clone()).await
+            }
         },
     }
 }

@@ -30,10 +30,21 @@ pub struct InvalidCron {
 ///
 /// # Errors
 /// [`InvalidCron`] when the expression does not parse or has no future tick.
-pub fn next_tick(schedule: &str, cron: &str, after: DateTime<Utc>) -> Result<DateTime<Utc>, InvalidCron> {
-    let invalid = |reason: String| InvalidCron { schedule: schedule.into(), cron: cron.into(), reason };
+pub fn next_tick(
+    schedule: &str,
+    cron: &str,
+    after: DateTime<Utc>,
+) -> Result<DateTime<Utc>, InvalidCron> {
+    let invalid = |reason: String| InvalidCron {
+        schedule: schedule.into(),
+        cron: cron.into(),
+        reason,
+    };
     let parsed = cron::Schedule::from_str(cron).map_err(|e| invalid(e.to_string()))?;
-    parsed.after(&after).next().ok_or_else(|| invalid("it has no future tick".into()))
+    parsed
+        .after(&after)
+        .next()
+        .ok_or_else(|| invalid("it has no future tick".into()))
 }
 
 #[derive(sqlx::FromRow)]
@@ -66,7 +77,11 @@ pub enum PeriodicError {
 ///
 /// # Errors
 /// [`PeriodicError`] on database errors; invalid cron expressions are logged and skipped.
-pub async fn run_due(pool: &PgPool, me: Uuid, now: Option<DateTime<Utc>>) -> Result<Pass, PeriodicError> {
+pub async fn run_due(
+    pool: &PgPool,
+    me: Uuid,
+    now: Option<DateTime<Utc>>,
+) -> Result<Pass, PeriodicError> {
     let now = match now {
         Some(now) => now,
         None => sqlx::query_scalar("SELECT now()").fetch_one(pool).await?,
@@ -84,7 +99,12 @@ pub async fn run_due(pool: &PgPool, me: Uuid, now: Option<DateTime<Utc>>) -> Res
         match s.next_run_at {
             // Never run: set its first tick; nothing is due yet.
             None => {
-                sqlx::query(ADVANCE).bind(&s.name).bind(None::<DateTime<Utc>>).bind(following).execute(pool).await?;
+                sqlx::query(ADVANCE)
+                    .bind(&s.name)
+                    .bind(None::<DateTime<Utc>>)
+                    .bind(following)
+                    .execute(pool)
+                    .await?;
                 pass.next_tick = earliest(pass.next_tick, following);
             }
             Some(tick) if tick <= now => {
@@ -134,7 +154,10 @@ mod tests {
         let next = next_tick("t", "*/5 * * * * *", at).unwrap();
         assert_eq!(next, Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 5).unwrap());
         // Strictly after: a tick at `after` itself is not returned.
-        assert_eq!(next_tick("t", "*/5 * * * * *", next).unwrap(), Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 10).unwrap());
+        assert_eq!(
+            next_tick("t", "*/5 * * * * *", next).unwrap(),
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 10).unwrap()
+        );
     }
 
     #[test]

@@ -28,9 +28,9 @@ impl Secret<String> {
     /// [`MissingSecret`] when the variable is unset or not valid UTF-8; the error names
     /// the variable, never a value.
     pub fn from_env(name: &str) -> Result<Self, MissingSecret> {
-        std::env::var(name)
-            .map(Self)
-            .map_err(|_| MissingSecret { variable: name.to_owned() })
+        std::env::var(name).map(Self).map_err(|_| MissingSecret {
+            variable: name.to_owned(),
+        })
     }
 }
 

@@ -11,7 +11,12 @@ async fn insert_error(db: &TestDb, columns: &str, values: &str) -> Option<String
     let sql = format!("INSERT INTO postrunner.outbox ({columns}) VALUES ({values})");
     match sqlx::query(&sql).execute(&db.pool).await {
         Ok(_) => None,
-        Err(e) => Some(e.as_database_error().expect("a database error").message().to_owned()),
+        Err(e) => Some(
+            e.as_database_error()
+                .expect("a database error")
+                .message()
+                .to_owned(),
+        ),
     }
 }
 
@@ -21,34 +26,103 @@ async fn every_class_of_bad_insert_is_refused_with_a_clear_message() {
     factory::client(&db.pool, "acme", "q1").await;
     let base = "client, direction, to_address, subject, text_body";
     let cases: &[(&str, &str, &str)] = &[
-        (base, "'nope', 'q1', 'a@example.org', 'Hi', 'x'", "unknown client 'nope'"),
-        (base, "'acme', 'q9', 'a@example.org', 'Hi', 'x'", "unknown direction 'q9' for client 'acme'"),
-        (base, "'acme', 'q1', 'not-an-address', 'Hi', 'x'", "to_address 'not-an-address' is not a valid email address"),
-        (base, "'acme', 'q1', 'a@example', 'Hi', 'x'", "is not a valid email address"),
-        (base, "'acme', 'q1', 'a@example.org', '  ', 'x'", "subject must not be empty"),
-        (base, "'acme', 'q1', 'a@example.org', E'Hi\\r\\nBcc: x@evil.test', 'x'", "subject must be a single line"),
-        (base, "'acme', 'q1', 'a@example.org', 'Hi', ''", "a message needs a text_body or an html_body"),
-        ("client, direction, to_address, subject", "'acme', 'q1', 'a@example.org', 'Hi'", "a message needs a text_body or an html_body"),
+        (
+            base,
+            "'nope', 'q1', 'a@example.org', 'Hi', 'x'",
+            "unknown client 'nope'",
+        ),
+        (
+            base,
+            "'acme', 'q9', 'a@example.org', 'Hi', 'x'",
+            "unknown direction 'q9' for client 'acme'",
+        ),
+        (
+            base,
+            "'acme', 'q1', 'not-an-address', 'Hi', 'x'",
+            "to_address 'not-an-address' is not a valid email address",
+        ),
+        (
+            base,
+            "'acme', 'q1', 'a@example', 'Hi', 'x'",
+            "is not a valid email address",
+        ),
+        (
+            base,
+            "'acme', 'q1', 'a@example.org', '  ', 'x'",
+            "subject must not be empty",
+        ),
+        (
+            base,
+            "'acme', 'q1', 'a@example.org', E'Hi\\r\\nBcc: x@evil.test', 'x'",
+            "subject must be a single line",
+        ),
+        (
+            base,
+            "'acme', 'q1', 'a@example.org', 'Hi', ''",
+            "a message needs a text_body or an html_body",
+        ),
+        (
+            "client, direction, to_address, subject",
+            "'acme', 'q1', 'a@example.org', 'Hi'",
+            "a message needs a text_body or an html_body",
+        ),
         (
             "client, direction, to_address, subject, text_body",
             "'acme', 'q1', 'a@example.org', 'Hi', repeat('x', 1048577)",
             "body is 1048577 bytes, over the limit of 1048576 bytes",
         ),
-        ("client, direction, to_address, subject, text_body, headers", "'acme', 'q1', 'a@example.org', 'Hi', 'x', '[1, 2]'", "headers must be a JSON object"),
-        ("client, direction, to_address, subject, text_body, headers", "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"From\": \"ceo@acme.test\"}'", "header 'From' is set by postrunner"),
-        ("client, direction, to_address, subject, text_body, headers", "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"message-id\": \"<x@y>\"}'", "header 'message-id' is set by postrunner"),
-        ("client, direction, to_address, subject, text_body, headers", "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"X-Tag\": 5}'", "header 'X-Tag' must have a text value"),
-        ("client, direction, to_address, subject, text_body, headers", "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"X-Tag\": \"a\\r\\nBcc: x@evil.test\"}'", "header 'X-Tag' must be a single line"),
-        ("client, direction, to_address, subject, text_body, headers", "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"Bad Name\": \"v\"}'", "header name 'Bad Name' is not a valid header field name"),
-        ("client, direction, to_address, subject, text_body, metadata", "'acme', 'q1', 'a@example.org', 'Hi', 'x', '\"text\"'", "metadata must be a JSON object"),
+        (
+            "client, direction, to_address, subject, text_body, headers",
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '[1, 2]'",
+            "headers must be a JSON object",
+        ),
+        (
+            "client, direction, to_address, subject, text_body, headers",
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"From\": \"ceo@acme.test\"}'",
+            "header 'From' is set by postrunner",
+        ),
+        (
+            "client, direction, to_address, subject, text_body, headers",
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"message-id\": \"<x@y>\"}'",
+            "header 'message-id' is set by postrunner",
+        ),
+        (
+            "client, direction, to_address, subject, text_body, headers",
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"X-Tag\": 5}'",
+            "header 'X-Tag' must have a text value",
+        ),
+        (
+            "client, direction, to_address, subject, text_body, headers",
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"X-Tag\": \"a\\r\\nBcc: x@evil.test\"}'",
+            "header 'X-Tag' must be a single line",
+        ),
+        (
+            "client, direction, to_address, subject, text_body, headers",
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"Bad Name\": \"v\"}'",
+            "header name 'Bad Name' is not a valid header field name",
+        ),
+        (
+            "client, direction, to_address, subject, text_body, metadata",
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '\"text\"'",
+            "metadata must be a JSON object",
+        ),
     ];
     for (columns, values, expected) in cases {
-        let error = insert_error(&db, columns, values).await.unwrap_or_else(|| panic!("accepted: {values}"));
-        assert!(error.contains(expected), "for ({values}) expected {expected:?}, got {error:?}");
+        let error = insert_error(&db, columns, values)
+            .await
+            .unwrap_or_else(|| panic!("accepted: {values}"));
+        assert!(
+            error.contains(expected),
+            "for ({values}) expected {expected:?}, got {error:?}"
+        );
         assert!(error.starts_with("postrunner.outbox: "), "{error}");
     }
-    let (messages, jobs): (i64, i64) =
-        sqlx::query_as("SELECT (SELECT count(*) FROM postrunner.outbox), (SELECT count(*) FROM postrunner.jobs)").fetch_one(&db.pool).await.unwrap();
+    let (messages, jobs): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM postrunner.outbox), (SELECT count(*) FROM postrunner.jobs)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!((messages, jobs), (0, 0), "nothing was enqueued");
 
     // Good input with allowed extras is accepted.
@@ -63,13 +137,22 @@ async fn every_class_of_bad_insert_is_refused_with_a_clear_message() {
 async fn the_body_limit_is_a_database_setting() {
     let db = TestDb::new().await;
     factory::client(&db.pool, "acme", "q1").await;
-    sqlx::query(&format!("ALTER DATABASE {} SET postrunner.max_body_bytes = '10'", db.name)).execute(&db.pool).await.unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE {} SET postrunner.max_body_bytes = '10'",
+        db.name
+    ))
+    .execute(&db.pool)
+    .await
+    .unwrap();
     let pool = db.another_pool(1); // new sessions see the setting
     let error = sqlx::query("INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body) VALUES ('acme', 'q1', 'a@example.org', 'Hi', 'eleven char')")
         .execute(&pool)
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("over the limit of 10 bytes"), "{error}");
+    assert!(
+        error.to_string().contains("over the limit of 10 bytes"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -79,14 +162,27 @@ async fn a_repeated_idempotency_key_creates_no_second_message() {
     let insert = "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, idempotency_key)
                   VALUES ('acme', 'q1', 'jane@example.org', 'Hi', 'x', 'lead-42') ON CONFLICT DO NOTHING RETURNING id";
 
-    let first: Option<uuid::Uuid> = sqlx::query_scalar(insert).fetch_optional(&db.pool).await.unwrap();
-    let second: Option<uuid::Uuid> = sqlx::query_scalar(insert).fetch_optional(&db.pool).await.unwrap();
+    let first: Option<uuid::Uuid> = sqlx::query_scalar(insert)
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap();
+    let second: Option<uuid::Uuid> = sqlx::query_scalar(insert)
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap();
 
     assert!(first.is_some());
     assert_eq!(second, None);
-    assert_eq!(factory::job_count(&db.pool).await, 1, "one job for one message");
+    assert_eq!(
+        factory::job_count(&db.pool).await,
+        1,
+        "one job for one message"
+    );
     // Without ON CONFLICT the duplicate is an error naming the constraint.
-    let err = sqlx::query(&insert.replace(" ON CONFLICT DO NOTHING", "")).execute(&db.pool).await.unwrap_err();
+    let err = sqlx::query(&insert.replace(" ON CONFLICT DO NOTHING", ""))
+        .execute(&db.pool)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("outbox_idempotency"), "{err}");
 }
 
@@ -97,7 +193,10 @@ async fn an_inserted_message_is_sent_and_its_status_readable() {
     let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
     assert_eq!(factory::status(&db.pool, id).await, "queued");
 
-    executor(&db.pool, registry(&db.pool), fast_config()).drain(None).await.unwrap();
+    executor(&db.pool, registry(&db.pool), fast_config())
+        .drain(None)
+        .await
+        .unwrap();
 
     let (status, attempts, provider, provider_message_id, sent): (String, i32, Option<String>, Option<String>, bool) = sqlx::query_as(
         "SELECT status::text, attempts, provider, provider_message_id, sent_at IS NOT NULL FROM postrunner.outbox WHERE id = $1",
@@ -106,7 +205,10 @@ async fn an_inserted_message_is_sent_and_its_status_readable() {
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    assert_eq!((status.as_str(), attempts, provider.as_deref(), sent), ("sent", 1, Some("log"), true));
+    assert_eq!(
+        (status.as_str(), attempts, provider.as_deref(), sent),
+        ("sent", 1, Some("log"), true)
+    );
     assert!(provider_message_id.unwrap().starts_with("log-"));
     assert_eq!(factory::job_count(&db.pool).await, 0);
 }
@@ -121,8 +223,11 @@ async fn a_claimed_message_reads_as_sending() {
         limit: 1,
         lease: std::time::Duration::from_secs(30),
         now: None,
+        after: None,
     };
-    postrunner::queue::claim::claim(&db.pool, request).await.unwrap();
+    postrunner::queue::claim::claim(&db.pool, request)
+        .await
+        .unwrap();
     assert_eq!(factory::status(&db.pool, id).await, "sending");
 }
 
@@ -139,7 +244,10 @@ async fn a_queued_message_is_cancelled_with_an_update_and_never_sent() {
         .await
         .unwrap()
         .rows_affected();
-    executor(&db.pool, registry(&db.pool), fast_config()).drain(None).await.unwrap();
+    executor(&db.pool, registry(&db.pool), fast_config())
+        .drain(None)
+        .await
+        .unwrap();
 
     assert_eq!(cancelled, 1);
     assert_eq!(factory::status(&db.pool, drop).await, "cancelled");
@@ -158,12 +266,30 @@ async fn applications_cannot_write_other_statuses_or_cancel_sent_messages() {
     factory::client(&db.pool, "acme", "q1").await;
     let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
 
-    let err = sqlx::query("UPDATE postrunner.outbox SET status = 'sent' WHERE id = $1").bind(id).execute(&db.pool).await.unwrap_err();
-    assert!(err.to_string().contains("may only set it to 'cancelled'"), "{err}");
+    let err = sqlx::query("UPDATE postrunner.outbox SET status = 'sent' WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("may only set it to 'cancelled'"),
+        "{err}"
+    );
 
-    executor(&db.pool, registry(&db.pool), fast_config()).drain(None).await.unwrap();
-    let err = sqlx::query("UPDATE postrunner.outbox SET status = 'cancelled' WHERE id = $1").bind(id).execute(&db.pool).await.unwrap_err();
-    assert!(err.to_string().contains("is sent and can no longer be cancelled"), "{err}");
+    executor(&db.pool, registry(&db.pool), fast_config())
+        .drain(None)
+        .await
+        .unwrap();
+    let err = sqlx::query("UPDATE postrunner.outbox SET status = 'cancelled' WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is sent and can no longer be cancelled"),
+        "{err}"
+    );
     assert_eq!(factory::status(&db.pool, id).await, "sent");
 }
 
@@ -174,7 +300,10 @@ async fn a_message_being_sent_cannot_be_cancelled() {
     let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
     // A worker holds the job's row lock (mid-claim); the outbox still says queued.
     let mut worker_tx = db.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM postrunner.jobs FOR UPDATE").execute(&mut *worker_tx).await.unwrap();
+    sqlx::query("SELECT 1 FROM postrunner.jobs FOR UPDATE")
+        .execute(&mut *worker_tx)
+        .await
+        .unwrap();
 
     let err = sqlx::query("UPDATE postrunner.outbox SET status = 'cancelled' WHERE id = $1 AND status IN ('queued', 'retrying')")
         .bind(id)
@@ -182,7 +311,11 @@ async fn a_message_being_sent_cannot_be_cancelled() {
         .await
         .unwrap_err();
 
-    assert!(err.to_string().contains("is being sent and can no longer be cancelled"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is being sent and can no longer be cancelled"),
+        "{err}"
+    );
     worker_tx.rollback().await.unwrap();
     assert_eq!(factory::status(&db.pool, id).await, "queued");
 }
@@ -193,20 +326,39 @@ async fn retries_show_on_the_message_and_a_failed_message_can_be_redriven() {
     factory::client(&db.pool, "acme", "q1").await;
     let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
     // Fail the carrying job as the queue would after a transient provider error.
-    let exec = executor(&db.pool, crate::support::run::only("email.send", AlwaysTransient), fast_config());
+    let exec = executor(
+        &db.pool,
+        crate::support::run::only("email.send", AlwaysTransient),
+        fast_config(),
+    );
     exec.drain(None).await.unwrap();
 
-    let (status, attempts, last_error): (String, i32, Option<String>) =
-        sqlx::query_as("SELECT status::text, attempts, last_error FROM postrunner.outbox WHERE id = $1").bind(id).fetch_one(&db.pool).await.unwrap();
+    let (status, attempts, last_error): (String, i32, Option<String>) = sqlx::query_as(
+        "SELECT status::text, attempts, last_error FROM postrunner.outbox WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!((status.as_str(), attempts), ("retrying", 1));
     assert_eq!(last_error.as_deref(), Some("provider unavailable"));
 
-    sqlx::query("UPDATE postrunner.jobs SET state = 'discarded' WHERE kind = 'email.send'").execute(&db.pool).await.unwrap();
+    sqlx::query("UPDATE postrunner.jobs SET state = 'discarded' WHERE kind = 'email.send'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(factory::status(&db.pool, id).await, "failed");
 
-    let was: String = sqlx::query_scalar("SELECT postrunner.retry_message($1)::text").bind(id).fetch_one(&db.pool).await.unwrap();
+    let was: String = sqlx::query_scalar("SELECT postrunner.retry_message($1)::text")
+        .bind(id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(was, "failed");
-    executor(&db.pool, registry(&db.pool), fast_config()).drain(None).await.unwrap();
+    executor(&db.pool, registry(&db.pool), fast_config())
+        .drain(None)
+        .await
+        .unwrap();
     assert_eq!(factory::status(&db.pool, id).await, "sent");
 }
 
@@ -214,8 +366,13 @@ struct AlwaysTransient;
 
 #[async_trait::async_trait]
 impl postrunner::queue::handler::Handler for AlwaysTransient {
-    async fn run(&self, _: &postrunner::queue::ClaimedJob) -> Result<Option<serde_json::Value>, postrunner::queue::handler::JobError> {
-        Err(postrunner::queue::handler::JobError::Retry("provider unavailable".into()))
+    async fn run(
+        &self,
+        _: &postrunner::queue::ClaimedJob,
+    ) -> Result<Option<serde_json::Value>, postrunner::queue::handler::JobError> {
+        Err(postrunner::queue::handler::JobError::Retry(
+            "provider unavailable".into(),
+        ))
     }
 }
 
@@ -230,12 +387,25 @@ async fn a_message_with_send_after_waits() {
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&db.pool).await.unwrap();
+    let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     let exec = executor(&db.pool, registry(&db.pool), fast_config());
 
-    assert_eq!(exec.drain(Some(now + chrono::Duration::minutes(59))).await.unwrap(), 0);
+    assert_eq!(
+        exec.drain(Some(now + chrono::Duration::minutes(59)))
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(factory::status(&db.pool, id).await, "queued");
-    assert_eq!(exec.drain(Some(now + chrono::Duration::minutes(61))).await.unwrap(), 1);
+    assert_eq!(
+        exec.drain(Some(now + chrono::Duration::minutes(61)))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(factory::status(&db.pool, id).await, "sent");
 }
 
@@ -255,7 +425,9 @@ async fn one_insert_statement_sends_one_notification() {
     .unwrap();
 
     let mut received = 0;
-    while let Ok(Ok(_)) = tokio::time::timeout(std::time::Duration::from_millis(300), listener.recv()).await {
+    while let Ok(Ok(_)) =
+        tokio::time::timeout(std::time::Duration::from_millis(300), listener.recv()).await
+    {
         received += 1;
     }
     assert_eq!(received, 1, "500 rows, one statement, one NOTIFY");

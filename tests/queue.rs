@@ -19,7 +19,10 @@ use crate::support::run::{executor, fast_config, only, registry, spawn, Recorder
 use crate::support::{eventually, factory};
 
 async fn db_now(db: &TestDb) -> DateTime<Utc> {
-    sqlx::query_scalar("SELECT now()").fetch_one(&db.pool).await.unwrap()
+    sqlx::query_scalar("SELECT now()")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
 }
 
 fn secs(n: i64) -> chrono::Duration {
@@ -30,7 +33,10 @@ fn secs(n: i64) -> chrono::Duration {
 async fn eight_concurrent_claimers_take_disjoint_jobs() {
     // Arrange: 4,000 jobs; eight claimers, each with its own pool (as separate processes).
     let db = TestDb::new().await;
-    let ids: HashSet<i64> = factory::jobs(&db.pool, "noop", 4000, json!({})).await.into_iter().collect();
+    let ids: HashSet<i64> = factory::jobs(&db.pool, "noop", 4000, json!({}))
+        .await
+        .into_iter()
+        .collect();
 
     // Act: all claim batches of 25 concurrently until nothing is left; nobody completes,
     // so every lease stays live for the whole test.
@@ -41,7 +47,13 @@ async fn eight_concurrent_claimers_take_disjoint_jobs() {
             let worker = Uuid::new_v4();
             let mut mine = Vec::new();
             loop {
-                let request = ClaimRequest { worker, limit: 25, lease: Duration::from_secs(300), now: None };
+                let request = ClaimRequest {
+                    worker,
+                    limit: 25,
+                    lease: Duration::from_secs(300),
+                    now: None,
+                    after: None,
+                };
                 let batch = claim(&pool, request).await.unwrap();
                 if batch.is_empty() {
                     return mine;
@@ -72,7 +84,13 @@ async fn eight_executors_run_every_job_exactly_once() {
     let recorder = Recorder::default();
 
     let running: Vec<_> = (0..8)
-        .map(|_| spawn(&db.another_pool(5), only("noop", recorder.clone()), fast_config()))
+        .map(|_| {
+            spawn(
+                &db.another_pool(5),
+                only("noop", recorder.clone()),
+                fast_config(),
+            )
+        })
         .collect();
     let pool = db.pool.clone();
     eventually(Duration::from_secs(60), "the queue is drained", || {
@@ -97,12 +115,18 @@ async fn failed_attempts_retry_after_one_five_and_fifteen_minutes_then_fail() {
     let t0 = db_now(&db).await;
 
     assert_eq!(exec.tick(Some(t0)).await.unwrap(), 1);
-    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Retryable, 1)));
+    assert_eq!(
+        factory::job(&db.pool, id).await,
+        Some((JobState::Retryable, 1))
+    );
 
     // Not before one minute; then the second attempt.
     assert_eq!(exec.tick(Some(t0 + secs(59))).await.unwrap(), 0);
     assert_eq!(exec.tick(Some(t0 + secs(61))).await.unwrap(), 1);
-    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Retryable, 2)));
+    assert_eq!(
+        factory::job(&db.pool, id).await,
+        Some((JobState::Retryable, 2))
+    );
 
     // Five minutes after the second failure.
     let t2 = t0 + secs(61);
@@ -113,12 +137,23 @@ async fn failed_attempts_retry_after_one_five_and_fifteen_minutes_then_fail() {
     let t3 = t2 + secs(301);
     assert_eq!(exec.tick(Some(t3 + secs(899))).await.unwrap(), 0);
     assert_eq!(exec.tick(Some(t3 + secs(901))).await.unwrap(), 1);
-    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Discarded, 4)));
-    assert_eq!(exec.tick(Some(t3 + secs(100_000))).await.unwrap(), 0, "a failed job is not retried");
+    assert_eq!(
+        factory::job(&db.pool, id).await,
+        Some((JobState::Discarded, 4))
+    );
+    assert_eq!(
+        exec.tick(Some(t3 + secs(100_000))).await.unwrap(),
+        0,
+        "a failed job is not retried"
+    );
 
     // The error history is kept: one entry per attempt.
     let (errors, last_error): (serde_json::Value, String) =
-        sqlx::query_as("SELECT errors, last_error FROM postrunner.jobs WHERE id = $1").bind(id).fetch_one(&db.pool).await.unwrap();
+        sqlx::query_as("SELECT errors, last_error FROM postrunner.jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(errors.as_array().unwrap().len(), 4);
     assert_eq!(last_error, "asked to fail (attempt 4)");
 }
@@ -136,11 +171,23 @@ async fn a_failed_job_is_redriven_with_one_sql_call() {
         .unwrap();
     assert_eq!(exec.drain(None).await.unwrap(), 0);
 
-    sqlx::query("SELECT postrunner.retry_job($1)").bind(id).execute(&db.pool).await.unwrap();
+    sqlx::query("SELECT postrunner.retry_job($1)")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
 
     assert_eq!(exec.drain(None).await.unwrap(), 1);
-    assert_eq!(recorder.runs(), vec![(id, 1)], "it ran again with a fresh attempt budget");
-    assert_eq!(factory::job(&db.pool, id).await, None, "completed jobs are deleted");
+    assert_eq!(
+        recorder.runs(),
+        vec![(id, 1)],
+        "it ran again with a fresh attempt budget"
+    );
+    assert_eq!(
+        factory::job(&db.pool, id).await,
+        None,
+        "completed jobs are deleted"
+    );
 }
 
 #[tokio::test]
@@ -149,25 +196,40 @@ async fn permanent_failures_are_discarded_at_once() {
     let exec = executor(&db.pool, registry(&db.pool), fast_config());
     let id = factory::jobs(&db.pool, "noop", 1, json!({"fail": "permanent"})).await[0];
     exec.drain(None).await.unwrap();
-    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Discarded, 1)));
+    assert_eq!(
+        factory::job(&db.pool, id).await,
+        Some((JobState::Discarded, 1))
+    );
 }
 
 #[tokio::test]
 async fn a_unique_key_allows_one_live_job() {
     let db = TestDb::new().await;
-    let job = NewJob { unique_key: Some("report:acme".into()), ..NewJob::new("noop", json!({})) };
+    let job = NewJob {
+        unique_key: Some("report:acme".into()),
+        ..NewJob::new("noop", json!({}))
+    };
 
     let first = enqueue(&db.pool, &job).await.unwrap();
     let second = enqueue(&db.pool, &job).await.unwrap();
     assert!(first.is_some());
-    assert_eq!(second, None, "a second live job with the key is not created");
+    assert_eq!(
+        second, None,
+        "a second live job with the key is not created"
+    );
 
     // Once the first has completed, the key is free again.
-    executor(&db.pool, registry(&db.pool), fast_config()).drain(None).await.unwrap();
+    executor(&db.pool, registry(&db.pool), fast_config())
+        .drain(None)
+        .await
+        .unwrap();
     assert!(enqueue(&db.pool, &job).await.unwrap().is_some());
 
     // A discarded job does not hold the key either.
-    sqlx::query("UPDATE postrunner.jobs SET state = 'discarded' WHERE unique_key = 'report:acme'").execute(&db.pool).await.unwrap();
+    sqlx::query("UPDATE postrunner.jobs SET state = 'discarded' WHERE unique_key = 'report:acme'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     assert!(enqueue(&db.pool, &job).await.unwrap().is_some());
 }
 
@@ -175,9 +237,23 @@ async fn a_unique_key_allows_one_live_job() {
 async fn higher_priority_jobs_are_claimed_first() {
     let db = TestDb::new().await;
     for priority in [0i16, 5, -3, 10] {
-        enqueue(&db.pool, &NewJob { priority, ..NewJob::new("noop", json!({ "p": priority })) }).await.unwrap();
+        enqueue(
+            &db.pool,
+            &NewJob {
+                priority,
+                ..NewJob::new("noop", json!({ "p": priority }))
+            },
+        )
+        .await
+        .unwrap();
     }
-    let request = ClaimRequest { worker: Uuid::new_v4(), limit: 10, lease: Duration::from_secs(30), now: None };
+    let request = ClaimRequest {
+        worker: Uuid::new_v4(),
+        limit: 10,
+        lease: Duration::from_secs(30),
+        now: None,
+        after: None,
+    };
     let claimed = claim(&db.pool, request).await.unwrap();
     let order: Vec<i16> = claimed.iter().map(|j| j.priority).collect();
     assert_eq!(order, vec![10, 5, 0, -3]);
@@ -187,11 +263,21 @@ async fn higher_priority_jobs_are_claimed_first() {
 async fn delayed_jobs_wait_until_their_time() {
     let db = TestDb::new().await;
     let now = db_now(&db).await;
-    let id = enqueue(&db.pool, &NewJob { run_at: Some(now + secs(120)), ..NewJob::new("noop", json!({})) })
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Scheduled, 0)), "kept out of the claim index");
+    let id = enqueue(
+        &db.pool,
+        &NewJob {
+            run_at: Some(now + secs(120)),
+            ..NewJob::new("noop", json!({}))
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        factory::job(&db.pool, id).await,
+        Some((JobState::Scheduled, 0)),
+        "kept out of the claim index"
+    );
 
     let exec = executor(&db.pool, registry(&db.pool), fast_config());
     assert_eq!(exec.tick(Some(now + secs(119))).await.unwrap(), 0);
@@ -207,10 +293,34 @@ async fn a_worker_whose_lease_was_rescued_cannot_complete_the_job() {
     let lease = Duration::from_secs(30);
 
     // Worker A claims, then stalls past its lease; the job is rescued and B claims it.
-    let a = claim(&db.pool, ClaimRequest { worker: Uuid::new_v4(), limit: 1, lease, now: Some(now) }).await.unwrap();
-    let rescued = rescue_expired(&db.pool, Some(now + secs(31))).await.unwrap();
+    let a = claim(
+        &db.pool,
+        ClaimRequest {
+            worker: Uuid::new_v4(),
+            limit: 1,
+            lease,
+            now: Some(now),
+            after: None,
+        },
+    )
+    .await
+    .unwrap();
+    let rescued = rescue_expired(&db.pool, Some(now + secs(31)))
+        .await
+        .unwrap();
     assert_eq!(rescued.requeued, 1);
-    let b = claim(&db.pool, ClaimRequest { worker: Uuid::new_v4(), limit: 1, lease, now: Some(now + secs(32)) }).await.unwrap();
+    let b = claim(
+        &db.pool,
+        ClaimRequest {
+            worker: Uuid::new_v4(),
+            limit: 1,
+            lease,
+            now: Some(now + secs(32)),
+            after: None,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!((a[0].id, b[0].id), (id, id));
     assert_eq!(b[0].attempts, 2, "the lost attempt counts");
 
@@ -222,15 +332,37 @@ async fn a_worker_whose_lease_was_rescued_cannot_complete_the_job() {
         kind: job.kind.clone(),
         outcome,
     };
-    let fail = Outcome::Failed { error: "late".into(), decision: postrunner::queue::retry::Decision::Discard };
-    let report = finish(&db.pool, &reg, &[as_finished(&a[0], fail)], None).await.unwrap();
+    let fail = Outcome::Failed {
+        error: "late".into(),
+        decision: postrunner::queue::retry::Decision::Discard,
+    };
+    let report = finish(&db.pool, &reg, &[as_finished(&a[0], fail)], None)
+        .await
+        .unwrap();
     assert_eq!(report.lost, 1);
-    let report = finish(&db.pool, &reg, &[as_finished(&a[0], Outcome::Completed(None))], None).await.unwrap();
+    let report = finish(
+        &db.pool,
+        &reg,
+        &[as_finished(&a[0], Outcome::Completed(None))],
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.lost, 1);
-    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Running, 2)));
+    assert_eq!(
+        factory::job(&db.pool, id).await,
+        Some((JobState::Running, 2))
+    );
 
     // B completes it.
-    let report = finish(&db.pool, &reg, &[as_finished(&b[0], Outcome::Completed(None))], None).await.unwrap();
+    let report = finish(
+        &db.pool,
+        &reg,
+        &[as_finished(&b[0], Outcome::Completed(None))],
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.completed, 1);
     assert_eq!(factory::job(&db.pool, id).await, None);
 }
@@ -239,14 +371,32 @@ async fn a_worker_whose_lease_was_rescued_cannot_complete_the_job() {
 async fn a_rescued_job_that_used_its_last_attempt_fails() {
     let db = TestDb::new().await;
     let id = factory::jobs(&db.pool, "noop", 1, json!({})).await[0];
-    sqlx::query("UPDATE postrunner.jobs SET max_attempts = 1 WHERE id = $1").bind(id).execute(&db.pool).await.unwrap();
+    sqlx::query("UPDATE postrunner.jobs SET max_attempts = 1 WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let now = db_now(&db).await;
-    claim(&db.pool, ClaimRequest { worker: Uuid::new_v4(), limit: 1, lease: Duration::from_secs(5), now: Some(now) }).await.unwrap();
+    claim(
+        &db.pool,
+        ClaimRequest {
+            worker: Uuid::new_v4(),
+            limit: 1,
+            lease: Duration::from_secs(5),
+            now: Some(now),
+            after: None,
+        },
+    )
+    .await
+    .unwrap();
 
     let rescued = rescue_expired(&db.pool, Some(now + secs(6))).await.unwrap();
 
     assert_eq!((rescued.requeued, rescued.discarded), (0, 1));
-    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Discarded, 1)));
+    assert_eq!(
+        factory::job(&db.pool, id).await,
+        Some((JobState::Discarded, 1))
+    );
 }
 
 #[tokio::test]
@@ -281,7 +431,10 @@ async fn a_notification_wakes_an_idle_worker_without_polling() {
     let db = TestDb::new().await;
     let recorder = Recorder::default();
     // Polling every minute: only the NOTIFY can explain a quick pickup.
-    let config = postrunner::queue::executor::ExecutorConfig { poll_interval: Duration::from_secs(60), ..fast_config() };
+    let config = postrunner::queue::executor::ExecutorConfig {
+        poll_interval: Duration::from_secs(60),
+        ..fast_config()
+    };
     let running = spawn(&db.pool, only("noop", recorder.clone()), config);
     tokio::time::sleep(Duration::from_millis(500)).await; // let it go idle
 
@@ -299,7 +452,10 @@ async fn a_notification_wakes_an_idle_worker_without_polling() {
 #[tokio::test]
 async fn polling_picks_up_jobs_when_notifications_are_lost() {
     let db = TestDb::new().await;
-    sqlx::query("ALTER TABLE postrunner.jobs DISABLE TRIGGER jobs_notify_insert").execute(&db.pool).await.unwrap();
+    sqlx::query("ALTER TABLE postrunner.jobs DISABLE TRIGGER jobs_notify_insert")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let recorder = Recorder::default();
     let running = spawn(&db.pool, only("noop", recorder.clone()), fast_config()); // polls every 200 ms
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -320,13 +476,23 @@ async fn cancelled_jobs_do_not_run() {
     let db = TestDb::new().await;
     let recorder = Recorder::default();
     let ids = factory::jobs(&db.pool, "noop", 2, json!({})).await;
-    let cancelled: bool = sqlx::query_scalar("SELECT postrunner.cancel_job($1)").bind(ids[0]).fetch_one(&db.pool).await.unwrap();
+    let cancelled: bool = sqlx::query_scalar("SELECT postrunner.cancel_job($1)")
+        .bind(ids[0])
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert!(cancelled);
 
-    executor(&db.pool, only("noop", recorder.clone()), fast_config()).drain(None).await.unwrap();
+    executor(&db.pool, only("noop", recorder.clone()), fast_config())
+        .drain(None)
+        .await
+        .unwrap();
 
     assert_eq!(recorder.runs(), vec![(ids[1], 1)]);
-    assert_eq!(factory::job(&db.pool, ids[0]).await, Some((JobState::Cancelled, 0)));
+    assert_eq!(
+        factory::job(&db.pool, ids[0]).await,
+        Some((JobState::Cancelled, 0))
+    );
 }
 
 #[tokio::test]
@@ -334,12 +500,21 @@ async fn a_panicking_handler_fails_the_attempt_instead_of_losing_the_job() {
     struct Panics;
     #[async_trait::async_trait]
     impl postrunner::queue::handler::Handler for Panics {
-        async fn run(&self, _: &postrunner::queue::ClaimedJob) -> Result<Option<serde_json::Value>, postrunner::queue::handler::JobError> {
+        async fn run(
+            &self,
+            _: &postrunner::queue::ClaimedJob,
+        ) -> Result<Option<serde_json::Value>, postrunner::queue::handler::JobError> {
             panic!("bug in a handler")
         }
     }
     let db = TestDb::new().await;
     let id = factory::jobs(&db.pool, "noop", 1, json!({})).await[0];
-    executor(&db.pool, only("noop", Panics), fast_config()).drain(None).await.unwrap();
-    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Retryable, 1)));
+    executor(&db.pool, only("noop", Panics), fast_config())
+        .drain(None)
+        .await
+        .unwrap();
+    assert_eq!(
+        factory::job(&db.pool, id).await,
+        Some((JobState::Retryable, 1))
+    );
 }

@@ -11,7 +11,10 @@ use crate::support::run::{fast_config, registry, spawn, Process, Recorder};
 use crate::support::{eventually, factory};
 
 async fn running_jobs(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM postrunner.jobs WHERE state = 'running'").fetch_one(pool).await.unwrap_or(-1)
+    sqlx::query_scalar("SELECT count(*) FROM postrunner.jobs WHERE state = 'running'")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(-1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,12 +22,27 @@ async fn a_killed_workers_jobs_are_rescued_and_run_by_another_worker() {
     // Arrange: a real worker process takes six long jobs.
     let db = TestDb::new().await;
     let ids = factory::jobs(&db.pool, "noop", 6, json!({"sleep_ms": 600_000})).await;
-    let worker_a = Process::spawn(&db.url, &["worker", "--concurrency", "6", "--lease", "3s", "--heartbeat", "500ms"]);
+    let worker_a = Process::spawn(
+        &db.url,
+        &[
+            "worker",
+            "--concurrency",
+            "6",
+            "--lease",
+            "3s",
+            "--heartbeat",
+            "500ms",
+        ],
+    );
     let pool = db.pool.clone();
-    eventually(Duration::from_secs(15), "worker A runs all six jobs", || {
-        let pool = pool.clone();
-        async move { running_jobs(&pool).await == 6 }
-    })
+    eventually(
+        Duration::from_secs(15),
+        "worker A runs all six jobs",
+        || {
+            let pool = pool.clone();
+            async move { running_jobs(&pool).await == 6 }
+        },
+    )
     .await;
 
     // Act: SIGKILL it. A real scheduler process enqueues lease rescue every 5 s, and
@@ -37,10 +55,14 @@ async fn a_killed_workers_jobs_are_rescued_and_run_by_another_worker() {
     kinds.register("noop", recorder.clone());
     let worker_b = spawn(&db.pool, kinds, fast_config());
     let pool = db.pool.clone();
-    eventually(Duration::from_secs(30), "the six jobs are completed by worker B", || {
-        let pool = pool.clone();
-        async move { factory::job_count(&pool).await == 0 }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the six jobs are completed by worker B",
+        || {
+            let pool = pool.clone();
+            async move { factory::job_count(&pool).await == 0 }
+        },
+    )
     .await;
     let rescued_after = killed_at.elapsed();
     worker_b.stop().await;
@@ -51,8 +73,14 @@ async fn a_killed_workers_jobs_are_rescued_and_run_by_another_worker() {
     runs.sort();
     let expected: Vec<(i64, i32)> = ids.iter().map(|&id| (id, 2)).collect();
     assert_eq!(runs, expected);
-    assert!(rescued_after < Duration::from_secs(30), "rescued after {rescued_after:?}");
-    eprintln!("rescued and re-run {:?} after SIGKILL (lease 3 s, rescue every 5 s)", rescued_after);
+    assert!(
+        rescued_after < Duration::from_secs(30),
+        "rescued after {rescued_after:?}"
+    );
+    eprintln!(
+        "rescued and re-run {:?} after SIGKILL (lease 3 s, rescue every 5 s)",
+        rescued_after
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,29 +88,66 @@ async fn sigterm_finishes_running_jobs_and_releases_the_rest() {
     let db = TestDb::new().await;
     let short = factory::jobs(&db.pool, "noop", 2, json!({"sleep_ms": 300})).await;
     let long = factory::jobs(&db.pool, "noop", 2, json!({"sleep_ms": 600_000})).await;
-    let mut worker = Process::spawn(&db.url, &["worker", "--concurrency", "4", "--grace", "1s", "--lease", "60s"]);
+    let mut worker = Process::spawn(
+        &db.url,
+        &[
+            "worker",
+            "--concurrency",
+            "4",
+            "--grace",
+            "1s",
+            "--lease",
+            "60s",
+        ],
+    );
     let pool = db.pool.clone();
-    eventually(Duration::from_secs(15), "the worker runs all four jobs", || {
-        let pool = pool.clone();
-        async move { running_jobs(&pool).await == 4 }
-    })
+    eventually(
+        Duration::from_secs(15),
+        "the worker runs all four jobs",
+        || {
+            let pool = pool.clone();
+            async move { running_jobs(&pool).await == 4 }
+        },
+    )
     .await;
 
     worker.signal("TERM");
     let stopped_at = Instant::now();
-    let status = tokio::time::timeout(Duration::from_secs(10), worker.child.wait()).await.expect("exits").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), worker.child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
 
     assert!(status.success(), "clean exit: {}", worker.logs());
-    assert!(stopped_at.elapsed() < Duration::from_secs(5), "stopped within the grace period");
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(5),
+        "stopped within the grace period"
+    );
     for id in short {
-        assert_eq!(factory::job(&db.pool, id).await, None, "finished within the grace period");
+        assert_eq!(
+            factory::job(&db.pool, id).await,
+            None,
+            "finished within the grace period"
+        );
     }
     for id in long {
-        let row: (String, i32, Option<uuid::Uuid>) =
-            sqlx::query_as("SELECT state::text, attempts, leased_by FROM postrunner.jobs WHERE id = $1").bind(id).fetch_one(&db.pool).await.unwrap();
-        assert_eq!(row, ("available".into(), 0, None), "released at once, attempt not counted");
+        let row: (String, i32, Option<uuid::Uuid>) = sqlx::query_as(
+            "SELECT state::text, attempts, leased_by FROM postrunner.jobs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            row,
+            ("available".into(), 0, None),
+            "released at once, attempt not counted"
+        );
     }
-    let processes: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.processes").fetch_one(&db.pool).await.unwrap();
+    let processes: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.processes")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(processes, 0, "the worker removed its row");
     assert!(worker.logs().contains("released unfinished jobs"));
 }
@@ -90,18 +155,28 @@ async fn sigterm_finishes_running_jobs_and_releases_the_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_survive_a_postgresql_restart() {
     // A private cluster, so restarting it disturbs no other test.
-    let cluster = tokio::task::spawn_blocking(LocalCluster::start).await.unwrap().expect("a private cluster");
+    let cluster = tokio::task::spawn_blocking(LocalCluster::start)
+        .await
+        .unwrap()
+        .expect("a private cluster");
     let url = with_database(&cluster.admin_url(), "postgres");
     postrunner::db::migrate::run(&url).await.unwrap();
     let pool = postrunner::db::pool(&url, 3, "postrunner-test").unwrap();
-    let mut worker = Process::spawn(&url, &["worker", "--concurrency", "4", "--poll-interval", "200ms"]);
+    let mut worker = Process::spawn(
+        &url,
+        &["worker", "--concurrency", "4", "--poll-interval", "200ms"],
+    );
 
     factory::jobs(&pool, "noop", 100, json!({})).await;
     let p = pool.clone();
-    eventually(Duration::from_secs(15), "the first hundred jobs are done", || {
-        let p = p.clone();
-        async move { factory::job_count(&p).await == 0 }
-    })
+    eventually(
+        Duration::from_secs(15),
+        "the first hundred jobs are done",
+        || {
+            let p = p.clone();
+            async move { factory::job_count(&p).await == 0 }
+        },
+    )
     .await;
 
     // Restart PostgreSQL under the running worker.
@@ -119,23 +194,58 @@ async fn workers_survive_a_postgresql_restart() {
 
     // The test's own pool reconnects too; the worker must pick up new work.
     let p = pool.clone();
-    eventually(Duration::from_secs(15), "the database accepts jobs again", || {
-        let p = p.clone();
-        async move { sqlx::query("INSERT INTO postrunner.jobs (kind) SELECT 'noop' FROM generate_series(1, 100)").execute(&p).await.is_ok() }
-    })
+    eventually(
+        Duration::from_secs(15),
+        "the database accepts jobs again",
+        || {
+            let p = p.clone();
+            async move {
+                sqlx::query(
+                    "INSERT INTO postrunner.jobs (kind) SELECT 'noop' FROM generate_series(1, 100)",
+                )
+                .execute(&p)
+                .await
+                .is_ok()
+            }
+        },
+    )
     .await;
     let p = pool.clone();
-    eventually(Duration::from_secs(30), "the second hundred jobs are done after the restart", || {
-        let p = p.clone();
-        async move { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM postrunner.jobs").fetch_one(&p).await.ok() == Some(0) }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the second hundred jobs are done after the restart",
+        || {
+            let p = p.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM postrunner.jobs")
+                    .fetch_one(&p)
+                    .await
+                    .ok()
+                    == Some(0)
+            }
+        },
+    )
     .await;
 
-    assert!(worker.child.try_wait().unwrap().is_none(), "the worker is still running");
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "the worker is still running"
+    );
     let logs = worker.logs();
-    assert_eq!(logs.matches("database unreachable").count(), 1, "the outage is logged once:\n{logs}");
-    assert_eq!(logs.matches("database reachable again").count(), 1, "{logs}");
+    assert_eq!(
+        logs.matches("database unreachable").count(),
+        1,
+        "the outage is logged once:\n{logs}"
+    );
+    assert_eq!(
+        logs.matches("database reachable again").count(),
+        1,
+        "{logs}"
+    );
     worker.signal("TERM");
-    let status = tokio::time::timeout(Duration::from_secs(10), worker.child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), worker.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success());
 }

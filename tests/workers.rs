@@ -11,27 +11,60 @@ use crate::support::run::Process;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_workers_view_shows_live_processes() {
     let db = TestDb::new().await;
-    let mut worker = Process::spawn(&db.url, &["worker", "--concurrency", "3", "--heartbeat", "300ms", "--lease", "2s"]);
+    let mut worker = Process::spawn(
+        &db.url,
+        &[
+            "worker",
+            "--concurrency",
+            "3",
+            "--heartbeat",
+            "300ms",
+            "--lease",
+            "2s",
+        ],
+    );
     let pool = db.pool.clone();
     crate::support::eventually(Duration::from_secs(15), "the worker registers", || {
         let pool = pool.clone();
-        async move { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM postrunner.workers").fetch_one(&pool).await.unwrap() == 1 }
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM postrunner.workers")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                == 1
+        }
     })
     .await;
 
     let (role, pid, concurrency, version): (String, i32, Option<i32>, String) =
-        sqlx::query_as("SELECT role, pid, concurrency, version FROM postrunner.workers").fetch_one(&db.pool).await.unwrap();
-    assert_eq!((role.as_str(), pid, concurrency), ("worker", worker.pid(), Some(3)));
+        sqlx::query_as("SELECT role, pid, concurrency, version FROM postrunner.workers")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (role.as_str(), pid, concurrency),
+        ("worker", worker.pid(), Some(3))
+    );
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
 
     // A killed process drops out of the view once its heartbeat is stale (3 intervals).
     worker.signal("KILL");
     let _ = worker.child.wait().await;
     let pool = db.pool.clone();
-    crate::support::eventually(Duration::from_secs(5), "the dead worker leaves the view", || {
-        let pool = pool.clone();
-        async move { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM postrunner.workers").fetch_one(&pool).await.unwrap() == 0 }
-    })
+    crate::support::eventually(
+        Duration::from_secs(5),
+        "the dead worker leaves the view",
+        || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM postrunner.workers")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+                    == 0
+            }
+        },
+    )
     .await;
 }
 
@@ -39,7 +72,12 @@ async fn the_workers_view_shows_live_processes() {
 async fn report_queue_shows_depth_by_kind_and_state_and_the_oldest_wait() {
     let db = TestDb::new().await;
     factory::jobs(&db.pool, "noop", 3, json!({})).await;
-    sqlx::query("INSERT INTO postrunner.jobs (kind, run_at) VALUES ('noop', now() + interval '1 hour')").execute(&db.pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO postrunner.jobs (kind, run_at) VALUES ('noop', now() + interval '1 hour')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
     sqlx::query("UPDATE postrunner.jobs SET run_at = now() - interval '10 minutes' WHERE id = (SELECT min(id) FROM postrunner.jobs)")
         .execute(&db.pool)
         .await
@@ -53,8 +91,14 @@ async fn report_queue_shows_depth_by_kind_and_state_and_the_oldest_wait() {
     .unwrap();
 
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[0].0.as_str(), rows[0].1.as_str(), rows[0].2), ("noop", "scheduled", 1));
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_str(), rows[0].2),
+        ("noop", "scheduled", 1)
+    );
     assert_eq!((rows[1].1.as_str(), rows[1].2), ("available", 3));
     let oldest = rows[1].3.unwrap();
-    assert!((600.0..660.0).contains(&oldest), "oldest waiting about ten minutes: {oldest}");
+    assert!(
+        (600.0..660.0).contains(&oldest),
+        "oldest waiting about ten minutes: {oldest}"
+    );
 }

@@ -1,5 +1,11 @@
 -- Claim up to $1 runnable jobs for worker $2 under lease token $3, leased for $4.
 -- $5 is "now" (NULL means now()), so tests can move time without sleeping.
+-- ($6, $7, $8) is a cursor in claim order, ((-priority), run_at, id): only jobs after it
+-- are considered. A worker passes the last job it claimed while it drains a backlog,
+-- so the index scan starts past the dead entries its earlier claims left behind, and
+-- the minimum (-32768, '-infinity', min bigint) for a claim from the very start, which
+-- it makes whenever a batch comes back short, a NOTIFY arrives, or a poll interval has
+-- passed (a newly arrived job of higher priority sorts before the cursor).
 --
 -- Locks: FOR UPDATE SKIP LOCKED on the chosen rows, so concurrent claimers take
 -- disjoint jobs without waiting for each other. The claim commits at once: no row
@@ -11,7 +17,8 @@ WITH due AS (
       FROM postrunner.jobs
      WHERE state = 'available'
        AND run_at <= coalesce($5::timestamptz, now())
-     ORDER BY priority DESC, run_at, id
+       AND ((-priority), run_at, id) > ($6::smallint, coalesce($7::timestamptz, '-infinity'), $8::bigint)
+     ORDER BY (-priority), run_at, id
      LIMIT $1
        FOR UPDATE SKIP LOCKED
 )

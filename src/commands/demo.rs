@@ -25,13 +25,22 @@ INSERT INTO postrunner.providers (name, kind) VALUES ('log', 'log');
 ";
 
 pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result<()> {
-    println!("postrunner demo: {} messages, {} workers", args.messages, args.workers);
+    println!(
+        "postrunner demo: {} messages, {} workers",
+        args.messages, args.workers
+    );
     let (server, url) = super::fresh_database(database_url, "postrunner_demo").await?;
-    let where_ = if server.cluster.is_some() { "a private throwaway PostgreSQL cluster" } else { "the local PostgreSQL" };
+    let where_ = if server.cluster.is_some() {
+        "a private throwaway PostgreSQL cluster"
+    } else {
+        "the local PostgreSQL"
+    };
     println!("  database   {} on {where_}, migrated", super::redact(&url));
     let pool = crate::db::pool(&url, 20, "postrunner-demo")?;
     sqlx::raw_sql(SETUP).execute(&pool).await?;
-    println!("  setup      clients acme and globex, 3 directions, provider 'log' (records and accepts)");
+    println!(
+        "  setup      clients acme and globex, 3 directions, provider 'log' (records and accepts)"
+    );
 
     enqueue(&pool, args.messages).await?;
 
@@ -41,7 +50,11 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
         let presence = Presence::new("worker", Some(8), Duration::from_secs(1));
         presence.register(&pool).await?;
         let registry = kinds::registry(pool.clone(), Arc::new(LogProvider::default()));
-        let config = ExecutorConfig { concurrency: 8, heartbeat: Duration::from_secs(1), ..ExecutorConfig::default() };
+        let config = ExecutorConfig {
+            concurrency: 8,
+            heartbeat: Duration::from_secs(1),
+            ..ExecutorConfig::default()
+        };
         let executor = Executor::new(pool.clone(), registry, config, presence.id);
         roles.push(tokio::spawn(executor.run(shutdown.clone())));
     }
@@ -52,18 +65,33 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
         }
     }));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let workers: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.workers").fetch_one(&pool).await?;
-    println!("  running    {workers} processes in postrunner.workers ({} workers, 1 scheduler)\n", args.workers);
+    let workers: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.workers")
+        .fetch_one(&pool)
+        .await?;
+    println!(
+        "  running    {workers} processes in postrunner.workers ({} workers, 1 scheduler)\n",
+        args.workers
+    );
 
     let started = Instant::now();
     loop {
         let counts = status_counts(&pool).await?;
-        let pending: i64 = ["queued", "sending", "retrying"].iter().map(|s| counts.get(*s).copied().unwrap_or(0)).sum();
-        println!("  [{:>5.1}s] {}", started.elapsed().as_secs_f64(), line(&counts));
+        let pending: i64 = ["queued", "sending", "retrying"]
+            .iter()
+            .map(|s| counts.get(*s).copied().unwrap_or(0))
+            .sum();
+        println!(
+            "  [{:>5.1}s] {}",
+            started.elapsed().as_secs_f64(),
+            line(&counts)
+        );
         if pending == 0 {
             break;
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "the demo did not finish within two minutes");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "the demo did not finish within two minutes"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -76,7 +104,11 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     let sent = counts.get("sent").copied().unwrap_or(0);
     println!("\nsummary");
     println!("  {}", line(&counts));
-    println!("  {sent} messages sent in {elapsed:.1} s ({:.0}/s) by {} workers", sent as f64 / elapsed.max(0.001), args.workers);
+    println!(
+        "  {sent} messages sent in {elapsed:.1} s ({:.0}/s) by {} workers",
+        sent as f64 / elapsed.max(0.001),
+        args.workers
+    );
     let per_client: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT client, direction, sum(messages)::bigint FROM postrunner.report_outbox WHERE status = 'sent' GROUP BY 1, 2 ORDER BY 1, 2",
     )
@@ -86,7 +118,10 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
         println!("  {client:<8} {direction:<12} {n:>6} sent");
     }
     if server.cluster.is_none() {
-        println!("\nexplore it:  psql '{}' -c 'SELECT * FROM postrunner.report_outbox'", super::redact(&url));
+        println!(
+            "\nexplore it:  psql '{}' -c 'SELECT * FROM postrunner.report_outbox'",
+            super::redact(&url)
+        );
     }
     Ok(())
 }
@@ -141,21 +176,34 @@ async fn enqueue(pool: &PgPool, messages: u32) -> anyhow::Result<()> {
     .execute(pool)
     .await
     .expect_err("the outbox refuses a malformed address");
-    println!("  refused    a bad INSERT: {}", refused.as_database_error().map_or(refused.to_string(), |e| e.message().to_owned()));
+    println!(
+        "  refused    a bad INSERT: {}",
+        refused
+            .as_database_error()
+            .map_or(refused.to_string(), |e| e.message().to_owned())
+    );
     Ok(())
 }
 
 async fn status_counts(pool: &PgPool) -> anyhow::Result<BTreeMap<String, i64>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status::text, count(*) FROM postrunner.outbox GROUP BY 1")
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status::text, count(*) FROM postrunner.outbox GROUP BY 1")
+            .fetch_all(pool)
+            .await?;
     Ok(rows.into_iter().collect())
 }
 
 fn line(counts: &BTreeMap<String, i64>) -> String {
-    ["queued", "sending", "sent", "retrying", "failed", "cancelled"]
-        .iter()
-        .map(|s| format!("{s} {:>5}", counts.get(*s).copied().unwrap_or(0)))
-        .collect::<Vec<_>>()
-        .join("  ")
+    [
+        "queued",
+        "sending",
+        "sent",
+        "retrying",
+        "failed",
+        "cancelled",
+    ]
+    .iter()
+    .map(|s| format!("{s} {:>5}", counts.get(*s).copied().unwrap_or(0)))
+    .collect::<Vec<_>>()
+    .join("  ")
 }

@@ -15,16 +15,26 @@ use crate::db::local_cluster::{self, Server};
 ///
 /// # Errors
 /// No server can be found or started, or the database cannot be created or migrated.
-pub async fn fresh_database(database_url: Option<String>, name: &str) -> anyhow::Result<(Server, String)> {
+pub async fn fresh_database(
+    database_url: Option<String>,
+    name: &str,
+) -> anyhow::Result<(Server, String)> {
     let server = match database_url {
-        Some(url) => Server { admin_url: local_cluster::with_database(&url, "postgres"), cluster: None },
+        Some(url) => Server {
+            admin_url: local_cluster::with_database(&url, "postgres"),
+            cluster: None,
+        },
         None => local_cluster::find_or_start().await?,
     };
     let mut admin = sqlx::PgConnection::connect(&server.admin_url)
         .await
         .with_context(|| format!("connecting to {}", redact(&server.admin_url)))?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
     admin.close().await?;
     let url = server.database_url(name);
     crate::db::migrate::run(&url).await.context("migrating")?;
@@ -46,7 +56,10 @@ pub fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

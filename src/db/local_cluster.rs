@@ -53,7 +53,10 @@ pub fn with_database(url: &str, name: &str) -> String {
         None => (url, None),
     };
     let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base.len());
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(base.len());
     let mut out = format!("{}/{}", &base[..path_start], name);
     if let Some(q) = query {
         out.push('?');
@@ -70,14 +73,23 @@ pub fn with_database(url: &str, name: &str) -> String {
 pub async fn find_or_start() -> Result<Server, LocalClusterError> {
     for url in LOCAL_CANDIDATES {
         if answers(url).await {
-            return Ok(Server { admin_url: url.to_owned(), cluster: None });
+            return Ok(Server {
+                admin_url: url.to_owned(),
+                cluster: None,
+            });
         }
     }
     tracing::info!("no local PostgreSQL answers; starting a private throwaway cluster");
     let cluster = tokio::task::spawn_blocking(LocalCluster::start)
         .await
-        .map_err(|e| LocalClusterError::Start { step: "spawn", detail: e.to_string() })??;
-    Ok(Server { admin_url: cluster.admin_url(), cluster: Some(cluster) })
+        .map_err(|e| LocalClusterError::Start {
+            step: "spawn",
+            detail: e.to_string(),
+        })??;
+    Ok(Server {
+        admin_url: cluster.admin_url(),
+        cluster: Some(cluster),
+    })
 }
 
 /// True when `url` accepts a connection and answers within a few seconds.
@@ -87,7 +99,10 @@ pub async fn answers(url: &str) -> bool {
         sqlx::query("SELECT 1").execute(&mut conn).await.ok()?;
         conn.close().await.ok()
     };
-    matches!(tokio::time::timeout(Duration::from_secs(3), attempt).await, Ok(Some(())))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), attempt).await,
+        Ok(Some(()))
+    )
 }
 
 /// A private PostgreSQL cluster in a temporary directory.
@@ -106,17 +121,41 @@ impl LocalCluster {
     /// [`LocalClusterError`] naming the step that failed.
     pub fn start() -> Result<Self, LocalClusterError> {
         let bin = find_bindir().ok_or(LocalClusterError::NotInstalled)?;
-        let dir = std::env::temp_dir().join(format!("postrunner-pg-{}-{}", std::process::id(), rand::random::<u32>()));
+        let dir = std::env::temp_dir().join(format!(
+            "postrunner-pg-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         std::fs::create_dir_all(&dir).map_err(|e| start_err("mkdir", e))?;
-        let run_as = if is_root() { Some(unprivileged_user()) } else { None };
+        let run_as = if is_root() {
+            Some(unprivileged_user())
+        } else {
+            None
+        };
         if let Some(user) = &run_as {
             run(Command::new("chown").arg("-R").arg(user).arg(&dir), "chown")?;
         }
         let port = free_port().map_err(|e| start_err("pick a port", e))?;
-        let mut cluster = Self { dir, bin, port, run_as, watchdog: None };
+        let mut cluster = Self {
+            dir,
+            bin,
+            port,
+            run_as,
+            watchdog: None,
+        };
         cluster.pg(
             "initdb",
-            &["-D", &cluster.data_dir(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-instructions"],
+            &[
+                "-D",
+                &cluster.data_dir(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            ],
         )?;
         cluster.start_server()?;
         cluster.watchdog = Some(cluster.spawn_watchdog()?);
@@ -137,9 +176,27 @@ impl LocalCluster {
     /// # Errors
     /// `pg_ctl start` failed.
     pub fn start_server(&self) -> Result<(), LocalClusterError> {
-        let options = format!("-c listen_addresses=127.0.0.1 -p {} -k {}", self.port, self.dir.display());
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {}",
+            self.port,
+            self.dir.display()
+        );
         let log = self.dir.join("server.log").display().to_string();
-        self.pg("pg_ctl", &["-D", &self.data_dir(), "-l", &log, "-o", &options, "-w", "-t", "60", "start"])
+        self.pg(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data_dir(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )
     }
 
     /// Stops the server at once, as a crash or an operator's fast restart would.
@@ -147,7 +204,10 @@ impl LocalCluster {
     /// # Errors
     /// `pg_ctl stop` failed.
     pub fn stop_server(&self) -> Result<(), LocalClusterError> {
-        self.pg("pg_ctl", &["-D", &self.data_dir(), "-m", "fast", "-w", "stop"])
+        self.pg(
+            "pg_ctl",
+            &["-D", &self.data_dir(), "-m", "fast", "-w", "stop"],
+        )
     }
 
     fn data_dir(&self) -> String {
@@ -173,8 +233,16 @@ impl LocalCluster {
     fn spawn_watchdog(&self) -> Result<std::process::Child, LocalClusterError> {
         use std::os::unix::process::CommandExt;
         let stop = match &self.run_as {
-            Some(user) => format!("runuser -u {user} -- '{}' -D '{}' -m immediate stop", self.bin.join("pg_ctl").display(), self.data_dir()),
-            None => format!("'{}' -D '{}' -m immediate stop", self.bin.join("pg_ctl").display(), self.data_dir()),
+            Some(user) => format!(
+                "runuser -u {user} -- '{}' -D '{}' -m immediate stop",
+                self.bin.join("pg_ctl").display(),
+                self.data_dir()
+            ),
+            None => format!(
+                "'{}' -D '{}' -m immediate stop",
+                self.bin.join("pg_ctl").display(),
+                self.data_dir()
+            ),
         };
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
@@ -195,7 +263,10 @@ impl LocalCluster {
 
 impl Drop for LocalCluster {
     fn drop(&mut self) {
-        let _ = self.pg("pg_ctl", &["-D", &self.data_dir(), "-m", "fast", "-w", "stop"]);
+        let _ = self.pg(
+            "pg_ctl",
+            &["-D", &self.data_dir(), "-m", "fast", "-w", "stop"],
+        );
         if let Some(mut watchdog) = self.watchdog.take() {
             let _ = watchdog.kill();
             let _ = watchdog.wait();
@@ -205,15 +276,24 @@ impl Drop for LocalCluster {
 }
 
 fn start_err(step: &'static str, e: impl std::fmt::Display) -> LocalClusterError {
-    LocalClusterError::Start { step, detail: e.to_string() }
+    LocalClusterError::Start {
+        step,
+        detail: e.to_string(),
+    }
 }
 
 fn run(command: &mut Command, step: &'static str) -> Result<(), LocalClusterError> {
-    let output = command.stdin(Stdio::null()).output().map_err(|e| start_err(step, e))?;
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| start_err(step, e))?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(start_err(step, String::from_utf8_lossy(&output.stderr).trim().to_owned()))
+        Err(start_err(
+            step,
+            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        ))
     }
 }
 
@@ -235,22 +315,40 @@ fn find_bindir() -> Option<PathBuf> {
         return Some(bin);
     }
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).find(|p| p.join("initdb").exists() && p.join("pg_ctl").exists())
+        std::env::split_paths(&paths)
+            .find(|p| p.join("initdb").exists() && p.join("pg_ctl").exists())
     })
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.trim_ascii() == b"0")
+        .unwrap_or(false)
 }
 
 /// `postgres` where the package created it, else `nobody`.
 fn unprivileged_user() -> String {
-    let exists = |user: &str| Command::new("id").arg(user).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
-    if exists("postgres") { "postgres".into() } else { "nobody".into() }
+    let exists = |user: &str| {
+        Command::new("id")
+            .arg(user)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if exists("postgres") {
+        "postgres".into()
+    } else {
+        "nobody".into()
+    }
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 #[cfg(test)]
@@ -259,8 +357,14 @@ mod tests {
 
     #[test]
     fn database_name_is_replaced_and_query_kept() {
-        assert_eq!(with_database("postgres://u@h:1/postgres", "x"), "postgres://u@h:1/x");
-        assert_eq!(with_database("postgres://u@h:1/postgres?sslmode=disable", "x"), "postgres://u@h:1/x?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h:1/postgres", "x"),
+            "postgres://u@h:1/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:1/postgres?sslmode=disable", "x"),
+            "postgres://u@h:1/x?sslmode=disable"
+        );
         assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
     }
 }

@@ -50,7 +50,9 @@ pub async fn run(database_url: &str) -> Result<Vec<String>, MigrateError> {
         .run_async(&mut client)
         .await;
     // Closing the connection releases the session lock even if unlocking fails.
-    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await;
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
     drop(client);
     let _ = connection.await;
 

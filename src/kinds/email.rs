@@ -66,13 +66,19 @@ impl Handler for SendEmail {
             .await
             .map_err(|e| JobError::Retry(format!("cannot load the message: {e}")))?;
         let Some(row) = row else {
-            return Err(JobError::Permanent("the job's outbox message no longer exists".into()));
+            return Err(JobError::Permanent(
+                "the job's outbox message no longer exists".into(),
+            ));
         };
         let headers = row
             .headers
             .as_ref()
             .and_then(serde_json::Value::as_object)
-            .map(|h| h.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+            .map(|h| {
+                h.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
             .unwrap_or_default();
         let message = OutgoingMessage {
             id: row.id,
@@ -98,14 +104,19 @@ impl Handler for SendEmail {
         }
     }
 
-    async fn record(&self, tx: &mut PgConnection, results: &[(JobId, serde_json::Value)]) -> Result<(), sqlx::Error> {
+    async fn record(
+        &self,
+        tx: &mut PgConnection,
+        results: &[(JobId, serde_json::Value)],
+    ) -> Result<(), sqlx::Error> {
         let mut job_ids = Vec::with_capacity(results.len());
         let mut providers = Vec::with_capacity(results.len());
         let mut froms = Vec::with_capacity(results.len());
         let mut message_ids = Vec::with_capacity(results.len());
         let mut sent_ats = Vec::with_capacity(results.len());
         for (id, value) in results {
-            let sent: Sent = serde_json::from_value(value.clone()).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let sent: Sent = serde_json::from_value(value.clone())
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             job_ids.push(*id);
             providers.push(sent.provider);
             froms.push(sent.from_address);
@@ -113,7 +124,9 @@ impl Handler for SendEmail {
             sent_ats.push(sent.sent_at);
         }
         // The outbox status guard lets only postrunner write statuses other than 'cancelled'.
-        sqlx::query("SET LOCAL postrunner.internal = 'on'").execute(&mut *tx).await?;
+        sqlx::query("SET LOCAL postrunner.internal = 'on'")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(RECORD_SENT)
             .bind(&job_ids)
             .bind(&providers)

@@ -27,9 +27,15 @@ impl RescueExpiredLeases {
 #[async_trait::async_trait]
 impl Handler for RescueExpiredLeases {
     async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
-        let rescued = rescue_expired(&self.pool, None).await.map_err(|e| JobError::Retry(e.to_string()))?;
+        let rescued = rescue_expired(&self.pool, None)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
         if rescued.requeued + rescued.discarded > 0 {
-            tracing::warn!(jobs.requeued = rescued.requeued, jobs.discarded = rescued.discarded, "rescued jobs of lost workers");
+            tracing::warn!(
+                jobs.requeued = rescued.requeued,
+                jobs.discarded = rescued.discarded,
+                "rescued jobs of lost workers"
+            );
         }
         Ok(None)
     }

@@ -29,8 +29,11 @@ impl Provider for LogProvider {
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError> {
-        let bytes = message.text_body.as_ref().map_or(0, String::len) + message.html_body.as_ref().map_or(0, String::len);
+        let bytes = message.text_body.as_ref().map_or(0, String::len)
+            + message.html_body.as_ref().map_or(0, String::len);
         tracing::debug!(message.id = %message.id, provider.name = %self.name, body_bytes = bytes, "message accepted by the log provider");
-        Ok(Accepted { provider_message_id: format!("log-{}", uuid::Uuid::new_v4()) })
+        Ok(Accepted {
+            provider_message_id: format!("log-{}", uuid::Uuid::new_v4()),
+        })
     }
 }

@@ -36,7 +36,10 @@ pub struct Accepted {
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("{provider} is rate limiting (retry after {retry_after:?})")]
-    RateLimited { provider: String, retry_after: Option<Duration> },
+    RateLimited {
+        provider: String,
+        retry_after: Option<Duration>,
+    },
     #[error("temporary failure at {provider}: {detail}")]
     Transient { provider: String, detail: String },
     #[error("{provider} refused the message: {detail}")]

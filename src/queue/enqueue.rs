@@ -20,7 +20,11 @@ pub struct NewJob {
 
 impl NewJob {
     pub fn new(kind: impl Into<String>, args: serde_json::Value) -> Self {
-        Self { kind: kind.into(), args, ..Self::default() }
+        Self {
+            kind: kind.into(),
+            args,
+            ..Self::default()
+        }
     }
 }
 
@@ -29,8 +33,15 @@ impl NewJob {
 ///
 /// # Errors
 /// [`QueueError`] when the insert fails (for example a kind that breaks the naming CHECK).
-pub async fn enqueue<'e>(db: impl PgExecutor<'e>, job: &NewJob) -> Result<Option<JobId>, QueueError> {
-    let args = if job.args.is_null() { serde_json::json!({}) } else { job.args.clone() };
+pub async fn enqueue<'e>(
+    db: impl PgExecutor<'e>,
+    job: &NewJob,
+) -> Result<Option<JobId>, QueueError> {
+    let args = if job.args.is_null() {
+        serde_json::json!({})
+    } else {
+        job.args.clone()
+    };
     sqlx::query_scalar(ENQUEUE)
         .bind(&job.kind)
         .bind(args)

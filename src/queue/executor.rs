@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::claim::{claim, ClaimRequest};
+use super::claim::{claim, ClaimRequest, Cursor};
 use super::finish::{finish, release, Finished, Outcome};
 use super::handler::{Handler, JobError, Registry};
 use super::lease::heartbeat;
@@ -57,7 +57,7 @@ impl Default for ExecutorConfig {
     fn default() -> Self {
         Self {
             concurrency: 16,
-            prefetch: 16,
+            prefetch: 64,
             lease: Duration::from_secs(20),
             heartbeat: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),
@@ -76,6 +76,9 @@ pub struct ExecutorStats {
     /// Completion transactions written.
     pub finishes: AtomicU64,
     pub claimed: AtomicU64,
+    /// Time spent in claim and completion statements, in microseconds.
+    pub claim_us: AtomicU64,
+    pub finish_us: AtomicU64,
     pub completed: AtomicU64,
     pub retried: AtomicU64,
     pub discarded: AtomicU64,
@@ -98,7 +101,13 @@ pub struct Executor {
 impl Executor {
     /// `id` is this process's row in `postrunner.processes` (its heartbeat refreshes it).
     pub fn new(pool: PgPool, registry: Registry, config: ExecutorConfig, id: Uuid) -> Self {
-        Self { pool, registry: Arc::new(registry), config, id, stats: Arc::default() }
+        Self {
+            pool,
+            registry: Arc::new(registry),
+            config,
+            id,
+            stats: Arc::default(),
+        }
     }
 
     pub fn stats(&self) -> Arc<ExecutorStats> {
@@ -111,9 +120,18 @@ impl Executor {
     ///
     /// # Errors
     /// [`QueueError`] when a statement fails.
-    pub async fn tick(&self, now: Option<chrono::DateTime<chrono::Utc>>) -> Result<usize, QueueError> {
+    pub async fn tick(
+        &self,
+        now: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<usize, QueueError> {
         promote_due(&self.pool, 10_000, now).await?;
-        let request = ClaimRequest { worker: self.id, limit: self.config.concurrency as i64, lease: self.config.lease, now };
+        let request = ClaimRequest {
+            worker: self.id,
+            limit: self.config.concurrency as i64,
+            lease: self.config.lease,
+            now,
+            after: None,
+        };
         let jobs = claim(&self.pool, request).await?;
         let attempts = jobs.iter().map(|job| {
             let handler = self.registry.get(&job.kind).map(|h| h.as_ref());
@@ -123,10 +141,17 @@ impl Executor {
         let batch: Vec<Finished> = jobs
             .into_iter()
             .zip(outcomes)
-            .map(|(job, outcome)| Finished { id: job.id, lease_token: job.lease_token, kind: job.kind, outcome })
+            .map(|(job, outcome)| Finished {
+                id: job.id,
+                lease_token: job.lease_token,
+                kind: job.kind,
+                outcome,
+            })
             .collect();
         let report = finish(&self.pool, &self.registry, &batch, now).await?;
-        self.stats.completed.fetch_add(report.completed as u64, Ordering::Relaxed);
+        self.stats
+            .completed
+            .fetch_add(report.completed as u64, Ordering::Relaxed);
         Ok(batch.len())
     }
 
@@ -134,7 +159,10 @@ impl Executor {
     ///
     /// # Errors
     /// [`QueueError`] when a statement fails.
-    pub async fn drain(&self, now: Option<chrono::DateTime<chrono::Utc>>) -> Result<usize, QueueError> {
+    pub async fn drain(
+        &self,
+        now: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<usize, QueueError> {
         let mut total = 0;
         loop {
             match self.tick(now).await? {
@@ -172,11 +200,14 @@ impl Executor {
         let inflight: Arc<Mutex<HashMap<JobId, Uuid>>> = Arc::default();
         let mut tasks = JoinSet::new();
         // Claim budget: jobs held (running or waiting to run) by this process.
-        let held = Arc::new(Semaphore::new(self.config.concurrency + self.config.prefetch));
+        let held = Arc::new(Semaphore::new(
+            self.config.concurrency + self.config.prefetch,
+        ));
         // Run budget: handlers running at once.
         let running = Arc::new(Semaphore::new(self.config.concurrency));
         let mut last_promote = Instant::now() - self.config.poll_interval;
         let mut error_delay = Duration::from_millis(50);
+        let mut cursor: Option<Cursor> = None;
 
         loop {
             let first = tokio::select! {
@@ -196,18 +227,32 @@ impl Executor {
                     Ok(p) => {
                         outage.ok();
                         idle_until = p.next_due;
+                        // Promoted jobs may sort before the cursor.
+                        cursor = None;
                     }
                     Err(e) => outage.failed(&e),
                 }
             }
 
+            // New jobs arrived (they may sort before the cursor): claim from the start.
+            if wake.notified().now_or_never().is_some() {
+                cursor = None;
+            }
+            let limit = permits.len();
             let request = ClaimRequest {
                 worker: self.id,
-                limit: permits.len() as i64,
+                limit: limit as i64,
                 lease: self.config.lease,
                 now: None,
+                after: cursor,
             };
-            let jobs = match claim(&self.pool, request).await {
+            let claim_started = Instant::now();
+            let claimed_jobs = claim(&self.pool, request).await;
+            self.stats.claim_us.fetch_add(
+                claim_started.elapsed().as_micros() as u64,
+                Ordering::Relaxed,
+            );
+            let jobs = match claimed_jobs {
                 Ok(jobs) => {
                     outage.ok();
                     error_delay = Duration::from_millis(50);
@@ -215,6 +260,7 @@ impl Executor {
                 }
                 Err(e) => {
                     outage.failed(&e);
+                    cursor = None;
                     drop(permits);
                     if sleep_or_cancel(error_delay, &shutdown).await {
                         break;
@@ -224,10 +270,26 @@ impl Executor {
                 }
             };
             let claimed = jobs.len();
-            self.stats.claimed.fetch_add(claimed as u64, Ordering::Relaxed);
-            self.stats.claims.fetch_add(u64::from(claimed > 0), Ordering::Relaxed);
+            // A full batch: carry on from its last job. A short one: the queue past the
+            // cursor is exhausted (or contended), so the next claim starts from the top,
+            // at once if this one had a cursor.
+            let had_cursor = cursor.is_some();
+            cursor = if claimed == limit {
+                Cursor::last_of(&jobs)
+            } else {
+                None
+            };
+            self.stats
+                .claimed
+                .fetch_add(claimed as u64, Ordering::Relaxed);
+            self.stats
+                .claims
+                .fetch_add(u64::from(claimed > 0), Ordering::Relaxed);
             for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
-                inflight.lock().expect("inflight lock").insert(job.id, job.lease_token);
+                inflight
+                    .lock()
+                    .expect("inflight lock")
+                    .insert(job.id, job.lease_token);
                 let runner = JobRun {
                     handler: self.registry.get(&job.kind).cloned(),
                     timeout: self.config.job_timeout,
@@ -239,7 +301,10 @@ impl Executor {
                 let (running, shutdown) = (running.clone(), shutdown.clone());
                 tasks.spawn(
                     async move {
-                        let _slot = running.acquire_owned().await.expect("semaphore is never closed");
+                        let _slot = running
+                            .acquire_owned()
+                            .await
+                            .expect("semaphore is never closed");
                         // A prefetched job that had to wait past a shutdown does not start:
                         // it stays in `inflight` and is released.
                         if !shutdown.is_cancelled() {
@@ -251,7 +316,7 @@ impl Executor {
                 );
             }
             drop(permits);
-            if claimed > 0 {
+            if claimed > 0 || had_cursor {
                 continue;
             }
 
@@ -271,7 +336,11 @@ impl Executor {
         // Shutdown: no more claims. Give running jobs their grace period.
         let running = tasks.len();
         if running > 0 {
-            tracing::info!(jobs.running = running, grace_ms = self.config.grace.as_millis() as u64, "waiting for running jobs");
+            tracing::info!(
+                jobs.running = running,
+                grace_ms = self.config.grace.as_millis() as u64,
+                "waiting for running jobs"
+            );
         }
         let drained = tokio::time::timeout(self.config.grace, async {
             while tasks.join_next().await.is_some() {}
@@ -282,7 +351,8 @@ impl Executor {
             while tasks.join_next().await.is_some() {}
         }
         // Whatever did not finish goes back to the queue for another replica.
-        let leftovers: Vec<(JobId, Uuid)> = inflight.lock().expect("inflight lock").drain().collect();
+        let leftovers: Vec<(JobId, Uuid)> =
+            inflight.lock().expect("inflight lock").drain().collect();
         if !leftovers.is_empty() {
             for attempt in 0..5 {
                 match release(&self.pool, &leftovers).await {
@@ -295,7 +365,9 @@ impl Executor {
                         outage.failed(&e);
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
-                    Err(e) => tracing::warn!(error = %e, "could not release jobs; they are rescued when their lease expires"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not release jobs; they are rescued when their lease expires")
+                    }
                 }
             }
         }
@@ -321,7 +393,12 @@ struct JobRun {
 impl JobRun {
     async fn run(self, job: ClaimedJob) {
         let outcome = attempt(self.handler.as_deref(), &job, self.timeout, &self.backoff).await;
-        let finished = Finished { id: job.id, lease_token: job.lease_token, kind: job.kind, outcome };
+        let finished = Finished {
+            id: job.id,
+            lease_token: job.lease_token,
+            kind: job.kind,
+            outcome,
+        };
         // Hand-over and removal happen together, with no await in between, so a
         // shutdown that aborts this task either sees the job in `inflight` (and releases
         // it) or not (and the completer records it): never both, never neither.
@@ -335,17 +412,32 @@ impl JobRun {
 
 /// Runs one attempt of `job` and classifies how it ended: handler errors, panics and
 /// timeouts all become failures with a retry decision, so no job is ever left behind.
-async fn attempt(handler: Option<&dyn Handler>, job: &ClaimedJob, timeout: Duration, backoff: &Backoff) -> Outcome {
-    let retry = |error: String| Outcome::Failed { error, decision: backoff.decide(job.attempts, job.max_attempts, false) };
+async fn attempt(
+    handler: Option<&dyn Handler>,
+    job: &ClaimedJob,
+    timeout: Duration,
+    backoff: &Backoff,
+) -> Outcome {
+    let retry = |error: String| Outcome::Failed {
+        error,
+        decision: backoff.decide(job.attempts, job.max_attempts, false),
+    };
     let outcome = match handler {
         // A newer replica may know this kind: retry rather than discard.
-        None => retry(format!("no handler for kind {:?} in this worker (version {})", job.kind, crate::VERSION)),
+        None => retry(format!(
+            "no handler for kind {:?} in this worker (version {})",
+            job.kind,
+            crate::VERSION
+        )),
         Some(handler) => {
             let run = std::panic::AssertUnwindSafe(handler.run(job)).catch_unwind();
             match tokio::time::timeout(timeout, run).await {
                 Ok(Ok(Ok(result))) => Outcome::Completed(result),
                 Ok(Ok(Err(JobError::Retry(error)))) => retry(error),
-                Ok(Ok(Err(JobError::Permanent(error)))) => Outcome::Failed { error, decision: Decision::Discard },
+                Ok(Ok(Err(JobError::Permanent(error)))) => Outcome::Failed {
+                    error,
+                    decision: Decision::Discard,
+                },
                 Ok(Err(_panic)) => retry("the job's handler panicked".to_owned()),
                 Err(_elapsed) => retry(format!("timed out after {timeout:?}")),
             }
@@ -380,19 +472,39 @@ async fn complete_loop(
 
 /// Writes a batch, retrying through database outages. A batch that fails for another
 /// reason is written job by job, so that one bad result cannot hold the others back.
-async fn write_outcomes(pool: &PgPool, registry: &Registry, batch: &[Finished], stats: &ExecutorStats, outage: &Outage) {
+async fn write_outcomes(
+    pool: &PgPool,
+    registry: &Registry,
+    batch: &[Finished],
+    stats: &ExecutorStats,
+    outage: &Outage,
+) {
     let mut delay = Duration::from_millis(50);
     loop {
-        match finish(pool, registry, batch, None).await {
+        let started = Instant::now();
+        let written = finish(pool, registry, batch, None).await;
+        stats
+            .finish_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        match written {
             Ok(report) => {
                 outage.ok();
                 stats.finishes.fetch_add(1, Ordering::Relaxed);
-                stats.completed.fetch_add(report.completed as u64, Ordering::Relaxed);
-                stats.retried.fetch_add(report.retried as u64, Ordering::Relaxed);
-                stats.discarded.fetch_add(report.discarded as u64, Ordering::Relaxed);
+                stats
+                    .completed
+                    .fetch_add(report.completed as u64, Ordering::Relaxed);
+                stats
+                    .retried
+                    .fetch_add(report.retried as u64, Ordering::Relaxed);
+                stats
+                    .discarded
+                    .fetch_add(report.discarded as u64, Ordering::Relaxed);
                 stats.lost.fetch_add(report.lost as u64, Ordering::Relaxed);
                 if report.lost > 0 {
-                    tracing::warn!(jobs.lost = report.lost, "outcomes not recorded: these jobs' leases had been rescued");
+                    tracing::warn!(
+                        jobs.lost = report.lost,
+                        "outcomes not recorded: these jobs' leases had been rescued"
+                    );
                 }
                 return;
             }
@@ -404,7 +516,14 @@ async fn write_outcomes(pool: &PgPool, registry: &Registry, batch: &[Finished], 
             Err(e) if batch.len() > 1 => {
                 tracing::error!(error = %e, source = %e.source, "recording a batch failed; recording its jobs one by one");
                 for one in batch {
-                    Box::pin(write_outcomes(pool, registry, std::slice::from_ref(one), stats, outage)).await;
+                    Box::pin(write_outcomes(
+                        pool,
+                        registry,
+                        std::slice::from_ref(one),
+                        stats,
+                        outage,
+                    ))
+                    .await;
                 }
                 return;
             }
@@ -416,7 +535,13 @@ async fn write_outcomes(pool: &PgPool, registry: &Registry, batch: &[Finished], 
     }
 }
 
-async fn heartbeat_loop(pool: PgPool, id: Uuid, config: ExecutorConfig, outage: Arc<Outage>, stop: CancellationToken) {
+async fn heartbeat_loop(
+    pool: PgPool,
+    id: Uuid,
+    config: ExecutorConfig,
+    outage: Arc<Outage>,
+    stop: CancellationToken,
+) {
     loop {
         if sleep_or_cancel(config.heartbeat, &stop).await {
             return;
@@ -451,7 +576,10 @@ impl Outage {
     pub(crate) fn ok(&self) {
         let mut since = self.since.lock().expect("outage lock");
         if let Some(start) = since.take() {
-            tracing::info!(outage_ms = start.elapsed().as_millis() as u64, "database reachable again");
+            tracing::info!(
+                outage_ms = start.elapsed().as_millis() as u64,
+                "database reachable again"
+            );
         }
     }
 }

@@ -58,7 +58,29 @@ pub async fn finish(
     now: Option<DateTime<Utc>>,
 ) -> Result<FinishReport, QueueError> {
     let mut report = FinishReport::default();
-    let mut tx = pool.begin().await.map_err(QueueError::wrap("begin finish"))?;
+    // The common case, plain completions with nothing to record, is one autocommit
+    // statement: no BEGIN/COMMIT round trips.
+    if batch
+        .iter()
+        .all(|f| matches!(f.outcome, Outcome::Completed(None)))
+    {
+        let (ids, tokens): (Vec<JobId>, Vec<Uuid>) =
+            batch.iter().map(|f| (f.id, f.lease_token)).unzip();
+        let completed = sqlx::query(COMPLETE)
+            .bind(&ids)
+            .bind(&tokens)
+            .execute(pool)
+            .await
+            .map_err(QueueError::wrap("complete"))?
+            .rows_affected() as usize;
+        report.completed = completed;
+        report.lost = batch.len() - completed;
+        return Ok(report);
+    }
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(QueueError::wrap("begin finish"))?;
 
     let (done_ids, done_tokens): (Vec<JobId>, Vec<Uuid>) = batch
         .iter()
@@ -81,18 +103,27 @@ pub async fn finish(
         for f in batch {
             if let Outcome::Completed(Some(value)) = &f.outcome {
                 if completed.contains(&f.id) {
-                    by_kind.entry(f.kind.as_str()).or_default().push((f.id, value.clone()));
+                    by_kind
+                        .entry(f.kind.as_str())
+                        .or_default()
+                        .push((f.id, value.clone()));
                 }
             }
         }
         for (kind, results) in by_kind {
             if let Some(handler) = registry.get(kind) {
-                handler.record(&mut tx, &results).await.map_err(QueueError::wrap("record results"))?;
+                handler
+                    .record(&mut tx, &results)
+                    .await
+                    .map_err(QueueError::wrap("record results"))?;
             }
         }
     }
 
-    let failed: Vec<&Finished> = batch.iter().filter(|f| matches!(f.outcome, Outcome::Failed { .. })).collect();
+    let failed: Vec<&Finished> = batch
+        .iter()
+        .filter(|f| matches!(f.outcome, Outcome::Failed { .. }))
+        .collect();
     if !failed.is_empty() {
         let mut ids = Vec::with_capacity(failed.len());
         let mut tokens = Vec::with_capacity(failed.len());
@@ -100,7 +131,9 @@ pub async fn finish(
         let mut delays = Vec::with_capacity(failed.len());
         let mut errors = Vec::with_capacity(failed.len());
         for f in &failed {
-            let Outcome::Failed { error, decision } = &f.outcome else { continue };
+            let Outcome::Failed { error, decision } = &f.outcome else {
+                continue;
+            };
             ids.push(f.id);
             tokens.push(f.lease_token);
             let (state, delay) = match decision {
@@ -134,7 +167,9 @@ pub async fn finish(
         }
     }
 
-    tx.commit().await.map_err(QueueError::wrap("commit finish"))?;
+    tx.commit()
+        .await
+        .map_err(QueueError::wrap("commit finish"))?;
     report.lost = batch.len() - report.completed - report.retried - report.discarded;
     Ok(report)
 }

@@ -25,7 +25,13 @@ pub enum Decision {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { steps: vec![Duration::from_secs(60), Duration::from_secs(300), Duration::from_secs(900)] }
+        Self {
+            steps: vec![
+                Duration::from_secs(60),
+                Duration::from_secs(300),
+                Duration::from_secs(900),
+            ],
+        }
     }
 }
 
@@ -33,13 +39,18 @@ impl Backoff {
     /// # Panics
     /// When `steps` is empty: a schedule needs at least one delay.
     pub fn new(steps: Vec<Duration>) -> Self {
-        assert!(!steps.is_empty(), "a backoff schedule needs at least one step");
+        assert!(
+            !steps.is_empty(),
+            "a backoff schedule needs at least one step"
+        );
         Self { steps }
     }
 
     /// The delay after failed attempt number `attempt` (1-based).
     pub fn delay_after(&self, attempt: i32) -> Duration {
-        let index = usize::try_from(attempt.max(1) - 1).unwrap_or(0).min(self.steps.len() - 1);
+        let index = usize::try_from(attempt.max(1) - 1)
+            .unwrap_or(0)
+            .min(self.steps.len() - 1);
         self.steps[index]
     }
 
@@ -65,7 +76,9 @@ impl FromStr for Backoff {
     type Err = InvalidBackoff;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || InvalidBackoff { input: s.to_owned() };
+        let err = || InvalidBackoff {
+            input: s.to_owned(),
+        };
         let steps = s
             .split(',')
             .map(|part| humantime::parse_duration(part.trim()).map_err(|_| err()))

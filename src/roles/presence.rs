@@ -34,7 +34,9 @@ impl Presence {
     /// # Errors
     /// The database is unreachable.
     pub async fn register(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown".into());
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into());
         sqlx::query(REGISTER)
             .bind(self.id)
             .bind(self.role)

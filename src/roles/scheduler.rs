@@ -21,9 +21,14 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 /// The database could not be reached at start-up within a minute.
 pub async fn run(pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    crate::db::wait_until_ready(&pool, Duration::from_secs(60)).await.context("connecting to the database")?;
+    crate::db::wait_until_ready(&pool, Duration::from_secs(60))
+        .await
+        .context("connecting to the database")?;
     let presence = Presence::new("scheduler", None, HEARTBEAT);
-    presence.register(&pool).await.context("registering the scheduler")?;
+    presence
+        .register(&pool)
+        .await
+        .context("registering the scheduler")?;
     tracing::info!(scheduler.id = %presence.id, "scheduler started");
 
     let mut last_heartbeat = tokio::time::Instant::now();

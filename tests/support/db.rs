@@ -25,7 +25,9 @@ pub async fn server_url() -> &'static str {
             if let Ok(url) = std::env::var("DATABASE_URL") {
                 return with_database(&url, "postgres");
             }
-            let server = local_cluster::find_or_start().await.expect("a PostgreSQL server for the tests");
+            let server = local_cluster::find_or_start()
+                .await
+                .expect("a PostgreSQL server for the tests");
             let url = server.admin_url.clone();
             // A throwaway cluster must outlive every test; its watchdog stops it when
             // this process exits.
@@ -40,23 +42,40 @@ async fn template() -> &'static str {
         .get_or_init(|| async {
             let admin_url = server_url().await;
             let name = format!("postrunner_tpl_{:016x}", migrations_hash());
-            let mut admin = PgConnection::connect(admin_url).await.expect("connect to the test server");
+            let mut admin = PgConnection::connect(admin_url)
+                .await
+                .expect("connect to the test server");
             sqlx::query("SELECT pg_advisory_lock(hashtext('postrunner_test_template'))")
                 .execute(&mut admin)
                 .await
                 .unwrap();
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(&name)
-                .fetch_one(&mut admin)
-                .await
-                .unwrap();
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                    .bind(&name)
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap();
             if !exists {
                 let building = format!("{name}_building");
-                exec(&mut admin, &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).await;
+                exec(
+                    &mut admin,
+                    &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
+                )
+                .await;
                 exec(&mut admin, &format!("CREATE DATABASE {building}")).await;
-                postrunner::db::migrate::run(&with_database(admin_url, &building)).await.expect("migrate the template");
-                exec(&mut admin, &format!("ALTER DATABASE {building} RENAME TO {name}")).await;
-                exec(&mut admin, &format!("ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false")).await;
+                postrunner::db::migrate::run(&with_database(admin_url, &building))
+                    .await
+                    .expect("migrate the template");
+                exec(
+                    &mut admin,
+                    &format!("ALTER DATABASE {building} RENAME TO {name}"),
+                )
+                .await;
+                exec(
+                    &mut admin,
+                    &format!("ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"),
+                )
+                .await;
             }
             sweep_abandoned(&mut admin).await;
             sqlx::query("SELECT pg_advisory_unlock(hashtext('postrunner_test_template'))")
@@ -69,7 +88,10 @@ async fn template() -> &'static str {
 }
 
 async fn exec(conn: &mut PgConnection, sql: &str) {
-    sqlx::query(sql).execute(conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    sqlx::query(sql)
+        .execute(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// Drops test databases left by crashed runs more than two hours ago.
@@ -83,14 +105,20 @@ async fn sweep_abandoned(admin: &mut PgConnection) {
     .await
     .unwrap_or_default();
     for name in old {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut *admin).await;
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut *admin)
+            .await;
     }
 }
 
 /// A hash of every migration's name and content.
 fn migrations_hash() -> u64 {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     for f in files {
@@ -112,9 +140,16 @@ impl TestDb {
         super::init_logging();
         let template = template().await;
         let admin_url = server_url().await;
-        let name = format!("pr_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let name = format!(
+            "pr_test_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let mut admin = PgConnection::connect(admin_url).await.unwrap();
-        exec(&mut admin, &format!("CREATE DATABASE {name} TEMPLATE {template}")).await;
+        exec(
+            &mut admin,
+            &format!("CREATE DATABASE {name} TEMPLATE {template}"),
+        )
+        .await;
         admin.close().await.unwrap();
         let url = with_database(admin_url, &name);
         let pool = postrunner::db::pool(&url, 10, "postrunner-test").unwrap();
@@ -130,17 +165,25 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("test failed: kept database {} for inspection ({})", self.name, self.url);
+            eprintln!(
+                "test failed: kept database {} for inspection ({})",
+                self.name, self.url
+            );
             return;
         }
         let name = self.name.clone();
         // Drop cannot await; a short-lived runtime on another thread does the DROP.
         let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let admin_url = SERVER.get().expect("server known");
                 if let Ok(mut admin) = PgConnection::connect(admin_url).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
                 }
             });
         });

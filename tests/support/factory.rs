@@ -12,12 +12,14 @@ pub async fn client(pool: &PgPool, client: &str, direction: &str) {
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO postrunner.directions (client, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(client)
-        .bind(direction)
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO postrunner.directions (client, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(client)
+    .bind(direction)
+    .execute(pool)
+    .await
+    .unwrap();
 }
 
 /// Enqueues a message the way an application does; returns its id.
@@ -65,5 +67,8 @@ pub async fn status(pool: &PgPool, id: Uuid) -> String {
 
 /// Number of jobs in `postrunner.jobs`, whatever their state.
 pub async fn job_count(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM postrunner.jobs").fetch_one(pool).await.unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM postrunner.jobs")
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }

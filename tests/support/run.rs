@@ -51,7 +51,12 @@ pub fn spawn(pool: &PgPool, registry: Registry, config: ExecutorConfig) -> Runni
     let stats = executor.stats();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(executor.run(shutdown.clone()));
-    Running { stats, id, shutdown, handle }
+    Running {
+        stats,
+        id,
+        shutdown,
+        handle,
+    }
 }
 
 impl Running {
@@ -71,7 +76,10 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn sleeping(sleep: Duration) -> Self {
-        Self { sleep, ..Self::default() }
+        Self {
+            sleep,
+            ..Self::default()
+        }
     }
 
     pub fn runs(&self) -> Vec<(JobId, i32)> {
@@ -115,7 +123,8 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(url: &str, args: &[&str]) -> Self {
-        let log = std::env::temp_dir().join(format!("postrunner-test-{}.log", Uuid::new_v4().simple()));
+        let log =
+            std::env::temp_dir().join(format!("postrunner-test-{}.log", Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_postrunner"))
             .args(args)
@@ -135,7 +144,11 @@ impl Process {
     }
 
     pub fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status().unwrap();
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
         assert!(status.success(), "kill -{signal}");
     }
 
@@ -147,7 +160,11 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- logs of postrunner {:?} ---\n{}", self.child.id(), self.logs());
+            eprintln!(
+                "--- logs of postrunner {:?} ---\n{}",
+                self.child.id(),
+                self.logs()
+            );
         }
         let _ = std::fs::remove_file(&self.log);
     }

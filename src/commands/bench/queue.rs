@@ -44,11 +44,17 @@ impl Handler for PickupProbe {
 pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::Result<()> {
     let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench").await?;
     let pool = crate::db::pool(&url, 10, "postrunner-bench")?;
-    let version: String = sqlx::query_scalar("SELECT current_setting('server_version')").fetch_one(&pool).await?;
+    let version: String = sqlx::query_scalar("SELECT current_setting('server_version')")
+        .fetch_one(&pool)
+        .await?;
     let (fsync, sync_commit): (String, String) =
-        sqlx::query_as("SELECT current_setting('fsync'), current_setting('synchronous_commit')").fetch_one(&pool).await?;
+        sqlx::query_as("SELECT current_setting('fsync'), current_setting('synchronous_commit')")
+            .fetch_one(&pool)
+            .await?;
 
-    if let Ok(sql) = std::env::var("BENCH_EXPERIMENT") { sqlx::raw_sql(&sql).execute(&pool).await?; }
+    if let Ok(sql) = std::env::var("BENCH_EXPERIMENT") {
+        sqlx::raw_sql(&sql).execute(&pool).await?;
+    }
     // 1. Enqueue.
     let started = Instant::now();
     let mut left = args.jobs;
@@ -67,8 +73,17 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     // 2. Drain with the real executor.
     let waits_ms = Arc::new(Mutex::new(Vec::new()));
     let mut registry = Registry::new();
-    registry.register("noop", PickupProbe { waits_ms: waits_ms.clone() });
-    let config = ExecutorConfig { concurrency: args.concurrency, prefetch: args.prefetch, ..ExecutorConfig::default() };
+    registry.register(
+        "noop",
+        PickupProbe {
+            waits_ms: waits_ms.clone(),
+        },
+    );
+    let config = ExecutorConfig {
+        concurrency: args.concurrency,
+        prefetch: args.prefetch,
+        ..ExecutorConfig::default()
+    };
     let executor = Executor::new(pool.clone(), registry, config, Uuid::new_v4());
     let stats = executor.stats();
     let shutdown = CancellationToken::new();
@@ -76,12 +91,17 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     let handle = tokio::spawn(executor.run(shutdown.clone()));
     while stats.completed.load(Ordering::Relaxed) < u64::from(args.jobs) {
         tokio::time::sleep(Duration::from_millis(2)).await;
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(1800), "drain did not finish in 30 minutes");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "drain did not finish in 30 minutes"
+        );
     }
     let drain_secs = started.elapsed().as_secs_f64();
     let jobs_per_sec = f64::from(args.jobs) / drain_secs;
-    let claim_batch = stats.claimed.load(Ordering::Relaxed) as f64 / stats.claims.load(Ordering::Relaxed).max(1) as f64;
-    let finish_batch = stats.completed.load(Ordering::Relaxed) as f64 / stats.finishes.load(Ordering::Relaxed).max(1) as f64;
+    let claim_batch = stats.claimed.load(Ordering::Relaxed) as f64
+        / stats.claims.load(Ordering::Relaxed).max(1) as f64;
+    let finish_batch = stats.completed.load(Ordering::Relaxed) as f64
+        / stats.finishes.load(Ordering::Relaxed).max(1) as f64;
 
     // 4. Dead tuples (statistics are flushed about once a second).
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -96,7 +116,9 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     waits_ms.lock().expect("probe lock").clear();
     let before = stats.completed.load(Ordering::Relaxed);
     for i in 0..args.pickup_samples {
-        sqlx::query("INSERT INTO postrunner.jobs (kind) VALUES ('noop')").execute(&pool).await?;
+        sqlx::query("INSERT INTO postrunner.jobs (kind) VALUES ('noop')")
+            .execute(&pool)
+            .await?;
         let target = before + u64::from(i) + 1;
         let deadline = Instant::now() + Duration::from_secs(10);
         while stats.completed.load(Ordering::Relaxed) < target {
@@ -116,11 +138,24 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     println!("postrunner bench queue");
     println!("  machine          {} cores; PostgreSQL {version}, fsync={fsync}, synchronous_commit={sync_commit}", num_cpus());
     println!("  jobs             {}", args.jobs);
-    println!("  concurrency      {} (prefetch {})", args.concurrency, args.prefetch);
+    println!(
+        "  concurrency      {} (prefetch {})",
+        args.concurrency, args.prefetch
+    );
     println!("  enqueue          {enqueue_secs:>8.2} s   {enqueue_per_sec:>10.0} jobs/s  (SQL INSERT ... SELECT, {CHUNK} per statement)");
     println!("  drain            {drain_secs:>8.2} s   {jobs_per_sec:>10.0} jobs/s  (claim -> run -> complete, batched)");
-    println!("  batches          {claim_batch:.1} jobs per claim, {finish_batch:.1} per completion transaction");
-    println!("  pickup (idle)    p50 {p50:.2} ms   p99 {p99:.2} ms   ({} samples, insert -> claim)", waits.len());
+    let per = |us: &std::sync::atomic::AtomicU64, n: &std::sync::atomic::AtomicU64| {
+        us.load(Ordering::Relaxed) as f64 / 1000.0 / n.load(Ordering::Relaxed).max(1) as f64
+    };
+    println!(
+        "  batches          {claim_batch:.1} jobs per claim ({:.2} ms each), {finish_batch:.1} per completion transaction ({:.2} ms each)",
+        per(&stats.claim_us, &stats.claims),
+        per(&stats.finish_us, &stats.finishes)
+    );
+    println!(
+        "  pickup (idle)    p50 {p50:.2} ms   p99 {p99:.2} ms   ({} samples, insert -> claim)",
+        waits.len()
+    );
     println!("  jobs table after drain: {live} live, {dead} dead tuples, {} kB on disk (completed jobs are deleted; autovacuum reclaims)", bytes / 1024);
     println!(
         "jobs_per_sec={jobs_per_sec:.0} enqueue_per_sec={enqueue_per_sec:.0} p50_pickup_ms={p50:.2} p99_pickup_ms={p99:.2} dead_tuples={dead}"
