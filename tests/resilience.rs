@@ -179,12 +179,14 @@ async fn workers_survive_a_postgresql_restart() {
     )
     .await;
 
-    // Restart PostgreSQL under the running worker.
-    tokio::task::spawn_blocking({
+    // Restart PostgreSQL under the running worker (keep the cluster: dropping it stops it).
+    let _cluster = tokio::task::spawn_blocking({
         let stop = std::sync::Arc::new(cluster);
         move || {
             stop.stop_server().unwrap();
-            std::thread::sleep(Duration::from_secs(2));
+            // Longer than the pool's 5 s acquire timeout, so the worker's statements
+            // really fail rather than wait.
+            std::thread::sleep(Duration::from_secs(7));
             stop.start_server().unwrap();
             stop
         }

@@ -84,7 +84,7 @@ async fn report_queue_shows_depth_by_kind_and_state_and_the_oldest_wait() {
         .unwrap();
 
     let rows: Vec<(String, String, i64, Option<f64>)> = sqlx::query_as(
-        "SELECT kind, state::text, jobs, extract(epoch FROM oldest_waiting)::float8 FROM postrunner.report_queue ORDER BY state",
+        "SELECT kind, state::text, jobs, extract(epoch FROM oldest_waiting)::float8 FROM postrunner.report_queue ORDER BY state::text",
     )
     .fetch_all(&db.pool)
     .await
@@ -93,10 +93,13 @@ async fn report_queue_shows_depth_by_kind_and_state_and_the_oldest_wait() {
     assert_eq!(rows.len(), 2);
     assert_eq!(
         (rows[0].0.as_str(), rows[0].1.as_str(), rows[0].2),
-        ("noop", "scheduled", 1)
+        ("noop", "available", 3)
     );
-    assert_eq!((rows[1].1.as_str(), rows[1].2), ("available", 3));
-    let oldest = rows[1].3.unwrap();
+    assert_eq!(
+        (rows[1].1.as_str(), rows[1].2, rows[1].3),
+        ("scheduled", 1, None)
+    );
+    let oldest = rows[0].3.unwrap();
     assert!(
         (600.0..660.0).contains(&oldest),
         "oldest waiting about ten minutes: {oldest}"

@@ -66,8 +66,10 @@ pub async fn run(database_url: &str) -> Result<Vec<String>, MigrateError> {
 
 /// Names of the migrations embedded in this binary, in order (for `--help` and tests).
 pub fn embedded_migrations() -> Vec<String> {
-    embedded::migrations::runner()
-        .get_migrations()
+    let runner = embedded::migrations::runner();
+    let mut migrations: Vec<_> = runner.get_migrations().iter().collect();
+    migrations.sort_by_key(|m| m.version());
+    migrations
         .iter()
         .map(|m| format!("V{}__{}", m.version(), m.name()))
         .collect()

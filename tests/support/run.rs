@@ -129,7 +129,7 @@ impl Process {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_postrunner"))
             .args(args)
             .env("DATABASE_URL", url)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,sqlx=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
