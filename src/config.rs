@@ -86,11 +86,10 @@ pub struct WorkerArgs {
 pub enum ConfigError {
     #[error("--concurrency must be at least 1")]
     NoConcurrency,
-    #[error("--heartbeat ({heartbeat:?}) must be at most half of --lease ({lease:?}), or leases expire between heartbeats")]
-    HeartbeatTooSlow {
-        heartbeat: Duration,
-        lease: Duration,
-    },
+    #[error(
+        "--heartbeat ({heartbeat:?}) must be at most half of --lease ({lease:?}), or leases expire between heartbeats"
+    )]
+    HeartbeatTooSlow { heartbeat: Duration, lease: Duration },
     #[error("--max-connections must be at least 4 (listen, claim, complete, heartbeat)")]
     TooFewConnections,
 }
@@ -134,6 +133,9 @@ pub struct DemoArgs {
     /// Worker executors the demo runs side by side.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// How long the simulated provider takes to accept a message, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub send_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -176,14 +178,7 @@ mod tests {
 
     #[test]
     fn heartbeat_slower_than_half_the_lease_is_refused() {
-        let cli = Cli::parse_from([
-            "postrunner",
-            "worker",
-            "--lease",
-            "10s",
-            "--heartbeat",
-            "6s",
-        ]);
+        let cli = Cli::parse_from(["postrunner", "worker", "--lease", "10s", "--heartbeat", "6s"]);
         let Command::Worker(args) = cli.command else {
             panic!("worker")
         };

@@ -11,7 +11,8 @@ use postrunner::{commands, db, roles, shutdown, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let quiet = matches!(cli.command, Command::Demo(_) | Command::Bench(_) | Command::Migrate);
+    telemetry::init(cli.log_format, if quiet { "warn" } else { "info,sqlx=warn" });
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -23,9 +24,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let required_url = || {
-        cli.database_url.clone().context(
-            "DATABASE_URL is not set (for example postgres://postgres@127.0.0.1:5432/postrunner)",
-        )
+        cli.database_url
+            .clone()
+            .context("DATABASE_URL is not set (for example postgres://postgres@127.0.0.1:5432/postrunner)")
     };
     match cli.command {
         Command::Migrate => {
@@ -46,13 +47,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = db::pool(&required_url()?, 3, "postrunner-scheduler")?;
             roles::scheduler::run(pool, shutdown::on_signals()).await
         }
-        Command::Demo(ref args) => {
-            commands::demo::run(cli.database_url.clone(), args.clone()).await
-        }
+        Command::Demo(ref args) => commands::demo::run(cli.database_url.clone(), args.clone()).await,
         Command::Bench(ref bench) => match &bench.what {
-            BenchWhat::Queue(args) => {
-                commands::bench::queue::run(cli.database_url.clone(), args.clone()).await
-            }
+            BenchWhat::Queue(args) => commands::bench::queue::run(cli.database_url.clone(), args.clone()).await,
         },
     }
 }

@@ -30,11 +30,7 @@ pub struct InvalidCron {
 ///
 /// # Errors
 /// [`InvalidCron`] when the expression does not parse or has no future tick.
-pub fn next_tick(
-    schedule: &str,
-    cron: &str,
-    after: DateTime<Utc>,
-) -> Result<DateTime<Utc>, InvalidCron> {
+pub fn next_tick(schedule: &str, cron: &str, after: DateTime<Utc>) -> Result<DateTime<Utc>, InvalidCron> {
     let invalid = |reason: String| InvalidCron {
         schedule: schedule.into(),
         cron: cron.into(),
@@ -77,11 +73,7 @@ pub enum PeriodicError {
 ///
 /// # Errors
 /// [`PeriodicError`] on database errors; invalid cron expressions are logged and skipped.
-pub async fn run_due(
-    pool: &PgPool,
-    me: Uuid,
-    now: Option<DateTime<Utc>>,
-) -> Result<Pass, PeriodicError> {
+pub async fn run_due(pool: &PgPool, me: Uuid, now: Option<DateTime<Utc>>) -> Result<Pass, PeriodicError> {
     let now = match now {
         Some(now) => now,
         None => sqlx::query_scalar("SELECT now()").fetch_one(pool).await?,

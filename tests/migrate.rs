@@ -8,10 +8,7 @@ use crate::support::db::server_url;
 /// A new, empty database (not from the template).
 async fn empty_database() -> (String, String) {
     let admin = server_url().await;
-    let name = format!(
-        "pr_test_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
+    let name = format!("pr_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
@@ -21,9 +18,7 @@ async fn empty_database() -> (String, String) {
 }
 
 async fn drop_database(name: &str) {
-    let mut conn = sqlx::PgConnection::connect(server_url().await)
-        .await
-        .unwrap();
+    let mut conn = sqlx::PgConnection::connect(server_url().await).await.unwrap();
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .execute(&mut conn)
         .await
@@ -60,10 +55,7 @@ async fn replicas_migrating_at_once_apply_each_migration_once() {
     applied.sort();
     let mut expected = postrunner::db::migrate::embedded_migrations();
     expected.sort();
-    assert_eq!(
-        applied, expected,
-        "each migration applied by exactly one replica"
-    );
+    assert_eq!(applied, expected, "each migration applied by exactly one replica");
     drop_database(&name).await;
 }
 
@@ -76,11 +68,7 @@ async fn the_migrate_command_runs_twice_from_the_binary() {
             .env("DATABASE_URL", &url)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stdout).contains(expected));
     }
     drop_database(&name).await;

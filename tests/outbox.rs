@@ -11,12 +11,7 @@ async fn insert_error(db: &TestDb, columns: &str, values: &str) -> Option<String
     let sql = format!("INSERT INTO postrunner.outbox ({columns}) VALUES ({values})");
     match sqlx::query(&sql).execute(&db.pool).await {
         Ok(_) => None,
-        Err(e) => Some(
-            e.as_database_error()
-                .expect("a database error")
-                .message()
-                .to_owned(),
-        ),
+        Err(e) => Some(e.as_database_error().expect("a database error").message().to_owned()),
     }
 }
 
@@ -117,12 +112,11 @@ async fn every_class_of_bad_insert_is_refused_with_a_clear_message() {
         );
         assert!(error.starts_with("postrunner.outbox: "), "{error}");
     }
-    let (messages, jobs): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM postrunner.outbox), (SELECT count(*) FROM postrunner.jobs)",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+    let (messages, jobs): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM postrunner.outbox), (SELECT count(*) FROM postrunner.jobs)")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!((messages, jobs), (0, 0), "nothing was enqueued");
 
     // Good input with allowed extras is accepted.
@@ -149,10 +143,7 @@ async fn the_body_limit_is_a_database_setting() {
         .execute(&pool)
         .await
         .unwrap_err();
-    assert!(
-        error.to_string().contains("over the limit of 10 bytes"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("over the limit of 10 bytes"), "{error}");
 }
 
 #[tokio::test]
@@ -162,22 +153,12 @@ async fn a_repeated_idempotency_key_creates_no_second_message() {
     let insert = "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, idempotency_key)
                   VALUES ('acme', 'q1', 'jane@example.org', 'Hi', 'x', 'lead-42') ON CONFLICT DO NOTHING RETURNING id";
 
-    let first: Option<uuid::Uuid> = sqlx::query_scalar(insert)
-        .fetch_optional(&db.pool)
-        .await
-        .unwrap();
-    let second: Option<uuid::Uuid> = sqlx::query_scalar(insert)
-        .fetch_optional(&db.pool)
-        .await
-        .unwrap();
+    let first: Option<uuid::Uuid> = sqlx::query_scalar(insert).fetch_optional(&db.pool).await.unwrap();
+    let second: Option<uuid::Uuid> = sqlx::query_scalar(insert).fetch_optional(&db.pool).await.unwrap();
 
     assert!(first.is_some());
     assert_eq!(second, None);
-    assert_eq!(
-        factory::job_count(&db.pool).await,
-        1,
-        "one job for one message"
-    );
+    assert_eq!(factory::job_count(&db.pool).await, 1, "one job for one message");
     // Without ON CONFLICT the duplicate is an error naming the constraint.
     let err = sqlx::query(&insert.replace(" ON CONFLICT DO NOTHING", ""))
         .execute(&db.pool)
@@ -225,9 +206,7 @@ async fn a_claimed_message_reads_as_sending() {
         now: None,
         after: None,
     };
-    postrunner::queue::claim::claim(&db.pool, request)
-        .await
-        .unwrap();
+    postrunner::queue::claim::claim(&db.pool, request).await.unwrap();
     assert_eq!(factory::status(&db.pool, id).await, "sending");
 }
 
@@ -238,12 +217,14 @@ async fn a_queued_message_is_cancelled_with_an_update_and_never_sent() {
     let keep = factory::message(&db.pool, "acme", "q1", "keep@example.org").await;
     let drop = factory::message(&db.pool, "acme", "q1", "drop@example.org").await;
 
-    let cancelled = sqlx::query("UPDATE postrunner.outbox SET status = 'cancelled' WHERE id = $1 AND status IN ('queued', 'retrying')")
-        .bind(drop)
-        .execute(&db.pool)
-        .await
-        .unwrap()
-        .rows_affected();
+    let cancelled = sqlx::query(
+        "UPDATE postrunner.outbox SET status = 'cancelled' WHERE id = $1 AND status IN ('queued', 'retrying')",
+    )
+    .bind(drop)
+    .execute(&db.pool)
+    .await
+    .unwrap()
+    .rows_affected();
     executor(&db.pool, registry(&db.pool), fast_config())
         .drain(None)
         .await
@@ -252,11 +233,13 @@ async fn a_queued_message_is_cancelled_with_an_update_and_never_sent() {
     assert_eq!(cancelled, 1);
     assert_eq!(factory::status(&db.pool, drop).await, "cancelled");
     assert_eq!(factory::status(&db.pool, keep).await, "sent");
-    let job_state: String = sqlx::query_scalar("SELECT j.state::text FROM postrunner.jobs j JOIN postrunner.outbox o ON o.job_id = j.id WHERE o.id = $1")
-        .bind(drop)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let job_state: String = sqlx::query_scalar(
+        "SELECT j.state::text FROM postrunner.jobs j JOIN postrunner.outbox o ON o.job_id = j.id WHERE o.id = $1",
+    )
+    .bind(drop)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(job_state, "cancelled");
 }
 
@@ -271,10 +254,7 @@ async fn applications_cannot_write_other_statuses_or_cancel_sent_messages() {
         .execute(&db.pool)
         .await
         .unwrap_err();
-    assert!(
-        err.to_string().contains("may only set it to 'cancelled'"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("may only set it to 'cancelled'"), "{err}");
 
     executor(&db.pool, registry(&db.pool), fast_config())
         .drain(None)
@@ -286,8 +266,7 @@ async fn applications_cannot_write_other_statuses_or_cancel_sent_messages() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string()
-            .contains("is sent and can no longer be cancelled"),
+        err.to_string().contains("is sent and can no longer be cancelled"),
         "{err}"
     );
     assert_eq!(factory::status(&db.pool, id).await, "sent");
@@ -305,15 +284,16 @@ async fn a_message_being_sent_cannot_be_cancelled() {
         .await
         .unwrap();
 
-    let err = sqlx::query("UPDATE postrunner.outbox SET status = 'cancelled' WHERE id = $1 AND status IN ('queued', 'retrying')")
-        .bind(id)
-        .execute(&db.pool)
-        .await
-        .unwrap_err();
+    let err = sqlx::query(
+        "UPDATE postrunner.outbox SET status = 'cancelled' WHERE id = $1 AND status IN ('queued', 'retrying')",
+    )
+    .bind(id)
+    .execute(&db.pool)
+    .await
+    .unwrap_err();
 
     assert!(
-        err.to_string()
-            .contains("is being sent and can no longer be cancelled"),
+        err.to_string().contains("is being sent and can no longer be cancelled"),
         "{err}"
     );
     worker_tx.rollback().await.unwrap();
@@ -333,13 +313,12 @@ async fn retries_show_on_the_message_and_a_failed_message_can_be_redriven() {
     );
     exec.drain(None).await.unwrap();
 
-    let (status, attempts, last_error): (String, i32, Option<String>) = sqlx::query_as(
-        "SELECT status::text, attempts, last_error FROM postrunner.outbox WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+    let (status, attempts, last_error): (String, i32, Option<String>) =
+        sqlx::query_as("SELECT status::text, attempts, last_error FROM postrunner.outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!((status.as_str(), attempts), ("retrying", 1));
     assert_eq!(last_error.as_deref(), Some("provider unavailable"));
 
@@ -387,25 +366,12 @@ async fn a_message_with_send_after_waits() {
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&db.pool).await.unwrap();
     let exec = executor(&db.pool, registry(&db.pool), fast_config());
 
-    assert_eq!(
-        exec.drain(Some(now + chrono::Duration::minutes(59)))
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(exec.drain(Some(now + chrono::Duration::minutes(59))).await.unwrap(), 0);
     assert_eq!(factory::status(&db.pool, id).await, "queued");
-    assert_eq!(
-        exec.drain(Some(now + chrono::Duration::minutes(61)))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(exec.drain(Some(now + chrono::Duration::minutes(61))).await.unwrap(), 1);
     assert_eq!(factory::status(&db.pool, id).await, "sent");
 }
 
@@ -425,9 +391,7 @@ async fn one_insert_statement_sends_one_notification() {
     .unwrap();
 
     let mut received = 0;
-    while let Ok(Ok(_)) =
-        tokio::time::timeout(std::time::Duration::from_millis(300), listener.recv()).await
-    {
+    while let Ok(Ok(_)) = tokio::time::timeout(std::time::Duration::from_millis(300), listener.recv()).await {
         received += 1;
     }
     assert_eq!(received, 1, "500 rows, one statement, one NOTIFY");

@@ -37,9 +37,7 @@ async fn racing_schedulers_win_each_tick_once() {
             .iter()
             .map(|pool| {
                 let pool = pool.clone();
-                tokio::spawn(
-                    async move { run_due(&pool, Uuid::new_v4(), Some(now)).await.unwrap() },
-                )
+                tokio::spawn(async move { run_due(&pool, Uuid::new_v4(), Some(now)).await.unwrap() })
             })
             .collect();
         for r in racers {
@@ -52,12 +50,11 @@ async fn racing_schedulers_win_each_tick_once() {
             .unwrap();
     }
 
-    let runs: Vec<(DateTime<Utc>, Option<i64>)> = sqlx::query_as(
-        "SELECT tick_at, job_id FROM postrunner.schedule_runs WHERE schedule = 'tick'",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
+    let runs: Vec<(DateTime<Utc>, Option<i64>)> =
+        sqlx::query_as("SELECT tick_at, job_id FROM postrunner.schedule_runs WHERE schedule = 'tick'")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     let mut per_tick: HashMap<DateTime<Utc>, usize> = HashMap::new();
     for (tick, job) in &runs {
         assert!(job.is_some(), "each won tick enqueued its job");
@@ -65,10 +62,7 @@ async fn racing_schedulers_win_each_tick_once() {
     }
     // The first pass only sets the first tick; each later pass wins exactly one.
     assert_eq!(per_tick.len(), 20);
-    assert!(
-        per_tick.values().all(|&n| n == 1),
-        "a tick was won twice: {per_tick:?}"
-    );
+    assert!(per_tick.values().all(|&n| n == 1), "a tick was won twice: {per_tick:?}");
 }
 
 #[tokio::test]
@@ -88,12 +82,11 @@ async fn a_tick_is_skipped_while_the_previous_run_is_pending() {
         .await
         .unwrap();
     }
-    let (runs, jobs): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(job_id) FROM postrunner.schedule_runs WHERE schedule = 'tick'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+    let (runs, jobs): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(job_id) FROM postrunner.schedule_runs WHERE schedule = 'tick'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(
         (runs, jobs),
         (3, 1),
@@ -126,15 +119,11 @@ async fn scheduler_processes_enqueue_each_tick_once() {
             .unwrap();
         assert!(status.success(), "scheduler exits cleanly: {}", s.logs());
     }
-    let per_tick: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(
-        "SELECT tick_at, count(*) FROM postrunner.schedule_runs GROUP BY 1 ORDER BY 1",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
+    let per_tick: Vec<(DateTime<Utc>, i64)> =
+        sqlx::query_as("SELECT tick_at, count(*) FROM postrunner.schedule_runs GROUP BY 1 ORDER BY 1")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     assert!(per_tick.len() >= 2, "ticks were run: {per_tick:?}");
-    assert!(
-        per_tick.iter().all(|(_, n)| *n == 1),
-        "each tick once: {per_tick:?}"
-    );
+    assert!(per_tick.iter().all(|(_, n)| *n == 1), "each tick once: {per_tick:?}");
 }

@@ -19,10 +19,7 @@ use crate::support::run::{executor, fast_config, only, registry, spawn, Recorder
 use crate::support::{eventually, factory};
 
 async fn db_now(db: &TestDb) -> DateTime<Utc> {
-    sqlx::query_scalar("SELECT now()")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar("SELECT now()").fetch_one(&db.pool).await.unwrap()
 }
 
 fn secs(n: i64) -> chrono::Duration {
@@ -84,13 +81,7 @@ async fn eight_executors_run_every_job_exactly_once() {
     let recorder = Recorder::default();
 
     let running: Vec<_> = (0..8)
-        .map(|_| {
-            spawn(
-                &db.another_pool(5),
-                only("noop", recorder.clone()),
-                fast_config(),
-            )
-        })
+        .map(|_| spawn(&db.another_pool(5), only("noop", recorder.clone()), fast_config()))
         .collect();
     let pool = db.pool.clone();
     eventually(Duration::from_secs(60), "the queue is drained", || {
@@ -115,18 +106,12 @@ async fn failed_attempts_retry_after_one_five_and_fifteen_minutes_then_fail() {
     let t0 = db_now(&db).await;
 
     assert_eq!(exec.tick(Some(t0)).await.unwrap(), 1);
-    assert_eq!(
-        factory::job(&db.pool, id).await,
-        Some((JobState::Retryable, 1))
-    );
+    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Retryable, 1)));
 
     // Not before one minute; then the second attempt.
     assert_eq!(exec.tick(Some(t0 + secs(59))).await.unwrap(), 0);
     assert_eq!(exec.tick(Some(t0 + secs(61))).await.unwrap(), 1);
-    assert_eq!(
-        factory::job(&db.pool, id).await,
-        Some((JobState::Retryable, 2))
-    );
+    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Retryable, 2)));
 
     // Five minutes after the second failure.
     let t2 = t0 + secs(61);
@@ -137,10 +122,7 @@ async fn failed_attempts_retry_after_one_five_and_fifteen_minutes_then_fail() {
     let t3 = t2 + secs(301);
     assert_eq!(exec.tick(Some(t3 + secs(899))).await.unwrap(), 0);
     assert_eq!(exec.tick(Some(t3 + secs(901))).await.unwrap(), 1);
-    assert_eq!(
-        factory::job(&db.pool, id).await,
-        Some((JobState::Discarded, 4))
-    );
+    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Discarded, 4)));
     assert_eq!(
         exec.tick(Some(t3 + secs(100_000))).await.unwrap(),
         0,
@@ -183,11 +165,7 @@ async fn a_failed_job_is_redriven_with_one_sql_call() {
         vec![(id, 1)],
         "it ran again with a fresh attempt budget"
     );
-    assert_eq!(
-        factory::job(&db.pool, id).await,
-        None,
-        "completed jobs are deleted"
-    );
+    assert_eq!(factory::job(&db.pool, id).await, None, "completed jobs are deleted");
 }
 
 #[tokio::test]
@@ -196,10 +174,7 @@ async fn permanent_failures_are_discarded_at_once() {
     let exec = executor(&db.pool, registry(&db.pool), fast_config());
     let id = factory::jobs(&db.pool, "noop", 1, json!({"fail": "permanent"})).await[0];
     exec.drain(None).await.unwrap();
-    assert_eq!(
-        factory::job(&db.pool, id).await,
-        Some((JobState::Discarded, 1))
-    );
+    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Discarded, 1)));
 }
 
 #[tokio::test]
@@ -213,10 +188,7 @@ async fn a_unique_key_allows_one_live_job() {
     let first = enqueue(&db.pool, &job).await.unwrap();
     let second = enqueue(&db.pool, &job).await.unwrap();
     assert!(first.is_some());
-    assert_eq!(
-        second, None,
-        "a second live job with the key is not created"
-    );
+    assert_eq!(second, None, "a second live job with the key is not created");
 
     // Once the first has completed, the key is free again.
     executor(&db.pool, registry(&db.pool), fast_config())
@@ -305,9 +277,7 @@ async fn a_worker_whose_lease_was_rescued_cannot_complete_the_job() {
     )
     .await
     .unwrap();
-    let rescued = rescue_expired(&db.pool, Some(now + secs(31)))
-        .await
-        .unwrap();
+    let rescued = rescue_expired(&db.pool, Some(now + secs(31))).await.unwrap();
     assert_eq!(rescued.requeued, 1);
     let b = claim(
         &db.pool,
@@ -336,33 +306,18 @@ async fn a_worker_whose_lease_was_rescued_cannot_complete_the_job() {
         error: "late".into(),
         decision: postrunner::queue::retry::Decision::Discard,
     };
-    let report = finish(&db.pool, &reg, &[as_finished(&a[0], fail)], None)
+    let report = finish(&db.pool, &reg, &[as_finished(&a[0], fail)], None).await.unwrap();
+    assert_eq!(report.lost, 1);
+    let report = finish(&db.pool, &reg, &[as_finished(&a[0], Outcome::Completed(None))], None)
         .await
         .unwrap();
     assert_eq!(report.lost, 1);
-    let report = finish(
-        &db.pool,
-        &reg,
-        &[as_finished(&a[0], Outcome::Completed(None))],
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.lost, 1);
-    assert_eq!(
-        factory::job(&db.pool, id).await,
-        Some((JobState::Running, 2))
-    );
+    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Running, 2)));
 
     // B completes it.
-    let report = finish(
-        &db.pool,
-        &reg,
-        &[as_finished(&b[0], Outcome::Completed(None))],
-        None,
-    )
-    .await
-    .unwrap();
+    let report = finish(&db.pool, &reg, &[as_finished(&b[0], Outcome::Completed(None))], None)
+        .await
+        .unwrap();
     assert_eq!(report.completed, 1);
     assert_eq!(factory::job(&db.pool, id).await, None);
 }
@@ -393,10 +348,7 @@ async fn a_rescued_job_that_used_its_last_attempt_fails() {
     let rescued = rescue_expired(&db.pool, Some(now + secs(6))).await.unwrap();
 
     assert_eq!((rescued.requeued, rescued.discarded), (0, 1));
-    assert_eq!(
-        factory::job(&db.pool, id).await,
-        Some((JobState::Discarded, 1))
-    );
+    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Discarded, 1)));
 }
 
 #[tokio::test]
@@ -489,10 +441,7 @@ async fn cancelled_jobs_do_not_run() {
         .unwrap();
 
     assert_eq!(recorder.runs(), vec![(ids[1], 1)]);
-    assert_eq!(
-        factory::job(&db.pool, ids[0]).await,
-        Some((JobState::Cancelled, 0))
-    );
+    assert_eq!(factory::job(&db.pool, ids[0]).await, Some((JobState::Cancelled, 0)));
 }
 
 #[tokio::test]
@@ -513,8 +462,5 @@ async fn a_panicking_handler_fails_the_attempt_instead_of_losing_the_job() {
         .drain(None)
         .await
         .unwrap();
-    assert_eq!(
-        factory::job(&db.pool, id).await,
-        Some((JobState::Retryable, 1))
-    );
+    assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Retryable, 1)));
 }

@@ -24,25 +24,13 @@ async fn a_killed_workers_jobs_are_rescued_and_run_by_another_worker() {
     let ids = factory::jobs(&db.pool, "noop", 6, json!({"sleep_ms": 600_000})).await;
     let worker_a = Process::spawn(
         &db.url,
-        &[
-            "worker",
-            "--concurrency",
-            "6",
-            "--lease",
-            "3s",
-            "--heartbeat",
-            "500ms",
-        ],
+        &["worker", "--concurrency", "6", "--lease", "3s", "--heartbeat", "500ms"],
     );
     let pool = db.pool.clone();
-    eventually(
-        Duration::from_secs(15),
-        "worker A runs all six jobs",
-        || {
-            let pool = pool.clone();
-            async move { running_jobs(&pool).await == 6 }
-        },
-    )
+    eventually(Duration::from_secs(15), "worker A runs all six jobs", || {
+        let pool = pool.clone();
+        async move { running_jobs(&pool).await == 6 }
+    })
     .await;
 
     // Act: SIGKILL it. A real scheduler process enqueues lease rescue every 5 s, and
@@ -90,25 +78,13 @@ async fn sigterm_finishes_running_jobs_and_releases_the_rest() {
     let long = factory::jobs(&db.pool, "noop", 2, json!({"sleep_ms": 600_000})).await;
     let mut worker = Process::spawn(
         &db.url,
-        &[
-            "worker",
-            "--concurrency",
-            "4",
-            "--grace",
-            "1s",
-            "--lease",
-            "60s",
-        ],
+        &["worker", "--concurrency", "4", "--grace", "1s", "--lease", "60s"],
     );
     let pool = db.pool.clone();
-    eventually(
-        Duration::from_secs(15),
-        "the worker runs all four jobs",
-        || {
-            let pool = pool.clone();
-            async move { running_jobs(&pool).await == 4 }
-        },
-    )
+    eventually(Duration::from_secs(15), "the worker runs all four jobs", || {
+        let pool = pool.clone();
+        async move { running_jobs(&pool).await == 4 }
+    })
     .await;
 
     worker.signal("TERM");
@@ -131,13 +107,12 @@ async fn sigterm_finishes_running_jobs_and_releases_the_rest() {
         );
     }
     for id in long {
-        let row: (String, i32, Option<uuid::Uuid>) = sqlx::query_as(
-            "SELECT state::text, attempts, leased_by FROM postrunner.jobs WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+        let row: (String, i32, Option<uuid::Uuid>) =
+            sqlx::query_as("SELECT state::text, attempts, leased_by FROM postrunner.jobs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
         assert_eq!(
             row,
             ("available".into(), 0, None),
@@ -162,21 +137,14 @@ async fn workers_survive_a_postgresql_restart() {
     let url = with_database(&cluster.admin_url(), "postgres");
     postrunner::db::migrate::run(&url).await.unwrap();
     let pool = postrunner::db::pool(&url, 3, "postrunner-test").unwrap();
-    let mut worker = Process::spawn(
-        &url,
-        &["worker", "--concurrency", "4", "--poll-interval", "200ms"],
-    );
+    let mut worker = Process::spawn(&url, &["worker", "--concurrency", "4", "--poll-interval", "200ms"]);
 
     factory::jobs(&pool, "noop", 100, json!({})).await;
     let p = pool.clone();
-    eventually(
-        Duration::from_secs(15),
-        "the first hundred jobs are done",
-        || {
-            let p = p.clone();
-            async move { factory::job_count(&p).await == 0 }
-        },
-    )
+    eventually(Duration::from_secs(15), "the first hundred jobs are done", || {
+        let p = p.clone();
+        async move { factory::job_count(&p).await == 0 }
+    })
     .await;
 
     // Restart PostgreSQL under the running worker (keep the cluster: dropping it stops it).
@@ -196,21 +164,15 @@ async fn workers_survive_a_postgresql_restart() {
 
     // The test's own pool reconnects too; the worker must pick up new work.
     let p = pool.clone();
-    eventually(
-        Duration::from_secs(15),
-        "the database accepts jobs again",
-        || {
-            let p = p.clone();
-            async move {
-                sqlx::query(
-                    "INSERT INTO postrunner.jobs (kind) SELECT 'noop' FROM generate_series(1, 100)",
-                )
+    eventually(Duration::from_secs(15), "the database accepts jobs again", || {
+        let p = p.clone();
+        async move {
+            sqlx::query("INSERT INTO postrunner.jobs (kind) SELECT 'noop' FROM generate_series(1, 100)")
                 .execute(&p)
                 .await
                 .is_ok()
-            }
-        },
-    )
+        }
+    })
     .await;
     let p = pool.clone();
     eventually(
@@ -239,11 +201,7 @@ async fn workers_survive_a_postgresql_restart() {
         1,
         "the outage is logged once:\n{logs}"
     );
-    assert_eq!(
-        logs.matches("database reachable again").count(),
-        1,
-        "{logs}"
-    );
+    assert_eq!(logs.matches("database reachable again").count(), 1, "{logs}");
     worker.signal("TERM");
     let status = tokio::time::timeout(Duration::from_secs(10), worker.child.wait())
         .await

@@ -22,16 +22,9 @@ fn sql_files(dir: &Path, out: &mut Vec<PathBuf>) {
 async fn every_query_file_prepares() {
     let db = TestDb::new().await;
     let mut files = Vec::new();
-    sql_files(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("sql"),
-        &mut files,
-    );
+    sql_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sql"), &mut files);
     // roles.sql and reports.sql are scripts for psql, checked elsewhere.
-    files.retain(|f| {
-        f.parent()
-            .and_then(|p| p.file_name())
-            .is_some_and(|d| d != "sql")
-    });
+    files.retain(|f| f.parent().and_then(|p| p.file_name()).is_some_and(|d| d != "sql"));
     assert!(files.len() >= 15, "found the query files: {files:?}");
 
     let mut conn = db.pool.acquire().await.unwrap();

@@ -13,15 +13,7 @@ async fn the_workers_view_shows_live_processes() {
     let db = TestDb::new().await;
     let mut worker = Process::spawn(
         &db.url,
-        &[
-            "worker",
-            "--concurrency",
-            "3",
-            "--heartbeat",
-            "300ms",
-            "--lease",
-            "2s",
-        ],
+        &["worker", "--concurrency", "3", "--heartbeat", "300ms", "--lease", "2s"],
     );
     let pool = db.pool.clone();
     crate::support::eventually(Duration::from_secs(15), "the worker registers", || {
@@ -41,30 +33,23 @@ async fn the_workers_view_shows_live_processes() {
             .fetch_one(&db.pool)
             .await
             .unwrap();
-    assert_eq!(
-        (role.as_str(), pid, concurrency),
-        ("worker", worker.pid(), Some(3))
-    );
+    assert_eq!((role.as_str(), pid, concurrency), ("worker", worker.pid(), Some(3)));
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
 
     // A killed process drops out of the view once its heartbeat is stale (3 intervals).
     worker.signal("KILL");
     let _ = worker.child.wait().await;
     let pool = db.pool.clone();
-    crate::support::eventually(
-        Duration::from_secs(5),
-        "the dead worker leaves the view",
-        || {
-            let pool = pool.clone();
-            async move {
-                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM postrunner.workers")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap()
-                    == 0
-            }
-        },
-    )
+    crate::support::eventually(Duration::from_secs(5), "the dead worker leaves the view", || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM postrunner.workers")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                == 0
+        }
+    })
     .await;
 }
 
@@ -72,12 +57,10 @@ async fn the_workers_view_shows_live_processes() {
 async fn report_queue_shows_depth_by_kind_and_state_and_the_oldest_wait() {
     let db = TestDb::new().await;
     factory::jobs(&db.pool, "noop", 3, json!({})).await;
-    sqlx::query(
-        "INSERT INTO postrunner.jobs (kind, run_at) VALUES ('noop', now() + interval '1 hour')",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    sqlx::query("INSERT INTO postrunner.jobs (kind, run_at) VALUES ('noop', now() + interval '1 hour')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     sqlx::query("UPDATE postrunner.jobs SET run_at = now() - interval '10 minutes' WHERE id = (SELECT min(id) FROM postrunner.jobs)")
         .execute(&db.pool)
         .await
@@ -95,10 +78,7 @@ async fn report_queue_shows_depth_by_kind_and_state_and_the_oldest_wait() {
         (rows[0].0.as_str(), rows[0].1.as_str(), rows[0].2),
         ("noop", "available", 3)
     );
-    assert_eq!(
-        (rows[1].1.as_str(), rows[1].2, rows[1].3),
-        ("scheduled", 1, None)
-    );
+    assert_eq!((rows[1].1.as_str(), rows[1].2, rows[1].3), ("scheduled", 1, None));
     let oldest = rows[0].3.unwrap();
     assert!(
         (600.0..660.0).contains(&oldest),

@@ -25,10 +25,7 @@ INSERT INTO postrunner.providers (name, kind) VALUES ('log', 'log');
 ";
 
 pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result<()> {
-    println!(
-        "postrunner demo: {} messages, {} workers",
-        args.messages, args.workers
-    );
+    println!("postrunner demo: {} messages, {} workers", args.messages, args.workers);
     let (server, url) = super::fresh_database(database_url, "postrunner_demo").await?;
     let where_ = if server.cluster.is_some() {
         "a private throwaway PostgreSQL cluster"
@@ -38,9 +35,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     println!("  database   {} on {where_}, migrated", super::redact(&url));
     let pool = crate::db::pool(&url, 20, "postrunner-demo")?;
     sqlx::raw_sql(SETUP).execute(&pool).await?;
-    println!(
-        "  setup      clients acme and globex, 3 directions, provider 'log' (records and accepts)"
-    );
+    println!("  setup      clients acme and globex, 3 directions, provider 'log' (records and accepts)");
 
     enqueue(&pool, args.messages).await?;
 
@@ -49,7 +44,8 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     for _ in 0..args.workers {
         let presence = Presence::new("worker", Some(8), Duration::from_secs(1));
         presence.register(&pool).await?;
-        let registry = kinds::registry(pool.clone(), Arc::new(LogProvider::default()));
+        let provider = LogProvider::default().with_latency(Duration::from_millis(args.send_ms));
+        let registry = kinds::registry(pool.clone(), Arc::new(provider));
         let config = ExecutorConfig {
             concurrency: 8,
             heartbeat: Duration::from_secs(1),
@@ -80,11 +76,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
             .iter()
             .map(|s| counts.get(*s).copied().unwrap_or(0))
             .sum();
-        println!(
-            "  [{:>5.1}s] {}",
-            started.elapsed().as_secs_f64(),
-            line(&counts)
-        );
+        println!("  [{:>5.1}s] {}", started.elapsed().as_secs_f64(), line(&counts));
         if pending == 0 {
             break;
         }
@@ -186,24 +178,16 @@ async fn enqueue(pool: &PgPool, messages: u32) -> anyhow::Result<()> {
 }
 
 async fn status_counts(pool: &PgPool) -> anyhow::Result<BTreeMap<String, i64>> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status::text, count(*) FROM postrunner.outbox GROUP BY 1")
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status::text, count(*) FROM postrunner.outbox GROUP BY 1")
+        .fetch_all(pool)
+        .await?;
     Ok(rows.into_iter().collect())
 }
 
 fn line(counts: &BTreeMap<String, i64>) -> String {
-    [
-        "queued",
-        "sending",
-        "sent",
-        "retrying",
-        "failed",
-        "cancelled",
-    ]
-    .iter()
-    .map(|s| format!("{s} {:>5}", counts.get(*s).copied().unwrap_or(0)))
-    .collect::<Vec<_>>()
-    .join("  ")
+    ["queued", "sending", "sent", "retrying", "failed", "cancelled"]
+        .iter()
+        .map(|s| format!("{s} {:>5}", counts.get(*s).copied().unwrap_or(0)))
+        .collect::<Vec<_>>()
+        .join("  ")
 }

@@ -15,10 +15,7 @@ use crate::db::local_cluster::{self, Server};
 ///
 /// # Errors
 /// No server can be found or started, or the database cannot be created or migrated.
-pub async fn fresh_database(
-    database_url: Option<String>,
-    name: &str,
-) -> anyhow::Result<(Server, String)> {
+pub async fn fresh_database(database_url: Option<String>, name: &str) -> anyhow::Result<(Server, String)> {
     let server = match database_url {
         Some(url) => Server {
             admin_url: local_cluster::with_database(&url, "postgres"),
@@ -56,10 +53,7 @@ pub fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            super::redact("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

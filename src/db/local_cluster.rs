@@ -127,11 +127,7 @@ impl LocalCluster {
             rand::random::<u32>()
         ));
         std::fs::create_dir_all(&dir).map_err(|e| start_err("mkdir", e))?;
-        let run_as = if is_root() {
-            Some(unprivileged_user())
-        } else {
-            None
-        };
+        let run_as = if is_root() { Some(unprivileged_user()) } else { None };
         if let Some(user) = &run_as {
             run(Command::new("chown").arg("-R").arg(user).arg(&dir), "chown")?;
         }
@@ -204,10 +200,7 @@ impl LocalCluster {
     /// # Errors
     /// `pg_ctl stop` failed.
     pub fn stop_server(&self) -> Result<(), LocalClusterError> {
-        self.pg(
-            "pg_ctl",
-            &["-D", &self.data_dir(), "-m", "fast", "-w", "stop"],
-        )
+        self.pg("pg_ctl", &["-D", &self.data_dir(), "-m", "fast", "-w", "stop"])
     }
 
     fn data_dir(&self) -> String {
@@ -263,10 +256,7 @@ impl LocalCluster {
 
 impl Drop for LocalCluster {
     fn drop(&mut self) {
-        let _ = self.pg(
-            "pg_ctl",
-            &["-D", &self.data_dir(), "-m", "fast", "-w", "stop"],
-        );
+        let _ = self.pg("pg_ctl", &["-D", &self.data_dir(), "-m", "fast", "-w", "stop"]);
         if let Some(mut watchdog) = self.watchdog.take() {
             let _ = watchdog.kill();
             let _ = watchdog.wait();
@@ -283,10 +273,7 @@ fn start_err(step: &'static str, e: impl std::fmt::Display) -> LocalClusterError
 }
 
 fn run(command: &mut Command, step: &'static str) -> Result<(), LocalClusterError> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| start_err(step, e))?;
+    let output = command.stdin(Stdio::null()).output().map_err(|e| start_err(step, e))?;
     if output.status.success() {
         Ok(())
     } else {
@@ -315,8 +302,7 @@ fn find_bindir() -> Option<PathBuf> {
         return Some(bin);
     }
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .find(|p| p.join("initdb").exists() && p.join("pg_ctl").exists())
+        std::env::split_paths(&paths).find(|p| p.join("initdb").exists() && p.join("pg_ctl").exists())
     })
 }
 
@@ -346,9 +332,7 @@ fn unprivileged_user() -> String {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 #[cfg(test)]
@@ -357,10 +341,7 @@ mod tests {
 
     #[test]
     fn database_name_is_replaced_and_query_kept() {
-        assert_eq!(
-            with_database("postgres://u@h:1/postgres", "x"),
-            "postgres://u@h:1/x"
-        );
+        assert_eq!(with_database("postgres://u@h:1/postgres", "x"), "postgres://u@h:1/x");
         assert_eq!(
             with_database("postgres://u@h:1/postgres?sslmode=disable", "x"),
             "postgres://u@h:1/x?sslmode=disable"

@@ -19,11 +19,7 @@ use sqlx::PgPool;
 ///
 /// # Errors
 /// The URL does not parse.
-pub fn pool(
-    url: &str,
-    max_connections: u32,
-    application_name: &str,
-) -> Result<PgPool, sqlx::Error> {
+pub fn pool(url: &str, max_connections: u32, application_name: &str) -> Result<PgPool, sqlx::Error> {
     let options = PgConnectOptions::from_str(url)?.application_name(application_name);
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
@@ -63,15 +59,11 @@ pub async fn wait_until_ready(pool: &PgPool, patience: Duration) -> Result<(), s
 /// statement is wrong": the loops back off and retry on these.
 pub fn is_connection_error(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {
             // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now,
             // 08xxx connection exceptions.
-            db.code()
-                .is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
+            db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
         }
         _ => false,
     }

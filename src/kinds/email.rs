@@ -66,9 +66,7 @@ impl Handler for SendEmail {
             .await
             .map_err(|e| JobError::Retry(format!("cannot load the message: {e}")))?;
         let Some(row) = row else {
-            return Err(JobError::Permanent(
-                "the job's outbox message no longer exists".into(),
-            ));
+            return Err(JobError::Permanent("the job's outbox message no longer exists".into()));
         };
         let headers = row
             .headers
@@ -104,19 +102,14 @@ impl Handler for SendEmail {
         }
     }
 
-    async fn record(
-        &self,
-        tx: &mut PgConnection,
-        results: &[(JobId, serde_json::Value)],
-    ) -> Result<(), sqlx::Error> {
+    async fn record(&self, tx: &mut PgConnection, results: &[(JobId, serde_json::Value)]) -> Result<(), sqlx::Error> {
         let mut job_ids = Vec::with_capacity(results.len());
         let mut providers = Vec::with_capacity(results.len());
         let mut froms = Vec::with_capacity(results.len());
         let mut message_ids = Vec::with_capacity(results.len());
         let mut sent_ats = Vec::with_capacity(results.len());
         for (id, value) in results {
-            let sent: Sent = serde_json::from_value(value.clone())
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let sent: Sent = serde_json::from_value(value.clone()).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             job_ids.push(*id);
             providers.push(sent.provider);
             froms.push(sent.from_address);

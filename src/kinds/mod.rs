@@ -22,10 +22,7 @@ pub fn registry(pool: PgPool, provider: Arc<dyn Provider>) -> Registry {
     let mut registry = Registry::new();
     registry
         .register(email::KIND, email::SendEmail::new(pool.clone(), provider))
-        .register(
-            system::RESCUE,
-            system::RescueExpiredLeases::new(pool.clone()),
-        )
+        .register(system::RESCUE, system::RescueExpiredLeases::new(pool.clone()))
         .register(system::CLEANUP, system::Cleanup::new(pool))
         .register(noop::KIND, noop::Noop);
     registry

@@ -18,10 +18,7 @@ impl Handler for Noop {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         match job.args.get("fail").and_then(serde_json::Value::as_str) {
-            Some("retry") => Err(JobError::Retry(format!(
-                "asked to fail (attempt {})",
-                job.attempts
-            ))),
+            Some("retry") => Err(JobError::Retry(format!("asked to fail (attempt {})", job.attempts))),
             Some("permanent") => Err(JobError::Permanent("asked to fail permanently".into())),
             _ => Ok(None),
         }

@@ -33,10 +33,7 @@ impl NewJob {
 ///
 /// # Errors
 /// [`QueueError`] when the insert fails (for example a kind that breaks the naming CHECK).
-pub async fn enqueue<'e>(
-    db: impl PgExecutor<'e>,
-    job: &NewJob,
-) -> Result<Option<JobId>, QueueError> {
+pub async fn enqueue<'e>(db: impl PgExecutor<'e>, job: &NewJob) -> Result<Option<JobId>, QueueError> {
     let args = if job.args.is_null() {
         serde_json::json!({})
     } else {

@@ -120,10 +120,7 @@ impl Executor {
     ///
     /// # Errors
     /// [`QueueError`] when a statement fails.
-    pub async fn tick(
-        &self,
-        now: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<usize, QueueError> {
+    pub async fn tick(&self, now: Option<chrono::DateTime<chrono::Utc>>) -> Result<usize, QueueError> {
         promote_due(&self.pool, 10_000, now).await?;
         let request = ClaimRequest {
             worker: self.id,
@@ -159,10 +156,7 @@ impl Executor {
     ///
     /// # Errors
     /// [`QueueError`] when a statement fails.
-    pub async fn drain(
-        &self,
-        now: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<usize, QueueError> {
+    pub async fn drain(&self, now: Option<chrono::DateTime<chrono::Utc>>) -> Result<usize, QueueError> {
         let mut total = 0;
         loop {
             match self.tick(now).await? {
@@ -200,9 +194,7 @@ impl Executor {
         let inflight: Arc<Mutex<HashMap<JobId, Uuid>>> = Arc::default();
         let mut tasks = JoinSet::new();
         // Claim budget: jobs held (running or waiting to run) by this process.
-        let held = Arc::new(Semaphore::new(
-            self.config.concurrency + self.config.prefetch,
-        ));
+        let held = Arc::new(Semaphore::new(self.config.concurrency + self.config.prefetch));
         // Run budget: handlers running at once.
         let running = Arc::new(Semaphore::new(self.config.concurrency));
         let mut last_promote = Instant::now() - self.config.poll_interval;
@@ -248,10 +240,9 @@ impl Executor {
             };
             let claim_started = Instant::now();
             let claimed_jobs = claim(&self.pool, request).await;
-            self.stats.claim_us.fetch_add(
-                claim_started.elapsed().as_micros() as u64,
-                Ordering::Relaxed,
-            );
+            self.stats
+                .claim_us
+                .fetch_add(claim_started.elapsed().as_micros() as u64, Ordering::Relaxed);
             let jobs = match claimed_jobs {
                 Ok(jobs) => {
                     outage.ok();
@@ -274,22 +265,11 @@ impl Executor {
             // cursor is exhausted (or contended), so the next claim starts from the top,
             // at once if this one had a cursor.
             let had_cursor = cursor.is_some();
-            cursor = if claimed == limit {
-                Cursor::last_of(&jobs)
-            } else {
-                None
-            };
-            self.stats
-                .claimed
-                .fetch_add(claimed as u64, Ordering::Relaxed);
-            self.stats
-                .claims
-                .fetch_add(u64::from(claimed > 0), Ordering::Relaxed);
+            cursor = if claimed == limit { Cursor::last_of(&jobs) } else { None };
+            self.stats.claimed.fetch_add(claimed as u64, Ordering::Relaxed);
+            self.stats.claims.fetch_add(u64::from(claimed > 0), Ordering::Relaxed);
             for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
-                inflight
-                    .lock()
-                    .expect("inflight lock")
-                    .insert(job.id, job.lease_token);
+                inflight.lock().expect("inflight lock").insert(job.id, job.lease_token);
                 let runner = JobRun {
                     handler: self.registry.get(&job.kind).cloned(),
                     timeout: self.config.job_timeout,
@@ -297,14 +277,12 @@ impl Executor {
                     done: done_tx.clone(),
                     inflight: inflight.clone(),
                 };
-                let span = tracing::info_span!("job", job.id = job.id, job.kind = %job.kind, job.attempt = job.attempts);
+                let span =
+                    tracing::info_span!("job", job.id = job.id, job.kind = %job.kind, job.attempt = job.attempts);
                 let (running, shutdown) = (running.clone(), shutdown.clone());
                 tasks.spawn(
                     async move {
-                        let _slot = running
-                            .acquire_owned()
-                            .await
-                            .expect("semaphore is never closed");
+                        let _slot = running.acquire_owned().await.expect("semaphore is never closed");
                         // A prefetched job that had to wait past a shutdown does not start:
                         // it stays in `inflight` and is released.
                         if !shutdown.is_cancelled() {
@@ -334,6 +312,7 @@ impl Executor {
         }
 
         // Shutdown: no more claims. Give running jobs their grace period.
+        while tasks.try_join_next().is_some() {}
         let running = tasks.len();
         if running > 0 {
             tracing::info!(
@@ -342,17 +321,14 @@ impl Executor {
                 "waiting for running jobs"
             );
         }
-        let drained = tokio::time::timeout(self.config.grace, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(self.config.grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
         // Whatever did not finish goes back to the queue for another replica.
-        let leftovers: Vec<(JobId, Uuid)> =
-            inflight.lock().expect("inflight lock").drain().collect();
+        let leftovers: Vec<(JobId, Uuid)> = inflight.lock().expect("inflight lock").drain().collect();
         if !leftovers.is_empty() {
             for attempt in 0..5 {
                 match release(&self.pool, &leftovers).await {
@@ -412,12 +388,7 @@ impl JobRun {
 
 /// Runs one attempt of `job` and classifies how it ended: handler errors, panics and
 /// timeouts all become failures with a retry decision, so no job is ever left behind.
-async fn attempt(
-    handler: Option<&dyn Handler>,
-    job: &ClaimedJob,
-    timeout: Duration,
-    backoff: &Backoff,
-) -> Outcome {
+async fn attempt(handler: Option<&dyn Handler>, job: &ClaimedJob, timeout: Duration, backoff: &Backoff) -> Outcome {
     let retry = |error: String| Outcome::Failed {
         error,
         decision: backoff.decide(job.attempts, job.max_attempts, false),
@@ -490,15 +461,9 @@ async fn write_outcomes(
             Ok(report) => {
                 outage.ok();
                 stats.finishes.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .completed
-                    .fetch_add(report.completed as u64, Ordering::Relaxed);
-                stats
-                    .retried
-                    .fetch_add(report.retried as u64, Ordering::Relaxed);
-                stats
-                    .discarded
-                    .fetch_add(report.discarded as u64, Ordering::Relaxed);
+                stats.completed.fetch_add(report.completed as u64, Ordering::Relaxed);
+                stats.retried.fetch_add(report.retried as u64, Ordering::Relaxed);
+                stats.discarded.fetch_add(report.discarded as u64, Ordering::Relaxed);
                 stats.lost.fetch_add(report.lost as u64, Ordering::Relaxed);
                 if report.lost > 0 {
                     tracing::warn!(
@@ -516,14 +481,7 @@ async fn write_outcomes(
             Err(e) if batch.len() > 1 => {
                 tracing::error!(error = %e, source = %e.source, "recording a batch failed; recording its jobs one by one");
                 for one in batch {
-                    Box::pin(write_outcomes(
-                        pool,
-                        registry,
-                        std::slice::from_ref(one),
-                        stats,
-                        outage,
-                    ))
-                    .await;
+                    Box::pin(write_outcomes(pool, registry, std::slice::from_ref(one), stats, outage)).await;
                 }
                 return;
             }
@@ -535,13 +493,7 @@ async fn write_outcomes(
     }
 }
 
-async fn heartbeat_loop(
-    pool: PgPool,
-    id: Uuid,
-    config: ExecutorConfig,
-    outage: Arc<Outage>,
-    stop: CancellationToken,
-) {
+async fn heartbeat_loop(pool: PgPool, id: Uuid, config: ExecutorConfig, outage: Arc<Outage>, stop: CancellationToken) {
     loop {
         if sleep_or_cancel(config.heartbeat, &stop).await {
             return;

@@ -60,12 +60,8 @@ pub async fn finish(
     let mut report = FinishReport::default();
     // The common case, plain completions with nothing to record, is one autocommit
     // statement: no BEGIN/COMMIT round trips.
-    if batch
-        .iter()
-        .all(|f| matches!(f.outcome, Outcome::Completed(None)))
-    {
-        let (ids, tokens): (Vec<JobId>, Vec<Uuid>) =
-            batch.iter().map(|f| (f.id, f.lease_token)).unzip();
+    if batch.iter().all(|f| matches!(f.outcome, Outcome::Completed(None))) {
+        let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = batch.iter().map(|f| (f.id, f.lease_token)).unzip();
         let completed = sqlx::query(COMPLETE)
             .bind(&ids)
             .bind(&tokens)
@@ -77,10 +73,7 @@ pub async fn finish(
         report.lost = batch.len() - completed;
         return Ok(report);
     }
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(QueueError::wrap("begin finish"))?;
+    let mut tx = pool.begin().await.map_err(QueueError::wrap("begin finish"))?;
 
     let (done_ids, done_tokens): (Vec<JobId>, Vec<Uuid>) = batch
         .iter()
@@ -103,10 +96,7 @@ pub async fn finish(
         for f in batch {
             if let Outcome::Completed(Some(value)) = &f.outcome {
                 if completed.contains(&f.id) {
-                    by_kind
-                        .entry(f.kind.as_str())
-                        .or_default()
-                        .push((f.id, value.clone()));
+                    by_kind.entry(f.kind.as_str()).or_default().push((f.id, value.clone()));
                 }
             }
         }
@@ -167,9 +157,7 @@ pub async fn finish(
         }
     }
 
-    tx.commit()
-        .await
-        .map_err(QueueError::wrap("commit finish"))?;
+    tx.commit().await.map_err(QueueError::wrap("commit finish"))?;
     report.lost = batch.len() - report.completed - report.retried - report.discarded;
     Ok(report)
 }

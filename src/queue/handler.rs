@@ -32,11 +32,7 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Records the results of completed jobs of this kind, inside the completing
     /// transaction (only jobs whose completion really happened are passed).
-    async fn record(
-        &self,
-        _tx: &mut PgConnection,
-        _results: &[(JobId, serde_json::Value)],
-    ) -> Result<(), sqlx::Error> {
+    async fn record(&self, _tx: &mut PgConnection, _results: &[(JobId, serde_json::Value)]) -> Result<(), sqlx::Error> {
         Ok(())
     }
 }

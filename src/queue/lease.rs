@@ -42,17 +42,11 @@ pub struct Rescued {
 ///
 /// # Errors
 /// [`QueueError`] when the database cannot be reached.
-pub async fn rescue_expired(
-    pool: &PgPool,
-    now: Option<DateTime<Utc>>,
-) -> Result<Rescued, QueueError> {
+pub async fn rescue_expired(pool: &PgPool, now: Option<DateTime<Utc>>) -> Result<Rescued, QueueError> {
     let (requeued, discarded, _notified): (i64, i64, Option<bool>) = sqlx::query_as(RESCUE)
         .bind(now)
         .fetch_one(pool)
         .await
         .map_err(QueueError::wrap("rescue expired leases"))?;
-    Ok(Rescued {
-        requeued,
-        discarded,
-    })
+    Ok(Rescued { requeued, discarded })
 }

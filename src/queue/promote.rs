@@ -20,11 +20,7 @@ pub struct Promoted {
 ///
 /// # Errors
 /// [`QueueError`] when the database cannot be reached.
-pub async fn promote_due(
-    pool: &PgPool,
-    limit: i64,
-    now: Option<DateTime<Utc>>,
-) -> Result<Promoted, QueueError> {
+pub async fn promote_due(pool: &PgPool, limit: i64, now: Option<DateTime<Utc>>) -> Result<Promoted, QueueError> {
     let (promoted, next_due): (i64, Option<DateTime<Utc>>) = sqlx::query_as(PROMOTE)
         .bind(limit)
         .bind(now)

@@ -39,10 +39,7 @@ impl Backoff {
     /// # Panics
     /// When `steps` is empty: a schedule needs at least one delay.
     pub fn new(steps: Vec<Duration>) -> Self {
-        assert!(
-            !steps.is_empty(),
-            "a backoff schedule needs at least one step"
-        );
+        assert!(!steps.is_empty(), "a backoff schedule needs at least one step");
         Self { steps }
     }
 
@@ -76,9 +73,7 @@ impl FromStr for Backoff {
     type Err = InvalidBackoff;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || InvalidBackoff {
-            input: s.to_owned(),
-        };
+        let err = || InvalidBackoff { input: s.to_owned() };
         let steps = s
             .split(',')
             .map(|part| humantime::parse_duration(part.trim()).map_err(|_| err()))

@@ -25,10 +25,7 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<()
         .await
         .context("connecting to the database")?;
     let presence = Presence::new("scheduler", None, HEARTBEAT);
-    presence
-        .register(&pool)
-        .await
-        .context("registering the scheduler")?;
+    presence.register(&pool).await.context("registering the scheduler")?;
     tracing::info!(scheduler.id = %presence.id, "scheduler started");
 
     let mut last_heartbeat = tokio::time::Instant::now();

@@ -16,20 +16,13 @@ use crate::queue::executor::{Executor, ExecutorConfig};
 ///
 /// # Errors
 /// The database could not be reached at start-up within a minute.
-pub async fn run(
-    pool: PgPool,
-    config: ExecutorConfig,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(pool: PgPool, config: ExecutorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     use anyhow::Context as _;
     crate::db::wait_until_ready(&pool, Duration::from_secs(60))
         .await
         .context("connecting to the database")?;
     let presence = Presence::new("worker", Some(config.concurrency), config.heartbeat);
-    presence
-        .register(&pool)
-        .await
-        .context("registering the worker")?;
+    presence.register(&pool).await.context("registering the worker")?;
     tracing::info!(worker.id = %presence.id, concurrency = config.concurrency, "worker started");
 
     let registry = kinds::registry(pool.clone(), Arc::new(LogProvider::default()));

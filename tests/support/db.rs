@@ -49,28 +49,19 @@ async fn template() -> &'static str {
                 .execute(&mut admin)
                 .await
                 .unwrap();
-            let exists: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                    .bind(&name)
-                    .fetch_one(&mut admin)
-                    .await
-                    .unwrap();
+            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
             if !exists {
                 let building = format!("{name}_building");
-                exec(
-                    &mut admin,
-                    &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
-                )
-                .await;
+                exec(&mut admin, &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).await;
                 exec(&mut admin, &format!("CREATE DATABASE {building}")).await;
                 postrunner::db::migrate::run(&with_database(admin_url, &building))
                     .await
                     .expect("migrate the template");
-                exec(
-                    &mut admin,
-                    &format!("ALTER DATABASE {building} RENAME TO {name}"),
-                )
-                .await;
+                exec(&mut admin, &format!("ALTER DATABASE {building} RENAME TO {name}")).await;
                 exec(
                     &mut admin,
                     &format!("ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"),
@@ -114,11 +105,7 @@ async fn sweep_abandoned(admin: &mut PgConnection) {
 /// A hash of every migration's name and content.
 fn migrations_hash() -> u64 {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
     files.sort();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     for f in files {
@@ -140,16 +127,9 @@ impl TestDb {
         super::init_logging();
         let template = template().await;
         let admin_url = server_url().await;
-        let name = format!(
-            "pr_test_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
+        let name = format!("pr_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let mut admin = PgConnection::connect(admin_url).await.unwrap();
-        exec(
-            &mut admin,
-            &format!("CREATE DATABASE {name} TEMPLATE {template}"),
-        )
-        .await;
+        exec(&mut admin, &format!("CREATE DATABASE {name} TEMPLATE {template}")).await;
         admin.close().await.unwrap();
         let url = with_database(admin_url, &name);
         let pool = postrunner::db::pool(&url, 10, "postrunner-test").unwrap();
@@ -165,10 +145,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!(
-                "test failed: kept database {} for inspection ({})",
-                self.name, self.url
-            );
+            eprintln!("test failed: kept database {} for inspection ({})", self.name, self.url);
             return;
         }
         let name = self.name.clone();

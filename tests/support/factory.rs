@@ -12,14 +12,12 @@ pub async fn client(pool: &PgPool, client: &str, direction: &str) {
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query(
-        "INSERT INTO postrunner.directions (client, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(client)
-    .bind(direction)
-    .execute(pool)
-    .await
-    .unwrap();
+    sqlx::query("INSERT INTO postrunner.directions (client, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(client)
+        .bind(direction)
+        .execute(pool)
+        .await
+        .unwrap();
 }
 
 /// Enqueues a message the way an application does; returns its id.
@@ -38,13 +36,15 @@ pub async fn message(pool: &PgPool, client: &str, direction: &str, to: &str) -> 
 
 /// Inserts `n` jobs of `kind` with `args` in one statement; returns their ids.
 pub async fn jobs(pool: &PgPool, kind: &str, n: i32, args: Value) -> Vec<JobId> {
-    sqlx::query_scalar("INSERT INTO postrunner.jobs (kind, args) SELECT $1, $2 FROM generate_series(1, $3) RETURNING id")
-        .bind(kind)
-        .bind(args)
-        .bind(n)
-        .fetch_all(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "INSERT INTO postrunner.jobs (kind, args) SELECT $1, $2 FROM generate_series(1, $3) RETURNING id",
+    )
+    .bind(kind)
+    .bind(args)
+    .bind(n)
+    .fetch_all(pool)
+    .await
+    .unwrap()
 }
 
 /// A job's state and attempts, or None once it completed (completed jobs are deleted).

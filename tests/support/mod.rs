@@ -32,6 +32,6 @@ where
 /// Logs from the library when TEST_LOG is set.
 pub fn init_logging() {
     if std::env::var_os("TEST_LOG").is_some() {
-        postrunner::telemetry::init(postrunner::telemetry::LogFormat::Pretty);
+        postrunner::telemetry::init(postrunner::telemetry::LogFormat::Pretty, "info,sqlx=warn");
     }
 }

@@ -123,8 +123,7 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(url: &str, args: &[&str]) -> Self {
-        let log =
-            std::env::temp_dir().join(format!("postrunner-test-{}.log", Uuid::new_v4().simple()));
+        let log = std::env::temp_dir().join(format!("postrunner-test-{}.log", Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_postrunner"))
             .args(args)
@@ -160,11 +159,7 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!(
-                "--- logs of postrunner {:?} ---\n{}",
-                self.child.id(),
-                self.logs()
-            );
+            eprintln!("--- logs of postrunner {:?} ---\n{}", self.child.id(), self.logs());
         }
         let _ = std::fs::remove_file(&self.log);
     }

@@ -98,10 +98,9 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     }
     let drain_secs = started.elapsed().as_secs_f64();
     let jobs_per_sec = f64::from(args.jobs) / drain_secs;
-    let claim_batch = stats.claimed.load(Ordering::Relaxed) as f64
-        / stats.claims.load(Ordering::Relaxed).max(1) as f64;
-    let finish_batch = stats.completed.load(Ordering::Relaxed) as f64
-        / stats.finishes.load(Ordering::Relaxed).max(1) as f64;
+    let claim_batch = stats.claimed.load(Ordering::Relaxed) as f64 / stats.claims.load(Ordering::Relaxed).max(1) as f64;
+    let finish_batch =
+        stats.completed.load(Ordering::Relaxed) as f64 / stats.finishes.load(Ordering::Relaxed).max(1) as f64;
 
     // 4. Dead tuples (statistics are flushed about once a second).
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -136,14 +135,16 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     handle.await?;
 
     println!("postrunner bench queue");
-    println!("  machine          {} cores; PostgreSQL {version}, fsync={fsync}, synchronous_commit={sync_commit}", num_cpus());
-    println!("  jobs             {}", args.jobs);
     println!(
-        "  concurrency      {} (prefetch {})",
-        args.concurrency, args.prefetch
+        "  machine          {} cores; PostgreSQL {version}, fsync={fsync}, synchronous_commit={sync_commit}",
+        num_cpus()
     );
+    println!("  jobs             {}", args.jobs);
+    println!("  concurrency      {} (prefetch {})", args.concurrency, args.prefetch);
     println!("  enqueue          {enqueue_secs:>8.2} s   {enqueue_per_sec:>10.0} jobs/s  (SQL INSERT ... SELECT, {CHUNK} per statement)");
-    println!("  drain            {drain_secs:>8.2} s   {jobs_per_sec:>10.0} jobs/s  (claim -> run -> complete, batched)");
+    println!(
+        "  drain            {drain_secs:>8.2} s   {jobs_per_sec:>10.0} jobs/s  (claim -> run -> complete, batched)"
+    );
     let per = |us: &std::sync::atomic::AtomicU64, n: &std::sync::atomic::AtomicU64| {
         us.load(Ordering::Relaxed) as f64 / 1000.0 / n.load(Ordering::Relaxed).max(1) as f64
     };
