@@ -6,6 +6,10 @@
 -- job's state transitions are mirrored into `status`, `attempts` and `last_error` by a
 -- trigger, so that the status users read is always the one the queue acts on.
 --
+-- The trigger functions an application's INSERT or cancel runs are SECURITY DEFINER
+-- (with a fixed search_path), so the enqueueing role needs privileges on the outbox
+-- only, never on the queue tables (sql/roles.sql).
+--
 -- Lock order, to stay deadlock-free: the queue always locks jobs rows and then outbox
 -- rows. A user's cancel locks the outbox row first, so it takes the job with SKIP LOCKED
 -- and refuses to cancel a message that a worker is claiming at that very moment.
@@ -68,7 +72,7 @@ $$;
 -- The body limit is the `postrunner.max_body_bytes` setting (default 1 MiB), which an
 -- operator can change per database: ALTER DATABASE ... SET postrunner.max_body_bytes = '2097152'.
 CREATE FUNCTION postrunner.outbox_before_insert() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner AS $$
 DECLARE
     max_body bigint := coalesce(nullif(current_setting('postrunner.max_body_bytes', true), '')::bigint, 1048576);
     body_bytes bigint;
@@ -153,7 +157,7 @@ CREATE TRIGGER outbox_before_insert
 -- One set-based INSERT of the carrying jobs per statement (and so one NOTIFY), using the
 -- rows that were really inserted: ON CONFLICT DO NOTHING skips create no job.
 CREATE FUNCTION postrunner.outbox_enqueue_jobs() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner AS $$
 BEGIN
     INSERT INTO postrunner.jobs (id, kind, priority, run_at, state)
     SELECT n.job_id, 'email.send', n.priority, coalesce(n.send_after, now()),
@@ -233,7 +237,7 @@ CREATE TRIGGER outbox_guard_status
 -- A cancel cancels the carrying job. The job is taken with SKIP LOCKED (see the lock
 -- order above); if a worker holds it, the message is being sent and the cancel fails.
 CREATE FUNCTION postrunner.outbox_cancel_job() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner AS $$
 BEGIN
     IF pg_trigger_depth() > 1 THEN
         RETURN NULL;  -- the queue itself mirrored a cancellation; nothing to do

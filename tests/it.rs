@@ -9,5 +9,6 @@ mod outbox;
 mod periodic;
 mod queue;
 mod resilience;
+mod roles;
 mod sql_files;
 mod workers;
