@@ -4,6 +4,7 @@
 
 mod support;
 
+mod config;
 mod migrate;
 mod outbox;
 mod periodic;

@@ -33,6 +33,10 @@ pub async fn listen(pool: PgPool, wake: Arc<Notify>, shutdown: CancellationToken
         };
         if let Err(error) = listener.listen(CHANNEL).await {
             tracing::debug!(%error, "LISTEN failed; polling meanwhile");
+            if sleep_or_cancel(delay, &shutdown).await {
+                return;
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
             continue;
         }
         delay = Duration::from_millis(100);
