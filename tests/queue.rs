@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::support::db::TestDb;
 use crate::support::run::{executor, fast_config, only, registry, spawn, Recorder};
-use crate::support::{eventually, factory};
+use crate::support::{factory, wait_for_count, ALL_JOBS};
 
 async fn db_now(db: &TestDb) -> DateTime<Utc> {
     sqlx::query_scalar("SELECT now()").fetch_one(&db.pool).await.unwrap()
@@ -83,12 +83,7 @@ async fn eight_executors_run_every_job_exactly_once() {
     let running: Vec<_> = (0..8)
         .map(|_| spawn(&db.another_pool(5), only("noop", recorder.clone()), fast_config()))
         .collect();
-    let pool = db.pool.clone();
-    eventually(Duration::from_secs(60), "the queue is drained", || {
-        let pool = pool.clone();
-        async move { factory::job_count(&pool).await == 0 }
-    })
-    .await;
+    wait_for_count(&db.pool, ALL_JOBS, 0, Duration::from_secs(60)).await;
     for r in running {
         r.stop().await;
     }
@@ -392,12 +387,7 @@ async fn a_notification_wakes_an_idle_worker_without_polling() {
 
     factory::jobs(&db.pool, "noop", 3, json!({})).await;
 
-    let r = recorder.clone();
-    eventually(Duration::from_secs(3), "the jobs are picked up", || {
-        let n = r.runs().len();
-        async move { n == 3 }
-    })
-    .await;
+    recorder.wait_for_runs(3, Duration::from_secs(3)).await;
     running.stop().await;
 }
 
@@ -414,12 +404,7 @@ async fn polling_picks_up_jobs_when_notifications_are_lost() {
 
     factory::jobs(&db.pool, "noop", 2, json!({})).await;
 
-    let r = recorder.clone();
-    eventually(Duration::from_secs(3), "the poll finds the jobs", || {
-        let n = r.runs().len();
-        async move { n == 2 }
-    })
-    .await;
+    recorder.wait_for_runs(2, Duration::from_secs(3)).await;
     running.stop().await;
 }
 

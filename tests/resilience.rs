@@ -4,18 +4,10 @@ use std::time::{Duration, Instant};
 
 use postrunner::db::local_cluster::{with_database, LocalCluster};
 use serde_json::json;
-use sqlx::PgPool;
 
 use crate::support::db::TestDb;
 use crate::support::run::{fast_config, registry, spawn, Process, Recorder};
-use crate::support::{eventually, factory};
-
-async fn running_jobs(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM postrunner.jobs WHERE state = 'running'")
-        .fetch_one(pool)
-        .await
-        .unwrap_or(-1)
-}
+use crate::support::{eventually, factory, wait_for_count, ALL_JOBS, RUNNING_JOBS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_workers_jobs_are_rescued_and_run_by_another_worker() {
@@ -26,12 +18,7 @@ async fn a_killed_workers_jobs_are_rescued_and_run_by_another_worker() {
         &db.url,
         &["worker", "--concurrency", "6", "--lease", "3s", "--heartbeat", "500ms"],
     );
-    let pool = db.pool.clone();
-    eventually(Duration::from_secs(15), "worker A runs all six jobs", || {
-        let pool = pool.clone();
-        async move { running_jobs(&pool).await == 6 }
-    })
-    .await;
+    wait_for_count(&db.pool, RUNNING_JOBS, 6, Duration::from_secs(15)).await;
 
     // Act: SIGKILL it. A real scheduler process enqueues lease rescue every 5 s, and
     // worker B (in this process) runs the rescue and then the rescued jobs.
@@ -42,16 +29,7 @@ async fn a_killed_workers_jobs_are_rescued_and_run_by_another_worker() {
     let mut kinds = registry(&db.pool);
     kinds.register("noop", recorder.clone());
     let worker_b = spawn(&db.pool, kinds, fast_config());
-    let pool = db.pool.clone();
-    eventually(
-        Duration::from_secs(30),
-        "the six jobs are completed by worker B",
-        || {
-            let pool = pool.clone();
-            async move { factory::job_count(&pool).await == 0 }
-        },
-    )
-    .await;
+    wait_for_count(&db.pool, ALL_JOBS, 0, Duration::from_secs(30)).await;
     let rescued_after = killed_at.elapsed();
     worker_b.stop().await;
     scheduler.signal("TERM");
@@ -80,12 +58,7 @@ async fn sigterm_finishes_running_jobs_and_releases_the_rest() {
         &db.url,
         &["worker", "--concurrency", "4", "--grace", "1s", "--lease", "60s"],
     );
-    let pool = db.pool.clone();
-    eventually(Duration::from_secs(15), "the worker runs all four jobs", || {
-        let pool = pool.clone();
-        async move { running_jobs(&pool).await == 4 }
-    })
-    .await;
+    wait_for_count(&db.pool, RUNNING_JOBS, 4, Duration::from_secs(15)).await;
 
     worker.signal("TERM");
     let stopped_at = Instant::now();
@@ -140,12 +113,7 @@ async fn workers_survive_a_postgresql_restart() {
     let mut worker = Process::spawn(&url, &["worker", "--concurrency", "4", "--poll-interval", "200ms"]);
 
     factory::jobs(&pool, "noop", 100, json!({})).await;
-    let p = pool.clone();
-    eventually(Duration::from_secs(15), "the first hundred jobs are done", || {
-        let p = p.clone();
-        async move { factory::job_count(&p).await == 0 }
-    })
-    .await;
+    wait_for_count(&pool, ALL_JOBS, 0, Duration::from_secs(15)).await;
 
     // Restart PostgreSQL under the running worker (keep the cluster: dropping it stops it).
     let _cluster = tokio::task::spawn_blocking({
@@ -163,33 +131,14 @@ async fn workers_survive_a_postgresql_restart() {
     .unwrap();
 
     // The test's own pool reconnects too; the worker must pick up new work.
-    let p = pool.clone();
-    eventually(Duration::from_secs(15), "the database accepts jobs again", || {
-        let p = p.clone();
-        async move {
-            sqlx::query("INSERT INTO postrunner.jobs (kind) SELECT 'noop' FROM generate_series(1, 100)")
-                .execute(&p)
-                .await
-                .is_ok()
-        }
+    eventually(Duration::from_secs(15), "the database accepts jobs again", || async {
+        sqlx::query("INSERT INTO postrunner.jobs (kind) SELECT 'noop' FROM generate_series(1, 100)")
+            .execute(&pool)
+            .await
+            .is_ok()
     })
     .await;
-    let p = pool.clone();
-    eventually(
-        Duration::from_secs(30),
-        "the second hundred jobs are done after the restart",
-        || {
-            let p = p.clone();
-            async move {
-                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM postrunner.jobs")
-                    .fetch_one(&p)
-                    .await
-                    .ok()
-                    == Some(0)
-            }
-        },
-    )
-    .await;
+    wait_for_count(&pool, ALL_JOBS, 0, Duration::from_secs(30)).await;
 
     assert!(
         worker.child.try_wait().unwrap().is_none(),

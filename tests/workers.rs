@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::db::TestDb;
-use crate::support::factory;
 use crate::support::run::Process;
+use crate::support::{factory, wait_for_count, LIVE_PROCESSES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_workers_view_shows_live_processes() {
@@ -15,18 +15,7 @@ async fn the_workers_view_shows_live_processes() {
         &db.url,
         &["worker", "--concurrency", "3", "--heartbeat", "300ms", "--lease", "2s"],
     );
-    let pool = db.pool.clone();
-    crate::support::eventually(Duration::from_secs(15), "the worker registers", || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM postrunner.workers")
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-                == 1
-        }
-    })
-    .await;
+    wait_for_count(&db.pool, LIVE_PROCESSES, 1, Duration::from_secs(15)).await;
 
     let (role, pid, concurrency, version): (String, i32, Option<i32>, String) =
         sqlx::query_as("SELECT role, pid, concurrency, version FROM postrunner.workers")
@@ -39,18 +28,7 @@ async fn the_workers_view_shows_live_processes() {
     // A killed process drops out of the view once its heartbeat is stale (3 intervals).
     worker.signal("KILL");
     let _ = worker.child.wait().await;
-    let pool = db.pool.clone();
-    crate::support::eventually(Duration::from_secs(5), "the dead worker leaves the view", || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM postrunner.workers")
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-                == 0
-        }
-    })
-    .await;
+    wait_for_count(&db.pool, LIVE_PROCESSES, 0, Duration::from_secs(5)).await;
 }
 
 #[tokio::test]

@@ -29,6 +29,22 @@ where
     }
 }
 
+/// Polls `sql`, a query returning one bigint, until it returns `expected`. Errors (a
+/// database restarting) count as "not yet".
+pub async fn wait_for_count(pool: &sqlx::PgPool, sql: &str, expected: i64, timeout: Duration) {
+    eventually(timeout, &format!("{sql} = {expected}"), || async {
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.ok() == Some(expected)
+    })
+    .await;
+}
+
+/// Count of jobs in any state.
+pub const ALL_JOBS: &str = "SELECT count(*) FROM postrunner.jobs";
+/// Count of jobs a worker holds.
+pub const RUNNING_JOBS: &str = "SELECT count(*) FROM postrunner.jobs WHERE state = 'running'";
+/// Count of live processes.
+pub const LIVE_PROCESSES: &str = "SELECT count(*) FROM postrunner.workers";
+
 /// Logs from the library when TEST_LOG is set.
 pub fn init_logging() {
     if std::env::var_os("TEST_LOG").is_some() {

@@ -86,6 +86,11 @@ impl Recorder {
         self.runs.lock().unwrap().clone()
     }
 
+    /// Waits until `n` runs were recorded.
+    pub async fn wait_for_runs(&self, n: usize, timeout: Duration) {
+        super::eventually(timeout, &format!("{n} job runs"), || async { self.runs().len() == n }).await;
+    }
+
     /// How many times each job ran.
     pub fn counts(&self) -> HashMap<JobId, usize> {
         let mut counts = HashMap::new();
