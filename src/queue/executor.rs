@@ -1,10 +1,11 @@
 //! The executor: claims batches of jobs, runs them concurrently, and records their
 //! outcomes in batches. This is the whole of a worker's job loop.
 //!
-//! Four tasks cooperate:
-//! - the *fetcher* (this module's `run`): claims, in one statement, as many jobs as the
-//!   claim budget (`concurrency + prefetch`) allows, promotes due jobs now and then,
-//!   and sleeps on LISTEN/NOTIFY or the poll interval when the queue is empty;
+//! Four kinds of task cooperate:
+//! - two *fetchers* (`Fetch::fetch_loop`): each claims, in one statement, as many jobs
+//!   as the shared claim budget (`concurrency + prefetch`) allows, promotes due jobs now
+//!   and then, and sleeps on LISTEN/NOTIFY or the poll interval when the queue is empty;
+//!   two keep a claim in flight while the other's answer is being used;
 //! - one tokio task per claimed job; at most `concurrency` run their handler at once,
 //!   the prefetched rest wait for a slot. Budget is returned as soon as a handler
 //!   returns, before its outcome is written;
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use sqlx::PgPool;
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -191,125 +192,22 @@ impl Executor {
             outage.clone(),
         ));
 
-        let inflight: Arc<Mutex<HashMap<JobId, Uuid>>> = Arc::default();
-        let mut tasks = JoinSet::new();
-        // Claim budget: jobs held (running or waiting to run) by this process.
-        let held = Arc::new(Semaphore::new(self.config.concurrency + self.config.prefetch));
-        // Run budget: handlers running at once.
-        let running = Arc::new(Semaphore::new(self.config.concurrency));
-        let mut last_promote = Instant::now() - self.config.poll_interval;
-        let mut error_delay = Duration::from_millis(50);
-        let mut cursor: Option<Cursor> = None;
-
-        loop {
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                permit = held.clone().acquire_owned() => permit.expect("semaphore is never closed"),
-            };
-            let mut permits = vec![first];
-            while let Ok(p) = held.clone().try_acquire_owned() {
-                permits.push(p);
-            }
-            while tasks.try_join_next().is_some() {}
-
-            let mut idle_until = None;
-            if last_promote.elapsed() >= self.config.poll_interval {
-                last_promote = Instant::now();
-                match promote_due(&self.pool, 10_000, None).await {
-                    Ok(p) => {
-                        outage.ok();
-                        idle_until = p.next_due;
-                        // Promoted jobs may sort before the cursor.
-                        cursor = None;
-                    }
-                    Err(e) => outage.failed(&e),
-                }
-            }
-
-            // New jobs arrived (they may sort before the cursor): claim from the start.
-            if wake.notified().now_or_never().is_some() {
-                cursor = None;
-            }
-            let limit = permits.len();
-            let request = ClaimRequest {
-                worker: self.id,
-                limit: limit as i64,
-                lease: self.config.lease,
-                now: None,
-                after: cursor,
-            };
-            let claim_started = Instant::now();
-            let claimed_jobs = claim(&self.pool, request).await;
-            self.stats
-                .claim_us
-                .fetch_add(claim_started.elapsed().as_micros() as u64, Ordering::Relaxed);
-            let jobs = match claimed_jobs {
-                Ok(jobs) => {
-                    outage.ok();
-                    error_delay = Duration::from_millis(50);
-                    jobs
-                }
-                Err(e) => {
-                    outage.failed(&e);
-                    cursor = None;
-                    drop(permits);
-                    if sleep_or_cancel(error_delay, &shutdown).await {
-                        break;
-                    }
-                    error_delay = (error_delay * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
-            let claimed = jobs.len();
-            // A full batch: carry on from its last job. A short one: the queue past the
-            // cursor is exhausted (or contended), so the next claim starts from the top,
-            // at once if this one had a cursor.
-            let had_cursor = cursor.is_some();
-            cursor = if claimed == limit { Cursor::last_of(&jobs) } else { None };
-            self.stats.claimed.fetch_add(claimed as u64, Ordering::Relaxed);
-            self.stats.claims.fetch_add(u64::from(claimed > 0), Ordering::Relaxed);
-            for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
-                inflight.lock().expect("inflight lock").insert(job.id, job.lease_token);
-                let runner = JobRun {
-                    handler: self.registry.get(&job.kind).cloned(),
-                    timeout: self.config.job_timeout,
-                    backoff: self.config.backoff.clone(),
-                    done: done_tx.clone(),
-                    inflight: inflight.clone(),
-                };
-                let span =
-                    tracing::info_span!("job", job.id = job.id, job.kind = %job.kind, job.attempt = job.attempts);
-                let (running, shutdown) = (running.clone(), shutdown.clone());
-                tasks.spawn(
-                    async move {
-                        let _slot = running.acquire_owned().await.expect("semaphore is never closed");
-                        // A prefetched job that had to wait past a shutdown does not start:
-                        // it stays in `inflight` and is released.
-                        if !shutdown.is_cancelled() {
-                            runner.run(job).await;
-                        }
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
-            }
-            drop(permits);
-            if claimed > 0 || had_cursor {
-                continue;
-            }
-
-            // Nothing to run: sleep until notified, the poll interval, or the next due job.
-            let mut nap = self.config.poll_interval;
-            if let Some(due) = idle_until {
-                let until_due = (due - chrono::Utc::now()).to_std().unwrap_or_default();
-                nap = nap.min(until_due.max(Duration::from_millis(5)));
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(nap) => {}
-            }
-        }
+        let fetch = Fetch {
+            pool: self.pool.clone(),
+            registry: self.registry.clone(),
+            config: self.config.clone(),
+            id: self.id,
+            stats: self.stats.clone(),
+            outage: outage.clone(),
+            wake,
+            held: Arc::new(Semaphore::new(self.config.concurrency + self.config.prefetch)),
+            running: Arc::new(Semaphore::new(self.config.concurrency)),
+            inflight: Arc::default(),
+            tasks: Mutex::default(),
+            done: done_tx,
+        };
+        futures_util::future::join_all((0..FETCHERS).map(|_| fetch.fetch_loop(&shutdown))).await;
+        let mut tasks = std::mem::take(&mut *fetch.tasks.lock().expect("tasks lock"));
 
         // Shutdown: no more claims. Give running jobs their grace period.
         while tasks.try_join_next().is_some() {}
@@ -328,7 +226,7 @@ impl Executor {
             while tasks.join_next().await.is_some() {}
         }
         // Whatever did not finish goes back to the queue for another replica.
-        let leftovers: Vec<(JobId, Uuid)> = inflight.lock().expect("inflight lock").drain().collect();
+        let leftovers: Vec<(JobId, Uuid)> = fetch.inflight.lock().expect("inflight lock").drain().collect();
         if !leftovers.is_empty() {
             for attempt in 0..5 {
                 match release(&self.pool, &leftovers).await {
@@ -347,13 +245,163 @@ impl Executor {
                 }
             }
         }
-        drop(done_tx);
+        // The last sender of outcomes goes with `fetch`: the completer drains and ends.
+        drop(fetch);
         if let Err(error) = completer.await {
             tracing::error!(%error, "completer task failed");
         }
         background.cancel();
         let _ = listener.await;
         let _ = heartbeats.await;
+    }
+}
+
+/// Claim statements a worker keeps in flight: while one waits for PostgreSQL, the other
+/// is being answered, so a fast queue is not limited by one claim's round trip.
+const FETCHERS: usize = 2;
+
+/// What the fetch loops of one executor share.
+struct Fetch {
+    pool: PgPool,
+    registry: Arc<Registry>,
+    config: ExecutorConfig,
+    id: Uuid,
+    stats: Arc<ExecutorStats>,
+    outage: Arc<Outage>,
+    wake: Arc<Notify>,
+    /// Claim budget: jobs held (running or waiting to run) by this process.
+    held: Arc<Semaphore>,
+    /// Run budget: handlers running at once.
+    running: Arc<Semaphore>,
+    /// Claimed jobs whose outcome has not been handed to the completer.
+    inflight: Arc<Mutex<HashMap<JobId, Uuid>>>,
+    tasks: Mutex<JoinSet<()>>,
+    done: mpsc::UnboundedSender<Finished>,
+}
+
+impl Fetch {
+    /// Claims and starts jobs until `shutdown`. Each loop keeps its own cursor.
+    async fn fetch_loop(&self, shutdown: &CancellationToken) {
+        let mut last_promote = Instant::now() - self.config.poll_interval;
+        let mut error_delay = Duration::from_millis(50);
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                permit = self.held.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+            };
+            let mut permits = vec![first];
+            while let Ok(p) = self.held.clone().try_acquire_owned() {
+                permits.push(p);
+            }
+
+            let mut idle_until = None;
+            if last_promote.elapsed() >= self.config.poll_interval {
+                last_promote = Instant::now();
+                match promote_due(&self.pool, 10_000, None).await {
+                    Ok(p) => {
+                        self.outage.ok();
+                        idle_until = p.next_due;
+                        // Promoted jobs may sort before the cursor.
+                        cursor = None;
+                    }
+                    Err(e) => self.outage.failed(&e),
+                }
+            }
+
+            // New jobs arrived (they may sort before the cursor): claim from the start.
+            if self.wake.notified().now_or_never().is_some() {
+                cursor = None;
+            }
+            let limit = permits.len();
+            let request = ClaimRequest {
+                worker: self.id,
+                limit: limit as i64,
+                lease: self.config.lease,
+                now: None,
+                after: cursor,
+            };
+            let claim_started = Instant::now();
+            let claimed_jobs = claim(&self.pool, request).await;
+            self.stats
+                .claim_us
+                .fetch_add(claim_started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            let jobs = match claimed_jobs {
+                Ok(jobs) => {
+                    self.outage.ok();
+                    error_delay = Duration::from_millis(50);
+                    jobs
+                }
+                Err(e) => {
+                    self.outage.failed(&e);
+                    cursor = None;
+                    drop(permits);
+                    if sleep_or_cancel(error_delay, shutdown).await {
+                        return;
+                    }
+                    error_delay = (error_delay * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            let claimed = jobs.len();
+            // A full batch: carry on from its last job. A short one: the queue past the
+            // cursor is exhausted (or contended), so the next claim starts from the top,
+            // at once if this one had a cursor.
+            let had_cursor = cursor.is_some();
+            cursor = if claimed == limit { Cursor::last_of(&jobs) } else { None };
+            self.stats.claimed.fetch_add(claimed as u64, Ordering::Relaxed);
+            self.stats.claims.fetch_add(u64::from(claimed > 0), Ordering::Relaxed);
+            self.start(jobs, &mut permits, shutdown);
+            drop(permits);
+            if claimed > 0 || had_cursor {
+                continue;
+            }
+
+            // Nothing to run: sleep until notified, the poll interval, or the next due job.
+            let mut nap = self.config.poll_interval;
+            if let Some(due) = idle_until {
+                let until_due = (due - chrono::Utc::now()).to_std().unwrap_or_default();
+                nap = nap.min(until_due.max(Duration::from_millis(5)));
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+
+    /// Starts one task per claimed job, each holding one claim permit until its handler returns.
+    fn start(&self, jobs: Vec<ClaimedJob>, permits: &mut Vec<OwnedSemaphorePermit>, shutdown: &CancellationToken) {
+        let mut tasks = self.tasks.lock().expect("tasks lock");
+        while tasks.try_join_next().is_some() {}
+        for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
+            self.inflight
+                .lock()
+                .expect("inflight lock")
+                .insert(job.id, job.lease_token);
+            let runner = JobRun {
+                handler: self.registry.get(&job.kind).cloned(),
+                timeout: self.config.job_timeout,
+                backoff: self.config.backoff.clone(),
+                done: self.done.clone(),
+                inflight: self.inflight.clone(),
+            };
+            let span = tracing::info_span!("job", job.id = job.id, job.kind = %job.kind, job.attempt = job.attempts);
+            let (running, shutdown) = (self.running.clone(), shutdown.clone());
+            tasks.spawn(
+                async move {
+                    let _slot = running.acquire_owned().await.expect("semaphore is never closed");
+                    // A prefetched job that had to wait past a shutdown does not start:
+                    // it stays in `inflight` and is released.
+                    if !shutdown.is_cancelled() {
+                        runner.run(job).await;
+                    }
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
     }
 }
 
