@@ -47,6 +47,16 @@ CREATE TABLE postrunner.outbox (
 CREATE INDEX outbox_status_idx ON postrunner.outbox (client, direction, status);
 CREATE INDEX outbox_created_idx ON postrunner.outbox (created_at);
 
+-- Operator settings the outbox checks read. A table rather than a session setting, so
+-- that an application cannot raise a limit for its own session.
+CREATE TABLE postrunner.settings (
+    name  text PRIMARY KEY,
+    value text NOT NULL,
+    note  text
+);
+INSERT INTO postrunner.settings (name, value, note) VALUES
+    ('max_body_bytes', '1048576', 'largest text_body + html_body an INSERT into postrunner.outbox accepts');
+
 -- Headers an application may not set: postrunner writes them itself, and letting a
 -- caller override them would allow spoofing or break threading and unsubscribe.
 CREATE FUNCTION postrunner.protected_headers() RETURNS text[]
@@ -69,12 +79,11 @@ END
 $$;
 
 -- Validates a new message and fills the columns postrunner owns.
--- The body limit is the `postrunner.max_body_bytes` setting (default 1 MiB), which an
--- operator can change per database: ALTER DATABASE ... SET postrunner.max_body_bytes = '2097152'.
+-- The body limit is postrunner.settings 'max_body_bytes' (default 1 MiB).
 CREATE FUNCTION postrunner.outbox_before_insert() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
 DECLARE
-    max_body bigint := coalesce(nullif(current_setting('postrunner.max_body_bytes', true), '')::bigint, 1048576);
+    max_body bigint := coalesce((SELECT value::bigint FROM postrunner.settings WHERE name = 'max_body_bytes'), 1048576);
     body_bytes bigint;
     header record;
 BEGIN
@@ -108,7 +117,7 @@ BEGIN
     body_bytes := coalesce(octet_length(NEW.text_body), 0) + coalesce(octet_length(NEW.html_body), 0);
     IF body_bytes > max_body THEN
         PERFORM postrunner.reject(format('body is %s bytes, over the limit of %s bytes', body_bytes, max_body),
-                                  'the limit is the postrunner.max_body_bytes setting');
+                                  'the limit is postrunner.settings max_body_bytes');
     END IF;
 
     IF NEW.headers IS NOT NULL THEN
@@ -157,7 +166,7 @@ CREATE TRIGGER outbox_before_insert
 -- One set-based INSERT of the carrying jobs per statement (and so one NOTIFY), using the
 -- rows that were really inserted: ON CONFLICT DO NOTHING skips create no job.
 CREATE FUNCTION postrunner.outbox_enqueue_jobs() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
 BEGIN
     INSERT INTO postrunner.jobs (id, kind, priority, run_at, state)
     SELECT n.job_id, 'email.send', n.priority, coalesce(n.send_after, now()),
@@ -204,28 +213,39 @@ END
 $$;
 
 CREATE TRIGGER jobs_sync_outbox
-    AFTER UPDATE OF state ON postrunner.jobs
-    FOR EACH ROW WHEN (NEW.kind = 'email.send' AND OLD.state IS DISTINCT FROM NEW.state)
+    AFTER UPDATE OF state, attempts ON postrunner.jobs
+    FOR EACH ROW WHEN (NEW.kind = 'email.send' AND (OLD.state, OLD.attempts) IS DISTINCT FROM (NEW.state, NEW.attempts))
     EXECUTE FUNCTION postrunner.jobs_sync_outbox();
 
--- `status` is postrunner's to write. An application may only cancel a message that has
--- not started (queued or retrying); everything else comes from the queue, either through
--- the sync trigger above or from a worker that says so with SET LOCAL postrunner.internal.
+-- `status` is postrunner's to write. A change of status is accepted when it is:
+-- - a mirror of the carrying job's state (what jobs_sync_outbox writes), or
+-- - the final 'sent' (or 'queued' after a re-drive) written by postrunner once the job is
+--   gone, which it announces with SET LOCAL postrunner.internal = 'on', or
+-- - an application's cancel of a message that has not started (queued or retrying).
+-- Anything else is refused, whoever writes it, so a forged 'sent' or 'sending' cannot
+-- hide a message from the queue.
 CREATE FUNCTION postrunner.outbox_guard_status() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+DECLARE
+    job record;
 BEGIN
-    IF pg_trigger_depth() > 1 OR current_setting('postrunner.internal', true) = 'on' THEN
+    IF NEW.status = 'cancelled' AND OLD.status IN ('queued', 'retrying') THEN
         RETURN NEW;
     END IF;
-    IF NEW.status <> 'cancelled' THEN
-        PERFORM postrunner.reject(format('status is managed by postrunner; an application may only set it to ''cancelled'' (got %L)', NEW.status),
-                                  NULL, 'insufficient_privilege');
+    SELECT state, attempts INTO job FROM postrunner.jobs WHERE id = NEW.job_id;
+    IF FOUND AND NEW.status = postrunner.message_status_for(job.state, job.attempts) THEN
+        RETURN NEW;
     END IF;
-    IF OLD.status NOT IN ('queued', 'retrying') THEN
+    IF NOT FOUND AND current_setting('postrunner.internal', true) = 'on' THEN
+        RETURN NEW;
+    END IF;
+    IF NEW.status = 'cancelled' THEN
         PERFORM postrunner.reject(format('message %s is %s and can no longer be cancelled', OLD.id, OLD.status),
                                   'only queued or retrying messages can be cancelled', 'object_not_in_prerequisite_state');
     END IF;
-    RETURN NEW;
+    PERFORM postrunner.reject(format('status is managed by postrunner; an application may only set it to ''cancelled'' (got %L)', NEW.status),
+                              NULL, 'insufficient_privilege');
+    RETURN NULL;
 END
 $$;
 
@@ -235,22 +255,28 @@ CREATE TRIGGER outbox_guard_status
     EXECUTE FUNCTION postrunner.outbox_guard_status();
 
 -- A cancel cancels the carrying job. The job is taken with SKIP LOCKED (see the lock
--- order above); if a worker holds it, the message is being sent and the cancel fails.
+-- order above): a job locked at this instant by a worker's claim or completion is being
+-- sent, and the cancel fails rather than wait. When the change is the mirror of a job
+-- that is already cancelled (postrunner.cancel_job), there is nothing to do.
 CREATE FUNCTION postrunner.outbox_cancel_job() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+DECLARE
+    job_state postrunner.job_state;
 BEGIN
-    IF pg_trigger_depth() > 1 THEN
-        RETURN NULL;  -- the queue itself mirrored a cancellation; nothing to do
-    END IF;
     UPDATE postrunner.jobs
        SET state = 'cancelled', finalized_at = now()
      WHERE id = (SELECT id FROM postrunner.jobs
                   WHERE id = NEW.job_id AND state IN ('scheduled', 'available', 'retryable')
                   FOR UPDATE SKIP LOCKED);
-    IF NOT FOUND THEN
-        PERFORM postrunner.reject(format('message %s is being sent and can no longer be cancelled', NEW.id),
-                                  NULL, 'object_not_in_prerequisite_state');
+    IF FOUND THEN
+        RETURN NULL;
     END IF;
+    SELECT state INTO job_state FROM postrunner.jobs WHERE id = NEW.job_id;
+    IF job_state = 'cancelled' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM postrunner.reject(format('message %s is being sent and can no longer be cancelled', NEW.id),
+                              NULL, 'object_not_in_prerequisite_state');
     RETURN NULL;
 END
 $$;
@@ -261,14 +287,15 @@ CREATE TRIGGER outbox_cancel_job
     EXECUTE FUNCTION postrunner.outbox_cancel_job();
 
 -- Re-drive a failed (or cancelled) message: its job becomes available with a fresh
--- attempt budget.
+-- attempt budget. SECURITY DEFINER so that postrunner_app may call it without any
+-- privilege on the queue; the message row is locked so concurrent re-drives serialise.
 CREATE FUNCTION postrunner.retry_message(message_id uuid) RETURNS postrunner.message_status
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
 DECLARE
     job bigint;
     old_status postrunner.message_status;
 BEGIN
-    SELECT job_id, status INTO job, old_status FROM postrunner.outbox WHERE id = message_id;
+    SELECT job_id, status INTO job, old_status FROM postrunner.outbox WHERE id = message_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'message % does not exist', message_id USING ERRCODE = 'no_data_found';
     END IF;
@@ -276,13 +303,12 @@ BEGIN
         RAISE EXCEPTION 'message % is % and needs no retry', message_id, old_status
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    IF EXISTS (SELECT 1 FROM postrunner.jobs WHERE id = job) THEN
-        PERFORM postrunner.retry_job(job);
-    ELSE
-        -- The cleanup task deleted the finished job; carry the message with a new one.
-        INSERT INTO postrunner.jobs (id, kind) VALUES (job, 'email.send');
-        UPDATE postrunner.outbox SET status = 'queued', attempts = 0 WHERE id = message_id;
+    IF NOT EXISTS (SELECT 1 FROM postrunner.jobs WHERE id = job) THEN
+        -- The cleanup task deleted the finished job: carry the message with a new one,
+        -- created cancelled so that retry_job below makes the transition the mirror sees.
+        INSERT INTO postrunner.jobs (id, kind, state, finalized_at) VALUES (job, 'email.send', 'cancelled', now());
     END IF;
+    PERFORM postrunner.retry_job(job);
     RETURN old_status;
 END
 $$;

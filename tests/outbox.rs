@@ -128,22 +128,26 @@ async fn every_class_of_bad_insert_is_refused_with_a_clear_message() {
 }
 
 #[tokio::test]
-async fn the_body_limit_is_a_database_setting() {
+async fn the_body_limit_is_an_operator_setting_not_a_session_one() {
     let db = TestDb::new().await;
     factory::client(&db.pool, "acme", "q1").await;
-    sqlx::query(&format!(
-        "ALTER DATABASE {} SET postrunner.max_body_bytes = '10'",
-        db.name
-    ))
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    let pool = db.another_pool(1); // new sessions see the setting
-    let error = sqlx::query("INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body) VALUES ('acme', 'q1', 'a@example.org', 'Hi', 'eleven char')")
-        .execute(&pool)
+    sqlx::query("UPDATE postrunner.settings SET value = '10' WHERE name = 'max_body_bytes'")
+        .execute(&db.pool)
         .await
-        .unwrap_err();
+        .unwrap();
+    let insert = "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+                  VALUES ('acme', 'q1', 'a@example.org', 'Hi', 'eleven char')";
+
+    let error = sqlx::query(insert).execute(&db.pool).await.unwrap_err();
     assert!(error.to_string().contains("over the limit of 10 bytes"), "{error}");
+
+    // A session cannot raise it for itself.
+    let mut conn = db.pool.acquire().await.unwrap();
+    sqlx::query("SET postrunner.max_body_bytes = '100000'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert!(sqlx::query(insert).execute(&mut *conn).await.is_err());
 }
 
 #[tokio::test]
@@ -395,4 +399,103 @@ async fn one_insert_statement_sends_one_notification() {
         received += 1;
     }
     assert_eq!(received, 1, "500 rows, one statement, one NOTIFY");
+}
+
+#[tokio::test]
+async fn a_claim_skips_a_message_an_application_holds_instead_of_waiting() {
+    let db = TestDb::new().await;
+    factory::client(&db.pool, "acme", "q1").await;
+    let held = factory::message(&db.pool, "acme", "q1", "held@example.org").await;
+    let free = factory::message(&db.pool, "acme", "q1", "free@example.org").await;
+    let mut app = db.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM postrunner.outbox WHERE id = $1 FOR UPDATE")
+        .bind(held)
+        .execute(&mut *app)
+        .await
+        .unwrap();
+
+    let sent = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        executor(&db.pool, registry(&db.pool), fast_config()).drain(None),
+    )
+    .await
+    .expect("the claim does not wait for the application's lock")
+    .unwrap();
+
+    assert_eq!(sent, 1);
+    assert_eq!(factory::status(&db.pool, free).await, "sent");
+    app.rollback().await.unwrap();
+    assert_eq!(factory::status(&db.pool, held).await, "queued");
+    executor(&db.pool, registry(&db.pool), fast_config())
+        .drain(None)
+        .await
+        .unwrap();
+    assert_eq!(
+        factory::status(&db.pool, held).await,
+        "sent",
+        "sent once the application let go"
+    );
+}
+
+#[tokio::test]
+async fn a_cancel_from_an_application_trigger_cancels_the_job() {
+    // Applications may cancel from their own triggers (a campaign is stopped): the
+    // message and its job are both cancelled and nothing is sent.
+    let db = TestDb::new().await;
+    factory::client(&db.pool, "acme", "q1").await;
+    let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
+    sqlx::raw_sql(
+        "CREATE TABLE campaigns (name text PRIMARY KEY, stopped boolean NOT NULL DEFAULT false);
+         CREATE FUNCTION stop_campaign() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             UPDATE postrunner.outbox SET status = 'cancelled'
+              WHERE direction = NEW.name AND status IN ('queued', 'retrying');
+             RETURN NULL;
+         END $$;
+         CREATE TRIGGER stop_campaign AFTER UPDATE ON campaigns FOR EACH ROW EXECUTE FUNCTION stop_campaign();
+         INSERT INTO campaigns (name) VALUES ('q1');",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    sqlx::query("UPDATE campaigns SET stopped = true")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let ran = executor(&db.pool, registry(&db.pool), fast_config())
+        .drain(None)
+        .await
+        .unwrap();
+
+    assert_eq!(ran, 0);
+    assert_eq!(factory::status(&db.pool, id).await, "cancelled");
+}
+
+#[tokio::test]
+async fn a_failed_message_whose_job_was_cleaned_up_can_be_redriven() {
+    let db = TestDb::new().await;
+    factory::client(&db.pool, "acme", "q1").await;
+    let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
+    sqlx::query("UPDATE postrunner.jobs SET state = 'discarded', finalized_at = now() - interval '60 days'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM postrunner.jobs")
+        .execute(&db.pool)
+        .await
+        .unwrap(); // what cleanup does
+    assert_eq!(factory::status(&db.pool, id).await, "failed");
+
+    sqlx::query("SELECT postrunner.retry_message($1)")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(factory::status(&db.pool, id).await, "queued");
+    executor(&db.pool, registry(&db.pool), fast_config())
+        .drain(None)
+        .await
+        .unwrap();
+    assert_eq!(factory::status(&db.pool, id).await, "sent");
 }

@@ -214,16 +214,13 @@ async fn higher_priority_jobs_are_claimed_first() {
         .await
         .unwrap();
     }
-    let request = ClaimRequest {
-        worker: Uuid::new_v4(),
-        limit: 10,
-        lease: Duration::from_secs(30),
-        now: None,
-        after: None,
-    };
-    let claimed = claim(&db.pool, request).await.unwrap();
-    let order: Vec<i16> = claimed.iter().map(|j| j.priority).collect();
-    assert_eq!(order, vec![10, 5, 0, -3]);
+    let claim_two = || claim(&db.pool, ClaimRequest::new(Uuid::new_v4(), 2, Duration::from_secs(30)));
+
+    let first: Vec<i16> = claim_two().await.unwrap().iter().map(|j| j.priority).collect();
+    let second: Vec<i16> = claim_two().await.unwrap().iter().map(|j| j.priority).collect();
+
+    assert_eq!(first, vec![10, 5], "the two most urgent, most urgent first");
+    assert_eq!(second, vec![0, -3]);
 }
 
 #[tokio::test]

@@ -51,13 +51,16 @@ async fn a_killed_workers_jobs_are_rescued_and_run_by_another_worker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_running_jobs_and_releases_the_rest() {
+    // Two slots: two short jobs run first, then two long ones start while two more long
+    // ones wait, prefetched.
     let db = TestDb::new().await;
     let short = factory::jobs(&db.pool, "noop", 2, json!({"sleep_ms": 300})).await;
-    let long = factory::jobs(&db.pool, "noop", 2, json!({"sleep_ms": 600_000})).await;
+    let long = factory::jobs(&db.pool, "noop", 4, json!({"sleep_ms": 600_000})).await;
     let mut worker = Process::spawn(
         &db.url,
-        &["worker", "--concurrency", "4", "--grace", "1s", "--lease", "60s"],
+        &["worker", "--concurrency", "2", "--grace", "1s", "--lease", "60s"],
     );
+    wait_for_count(&db.pool, ALL_JOBS, 4, Duration::from_secs(15)).await;
     wait_for_count(&db.pool, RUNNING_JOBS, 4, Duration::from_secs(15)).await;
 
     worker.signal("TERM");
@@ -73,31 +76,84 @@ async fn sigterm_finishes_running_jobs_and_releases_the_rest() {
         "stopped within the grace period"
     );
     for id in short {
-        assert_eq!(
-            factory::job(&db.pool, id).await,
-            None,
-            "finished within the grace period"
-        );
+        assert_eq!(factory::job(&db.pool, id).await, None, "finished before the signal");
     }
-    for id in long {
-        let row: (String, i32, Option<uuid::Uuid>) =
-            sqlx::query_as("SELECT state::text, attempts, leased_by FROM postrunner.jobs WHERE id = $1")
-                .bind(id)
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
-        assert_eq!(
-            row,
-            ("available".into(), 0, None),
-            "released at once, attempt not counted"
-        );
-    }
+    let rows: Vec<(String, i32, Option<uuid::Uuid>)> =
+        sqlx::query_as("SELECT state::text, attempts, leased_by FROM postrunner.jobs WHERE id = ANY($1) ORDER BY id")
+            .bind(&long)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let interrupted = rows
+        .iter()
+        .filter(|r| **r == ("available".to_string(), 1, None))
+        .count();
+    let never_started = rows
+        .iter()
+        .filter(|r| **r == ("available".to_string(), 0, None))
+        .count();
+    assert_eq!(
+        (interrupted, never_started),
+        (2, 2),
+        "running ones count their attempt, prefetched ones do not: {rows:?}"
+    );
     let processes: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.processes")
         .fetch_one(&db.pool)
         .await
         .unwrap();
     assert_eq!(processes, 0, "the worker removed its row");
     assert!(worker.logs().contains("released unfinished jobs"));
+}
+
+#[tokio::test]
+async fn workers_rescue_expired_leases_without_a_scheduler() {
+    // A dead worker's job (here: claimed directly, never heartbeated) comes back through
+    // any live worker's upkeep, even if no scheduler runs.
+    let db = TestDb::new().await;
+    let id = factory::jobs(&db.pool, "noop", 1, json!({})).await[0];
+    let request = postrunner::queue::claim::ClaimRequest::new(uuid::Uuid::new_v4(), 1, Duration::from_millis(300));
+    postrunner::queue::claim::claim(&db.pool, request).await.unwrap();
+    let recorder = Recorder::default();
+
+    let running = spawn(
+        &db.pool,
+        crate::support::run::only("noop", recorder.clone()),
+        fast_config(),
+    );
+    recorder.wait_for_runs(1, Duration::from_secs(5)).await;
+    running.stop().await;
+
+    assert_eq!(recorder.runs(), vec![(id, 2)]);
+}
+
+#[tokio::test]
+async fn the_heartbeat_does_not_keep_alive_a_job_its_worker_lost_track_of() {
+    // The reply to a claim was lost: the job is leased to this worker's id, but the
+    // worker never saw it. Its heartbeat must not extend that lease.
+    let db = TestDb::new().await;
+    let id = factory::jobs(&db.pool, "noop", 1, json!({})).await[0];
+    let recorder = Recorder::default();
+    let worker_id = uuid::Uuid::new_v4();
+    let request = postrunner::queue::claim::ClaimRequest::new(worker_id, 1, Duration::from_millis(800));
+    postrunner::queue::claim::claim(&db.pool, request).await.unwrap();
+
+    let executor = postrunner::queue::executor::Executor::new(
+        db.pool.clone(),
+        crate::support::run::only("noop", recorder.clone()),
+        fast_config(),
+        worker_id,
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(executor.run(shutdown.clone()));
+    recorder.wait_for_runs(1, Duration::from_secs(6)).await;
+    shutdown.cancel();
+    handle.await.unwrap();
+
+    assert_eq!(
+        recorder.runs(),
+        vec![(id, 2)],
+        "rescued after its lease ran out, then run again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

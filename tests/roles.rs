@@ -59,6 +59,24 @@ async fn each_role_can_do_its_job_and_no_more() {
     .unwrap_err();
     assert!(denied.contains("permission denied"), "{denied}");
 
+    // ... and re-drives a failed message, still without any privilege on the queue.
+    sqlx::query("UPDATE postrunner.jobs SET state = 'discarded'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    as_role(&mut conn, "postrunner_app", "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, idempotency_key) VALUES ('acme', 'q1', 'x@example.org', 'Hi', 'x', 'k2')").await.expect("app enqueues");
+    sqlx::query("UPDATE postrunner.jobs SET state = 'discarded' WHERE state = 'available'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    as_role(
+        &mut conn,
+        "postrunner_app",
+        "SELECT postrunner.retry_message(id) FROM postrunner.outbox WHERE idempotency_key = 'k2'",
+    )
+    .await
+    .expect("app re-drives");
+
     // The reader reads reports only.
     as_role(&mut conn, "postrunner_reader", "SELECT * FROM postrunner.report_queue")
         .await

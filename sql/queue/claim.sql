@@ -12,8 +12,13 @@
 -- lock or transaction is held while the job runs; the lease (lease_expires_at,
 -- extended by heartbeat.sql) is what keeps other workers away, and the token is what
 -- lets only this claim complete the job.
-WITH due AS (
-    SELECT id
+--
+-- An email job is claimed only together with its outbox row, locked here with SKIP
+-- LOCKED: the claim then never waits on an application holding that row (a cancel in
+-- progress, a long transaction), and the status mirror trigger that writes 'sending'
+-- finds the row already locked by us, so the claim can neither block nor deadlock.
+WITH candidates AS (
+    SELECT id, kind
       FROM postrunner.jobs
      WHERE state = 'available'
        AND run_at <= coalesce($5::timestamptz, now())
@@ -21,6 +26,17 @@ WITH due AS (
      ORDER BY (-priority), run_at, id
      LIMIT $1
        FOR UPDATE SKIP LOCKED
+),
+messages AS (
+    SELECT job_id
+      FROM postrunner.outbox
+     WHERE job_id IN (SELECT id FROM candidates WHERE kind = 'email.send')
+       FOR NO KEY UPDATE SKIP LOCKED
+),
+due AS (
+    SELECT id FROM candidates WHERE kind <> 'email.send'
+    UNION ALL
+    SELECT job_id FROM messages
 )
 UPDATE postrunner.jobs AS j
    SET state = 'running',

@@ -92,5 +92,7 @@ pub async fn claim(pool: &PgPool, request: ClaimRequest) -> Result<Vec<ClaimedJo
     for job in &mut jobs {
         job.lease_token = token;
     }
+    // RETURNING has no order: start the batch in claim order.
+    jobs.sort_by_key(Cursor::of);
     Ok(jobs)
 }

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::handler::Registry;
+use super::held::Lease;
 use super::retry::Decision;
 use super::{JobId, QueueError};
 
@@ -132,7 +133,7 @@ pub async fn finish(
             };
             states.push(state);
             delays.push(delay);
-            errors.push(error.as_str());
+            errors.push(storable(error));
         }
         let written: HashSet<JobId> = sqlx::query_scalar(FAIL)
             .bind(&ids)
@@ -162,19 +163,34 @@ pub async fn finish(
     Ok(report)
 }
 
-/// Gives back jobs this worker claimed but will not run (shutdown): they become
-/// available at once without counting the attempt. Returns how many were released.
+/// An error message as it can be stored: PostgreSQL text cannot hold NUL, and a
+/// provider's error page should not fill the table.
+fn storable(error: &str) -> String {
+    const MAX: usize = 2000;
+    let mut clean: String = error.chars().filter(|c| *c != '\0').take(MAX).collect();
+    if error.chars().count() > MAX {
+        clean.push('…');
+    }
+    clean
+}
+
+/// Gives back jobs this worker claimed but will not finish (shutdown): they become
+/// available at once. `started` says whether the attempt had begun (it then counts, and
+/// a last attempt is discarded) or the job was only prefetched (it does not count).
+/// Returns how many were released.
 ///
 /// # Errors
 /// [`QueueError`] when the update fails; the jobs are then rescued when their lease expires.
-pub async fn release(pool: &PgPool, jobs: &[(JobId, Uuid)]) -> Result<i64, QueueError> {
+pub async fn release(pool: &PgPool, jobs: &[Lease], started: bool) -> Result<i64, QueueError> {
     if jobs.is_empty() {
         return Ok(0);
     }
     let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = jobs.iter().copied().unzip();
+    let started = vec![started; ids.len()];
     let (released, _notified): (i64, Option<bool>) = sqlx::query_as(RELEASE)
         .bind(&ids)
         .bind(&tokens)
+        .bind(&started)
         .fetch_one(pool)
         .await
         .map_err(QueueError::wrap("release"))?;

@@ -9,20 +9,24 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::held::Lease;
 use super::QueueError;
 
 const HEARTBEAT: &str = include_str!("../../sql/queue/heartbeat.sql");
 const RESCUE: &str = include_str!("../../sql/queue/rescue_expired_leases.sql");
 
-/// Refreshes worker `worker`'s process row and extends its running jobs' leases to now +
-/// `lease`. Returns how many leases were extended.
+/// Refreshes worker `worker`'s process row and extends the leases of the jobs it still
+/// `holds` to now + `lease`. Returns how many leases were extended.
 ///
 /// # Errors
 /// [`QueueError`] when the database cannot be reached.
-pub async fn heartbeat(pool: &PgPool, worker: Uuid, lease: Duration) -> Result<u64, QueueError> {
+pub async fn heartbeat(pool: &PgPool, worker: Uuid, lease: Duration, holds: &[Lease]) -> Result<u64, QueueError> {
+    let (ids, tokens): (Vec<i64>, Vec<Uuid>) = holds.iter().copied().unzip();
     let result = sqlx::query(HEARTBEAT)
         .bind(worker)
         .bind(lease)
+        .bind(&ids)
+        .bind(&tokens)
         .execute(pool)
         .await
         .map_err(QueueError::wrap("heartbeat"))?;

@@ -4,6 +4,7 @@
 //! - [`claim`]: take a batch of runnable jobs with `FOR UPDATE SKIP LOCKED` and a lease.
 //! - [`finish`]: complete, fail (retry or discard) and release batches, each guarded by
 //!   the lease token of the claim.
+//! - [`held`]: a worker's own account of the jobs it holds and their stage.
 //! - [`lease`]: heartbeats that extend leases, and rescue of expired ones.
 //! - [`promote`]: move scheduled and retryable jobs whose time has come to `available`.
 //! - [`handler`]: what a kind of job does, and the registry of kinds.
@@ -19,6 +20,7 @@ pub mod enqueue;
 pub mod executor;
 pub mod finish;
 pub mod handler;
+pub mod held;
 pub mod lease;
 pub mod promote;
 pub mod retry;

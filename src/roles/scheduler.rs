@@ -52,7 +52,7 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<()
         }
         if last_heartbeat.elapsed() >= HEARTBEAT {
             last_heartbeat = tokio::time::Instant::now();
-            let _ = heartbeat(&pool, presence.id, HEARTBEAT).await;
+            let _ = heartbeat(&pool, presence.id, HEARTBEAT, &[]).await;
         }
         if sleep_or_cancel(nap, &shutdown).await {
             break;
