@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::{ExecutorStats, Outage};
@@ -30,20 +30,25 @@ pub(super) struct Completer {
 impl Completer {
     /// Writes everything received, batching whatever piled up during the previous write,
     /// until every sender is gone.
-    pub(super) async fn run(self, mut done: mpsc::UnboundedReceiver<Finished>) {
-        let mut batch = Vec::new();
-        while let Some(first) = done.recv().await {
+    pub(super) async fn run(self, mut done: mpsc::UnboundedReceiver<(Finished, OwnedSemaphorePermit)>) {
+        let (mut batch, mut permits) = (Vec::new(), Vec::new());
+        while let Some((first, permit)) = done.recv().await {
             batch.push(first);
+            permits.push(permit);
             while batch.len() < MAX_BATCH {
                 match done.try_recv() {
-                    Ok(f) => batch.push(f),
+                    Ok((f, p)) => {
+                        batch.push(f);
+                        permits.push(p);
+                    }
                     Err(_) => break,
                 }
             }
             self.write(&batch).await;
-            // Written or given up on: either way this process no longer holds them, and
-            // the heartbeat stops extending their leases.
+            // Written or given up on: either way this process no longer holds them, the
+            // heartbeat stops extending their leases, and their claim budget returns.
             self.held.forget(batch.drain(..).map(|f| (f.id, f.lease_token)));
+            permits.clear();
         }
     }
 

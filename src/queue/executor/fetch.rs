@@ -38,7 +38,10 @@ pub(super) struct Fetch {
     pub(super) slots: Arc<Semaphore>,
     pub(super) held: Arc<Held>,
     pub(super) tasks: Mutex<JoinSet<()>>,
-    pub(super) done: mpsc::UnboundedSender<Finished>,
+    /// Outcomes for the completer, each with the claim-budget permit of its job: the
+    /// budget returns only once the outcome is written, so a completer that falls behind
+    /// slows the claims down instead of letting claimed jobs pile up.
+    pub(super) done: mpsc::UnboundedSender<(Finished, OwnedSemaphorePermit)>,
 }
 
 impl Fetch {
@@ -187,9 +190,8 @@ impl Fetch {
                     };
                     if slot.is_some() && !shutdown.is_cancelled() {
                         runner.held.set(lease, Stage::Running);
-                        runner.run(job).await;
+                        runner.run(job, permit).await;
                     }
-                    drop(permit);
                 }
                 .instrument(span),
             );
@@ -202,12 +204,12 @@ struct JobRun {
     handler: Option<Arc<dyn Handler>>,
     timeout: Duration,
     backoff: Backoff,
-    done: mpsc::UnboundedSender<Finished>,
+    done: mpsc::UnboundedSender<(Finished, OwnedSemaphorePermit)>,
     held: Arc<Held>,
 }
 
 impl JobRun {
-    async fn run(self, job: ClaimedJob) {
+    async fn run(self, job: ClaimedJob, permit: OwnedSemaphorePermit) {
         let outcome = attempt(self.handler.as_deref(), &job, self.timeout, &self.backoff).await;
         let lease = (job.id, job.lease_token);
         let finished = Finished {
@@ -219,7 +221,8 @@ impl JobRun {
         // Hand-over and the stage change happen together, with no await in between, so
         // a shutdown that aborts this task either finds the job `Running` (and releases
         // it) or `Finishing` (and leaves it to the completer): never both, never neither.
-        self.held.finish_with(lease, || self.done.send(finished).is_ok());
+        self.held
+            .finish_with(lease, || self.done.send((finished, permit)).is_ok());
     }
 }
 

@@ -8,8 +8,8 @@
 //!   rescue expired leases; when the queue is empty they sleep on LISTEN/NOTIFY or the
 //!   poll interval;
 //! - one tokio task per claimed job; at most `concurrency` run their handler at once,
-//!   the prefetched rest wait for a slot. Budget returns as soon as a handler returns,
-//!   before its outcome is written;
+//!   the prefetched rest wait for a slot. A job's claim budget returns once its outcome
+//!   is written, so claimed jobs never pile up behind a slow completer;
 //! - the *completer* ([`complete`]), which writes every outcome that has piled up since
 //!   its last write in one transaction; claims and completions therefore pipeline;
 //! - the *heartbeat*, which extends the leases of exactly the jobs this process holds
