@@ -1,7 +1,15 @@
--- Record accepted messages on the outbox. Runs in the completion transaction, after
--- complete.sql, and only for the jobs that really completed (their lease was still
--- theirs). The transaction first says SET LOCAL postrunner.internal = 'on', which the
--- outbox status guard requires for writes that are not an application's cancel.
+-- Record accepted messages: for each i, the message of job $1[i] was accepted by
+-- provider $2[i] from address $3[i] with the provider's id $4[i] at $5[i], under
+-- reservation $6[i] of postrunner.send_attempts. Runs in the completion transaction,
+-- after complete.sql, and only for the jobs that really completed (their lease was
+-- still theirs). The transaction first says SET LOCAL postrunner.internal = 'on', which
+-- the outbox status guard requires for writes that are not an application's cancel.
+WITH ledger AS (
+    UPDATE postrunner.send_attempts AS a
+       SET outcome = 'sent', finished_at = s.sent_at
+      FROM unnest($6::bigint[], $5::timestamptz[]) AS s(attempt_id, sent_at)
+     WHERE a.id = s.attempt_id
+)
 UPDATE postrunner.outbox AS o
    SET status = 'sent',
        provider = s.provider,

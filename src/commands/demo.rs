@@ -15,13 +15,22 @@ use tokio_util::sync::CancellationToken;
 use crate::config::DemoArgs;
 use crate::kinds;
 use crate::providers::log::LogProvider;
+use crate::providers::{Directory, Provider};
 use crate::queue::executor::{Executor, ExecutorConfig};
 use crate::roles::presence::Presence;
 
 const SETUP: &str = "
 INSERT INTO postrunner.clients (name, time_zone) VALUES ('acme', 'Europe/Paris'), ('globex', 'America/New_York');
 INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'q1-founders'), ('acme', 'q1-cto'), ('globex', 'launch');
-INSERT INTO postrunner.providers (name, kind) VALUES ('log', 'log');
+INSERT INTO postrunner.providers (name, kind, weight) VALUES ('mailer-a', 'log', 200), ('mailer-b', 'log', 100);
+-- q1-cto may only use mailer-b; the other directions use all of their client's providers.
+INSERT INTO postrunner.direction_providers (client, direction, provider) VALUES ('acme', 'q1-cto', 'mailer-b');
+-- 60 sender addresses; limits high enough that the demo drains in seconds (pacing spaces
+-- each address's sends by 24 h / daily_limit: 0.09 s here, 29 min at the default 50).
+INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
+SELECT 'sender' || i || '@' || c || '.test', CASE WHEN i % 2 = 0 THEN 'mailer-a' ELSE 'mailer-b' END, c, 1000000
+  FROM generate_series(1, 30) AS i, unnest(ARRAY['acme', 'globex']) AS c;
+INSERT INTO postrunner.suppressions (client, address, reason) VALUES ('acme', 'person30@example.org', 'unsubscribe');
 ";
 
 pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result<()> {
@@ -35,7 +44,8 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     println!("  database   {} on {where_}, migrated", super::redact(&url));
     let pool = crate::db::pool(&url, 20, "postrunner-demo")?;
     sqlx::raw_sql(SETUP).execute(&pool).await?;
-    println!("  setup      clients acme and globex, 3 directions, provider 'log' (records and accepts)");
+    println!("  setup      clients acme and globex, 3 directions, providers mailer-a (weight 200) and mailer-b (weight 100),");
+    println!("             both of kind 'log' (records and accepts), 60 sender addresses, 1 suppressed recipient");
 
     enqueue(&pool, args.messages).await?;
 
@@ -44,8 +54,13 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     for _ in 0..args.workers {
         let presence = Presence::new("worker", Some(8), Duration::from_secs(1));
         presence.register(&pool).await?;
-        let provider = LogProvider::default().with_latency(Duration::from_millis(args.send_ms));
-        let registry = kinds::registry(pool.clone(), Arc::new(provider));
+        let send_ms = args.send_ms;
+        let providers = Directory::with_builder(pool.clone(), move |name| {
+            let provider: Arc<dyn Provider> =
+                Arc::new(LogProvider::new(name).with_latency(Duration::from_millis(send_ms)));
+            Some(provider)
+        });
+        let registry = kinds::registry(pool.clone(), Arc::new(providers));
         let config = ExecutorConfig {
             concurrency: 8,
             heartbeat: Duration::from_secs(1),
@@ -108,6 +123,15 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     .await?;
     for (client, direction, n) in per_client {
         println!("  {client:<8} {direction:<12} {n:>6} sent");
+    }
+    let per_provider: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT provider, count(*), count(DISTINCT from_address) FROM postrunner.send_attempts
+          WHERE outcome = 'sent' GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await?;
+    for (provider, n, addresses) in per_provider {
+        println!("  {provider:<21} {n:>6} sent from {addresses} addresses");
     }
     if server.cluster.is_none() {
         println!(
@@ -185,9 +209,17 @@ async fn status_counts(pool: &PgPool) -> anyhow::Result<BTreeMap<String, i64>> {
 }
 
 fn line(counts: &BTreeMap<String, i64>) -> String {
-    ["queued", "sending", "sent", "retrying", "failed", "cancelled"]
-        .iter()
-        .map(|s| format!("{s} {:>5}", counts.get(*s).copied().unwrap_or(0)))
-        .collect::<Vec<_>>()
-        .join("  ")
+    [
+        "queued",
+        "sending",
+        "sent",
+        "retrying",
+        "failed",
+        "cancelled",
+        "suppressed",
+    ]
+    .iter()
+    .map(|s| format!("{s} {:>5}", counts.get(*s).copied().unwrap_or(0)))
+    .collect::<Vec<_>>()
+    .join("  ")
 }

@@ -1,9 +1,12 @@
-//! `email.send`: send the outbox message a job carries.
+//! `email.send`: send the outbox message a job carries, from the address routing chose.
 //!
-//! The job was created by the outbox insert trigger; its state is mirrored into the
-//! outbox by trigger. This handler loads the message, hands it to the provider (no
-//! transaction open), and its `record` writes the provider's answer onto the outbox row
-//! in the transaction that completes the job.
+//! The claim (postrunner.claim_messages) already routed the message: it reserved an
+//! address's capacity and put the message and its route in the job's args, so a send
+//! that succeeds costs no query of its own. This handler hands the message to the
+//! provider with no transaction open; `record` writes the provider's answer onto the
+//! outbox row and the ledger in the transaction that completes the job. A failed send
+//! closes its reservation at once, giving the capacity back when the provider surely
+//! did not take the message.
 
 use std::sync::Arc;
 
@@ -12,93 +15,124 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::providers::{OutgoingMessage, Provider, SendError};
+use crate::providers::{Directory, OutgoingMessage, SendError};
 use crate::queue::handler::{Handler, JobError};
 use crate::queue::{ClaimedJob, JobId};
 
 pub const KIND: &str = "email.send";
 
-const LOAD: &str = include_str!("../../sql/outbox/load.sql");
 const RECORD_SENT: &str = include_str!("../../sql/outbox/record_sent.sql");
+const CLOSE_ATTEMPT: &str = include_str!("../../sql/outbox/close_attempt.sql");
 
 pub struct SendEmail {
     pool: PgPool,
-    provider: Arc<dyn Provider>,
+    providers: Arc<Directory>,
 }
 
 impl SendEmail {
-    pub fn new(pool: PgPool, provider: Arc<dyn Provider>) -> Self {
-        Self { pool, provider }
+    pub fn new(pool: PgPool, providers: Arc<Directory>) -> Self {
+        Self { pool, providers }
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct MessageRow {
+/// The args a routed claim gives an email job.
+#[derive(Deserialize)]
+struct Routed {
+    attempt_id: i64,
+    provider: String,
+    from_address: String,
+    from_name: Option<String>,
+    message: Message,
+}
+
+#[derive(Deserialize)]
+struct Message {
     id: Uuid,
-    #[allow(dead_code)]
-    client: String,
-    #[allow(dead_code)]
-    direction: String,
-    to_address: String,
+    to: String,
     subject: String,
     text_body: Option<String>,
     html_body: Option<String>,
-    headers: Option<serde_json::Value>,
-    #[allow(dead_code)]
-    metadata: Option<serde_json::Value>,
+    headers: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// What `run` hands to `record`.
 #[derive(Serialize, Deserialize)]
 struct Sent {
+    attempt_id: i64,
     provider: String,
-    from_address: Option<String>,
+    from_address: String,
     provider_message_id: String,
     sent_at: DateTime<Utc>,
+}
+
+impl SendEmail {
+    /// Closes the attempt's reservation after a failed send (see close_attempt.sql).
+    async fn close_attempt(&self, attempt_id: i64, error: &SendError) {
+        let release = !error.provider_may_have_taken();
+        let closed = sqlx::query(CLOSE_ATTEMPT)
+            .bind(attempt_id)
+            .bind(release)
+            .bind(error.to_string())
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = closed {
+            // The reservation stays counted: capacity lost for the day, never exceeded.
+            tracing::warn!(error = %e, attempt.id = attempt_id, "could not close the failed attempt's reservation");
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl Handler for SendEmail {
     async fn run(&self, job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
-        let row: Option<MessageRow> = sqlx::query_as(LOAD)
-            .bind(job.id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| JobError::Retry(format!("cannot load the message: {e}")))?;
-        let Some(row) = row else {
-            return Err(JobError::Permanent("the job's outbox message no longer exists".into()));
-        };
-        let headers = row
+        let routed: Routed = serde_json::from_value(job.args.clone()).map_err(|e| {
+            JobError::Permanent(format!(
+                "email.send jobs are created by INSERT INTO postrunner.outbox and claimed routed; this one's args do not say where to send from: {e}"
+            ))
+        })?;
+        let span = tracing::Span::current();
+        span.record("provider", routed.provider.as_str());
+        span.record("address", routed.from_address.as_str());
+        let headers = routed
+            .message
             .headers
-            .as_ref()
-            .and_then(serde_json::Value::as_object)
-            .map(|h| {
-                h.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value.as_str()?.to_owned())))
+            .collect();
         let message = OutgoingMessage {
-            id: row.id,
-            from: None,
-            to: row.to_address,
-            subject: row.subject,
-            text_body: row.text_body,
-            html_body: row.html_body,
+            id: routed.message.id,
+            from: routed.from_address,
+            from_name: routed.from_name,
+            to: routed.message.to,
+            subject: routed.message.subject,
+            text_body: routed.message.text_body,
+            html_body: routed.message.html_body,
             headers,
         };
-        match self.provider.send(&message).await {
+        let sent = match self.providers.get(&routed.provider).await {
+            Ok(provider) => provider.send(&message).await,
+            Err(e) => Err(e),
+        };
+        match sent {
             Ok(accepted) => {
                 let sent = Sent {
-                    provider: self.provider.name().to_owned(),
+                    attempt_id: routed.attempt_id,
+                    provider: routed.provider,
                     from_address: message.from,
                     provider_message_id: accepted.provider_message_id,
                     sent_at: Utc::now(),
                 };
                 Ok(Some(serde_json::to_value(sent).expect("Sent serializes")))
             }
-            Err(e @ SendError::Permanent { .. }) => Err(JobError::Permanent(e.to_string())),
-            Err(e) => Err(JobError::Retry(e.to_string())),
+            Err(e) => {
+                tracing::info!(error = %e, "send failed");
+                self.close_attempt(routed.attempt_id, &e).await;
+                match e {
+                    SendError::Permanent { .. } => Err(JobError::Permanent(e.to_string())),
+                    _ => Err(JobError::Retry(e.to_string())),
+                }
+            }
         }
     }
 
@@ -108,6 +142,7 @@ impl Handler for SendEmail {
         let mut froms = Vec::with_capacity(results.len());
         let mut message_ids = Vec::with_capacity(results.len());
         let mut sent_ats = Vec::with_capacity(results.len());
+        let mut attempt_ids = Vec::with_capacity(results.len());
         for (id, value) in results {
             let sent: Sent = serde_json::from_value(value.clone()).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             job_ids.push(*id);
@@ -115,6 +150,7 @@ impl Handler for SendEmail {
             froms.push(sent.from_address);
             message_ids.push(sent.provider_message_id);
             sent_ats.push(sent.sent_at);
+            attempt_ids.push(sent.attempt_id);
         }
         // The outbox status guard lets only postrunner write statuses other than 'cancelled'.
         sqlx::query("SET LOCAL postrunner.internal = 'on'")
@@ -126,6 +162,7 @@ impl Handler for SendEmail {
             .bind(&froms)
             .bind(&message_ids)
             .bind(&sent_ats)
+            .bind(&attempt_ids)
             .execute(&mut *tx)
             .await?;
         Ok(())

@@ -14,14 +14,14 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::providers::Provider;
+use crate::providers::Directory;
 use crate::queue::handler::Registry;
 
-/// Every built-in kind, sending mail through `provider`.
-pub fn registry(pool: PgPool, provider: Arc<dyn Provider>) -> Registry {
+/// Every built-in kind, sending mail through the adapters of `providers`.
+pub fn registry(pool: PgPool, providers: Arc<Directory>) -> Registry {
     let mut registry = Registry::new();
     registry
-        .register(email::KIND, email::SendEmail::new(pool.clone(), provider))
+        .register(email::KIND, email::SendEmail::new(pool.clone(), providers))
         .register(system::RESCUE, system::RescueExpiredLeases::new(pool.clone()))
         .register(system::CLEANUP, system::Cleanup::new(pool))
         .register(noop::KIND, noop::Noop);

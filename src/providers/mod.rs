@@ -3,12 +3,16 @@
 //! An adapter turns a message into one provider request and the reply into an
 //! [`Accepted`] or a classified [`SendError`]. Retrying, failover and quotas are not
 //! decided here: the adapter only says what kind of failure it saw, so the queue can
-//! decide the same way for every provider. This issue ships the `log` adapter (records
-//! and accepts); the HTTP and SMTP adapters follow the same trait.
+//! decide the same way for every provider. The [`Directory`] finds the adapter for a
+//! provider row by name. The `log` adapter records and accepts; the HTTP and SMTP
+//! adapters follow the same trait.
 
+pub mod directory;
 pub mod log;
 
 use std::time::Duration;
+
+pub use directory::Directory;
 
 use uuid::Uuid;
 
@@ -17,7 +21,9 @@ use uuid::Uuid;
 pub struct OutgoingMessage {
     /// postrunner's id for the message (`outbox.id`), sent along so events can be matched.
     pub id: Uuid,
-    pub from: Option<String>,
+    /// The sender address routing chose, and its display name.
+    pub from: String,
+    pub from_name: Option<String>,
     pub to: String,
     pub subject: String,
     pub text_body: Option<String>,
@@ -44,6 +50,19 @@ pub enum SendError {
     Transient { provider: String, detail: String },
     #[error("{provider} refused the message: {detail}")]
     Permanent { provider: String, detail: String },
+    /// The outcome is unknown: the provider may have taken the message (a timeout after
+    /// the request was sent, a connection dropped before the reply). Retried like a
+    /// transient failure, but its capacity stays used.
+    #[error("no answer from {provider}: {detail}")]
+    Ambiguous { provider: String, detail: String },
+}
+
+impl SendError {
+    /// Whether the provider may have taken the message. When it surely did not, the
+    /// attempt's reservation (address day count, provider rate and budget) is given back.
+    pub fn provider_may_have_taken(&self) -> bool {
+        matches!(self, SendError::Ambiguous { .. })
+    }
 }
 
 /// Something that can send mail.

@@ -61,9 +61,11 @@ impl Cursor {
         }
     }
 
-    /// The last position among `jobs` (where a following claim may start).
+    /// The last position among the generic (not routed) `jobs`: where a following
+    /// claim of the generic queue may start. Routed jobs come from lanes, not from the
+    /// generic queue's order.
     pub fn last_of(jobs: &[ClaimedJob]) -> Option<Self> {
-        jobs.iter().map(Self::of).max()
+        jobs.iter().filter(|job| !job.routed).map(Self::of).max()
     }
 }
 

@@ -58,6 +58,9 @@ pub struct ClaimedJob {
     pub run_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub attempted_at: Option<DateTime<Utc>>,
+    /// Claimed through a lane (an email message, routed: its sender address and
+    /// reservation are in `args`) rather than from the generic queue.
+    pub routed: bool,
     /// Proof of this claim: completing, failing or releasing requires it.
     #[sqlx(skip)]
     pub lease_token: Uuid,

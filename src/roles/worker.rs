@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::presence::Presence;
 use crate::kinds;
-use crate::providers::log::LogProvider;
+use crate::providers::Directory;
 use crate::queue::executor::{Executor, ExecutorConfig};
 
 /// Runs a worker until `shutdown`.
@@ -25,7 +25,7 @@ pub async fn run(pool: PgPool, config: ExecutorConfig, shutdown: CancellationTok
     presence.register(&pool).await.context("registering the worker")?;
     tracing::info!(worker.id = %presence.id, concurrency = config.concurrency, "worker started");
 
-    let registry = kinds::registry(pool.clone(), Arc::new(LogProvider::default()));
+    let registry = kinds::registry(pool.clone(), Arc::new(Directory::new(pool.clone())));
     let executor = Executor::new(pool.clone(), registry, config, presence.id);
     executor.run(shutdown).await;
 

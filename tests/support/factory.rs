@@ -5,8 +5,28 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// A client with one direction.
+/// A client with one direction, and senders to route its mail: provider `log` (kind
+/// log) and 16 addresses whose limits are high enough never to bind (pacing spaces each
+/// address's sends by about a millisecond).
 pub async fn client(pool: &PgPool, client: &str, direction: &str) {
+    bare_client(pool, client, direction).await;
+    sqlx::query("INSERT INTO postrunner.providers (name, kind) VALUES ('log', 'log') ON CONFLICT DO NOTHING")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
+         SELECT 'sender' || i || '@' || $1 || '.test', 'log', $1, 100000000 FROM generate_series(1, 16) AS i
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(client)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// A client with one direction and nothing else.
+pub async fn bare_client(pool: &PgPool, client: &str, direction: &str) {
     sqlx::query("INSERT INTO postrunner.clients (name) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(client)
         .execute(pool)

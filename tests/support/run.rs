@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use postrunner::kinds;
-use postrunner::providers::log::LogProvider;
+use postrunner::providers::Directory;
 use postrunner::queue::executor::{Executor, ExecutorConfig, ExecutorStats};
 use postrunner::queue::handler::{Handler, JobError, Registry};
 use postrunner::queue::{ClaimedJob, JobId};
@@ -27,9 +27,10 @@ pub fn fast_config() -> ExecutorConfig {
     }
 }
 
-/// Every built-in kind, mail through the log provider.
+/// Every built-in kind, mail through the adapters of the providers table (the
+/// factory's providers are of kind `log`).
 pub fn registry(pool: &PgPool) -> Registry {
-    kinds::registry(pool.clone(), Arc::new(LogProvider::default()))
+    kinds::registry(pool.clone(), Arc::new(Directory::new(pool.clone())))
 }
 
 /// An executor whose `tick`/`drain` a test calls directly.

@@ -111,7 +111,8 @@ impl Fetch {
             // cursor is exhausted (or contended), so the next claim starts from the top,
             // at once if this one had a cursor.
             let had_cursor = cursor.is_some();
-            cursor = if claimed == limit { Cursor::last_of(&jobs) } else { None };
+            let generic = jobs.iter().filter(|job| !job.routed).count();
+            cursor = if generic == limit { Cursor::last_of(&jobs) } else { None };
             self.stats.claimed.fetch_add(claimed as u64, Ordering::Relaxed);
             self.stats.claims.fetch_add(u64::from(claimed > 0), Ordering::Relaxed);
             self.start(jobs, &mut permits, shutdown);
@@ -177,7 +178,15 @@ impl Fetch {
                 done: self.done.clone(),
                 held: self.held.clone(),
             };
-            let span = tracing::info_span!("job", job.id = job.id, job.kind = %job.kind, job.attempt = job.attempts);
+            // A handler fills in `provider` and `address` (email sends) once it knows them.
+            let span = tracing::info_span!(
+                "job",
+                job.id = job.id,
+                job.kind = %job.kind,
+                job.attempt = job.attempts,
+                provider = tracing::field::Empty,
+                address = tracing::field::Empty,
+            );
             let (slots, shutdown) = (self.slots.clone(), shutdown.clone());
             tasks.spawn(
                 async move {
