@@ -54,7 +54,7 @@ impl Directory {
         }
         let adapter = match self.build.as_ref().and_then(|build| build(name)) {
             Some(adapter) => adapter,
-            None => self.from_table(name).await?,
+            None => self.build_from_table(name).await?,
         };
         self.adapters
             .write()
@@ -63,7 +63,7 @@ impl Directory {
         Ok(adapter)
     }
 
-    async fn from_table(&self, name: &str) -> Result<Arc<dyn Provider>, SendError> {
+    async fn build_from_table(&self, name: &str) -> Result<Arc<dyn Provider>, SendError> {
         let unavailable = |detail: String| SendError::Transient {
             provider: name.to_owned(),
             detail,
