@@ -389,10 +389,11 @@ SELECT until, reason, detail
  LIMIT 1
 $$;
 
--- Claim up to p_limit messages across lanes whose gate is open, least recently served
--- first (fair between directions: each lane gets an equal share of what is left, and
--- the round-robin position moves on). A lane that another claimer is routing at this
--- instant is skipped (SKIP LOCKED on the lane row): within a lane, routing is serial.
+-- Claim up to p_limit messages across lanes whose gate is open and that have messages
+-- waiting, least recently served first. Fair between directions: each lane gets an
+-- equal share of what is left of the limit, and the round-robin position moves on. A
+-- lane is locked (SKIP LOCKED) only when it is served, so concurrent claimers spread
+-- over the lanes; within one lane, routing is serial.
 CREATE FUNCTION postrunner.claim_messages(
     p_limit bigint, p_worker uuid, p_token uuid, p_lease interval, p_now timestamptz
 ) RETURNS TABLE (
@@ -416,14 +417,17 @@ BEGIN
     SELECT array_agg(l.id ORDER BY l.served_at, l.id) INTO lane_ids
       FROM (SELECT l.id, l.served_at FROM postrunner.lanes l
              WHERE l.ready_at <= at_
+               AND EXISTS (SELECT 1 FROM postrunner.jobs j
+                            WHERE j.lane = l.id AND j.state = 'available' AND j.run_at <= at_)
              ORDER BY l.served_at, l.id
-             LIMIT 64
-               FOR UPDATE SKIP LOCKED) l;
+             LIMIT 64) l;
     IF lane_ids IS NULL THEN
         RETURN;
     END IF;
     FOR i IN 1 .. cardinality(lane_ids) LOOP
         EXIT WHEN remaining <= 0;
+        PERFORM FROM postrunner.lanes l WHERE l.id = lane_ids[i] AND l.ready_at <= at_ FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
         RETURN QUERY SELECT * FROM postrunner.route_lane(
             lane_ids[i], ceil(remaining::numeric / (cardinality(lane_ids) - i + 1))::bigint,
             p_worker, p_token, p_lease, at_);
@@ -432,6 +436,18 @@ BEGIN
     END LOOP;
 END
 $fn$;
+
+-- When a claim could next route something: the earliest gate among lanes with messages
+-- waiting (a time in the past means now: a lane was busy in another claim). NULL when
+-- no lane has messages waiting. Workers sleep until then instead of polling. Clamped
+-- to [now, now + 1 day], so a client never sees the infinities gates may hold.
+CREATE FUNCTION postrunner.lanes_next_ready(p_now timestamptz) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT least(greatest(min(l.ready_at), coalesce(p_now, now())), coalesce(p_now, now()) + interval '1 day')
+      FROM postrunner.lanes l
+     WHERE EXISTS (SELECT 1 FROM postrunner.jobs j
+                    WHERE j.lane = l.id AND j.state = 'available' AND j.run_at <= coalesce(p_now, now()))
+$$;
 
 -- A send that failed: close its ledger row. When the provider did not take the message
 -- (p_release), its capacity is given back: the address's count for that day and the

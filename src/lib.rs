@@ -12,6 +12,8 @@
 //!   rescue, batched completion, retries with backoff, promotion of due jobs, the
 //!   LISTEN/NOTIFY wake-up, and the [`queue::executor`] that drives them.
 //! - [`kinds`]: what each kind of job does (`email.send`, system tasks, `noop`).
+//! - [`routing`]: sender pools, daily limits, warm-up, pacing and provider rates; the
+//!   rules are SQL, applied inside the claim.
 //! - [`providers`]: adapters that hand a message to an email provider.
 //! - [`periodic`]: cron schedules that run exactly once per tick across replicas.
 //! - [`roles`]: the long-running processes (`worker`, `scheduler`).
@@ -29,6 +31,7 @@ pub mod periodic;
 pub mod providers;
 pub mod queue;
 pub mod roles;
+pub mod routing;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;

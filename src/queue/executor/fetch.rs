@@ -121,11 +121,24 @@ impl Fetch {
                 continue;
             }
 
-            // Nothing to run: sleep until notified, the poll interval, or the next due job.
+            // Nothing to run: sleep until notified, the poll interval, the next due job,
+            // or the moment a gated lane may send again. A lane with messages that is
+            // open now was busy in another claim: try again shortly.
             let mut nap = self.config.poll_interval;
             if let Some(due) = next_due {
                 let until_due = (due - chrono::Utc::now()).to_std().unwrap_or_default();
                 nap = nap.min(until_due.max(Duration::from_millis(5)));
+            }
+            match crate::routing::next_ready(&self.pool, None).await {
+                Ok(Some(ready)) => {
+                    let until_ready = (ready - chrono::Utc::now()).to_std().unwrap_or_default();
+                    nap = nap.min(until_ready.max(Duration::from_millis(10)));
+                }
+                Ok(None) => {}
+                Err(source) => self.outage.failed(&crate::queue::QueueError {
+                    doing: "read when lanes may send",
+                    source,
+                }),
             }
             tokio::select! {
                 biased;
