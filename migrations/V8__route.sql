@@ -348,7 +348,8 @@ per_provider AS (
     SELECT p.name,
            -- provider-level block
            CASE WHEN NOT p.enabled THEN 'infinity'::timestamptz
-                WHEN p.health = 'down' THEN p_at + interval '30 seconds'
+                -- Until its health changes (which wakes every lane).
+                WHEN p.health = 'down' THEN 'infinity'::timestamptz
                 WHEN p.per_minute IS NOT NULL AND p.minute = date_trunc('minute', p_at)
                      AND p.sent_in_minute >= p.per_minute THEN date_trunc('minute', p_at) + interval '1 minute'
                 WHEN p.monthly_budget IS NOT NULL AND p.month = date_trunc('month', p_at AT TIME ZONE 'UTC')::date

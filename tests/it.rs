@@ -11,5 +11,6 @@ mod periodic;
 mod queue;
 mod resilience;
 mod roles;
+mod routing;
 mod sql_files;
 mod workers;

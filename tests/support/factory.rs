@@ -92,3 +92,11 @@ pub async fn job_count(pool: &PgPool) -> i64 {
         .await
         .unwrap()
 }
+
+/// The status of the only message in the outbox.
+pub async fn status_of_only_message(pool: &PgPool) -> String {
+    sqlx::query_scalar("SELECT status::text FROM postrunner.outbox")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}

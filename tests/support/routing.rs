@@ -1,0 +1,123 @@
+//! Sender setups and a simulated clock for routing tests.
+//!
+//! Routing decisions take "now" from the claim, so tests move time by passing instants
+//! to [`Executor::tick`]/[`Executor::drain`] instead of sleeping. Simulated instants lie
+//! in the future (2027), after the real `run_at` of every inserted message.
+
+use chrono::{DateTime, Utc};
+use postrunner::queue::executor::Executor;
+use sqlx::PgPool;
+
+/// An instant, from RFC 3339 text: `at("2027-01-04T09:00:00Z")`.
+pub fn at(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .expect("an RFC 3339 instant")
+        .with_timezone(&Utc)
+}
+
+/// Runs one SQL statement (setup), panicking with the statement on error.
+pub async fn exec(pool: &PgPool, sql: &str) {
+    sqlx::raw_sql(sql)
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n in: {sql}"));
+}
+
+/// A client (time zone `tz`) with one direction and no senders.
+pub async fn client(pool: &PgPool, client: &str, tz: &str, direction: &str) {
+    exec(
+        pool,
+        &format!(
+            "INSERT INTO postrunner.clients (name, time_zone) VALUES ('{client}', '{tz}') ON CONFLICT DO NOTHING;
+             INSERT INTO postrunner.directions (client, name) VALUES ('{client}', '{direction}');"
+        ),
+    )
+    .await;
+}
+
+/// A provider of kind `log` with `weight`.
+pub async fn provider(pool: &PgPool, name: &str, weight: i32) {
+    exec(
+        pool,
+        &format!("INSERT INTO postrunner.providers (name, kind, weight) VALUES ('{name}', 'log', {weight})"),
+    )
+    .await;
+}
+
+/// `n` active addresses of `client` on `provider`, named `<provider>-<i>@<client>.test`.
+pub async fn addresses(pool: &PgPool, client: &str, provider: &str, n: i32, daily_limit: i32) {
+    exec(
+        pool,
+        &format!(
+            "INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
+             SELECT '{provider}-' || i || '@{client}.test', '{provider}', '{client}', {daily_limit}
+               FROM generate_series(1, {n}) AS i"
+        ),
+    )
+    .await;
+}
+
+/// `n` messages to distinct recipients.
+pub async fn messages(pool: &PgPool, client: &str, direction: &str, n: i32) {
+    exec(
+        pool,
+        &format!(
+            "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+             SELECT '{client}', '{direction}', 'to' || i || '-{direction}@example.org', 'Hello', 'Hi'
+               FROM generate_series(1, {n}) AS i"
+        ),
+    )
+    .await;
+}
+
+/// Pacing slots exactly (window / limit), for tests that count slots.
+pub async fn no_jitter(pool: &PgPool) {
+    exec(
+        pool,
+        "UPDATE postrunner.settings SET value = '0' WHERE name = 'pacing_jitter'",
+    )
+    .await;
+}
+
+/// Drains at `now` and returns how many jobs ran.
+pub async fn drain_at(executor: &Executor, now: DateTime<Utc>) -> usize {
+    executor.drain(Some(now)).await.expect("drain")
+}
+
+/// Drains with several executors at once (separate connections), at `now`.
+pub async fn drain_all_at(executors: &[Executor], now: DateTime<Utc>) -> usize {
+    futures_util::future::join_all(executors.iter().map(|e| drain_at(e, now)))
+        .await
+        .into_iter()
+        .sum()
+}
+
+/// Messages the providers accepted, per provider name.
+pub async fn sent_by_provider(pool: &PgPool) -> std::collections::BTreeMap<String, i64> {
+    sqlx::query_as::<_, (String, i64)>(
+        "SELECT provider, count(*) FROM postrunner.send_attempts WHERE outcome = 'sent' GROUP BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect()
+}
+
+/// Count of a query returning one bigint.
+pub async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n in: {sql}"))
+}
+
+/// `report_blocked` for a direction: (waiting_for, until).
+pub async fn blocked(pool: &PgPool, client: &str, direction: &str) -> (Option<String>, Option<DateTime<Utc>>) {
+    sqlx::query_as("SELECT waiting_for, until FROM postrunner.report_blocked WHERE client = $1 AND direction = $2")
+        .bind(client)
+        .bind(direction)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
