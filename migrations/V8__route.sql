@@ -217,8 +217,11 @@ BEGIN
                SET sent_on_day = CASE WHEN u.day = today THEN u.sent_on_day + 1 ELSE 1 END,
                    day = today,
                    last_sent_at = p_at,
+                   -- The pacing slot; once the day's limit is used, no sooner than the
+                   -- next day (and still no sooner than the slot).
                    next_slot_at = CASE
-                       WHEN (CASE WHEN u.day = today THEN u.sent_on_day + 1 ELSE 1 END) >= p.day_limit THEN day_end
+                       WHEN (CASE WHEN u.day = today THEN u.sent_on_day + 1 ELSE 1 END) >= p.day_limit
+                       THEN greatest(day_end, p_at + make_interval(secs => window_secs / p.day_limit * (1 - jitter)))
                        ELSE p_at + make_interval(secs => window_secs / p.day_limit * (1 + jitter * (2 * random() - 1)))
                    END
               FROM pairs p

@@ -12,5 +12,6 @@ mod queue;
 mod resilience;
 mod roles;
 mod routing;
+mod routing_scale;
 mod sql_files;
 mod workers;
