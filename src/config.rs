@@ -46,6 +46,31 @@ pub enum Command {
     Demo(DemoArgs),
     /// Benchmarks that print their figures.
     Bench(BenchArgs),
+    /// Bulk-load configuration from a CSV file (upsert by key: re-importing is a no-op).
+    Import(ImportArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ImportArgs {
+    /// What the file holds.
+    #[arg(value_enum)]
+    pub what: ImportWhat,
+    /// A CSV file with a header row naming its columns (see README, "Import").
+    pub file: std::path::PathBuf,
+    /// Import the valid rows and report the others, instead of importing nothing when
+    /// any row is invalid.
+    #[arg(long)]
+    pub skip_invalid: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportWhat {
+    /// postrunner.providers, keyed by name.
+    Providers,
+    /// postrunner.sender_addresses, keyed by address.
+    Addresses,
+    /// postrunner.suppressions, keyed by client and address (case-insensitive).
+    Suppressions,
 }
 
 #[derive(Clone, Debug, Args)]

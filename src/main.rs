@@ -11,7 +11,10 @@ use postrunner::{commands, db, roles, shutdown, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Demo(_) | Command::Bench(_) | Command::Migrate);
+    let quiet = matches!(
+        cli.command,
+        Command::Demo(_) | Command::Bench(_) | Command::Migrate | Command::Import(_)
+    );
     telemetry::init(cli.log_format, if quiet { "warn" } else { "info,sqlx=warn" });
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,6 +51,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             roles::scheduler::run(pool, shutdown::on_signals()).await
         }
         Command::Demo(ref args) => commands::demo::run(cli.database_url.clone(), args.clone()).await,
+        Command::Import(ref args) => {
+            let pool = db::pool(&required_url()?, 2, "postrunner-import")?;
+            let report = commands::import::run(&pool, args).await?;
+            println!("{report}");
+            anyhow::ensure!(report.succeeded(), "nothing was imported");
+            Ok(())
+        }
         Command::Bench(ref bench) => match &bench.what {
             BenchWhat::Queue(args) => commands::bench::queue::run(cli.database_url.clone(), args.clone()).await,
         },

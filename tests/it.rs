@@ -5,6 +5,7 @@
 mod support;
 
 mod config;
+mod import;
 mod migrate;
 mod outbox;
 mod periodic;

@@ -1,8 +1,10 @@
-//! One-shot commands: `demo` and `bench`. Both run on the embedded default database
-//! when `DATABASE_URL` is unset (see [`crate::db::local_cluster`]).
+//! One-shot commands: `demo`, `bench` and `import`. `demo` and `bench` run on the
+//! embedded default database when `DATABASE_URL` is unset (see
+//! [`crate::db::local_cluster`]).
 
 pub mod bench;
 pub mod demo;
+pub mod import;
 
 use anyhow::Context as _;
 use sqlx::Connection;
