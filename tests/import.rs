@@ -1,7 +1,7 @@
 //! `postrunner import`: CSV files into the configuration tables, all or nothing,
 //! idempotent.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use postrunner::commands::import;
 use postrunner::config::{ImportArgs, ImportWhat};
@@ -16,10 +16,10 @@ fn csv_file(contents: &str) -> PathBuf {
     path
 }
 
-fn args(what: ImportWhat, file: &PathBuf, skip_invalid: bool) -> ImportArgs {
+fn args(what: ImportWhat, file: &Path, skip_invalid: bool) -> ImportArgs {
     ImportArgs {
         what,
-        file: file.clone(),
+        file: file.to_path_buf(),
         skip_invalid,
     }
 }
