@@ -341,16 +341,20 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT outcome <> 'released' $$;
 -- rescued after its lease expired, or released it at shutdown: a send that failed was
 -- already closed by the worker, as 'failed' or 'released') is closed here as 'lost',
 -- keeping its capacity. Part of the existing mirror trigger on email jobs.
+--
+-- The claim's own transition (available -> running) is no longer mirrored row by row:
+-- the routed claim writes 'sending' for its whole batch in one statement.
 CREATE OR REPLACE FUNCTION postrunner.jobs_sync_outbox() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    mirrored postrunner.message_status := postrunner.message_status_for(NEW.state, NEW.attempts);
 BEGIN
     UPDATE postrunner.outbox
-       SET status = postrunner.message_status_for(NEW.state, NEW.attempts),
+       SET status = mirrored,
            attempts = NEW.attempts,
            last_error = NEW.last_error
      WHERE job_id = NEW.id
-       AND (status, attempts, last_error)
-           IS DISTINCT FROM (postrunner.message_status_for(NEW.state, NEW.attempts), NEW.attempts, NEW.last_error);
+       AND (status, attempts, last_error) IS DISTINCT FROM (mirrored, NEW.attempts, NEW.last_error);
     IF OLD.state = 'running' AND NEW.state <> 'running' THEN
         UPDATE postrunner.send_attempts
            SET outcome = 'lost',
@@ -361,6 +365,19 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+DROP TRIGGER jobs_sync_outbox ON postrunner.jobs;
+CREATE TRIGGER jobs_sync_outbox
+    AFTER UPDATE OF state, attempts ON postrunner.jobs
+    FOR EACH ROW WHEN (NEW.kind = 'email.send'
+                       AND (OLD.state, OLD.attempts) IS DISTINCT FROM (NEW.state, NEW.attempts)
+                       AND NOT (OLD.state = 'available' AND NEW.state = 'running'))
+    EXECUTE FUNCTION postrunner.jobs_sync_outbox();
+
+-- Status changes are the outbox's hot writes (sending, then sent): with no index on
+-- status and room left in each page, they are HOT updates that touch no index.
+DROP INDEX postrunner.outbox_status_idx;
+ALTER TABLE postrunner.outbox SET (fillfactor = 80);
 
 -- ---------------------------------------------------------------------------------
 -- Waking gated lanes: any configuration change that may free capacity opens every gate

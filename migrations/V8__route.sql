@@ -280,6 +280,13 @@ BEGIN
           JOIN postrunner.outbox o ON o.job_id = c.id
           JOIN postrunner.sender_addresses s ON s.address = p.address;
 
+        -- The messages are 'sending' (one statement for the batch; the row-by-row status
+        -- mirror skips the claim's transition).
+        UPDATE postrunner.outbox o
+           SET status = 'sending', attempts = j.attempts
+          FROM postrunner.jobs j
+         WHERE j.id = ANY (job_ids[1:routed]) AND o.job_id = j.id AND j.state = 'running';
+
         -- The stride turns: a provider that sent moves on by sends / weight; one that
         -- could not take part is brought up to the slowest that did, so it rejoins at
         -- par instead of taking everything until it catches up. Stored relative to the

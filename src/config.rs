@@ -173,6 +173,28 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// The real worker path (claim -> run -> complete) over no-op jobs.
     Queue(BenchQueueArgs),
+    /// Routed sends: claim + route + send (log provider) + record, per sender pool size.
+    Route(BenchRouteArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BenchRouteArgs {
+    /// Messages to route and send, per pool size.
+    #[arg(long, default_value_t = 50_000)]
+    pub messages: u32,
+    /// Sender pool sizes to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1200,100000")]
+    pub addresses: Vec<u32>,
+    /// Worker executors (each as `postrunner worker`).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Messages in flight per worker (as `worker --concurrency`). Routing costs a fixed
+    /// amount per lane served in a claim, so larger claims route more per second.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Messages claimed ahead of free slots (as `worker --prefetch`).
+    #[arg(long, default_value_t = 256)]
+    pub prefetch: usize,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -86,9 +86,11 @@ async fn the_daily_limit_holds_and_resets_at_midnight_in_the_clients_time_zone()
         "3 sent: the day's limit"
     );
 
+    // The next local day starts at 05:00Z, but pacing still spaces the next send 8
+    // hours after the last one (21:32Z): the day's limit is what the lane waits for.
     let (why, until) = blocked(pool, "nyc", "d").await;
     assert_eq!(why.as_deref(), Some("daily_limit"));
-    assert_eq!(until, Some(at("2027-01-06T05:00:00Z")), "the next local midnight");
+    assert_eq!(until, Some(at("2027-01-06T05:32:00Z")));
     // Waiting burns no attempt and keeps the message queued.
     assert_eq!(
         count(
@@ -99,8 +101,9 @@ async fn the_daily_limit_holds_and_resets_at_midnight_in_the_clients_time_zone()
         7
     );
 
+    assert_eq!(drain_at(&worker, at("2027-01-06T05:31:00Z")).await, 0);
     assert_eq!(
-        drain_at(&worker, at("2027-01-06T05:00:00Z")).await,
+        drain_at(&worker, at("2027-01-06T05:32:00Z")).await,
         1,
         "a new day in New York"
     );
@@ -157,7 +160,8 @@ async fn warm_up_ramps_the_limit_day_by_day_up_to_the_daily_limit() {
         sent += drain_at(&worker, at(&format!("2027-01-05T{time}Z"))).await;
     }
     assert_eq!(sent, 2);
-    for time in ["00:00:00", "06:00:01", "12:00:02", "18:00:03", "23:59:00"] {
+    // (The day's first slot is 12 h after the last send of day 0, at 00:00:02.)
+    for time in ["00:00:00", "00:00:05", "06:00:06", "12:00:07", "18:00:08", "23:59:00"] {
         sent += drain_at(&worker, at(&format!("2027-01-06T{time}Z"))).await;
     }
     assert_eq!(sent, 6);
@@ -405,7 +409,8 @@ async fn a_worker_that_dies_after_reserving_cannot_cause_an_overshoot() {
     let worker = executor(pool, registry(pool), fast_config());
     assert_eq!(drain_at(&worker, t + Duration::minutes(5)).await, 0);
     assert_eq!(blocked(pool, "acme", "d").await.0.as_deref(), Some("daily_limit"));
-    assert_eq!(drain_at(&worker, at("2027-01-05T00:00:00Z")).await, 1);
+    // Tomorrow, once the pacing slot after the lost attempt has passed too.
+    assert_eq!(drain_at(&worker, at("2027-01-05T12:00:00Z")).await, 1);
 
     let outcomes: Vec<(String, String)> =
         sqlx::query_as("SELECT day::text, outcome::text FROM postrunner.send_attempts ORDER BY id")

@@ -2,6 +2,7 @@
 //! `key=value` figures (recorded in docs/bench/).
 
 pub mod queue;
+pub mod route;
 
 /// The p-th percentile (0..=100) of sorted `values`, or 0 when empty.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
