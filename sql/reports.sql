@@ -14,6 +14,37 @@ SELECT client, direction, status, messages, oldest, newest
   FROM postrunner.report_outbox
  ORDER BY client, direction, status;
 
+-- Why are messages waiting, and until when?
+SELECT client, direction, waiting, waiting_for, until, detail
+  FROM postrunner.report_blocked
+ WHERE waiting > 0
+ ORDER BY waiting DESC;
+
+-- Capacity left today per provider, client and direction.
+SELECT level, name, addresses, effective_limit, sent_today, remaining, next_slot_at
+  FROM postrunner.report_capacity_rollup
+ ORDER BY level, name;
+
+-- The addresses with the least left today (and the ones still warming up).
+SELECT client, provider, address, effective_limit, daily_limit, warmup_started_on, sent_today, remaining, next_slot_at
+  FROM postrunner.report_capacity
+ WHERE status = 'active'
+ ORDER BY remaining, address
+ LIMIT 20;
+
+-- Yesterday's volume per client and provider (client-local days).
+SELECT day, client, provider, sum(sent) AS sent, sum(uncertain) AS uncertain, sum(released) AS released
+  FROM postrunner.report_daily_volume
+ WHERE day >= current_date - 1
+ GROUP BY day, client, provider
+ ORDER BY day, client, provider;
+
+-- Spend this month against each provider's hard budget, and where it is heading.
+SELECT provider, messages, spend, budget, projected, budget_reached
+  FROM postrunner.report_cost
+ WHERE level = 'provider'
+ ORDER BY spend DESC;
+
 -- Which postrunner processes are alive, and what are they running?
 SELECT role, host, pid, version, concurrency, running_jobs, started_at, now() - heartbeat_at AS silent_for
   FROM postrunner.workers
