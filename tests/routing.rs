@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::support::db::TestDb;
 use crate::support::routing::{
-    addresses, at, blocked, client, count, drain_all_at, drain_at, exec, messages, no_jitter, provider,
-    sent_by_provider,
+    acme_on_one_provider, addresses, at, blocked, client, count, drain_all_at, drain_at, exec, messages, no_jitter,
+    provider, sent_by_provider,
 };
 use crate::support::run::{executor, fast_config, registry};
 
@@ -181,10 +181,7 @@ async fn warm_up_ramps_the_limit_day_by_day_up_to_the_daily_limit() {
 async fn pacing_spreads_an_addresss_sends_with_jitter() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
-    provider(pool, "p", 100).await;
-    addresses(pool, "acme", "p", 1, 48).await; // a slot every 30 min, +-20%
-    messages(pool, "acme", "d", 100).await;
+    acme_on_one_provider(pool, 1, 48, 100).await; // a slot every 30 min, +-20%
     let worker = executor(pool, registry(pool), fast_config());
     let start = at("2027-01-04T00:00:00Z");
     for minute in 0..(6 * 60) {
@@ -236,11 +233,8 @@ async fn a_direction_waits_for_its_sending_window() {
 async fn the_provider_rate_holds_per_minute_across_workers() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
-    provider(pool, "slow", 100).await;
+    acme_on_one_provider(pool, 40, 100000, 60).await;
     exec(pool, "UPDATE postrunner.providers SET per_minute = 5").await;
-    addresses(pool, "acme", "slow", 40, 100000).await;
-    messages(pool, "acme", "d", 60).await;
     let workers: Vec<_> = (0..4).map(|_| executor(pool, registry(pool), fast_config())).collect();
 
     assert_eq!(drain_all_at(&workers, at("2027-01-04T12:00:10Z")).await, 5);
@@ -262,23 +256,20 @@ async fn the_provider_rate_holds_per_minute_across_workers() {
 async fn the_monthly_budget_is_a_hard_limit() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
-    provider(pool, "paid", 100).await;
+    acme_on_one_provider(pool, 10, 100000, 10).await;
     // 1.00 a message plus 10.00 a month, budget 13.00: three messages this month.
     exec(
         pool,
         "UPDATE postrunner.providers SET price_per_1000 = 1000, monthly_fee = 10, monthly_budget = 13",
     )
     .await;
-    addresses(pool, "acme", "paid", 10, 100000).await;
-    messages(pool, "acme", "d", 10).await;
     let worker = executor(pool, registry(pool), fast_config());
 
     // The real clock here, so that report_cost's "this month" is the ledger's.
     assert_eq!(worker.drain(None).await.unwrap(), 3);
     assert_eq!(blocked(pool, "acme", "d").await.0.as_deref(), Some("budget"));
     let (spend, reached): (String, bool) = sqlx::query_as(
-        "SELECT spend::text, budget_reached FROM postrunner.report_cost WHERE level = 'provider' AND provider = 'paid'",
+        "SELECT spend::text, budget_reached FROM postrunner.report_cost WHERE level = 'provider' AND provider = 'p'",
     )
     .fetch_one(pool)
     .await
@@ -390,10 +381,7 @@ async fn a_big_direction_does_not_starve_a_small_one() {
 async fn a_worker_that_dies_after_reserving_cannot_cause_an_overshoot() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
-    provider(pool, "p", 100).await;
-    addresses(pool, "acme", "p", 1, 1).await;
-    messages(pool, "acme", "d", 1).await;
+    acme_on_one_provider(pool, 1, 1, 1).await;
     let t = at("2027-01-04T10:00:00Z");
 
     // A worker claims (and so reserves) the message, then dies before sending.
@@ -453,10 +441,7 @@ impl Provider for FlakyProvider {
 async fn a_send_the_provider_did_not_take_gives_its_capacity_back() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
-    provider(pool, "p", 100).await;
-    addresses(pool, "acme", "p", 1, 1).await;
-    messages(pool, "acme", "d", 1).await;
+    acme_on_one_provider(pool, 1, 1, 1).await;
     let flaky: Arc<dyn Provider> = Arc::new(FlakyProvider {
         failures: 1,
         calls: AtomicUsize::new(0),
@@ -481,10 +466,7 @@ async fn a_send_the_provider_did_not_take_gives_its_capacity_back() {
 async fn a_configuration_change_reopens_a_waiting_direction() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
-    provider(pool, "p", 100).await;
-    addresses(pool, "acme", "p", 1, 1).await;
-    messages(pool, "acme", "d", 3).await;
+    acme_on_one_provider(pool, 1, 1, 3).await;
     let worker = executor(pool, registry(pool), fast_config());
     let t = at("2027-01-04T10:00:00Z");
     assert_eq!(drain_at(&worker, t).await, 1);

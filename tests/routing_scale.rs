@@ -171,7 +171,9 @@ async fn every_limit_holds_exactly_with_eight_workers_over_two_days() {
         ));
     }
     if dry > 0 {
-        failures.push(format!("the backlog should outlast the two days; {dry} directions ran dry"));
+        failures.push(format!(
+            "the backlog should outlast the two days; {dry} directions ran dry"
+        ));
     }
     for (what, sql) in CHECKS {
         let violations = count(pool, sql).await;

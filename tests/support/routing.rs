@@ -121,3 +121,12 @@ pub async fn blocked(pool: &PgPool, client: &str, direction: &str) -> (Option<St
         .await
         .unwrap()
 }
+
+/// The common setup: client `acme` (UTC) with direction `d`, provider `p` (kind log),
+/// `n_addresses` addresses of `daily_limit`, and `n_messages` messages waiting.
+pub async fn acme_on_one_provider(pool: &PgPool, n_addresses: i32, daily_limit: i32, n_messages: i32) {
+    client(pool, "acme", "UTC", "d").await;
+    provider(pool, "p", 100).await;
+    addresses(pool, "acme", "p", n_addresses, daily_limit).await;
+    messages(pool, "acme", "d", n_messages).await;
+}
