@@ -58,6 +58,46 @@ async fn a_message_goes_out_only_from_an_eligible_address() {
             .unwrap();
     assert_eq!(used, ["ok-1@acme.test", "ok-2@acme.test"]);
     assert_eq!(blocked(pool, "acme", "d").await.0.as_deref(), Some("pacing"));
+
+    // Without 'ok', what is left is down or disabled: the direction waits for health.
+    exec(
+        pool,
+        "UPDATE postrunner.providers SET enabled = false WHERE name = 'ok'",
+    )
+    .await;
+    assert_eq!(drain_at(&worker, t + Duration::hours(2)).await, 0);
+    assert_eq!(
+        blocked(pool, "acme", "d").await,
+        (Some("provider_down".to_owned()), None)
+    );
+}
+
+#[tokio::test]
+async fn a_waiting_backlog_costs_a_worker_almost_no_queries() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    acme_on_one_provider(pool, 10, 50, 5000).await;
+    // A window that opened yesterday and will not open again for a week.
+    let today = count(pool, "SELECT extract(isodow FROM now())::bigint").await;
+    let yesterday = if today == 1 { 7 } else { today - 1 };
+    exec(
+        pool,
+        &format!("UPDATE postrunner.directions SET send_days = '{{{yesterday}}}'"),
+    )
+    .await;
+    // The defaults: poll every second, heartbeat every 5 s.
+    let config = postrunner::queue::executor::ExecutorConfig::default();
+    let worker = crate::support::run::spawn(pool, registry(pool), config);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await; // settled: the lane is gated
+    let commits = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()";
+    let before = count(pool, commits).await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let spent = count(pool, commits).await - before;
+    worker.stop().await;
+    assert_eq!(blocked(pool, "acme", "d").await.0.as_deref(), Some("window"));
+    // Each of two fetchers claims, asks when the lane opens, and promotes and rescues
+    // about once per poll interval: about 8 a second. A busy loop would be hundreds.
+    assert!(spent < 60, "{spent} transactions in 5 s with 5,000 messages waiting");
 }
 
 #[tokio::test]
