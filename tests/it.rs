@@ -9,6 +9,7 @@ mod import;
 mod migrate;
 mod outbox;
 mod periodic;
+mod providers;
 mod queue;
 mod resilience;
 mod roles;

@@ -23,15 +23,27 @@ pub const KIND: &str = "email.send";
 
 const RECORD_SENT: &str = include_str!("../../sql/outbox/record_sent.sql");
 const CLOSE_ATTEMPT: &str = include_str!("../../sql/outbox/close_attempt.sql");
+const SUPPRESS_RECIPIENT: &str = include_str!("../../sql/outbox/suppress_recipient.sql");
 
 pub struct SendEmail {
     pool: PgPool,
     providers: Arc<Directory>,
+    unsubscribe_base: Option<String>,
 }
 
 impl SendEmail {
     pub fn new(pool: PgPool, providers: Arc<Directory>) -> Self {
-        Self { pool, providers }
+        Self {
+            pool,
+            providers,
+            unsubscribe_base: None,
+        }
+    }
+
+    /// Adds RFC 8058 one-click unsubscribe headers pointing at `{base}/{message id}`.
+    pub fn with_unsubscribe_base(mut self, base: Option<String>) -> Self {
+        self.unsubscribe_base = base.map(|b| b.trim_end_matches('/').to_owned());
+        self
     }
 }
 
@@ -48,6 +60,8 @@ struct Routed {
 #[derive(Deserialize)]
 struct Message {
     id: Uuid,
+    client: String,
+    direction: String,
     to: String,
     subject: String,
     text_body: Option<String>,
@@ -82,6 +96,21 @@ impl SendEmail {
     }
 }
 
+impl SendEmail {
+    /// A recipient refused for good is suppressed for the client (`hard_bounce`).
+    async fn suppress(&self, client: &str, recipient: &str, error: &SendError) {
+        let suppressed = sqlx::query(SUPPRESS_RECIPIENT)
+            .bind(client)
+            .bind(recipient)
+            .bind(error.to_string())
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = suppressed {
+            tracing::warn!(error = %e, "could not suppress a refused recipient");
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Handler for SendEmail {
     async fn run(&self, job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
@@ -109,6 +138,11 @@ impl Handler for SendEmail {
             text_body: routed.message.text_body,
             html_body: routed.message.html_body,
             headers,
+            unsubscribe_url: self
+                .unsubscribe_base
+                .as_ref()
+                .map(|base| format!("{base}/{}", routed.message.id)),
+            tag: Some(routed.message.direction.clone()),
         };
         let sent = match self.providers.get(&routed.provider).await {
             Ok(provider) => provider.send(&message).await,
@@ -129,8 +163,12 @@ impl Handler for SendEmail {
                 tracing::info!(error = %e, "send failed");
                 self.close_attempt(routed.attempt_id, &e).await;
                 match e {
-                    SendError::Permanent { .. } => Err(JobError::Permanent(e.to_string())),
-                    _ => Err(JobError::Retry(e.to_string())),
+                    SendError::RecipientRefused { .. } => {
+                        self.suppress(&routed.message.client, &message.to, &e).await;
+                        Err(JobError::Permanent(e.to_string()))
+                    }
+                    SendError::Rejected { .. } => Err(JobError::Permanent(e.to_string())),
+                    SendError::Transient { .. } | SendError::Unavailable { .. } => Err(JobError::Retry(e.to_string())),
                 }
             }
         }

@@ -10,13 +10,22 @@ use std::sync::{Arc, RwLock};
 use sqlx::PgPool;
 
 use super::log::LogProvider;
+use super::mailgun::Mailgun;
+use super::postmark::Postmark;
+use super::resend::Resend;
+use super::sendgrid::SendGrid;
 use super::{Provider, SendError};
+use crate::secret::Secret;
+
+/// How long an HTTP provider may take to answer one send.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Builds an adapter for a provider name; a test or the demo may supply its own.
 type Build = dyn Fn(&str) -> Option<Arc<dyn Provider>> + Send + Sync;
 
 pub struct Directory {
     pool: PgPool,
+    http: reqwest::Client,
     build: Option<Box<Build>>,
     adapters: RwLock<HashMap<String, Arc<dyn Provider>>>,
 }
@@ -26,6 +35,7 @@ impl Directory {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
+            http: super::http::client(SEND_TIMEOUT),
             build: None,
             adapters: RwLock::default(),
         }
@@ -38,16 +48,24 @@ impl Directory {
     ) -> Self {
         Self {
             pool,
+            http: super::http::client(SEND_TIMEOUT),
             build: Some(Box::new(build)),
             adapters: RwLock::default(),
         }
     }
 
+    /// HTTP providers time out after `timeout` (default 30 s) instead.
+    pub fn with_send_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.http = super::http::client(timeout);
+        self
+    }
+
     /// The adapter for provider `name`.
     ///
     /// # Errors
-    /// [`SendError::Transient`] when the row cannot be read now, or its kind has no
-    /// adapter in this version (a newer replica may have one).
+    /// [`SendError::Unavailable`] when the row cannot be read now, its secret variable
+    /// is not set, or its kind has no adapter in this version (a newer replica may have
+    /// one). Not cached: the next send tries again.
     pub async fn get(&self, name: &str) -> Result<Arc<dyn Provider>, SendError> {
         if let Some(adapter) = self.adapters.read().expect("directory lock").get(name) {
             return Ok(adapter.clone());
@@ -64,22 +82,53 @@ impl Directory {
     }
 
     async fn build_from_table(&self, name: &str) -> Result<Arc<dyn Provider>, SendError> {
-        let unavailable = |detail: String| SendError::Transient {
+        let unavailable = |detail: String| SendError::Unavailable {
             provider: name.to_owned(),
             detail,
+            retry_after: None,
+            may_have_taken: false,
         };
-        let kind: Option<String> = sqlx::query_scalar("SELECT kind::text FROM postrunner.providers WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| unavailable(format!("cannot read the provider row: {e}")))?;
-        match kind.as_deref() {
-            Some("log") => Ok(Arc::new(LogProvider::new(name))),
-            Some(other) => Err(unavailable(format!(
-                "provider kind {other:?} has no adapter in postrunner {}",
-                crate::VERSION
-            ))),
-            None => Err(unavailable("no such provider row".to_owned())),
+        let row: Option<(String, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT kind::text, endpoint, secret_env FROM postrunner.providers WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| unavailable(format!("cannot read the provider row: {e}")))?;
+        let Some((kind, endpoint, secret_env)) = row else {
+            return Err(unavailable("no such provider row".to_owned()));
+        };
+        if kind == "log" {
+            return Ok(Arc::new(LogProvider::new(name)));
         }
+        let endpoint = endpoint
+            .or_else(|| default_endpoint(&kind).map(str::to_owned))
+            .ok_or_else(|| unavailable(format!("a {kind} provider needs an endpoint")))?;
+        let variable = secret_env.ok_or_else(|| unavailable(format!("a {kind} provider needs secret_env")))?;
+        let key = Secret::from_env(&variable).map_err(|e| unavailable(e.to_string()))?;
+        let http = self.http.clone();
+        let adapter: Arc<dyn Provider> = match kind.as_str() {
+            "sendgrid" => Arc::new(SendGrid::new(name, &endpoint, key, http)),
+            "mailgun" => Arc::new(Mailgun::new(name, &endpoint, key, http)),
+            "postmark" => Arc::new(Postmark::new(name, &endpoint, key, http)),
+            "resend" => Arc::new(Resend::new(name, &endpoint, key, http)),
+            other => {
+                return Err(unavailable(format!(
+                    "provider kind {other:?} has no adapter in postrunner {}",
+                    crate::VERSION
+                )))
+            }
+        };
+        Ok(adapter)
+    }
+}
+
+/// The public API base of each HTTP provider, used when the row has no endpoint.
+fn default_endpoint(kind: &str) -> Option<&'static str> {
+    match kind {
+        "sendgrid" => Some("https://api.sendgrid.com"),
+        "mailgun" => Some("https://api.mailgun.net"),
+        "postmark" => Some("https://api.postmarkapp.com"),
+        "resend" => Some("https://api.resend.com"),
+        _ => None,
     }
 }

@@ -8,7 +8,12 @@
 //! adapters follow the same trait.
 
 pub mod directory;
+pub mod http;
 pub mod log;
+pub mod mailgun;
+pub mod postmark;
+pub mod resend;
+pub mod sendgrid;
 
 use std::time::Duration;
 
@@ -30,6 +35,50 @@ pub struct OutgoingMessage {
     pub html_body: Option<String>,
     /// Extra headers given at enqueue time (already validated by the outbox trigger).
     pub headers: Vec<(String, String)>,
+    /// One-click unsubscribe URL (RFC 8058) when unsubscribe pages are configured.
+    pub unsubscribe_url: Option<String>,
+    /// A tag for the provider's reports (the direction).
+    pub tag: Option<String>,
+}
+
+impl OutgoingMessage {
+    /// `Message-ID`: postrunner's id on the sender's domain, the same for every attempt.
+    pub fn message_id(&self) -> String {
+        format!("<{}@{}>", self.id, http::domain_of(&self.from))
+    }
+
+    /// `From` as `"Name" <address>` (or the bare address).
+    pub fn from_header(&self) -> String {
+        match &self.from_name {
+            Some(name) if !name.is_empty() => {
+                format!(
+                    "\"{}\" <{}>",
+                    name.replace('\\', "\\\\").replace('"', "\\\""),
+                    self.from
+                )
+            }
+            _ => self.from.clone(),
+        }
+    }
+
+    /// The headers to send besides From, To and Subject: the ones postrunner sets
+    /// (Message-ID, X-Postrunner-Id, and with an unsubscribe URL RFC 8058's
+    /// List-Unsubscribe and List-Unsubscribe-Post), then the application's.
+    pub fn headers_to_send(&self) -> Vec<(String, String)> {
+        let mut headers = vec![
+            ("Message-ID".to_owned(), self.message_id()),
+            ("X-Postrunner-Id".to_owned(), self.id.to_string()),
+        ];
+        if let Some(url) = &self.unsubscribe_url {
+            headers.push(("List-Unsubscribe".to_owned(), format!("<{url}>")));
+            headers.push((
+                "List-Unsubscribe-Post".to_owned(),
+                "List-Unsubscribe=One-Click".to_owned(),
+            ));
+        }
+        headers.extend(self.headers.iter().cloned());
+        headers
+    }
 }
 
 /// The provider took the message.
@@ -38,30 +87,45 @@ pub struct Accepted {
     pub provider_message_id: String,
 }
 
-/// Why a send did not succeed; decides retry versus give up.
+/// Why a send did not succeed, in the classes the queue acts on the same way for every
+/// provider (mapped from status codes, error bodies and SMTP enhanced codes).
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    #[error("{provider} is rate limiting (retry after {retry_after:?})")]
-    RateLimited {
-        provider: String,
-        retry_after: Option<Duration>,
-    },
+    /// The recipient is refused for good (no such mailbox, inactive recipient): the
+    /// message fails and the recipient is suppressed for the client.
+    #[error("{provider} refused the recipient: {detail}")]
+    RecipientRefused { provider: String, detail: String },
+    /// This message can never be sent as it is (a malformed request): it fails.
+    #[error("{provider} rejected the message: {detail}")]
+    Rejected { provider: String, detail: String },
+    /// Temporary for this message: retried on the backoff schedule.
     #[error("temporary failure at {provider}: {detail}")]
     Transient { provider: String, detail: String },
-    #[error("{provider} refused the message: {detail}")]
-    Permanent { provider: String, detail: String },
-    /// The outcome is unknown: the provider may have taken the message (a timeout after
-    /// the request was sent, a connection dropped before the reply). Retried like a
-    /// transient failure, but its capacity stays used.
-    #[error("no answer from {provider}: {detail}")]
-    Ambiguous { provider: String, detail: String },
+    /// The provider is in trouble (5xx, 429, timeouts, refused or reset connections,
+    /// authentication, quota): it counts against the provider's health, and another
+    /// provider may take the message. `retry_after` is the provider's own hint;
+    /// `may_have_taken` is true when the request may have reached it (a timeout or a
+    /// connection dropped after sending), so the attempt's capacity stays used.
+    #[error("{provider} is unavailable: {detail}")]
+    Unavailable {
+        provider: String,
+        detail: String,
+        retry_after: Option<Duration>,
+        may_have_taken: bool,
+    },
 }
 
 impl SendError {
     /// Whether the provider may have taken the message. When it surely did not, the
     /// attempt's reservation (address day count, provider rate and budget) is given back.
     pub fn provider_may_have_taken(&self) -> bool {
-        matches!(self, SendError::Ambiguous { .. })
+        matches!(
+            self,
+            SendError::Unavailable {
+                may_have_taken: true,
+                ..
+            }
+        )
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod factory;
+pub mod fake_provider;
 pub mod routing;
 pub mod run;
 

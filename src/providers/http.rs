@@ -1,0 +1,110 @@
+//! What the HTTP adapters share: one client with timeouts, reading Retry-After, and the
+//! classification of transport failures and of status codes no provider treats specially.
+
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+
+use super::SendError;
+
+/// The HTTP client adapters use: bounded connect and total time, so a hung provider
+/// costs an attempt's worth of time, not a worker slot forever.
+pub fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5).min(timeout))
+        .timeout(timeout)
+        .user_agent(concat!("postrunner/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("an HTTP client with rustls")
+}
+
+/// A request that did not get a response. A refused connection never reached the
+/// provider; a timeout or a connection dropped after sending may have been taken.
+pub fn transport_error(provider: &str, error: &reqwest::Error) -> SendError {
+    let may_have_taken = !error.is_connect();
+    let what = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "connection failed"
+    };
+    SendError::Unavailable {
+        provider: provider.to_owned(),
+        detail: format!("{what}: {}", without_url(error)),
+        retry_after: None,
+        may_have_taken,
+    }
+}
+
+/// The error's text without the request URL (which may carry a domain or token).
+fn without_url(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(url) = error.url() {
+        text = text.replace(url.as_str(), "<url>");
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// When the provider says to come back: `Retry-After` (seconds or an HTTP date), else
+/// a reset header in seconds from now (`ratelimit-reset`) or a Unix time
+/// (`X-RateLimit-Reset`).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(value) = text("retry-after") {
+        if let Ok(secs) = value.parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        if let Ok(at) = chrono::DateTime::parse_from_rfc2822(value) {
+            return (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok();
+        }
+    }
+    if let Some(secs) = text("ratelimit-reset").and_then(|v| v.parse::<u64>().ok()) {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Some(epoch) = text("x-ratelimit-reset").and_then(|v| v.parse::<i64>().ok()) {
+        let wait = epoch - chrono::Utc::now().timestamp();
+        return Some(Duration::from_secs(wait.max(0) as u64));
+    }
+    None
+}
+
+/// The common reading of a failed status: 429, 5xx, 401/403 (and 402, 404, 405: a
+/// misconfigured endpoint or account) are the provider's trouble; other 4xx reject this
+/// message as it is.
+pub fn status_error(provider: &str, status: StatusCode, headers: &HeaderMap, detail: String) -> SendError {
+    let detail = format!("HTTP {}: {}", status.as_u16(), truncate(&detail, 300));
+    match status.as_u16() {
+        429 | 500..=599 | 401..=405 => SendError::Unavailable {
+            provider: provider.to_owned(),
+            detail,
+            retry_after: retry_after(headers),
+            may_have_taken: false,
+        },
+        _ => SendError::Rejected {
+            provider: provider.to_owned(),
+            detail,
+        },
+    }
+}
+
+/// At most `max` characters of a provider's error text.
+pub fn truncate(text: &str, max: usize) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// The domain of an address (for Message-IDs on the sender's domain).
+pub fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map_or("localhost", |(_, domain)| domain)
+}

@@ -1,0 +1,114 @@
+//! Mailgun: `POST {endpoint}/v3/{domain}/messages`, a form, HTTP Basic `api:<key>`;
+//! 200 `{"id": "<...>", "message": "Queued. Thank you."}`. The sending domain is the
+//! endpoint's path when it names one (`https://api.eu.mailgun.net/v3/mg.acme.test`),
+//! else the sender address's domain. postrunner's id travels as `v:postrunner_id`
+//! (echoed as `user-variables`) and the `X-Postrunner-Id` header.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::http::{domain_of, status_error, transport_error, truncate};
+use super::{Accepted, OutgoingMessage, Provider, SendError};
+use crate::secret::Secret;
+
+pub struct Mailgun {
+    name: String,
+    /// Scheme and host, without a path.
+    base: String,
+    /// The sending domain, when the endpoint names one.
+    domain: Option<String>,
+    key: Secret<String>,
+    http: reqwest::Client,
+}
+
+impl Mailgun {
+    pub fn new(name: &str, endpoint: &str, key: Secret<String>, http: reqwest::Client) -> Self {
+        let endpoint = endpoint.trim_end_matches('/');
+        let (base, domain) = match endpoint.split_once("/v3/") {
+            Some((base, domain)) if !domain.is_empty() => (base.to_owned(), Some(domain.to_owned())),
+            _ => (endpoint.trim_end_matches("/v3").to_owned(), None),
+        };
+        Self {
+            name: name.to_owned(),
+            base,
+            domain,
+            key,
+            http,
+        }
+    }
+
+    pub fn url(&self, message: &OutgoingMessage) -> String {
+        let domain = self.domain.as_deref().unwrap_or_else(|| domain_of(&message.from));
+        format!("{}/v3/{domain}/messages", self.base)
+    }
+
+    pub fn form(message: &OutgoingMessage) -> Vec<(String, String)> {
+        let mut form = vec![
+            ("from".to_owned(), message.from_header()),
+            ("to".to_owned(), message.to.clone()),
+            ("subject".to_owned(), message.subject.clone()),
+        ];
+        if let Some(text) = &message.text_body {
+            form.push(("text".to_owned(), text.clone()));
+        }
+        if let Some(html) = &message.html_body {
+            form.push(("html".to_owned(), html.clone()));
+        }
+        for (name, value) in message.headers_to_send() {
+            form.push((format!("h:{name}"), value));
+        }
+        form.push(("v:postrunner_id".to_owned(), message.id.to_string()));
+        if let Some(tag) = &message.tag {
+            form.push(("o:tag".to_owned(), tag.clone()));
+        }
+        form
+    }
+}
+
+#[async_trait]
+impl Provider for Mailgun {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError> {
+        let response = self
+            .http
+            .post(self.url(message))
+            .basic_auth("api", Some(self.key.expose()))
+            .form(&Self::form(message))
+            .send()
+            .await
+            .map_err(|e| transport_error(&self.name, &e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let reply: Option<Value> = serde_json::from_str(&text).ok();
+        let said = reply
+            .as_ref()
+            .and_then(|r| r.get("message"))
+            .and_then(Value::as_str)
+            .map_or_else(|| text.clone(), str::to_owned);
+        if status.is_success() {
+            // The id comes in angle brackets; events carry it without.
+            let id = reply
+                .as_ref()
+                .and_then(|r| r.get("id"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return Ok(Accepted {
+                provider_message_id: id.trim_matches(|c| c == '<' || c == '>').to_owned(),
+            });
+        }
+        if status.as_u16() == 420 {
+            // The domain's sending limit: no message gets through until it resets.
+            return Err(SendError::Unavailable {
+                provider: self.name.clone(),
+                detail: format!("HTTP 420: {}", truncate(&said, 300)),
+                retry_after: super::http::retry_after(&headers),
+                may_have_taken: false,
+            });
+        }
+        Err(status_error(&self.name, status, &headers, said))
+    }
+}

@@ -1,0 +1,115 @@
+//! Postmark: `POST {endpoint}/email` with `X-Postmark-Server-Token`; 200 with
+//! `{"MessageID", "ErrorCode": 0}` on success; 422 with `{"ErrorCode", "Message"}` when
+//! refused, where the code says whose problem it is. postrunner's id travels in
+//! `Metadata` and the `X-Postrunner-Id` header.
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::http::{status_error, transport_error, truncate};
+use super::{Accepted, OutgoingMessage, Provider, SendError};
+use crate::secret::Secret;
+
+pub struct Postmark {
+    name: String,
+    endpoint: String,
+    token: Secret<String>,
+    http: reqwest::Client,
+}
+
+impl Postmark {
+    pub fn new(name: &str, endpoint: &str, token: Secret<String>, http: reqwest::Client) -> Self {
+        Self {
+            name: name.to_owned(),
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            token,
+            http,
+        }
+    }
+
+    pub fn body(message: &OutgoingMessage) -> Value {
+        let headers: Vec<Value> = message
+            .headers_to_send()
+            .into_iter()
+            .map(|(name, value)| json!({ "Name": name, "Value": value }))
+            .collect();
+        let mut body = json!({
+            "From": message.from_header(),
+            "To": message.to,
+            "Subject": message.subject,
+            "Headers": headers,
+            "Metadata": { "postrunner_id": message.id.to_string() },
+        });
+        if let Some(text) = &message.text_body {
+            body["TextBody"] = json!(text);
+        }
+        if let Some(html) = &message.html_body {
+            body["HtmlBody"] = json!(html);
+        }
+        if let Some(tag) = &message.tag {
+            body["Tag"] = json!(tag);
+        }
+        body
+    }
+
+    /// A 422's ErrorCode: 406 inactive recipient; 300 an invalid message; 10, 400, 401,
+    /// 405, 412, 413 the account or token (the provider's trouble); 100 maintenance and
+    /// 429 a rate limit.
+    fn refused(&self, code: i64, text: String) -> SendError {
+        let detail = format!("ErrorCode {code}: {}", truncate(&text, 300));
+        let provider = self.name.clone();
+        match code {
+            406 => SendError::RecipientRefused { provider, detail },
+            10 | 100 | 400 | 401 | 405 | 412 | 413 | 429 => SendError::Unavailable {
+                provider,
+                detail,
+                retry_after: None,
+                may_have_taken: false,
+            },
+            _ => SendError::Rejected { provider, detail },
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for Postmark {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError> {
+        let response = self
+            .http
+            .post(format!("{}/email", self.endpoint))
+            .header("X-Postmark-Server-Token", self.token.expose())
+            .header("Accept", "application/json")
+            .json(&Self::body(message))
+            .send()
+            .await
+            .map_err(|e| transport_error(&self.name, &e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let reply: Option<Value> = serde_json::from_str(&text).ok();
+        let code = reply.as_ref().and_then(|r| r.get("ErrorCode")).and_then(Value::as_i64);
+        let said = reply
+            .as_ref()
+            .and_then(|r| r.get("Message"))
+            .and_then(Value::as_str)
+            .map_or_else(|| text.clone(), str::to_owned);
+        match (status.as_u16(), code) {
+            (200, Some(0)) => {
+                let id = reply
+                    .as_ref()
+                    .and_then(|r| r.get("MessageID"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                Ok(Accepted {
+                    provider_message_id: id.to_owned(),
+                })
+            }
+            (422, Some(code)) => Err(self.refused(code, said)),
+            _ => Err(status_error(&self.name, status, &headers, said)),
+        }
+    }
+}

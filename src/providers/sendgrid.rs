@@ -1,0 +1,112 @@
+//! SendGrid v3: `POST {endpoint}/v3/mail/send` with a bearer key; 202 and `X-Message-Id`
+//! on success; errors as `{"errors": [{"message", "field"}]}`. postrunner's id travels in
+//! `custom_args` (echoed in every event) and the `X-Postrunner-Id` header.
+
+use async_trait::async_trait;
+use serde_json::{json, Map, Value};
+
+use super::http::{status_error, transport_error};
+use super::{Accepted, OutgoingMessage, Provider, SendError};
+use crate::secret::Secret;
+
+pub struct SendGrid {
+    name: String,
+    endpoint: String,
+    key: Secret<String>,
+    http: reqwest::Client,
+}
+
+impl SendGrid {
+    pub fn new(name: &str, endpoint: &str, key: Secret<String>, http: reqwest::Client) -> Self {
+        Self {
+            name: name.to_owned(),
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            key,
+            http,
+        }
+    }
+
+    /// The request body for `message`.
+    pub fn body(message: &OutgoingMessage) -> Value {
+        let mut from = json!({ "email": message.from });
+        if let Some(name) = &message.from_name {
+            from["name"] = json!(name);
+        }
+        let mut content = Vec::new();
+        if let Some(text) = &message.text_body {
+            content.push(json!({ "type": "text/plain", "value": text }));
+        }
+        if let Some(html) = &message.html_body {
+            content.push(json!({ "type": "text/html", "value": html }));
+        }
+        let headers: Map<String, Value> = message
+            .headers_to_send()
+            .into_iter()
+            .map(|(name, value)| (name, Value::String(value)))
+            .collect();
+        let mut body = json!({
+            "personalizations": [{
+                "to": [{ "email": message.to }],
+                "custom_args": { "postrunner_id": message.id.to_string() },
+            }],
+            "from": from,
+            "subject": message.subject,
+            "content": content,
+            "headers": headers,
+        });
+        if let Some(tag) = &message.tag {
+            body["categories"] = json!([tag]);
+        }
+        body
+    }
+}
+
+#[async_trait]
+impl Provider for SendGrid {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError> {
+        let response = self
+            .http
+            .post(format!("{}/v3/mail/send", self.endpoint))
+            .bearer_auth(self.key.expose())
+            .header("Accept", "application/json")
+            .json(&Self::body(message))
+            .send()
+            .await
+            .map_err(|e| transport_error(&self.name, &e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        if status.is_success() {
+            // The id is occasionally missing; our own id (custom_args) still matches events.
+            let id = headers
+                .get("x-message-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            return Ok(Accepted {
+                provider_message_id: id,
+            });
+        }
+        let text = response.text().await.unwrap_or_default();
+        let detail = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| {
+                let errors = v.get("errors")?.as_array()?.iter();
+                let messages: Vec<String> = errors
+                    .filter_map(|e| {
+                        let message = e.get("message")?.as_str()?;
+                        Some(match e.get("field").and_then(Value::as_str) {
+                            Some(field) => format!("{field}: {message}"),
+                            None => message.to_owned(),
+                        })
+                    })
+                    .collect();
+                (!messages.is_empty()).then(|| messages.join("; "))
+            })
+            .unwrap_or(text);
+        Err(status_error(&self.name, status, &headers, detail))
+    }
+}
