@@ -127,6 +127,9 @@ CREATE TRIGGER directions_add_lane
 -- Email jobs carry their lane; every other kind has none. Jobs with a lane are claimed
 -- by postrunner.claim_messages (lane by lane, with routing), the others by claim_jobs.
 ALTER TABLE postrunner.jobs ADD COLUMN lane integer;
+-- Times the job went back to the queue without using an attempt because its provider
+-- failed (it is routed again, to a healthy provider); bounded by the handler.
+ALTER TABLE postrunner.jobs ADD COLUMN reroutes integer NOT NULL DEFAULT 0;
 UPDATE postrunner.jobs j SET lane = l.id
   FROM postrunner.outbox o JOIN postrunner.lanes l ON (l.client, l.direction) = (o.client, o.direction)
  WHERE o.job_id = j.id;

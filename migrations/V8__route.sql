@@ -10,6 +10,14 @@
 -- Both functions are planned generically (plan_cache_mode), like claim_jobs, so that
 -- planning never probes index ends full of dead entries from a fast drain.
 
+-- How long a provider that went down gets no traffic before trial sends
+-- (settings 'breaker_cooldown_secs', default 30).
+CREATE FUNCTION postrunner.breaker_cooldown() RETURNS interval
+LANGUAGE sql STABLE AS $$
+    SELECT make_interval(secs => coalesce((SELECT value::float8 FROM postrunner.settings
+                                            WHERE name = 'breaker_cooldown_secs'), 30))
+$$;
+
 -- Route up to p_want messages of lane p_lane at p_at, for worker p_worker under lease
 -- token p_token. Returns the claimed jobs; args carries the message and its route.
 --
@@ -45,6 +53,7 @@ DECLARE
     this_month date := date_trunc('month', p_at AT TIME ZONE 'UTC')::date;
     window_secs float8;
     jitter float8 := coalesce((SELECT value::float8 FROM postrunner.settings WHERE name = 'pacing_jitter'), 0.2);
+    cooldown interval := postrunner.breaker_cooldown();
     job_ids bigint[];
     suppressed_ids bigint[];
     n integer;
@@ -124,7 +133,9 @@ BEGIN
                  ON (dp.client, dp.direction, dp.provider) = (lane.client, lane.direction, p.name)
           LEFT JOIN postrunner.provider_health h ON h.provider = p.name
          WHERE p.enabled
-           AND coalesce(h.state, 'up') <> 'down'
+           -- A down provider gets no traffic until its cool-down has passed (then trial
+           -- sends: one success brings it up, one failure takes it down again).
+           AND (coalesce(h.state, 'up') <> 'down' OR h.since <= p_at - cooldown)
            AND (dp.provider IS NOT NULL
                 OR NOT EXISTS (SELECT 1 FROM postrunner.direction_providers x
                                 WHERE (x.client, x.direction) = (lane.client, lane.direction)))
@@ -252,7 +263,8 @@ BEGIN
                    attempted_at = CASE WHEN p_at = now() THEN clock_timestamp() ELSE p_at END
               FROM pairs
              WHERE j.id = pairs.job_id
-            RETURNING j.id, j.kind, j.attempts, j.max_attempts, j.priority, j.run_at, j.created_at, j.attempted_at
+            RETURNING j.id, j.kind, j.attempts, j.max_attempts, j.priority, j.run_at, j.created_at, j.attempted_at,
+                      j.reroutes
         ),
         ledger AS (
             INSERT INTO postrunner.send_attempts
@@ -266,6 +278,7 @@ BEGIN
         SELECT c.id, c.kind,
                jsonb_build_object(
                    'attempt_id', l.attempt_id,
+                   'reroutes', c.reroutes,
                    'provider', p.provider,
                    'from_address', p.address,
                    'from_name', s.display_name,
@@ -344,7 +357,7 @@ WITH lane AS (
      WHERE l.id = p_lane
 ),
 providers AS (
-    SELECT p.*, h.state AS health, u.minute, u.sent_in_minute, u.month, u.sent_in_month
+    SELECT p.*, h.state AS health, h.since AS health_since, u.minute, u.sent_in_minute, u.month, u.sent_in_month
       FROM lane
       JOIN postrunner.providers p ON TRUE
       LEFT JOIN postrunner.provider_health h ON h.provider = p.name
@@ -358,8 +371,8 @@ per_provider AS (
     SELECT p.name,
            -- provider-level block
            CASE WHEN NOT p.enabled THEN 'infinity'::timestamptz
-                -- Until its health changes (which wakes every lane).
-                WHEN p.health = 'down' THEN 'infinity'::timestamptz
+                -- Until its cool-down ends (a change of health wakes every lane too).
+                WHEN p.health = 'down' THEN greatest(p.health_since + postrunner.breaker_cooldown(), p_at)
                 WHEN p.per_minute IS NOT NULL AND p.minute = date_trunc('minute', p_at)
                      AND p.sent_in_minute >= p.per_minute THEN date_trunc('minute', p_at) + interval '1 minute'
                 WHEN p.monthly_budget IS NOT NULL AND p.month = date_trunc('month', p_at AT TIME ZONE 'UTC')::date

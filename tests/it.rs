@@ -5,6 +5,7 @@
 mod support;
 
 mod config;
+mod failover;
 mod import;
 mod migrate;
 mod outbox;

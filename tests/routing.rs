@@ -37,7 +37,7 @@ async fn a_message_goes_out_only_from_an_eligible_address() {
         pool,
         "INSERT INTO postrunner.sender_addresses (address, provider, client, status) VALUES ('paused@acme.test', 'ok', 'acme', 'paused');
          INSERT INTO postrunner.direction_providers (client, direction, provider) VALUES ('acme', 'd', 'ok'), ('acme', 'd', 'down'), ('acme', 'd', 'off');
-         UPDATE postrunner.provider_health SET state = 'down' WHERE provider = 'down';
+         UPDATE postrunner.provider_health SET state = 'down', since = '2027-01-05' WHERE provider = 'down';
          UPDATE postrunner.providers SET enabled = false WHERE name = 'off';",
     )
     .await;
@@ -68,7 +68,7 @@ async fn a_message_goes_out_only_from_an_eligible_address() {
     assert_eq!(drain_at(&worker, t + Duration::hours(2)).await, 0);
     assert_eq!(
         blocked(pool, "acme", "d").await,
-        (Some("provider_down".to_owned()), None)
+        (Some("provider_down".to_owned()), Some(at("2027-01-05T00:00:30Z")))
     );
 }
 

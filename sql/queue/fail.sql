@@ -2,12 +2,19 @@
 -- $3[i] ('retryable' or 'discarded'), runs again $4[i] seconds after "now" ($6, NULL
 -- means now()), and keeps error $5[i] in its history. Guarded by the lease token like
 -- complete.sql. The retry decision itself is made in Rust (queue::retry).
+--
+-- $3[i] = 'reroute': the attempt did not count (its provider failed; another may take
+-- the job): the job is available again at once, its attempt given back, its reroutes
+-- counted.
 UPDATE postrunner.jobs AS j
-   SET state = f.state::postrunner.job_state,
+   SET state = CASE WHEN f.state = 'reroute' THEN 'available' ELSE f.state END::postrunner.job_state,
+       attempts = CASE WHEN f.state = 'reroute' THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
+       reroutes = j.reroutes + (f.state = 'reroute')::integer,
        run_at = coalesce($6::timestamptz, now()) + make_interval(secs => f.delay_secs),
        last_error = f.error,
        errors = j.errors || jsonb_build_array(jsonb_build_object(
-                    'attempt', j.attempts, 'at', coalesce($6::timestamptz, now()), 'error', f.error)),
+                    'attempt', j.attempts, 'at', coalesce($6::timestamptz, now()), 'error', f.error,
+                    'rerouted', f.state = 'reroute')),
        leased_by = NULL,
        lease_token = NULL,
        lease_expires_at = NULL,

@@ -24,6 +24,13 @@ pub const KIND: &str = "email.send";
 const RECORD_SENT: &str = include_str!("../../sql/outbox/record_sent.sql");
 const CLOSE_ATTEMPT: &str = include_str!("../../sql/outbox/close_attempt.sql");
 const SUPPRESS_RECIPIENT: &str = include_str!("../../sql/outbox/suppress_recipient.sql");
+const RECORD_FAILURE: &str = include_str!("../../sql/providers/record_failure.sql");
+const RECORD_SUCCESSES: &str = include_str!("../../sql/providers/record_successes.sql");
+
+/// How often a message goes back to be routed again without using an attempt because
+/// its provider was unavailable; after that, provider trouble uses attempts like any
+/// temporary failure, so a message cannot bounce between providers forever.
+pub const MAX_REROUTES: i32 = 3;
 
 pub struct SendEmail {
     pool: PgPool,
@@ -51,6 +58,7 @@ impl SendEmail {
 #[derive(Deserialize)]
 struct Routed {
     attempt_id: i64,
+    reroutes: i32,
     provider: String,
     from_address: String,
     from_name: Option<String>,
@@ -97,6 +105,20 @@ impl SendEmail {
 }
 
 impl SendEmail {
+    /// Counts a provider failure against its circuit breaker.
+    async fn provider_failed(&self, provider: &str, error: &SendError) {
+        match sqlx::query_scalar::<_, Option<String>>(RECORD_FAILURE)
+            .bind(provider)
+            .bind(error.to_string())
+            .fetch_one(&self.pool)
+            .await
+        {
+            Ok(Some(state)) if state == "down" => tracing::warn!(error = %error, "provider is down"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not record the provider's failure"),
+        }
+    }
+
     /// A recipient refused for good is suppressed for the client (`hard_bounce`).
     async fn suppress(&self, client: &str, recipient: &str, error: &SendError) {
         let suppressed = sqlx::query(SUPPRESS_RECIPIENT)
@@ -168,7 +190,15 @@ impl Handler for SendEmail {
                         Err(JobError::Permanent(e.to_string()))
                     }
                     SendError::Rejected { .. } => Err(JobError::Permanent(e.to_string())),
-                    SendError::Transient { .. } | SendError::Unavailable { .. } => Err(JobError::Retry(e.to_string())),
+                    SendError::Transient { .. } => Err(JobError::Retry(e.to_string())),
+                    SendError::Unavailable { .. } => {
+                        self.provider_failed(&routed.provider, &e).await;
+                        if routed.reroutes < MAX_REROUTES {
+                            Err(JobError::Reroute(e.to_string()))
+                        } else {
+                            Err(JobError::Retry(e.to_string()))
+                        }
+                    }
                 }
             }
         }
@@ -203,6 +233,10 @@ impl Handler for SendEmail {
             .bind(&attempt_ids)
             .execute(&mut *tx)
             .await?;
+        let mut used = providers;
+        used.sort();
+        used.dedup();
+        sqlx::query(RECORD_SUCCESSES).bind(&used).execute(&mut *tx).await?;
         Ok(())
     }
 }

@@ -130,6 +130,7 @@ pub async fn finish(
             let (state, delay) = match decision {
                 Decision::RetryIn(delay) => ("retryable", delay.as_secs_f64()),
                 Decision::Discard => ("discarded", 0.0),
+                Decision::Reroute => ("reroute", 0.0),
             };
             states.push(state);
             delays.push(delay);
@@ -149,7 +150,7 @@ pub async fn finish(
             .collect();
         for (id, state) in ids.iter().zip(&states) {
             if written.contains(id) {
-                if *state == "retryable" {
+                if *state == "retryable" || *state == "reroute" {
                     report.retried += 1;
                 } else {
                     report.discarded += 1;

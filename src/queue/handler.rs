@@ -22,6 +22,11 @@ pub enum JobError {
     /// Can never succeed: the job is discarded at once, keeping this error.
     #[error("{0}")]
     Permanent(String),
+    /// The attempt could not really start (for a send: its provider was unavailable):
+    /// the job goes back to the queue at once without using an attempt, to be routed
+    /// again. The handler bounds how often (see `email.send`).
+    #[error("{0}")]
+    Reroute(String),
 }
 
 /// One kind of job.

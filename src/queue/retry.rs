@@ -21,6 +21,9 @@ pub enum Decision {
     RetryIn(Duration),
     /// Give up: the job is discarded (its message `failed`), keeping the error.
     Discard,
+    /// The attempt does not count (the job's handler could not even start it, e.g. its
+    /// provider was unavailable): run again at once, attempt given back.
+    Reroute,
 }
 
 impl Default for Backoff {

@@ -61,6 +61,8 @@ struct Inner {
     key: String,
     received: Mutex<Vec<Received>>,
     faults: Mutex<VecDeque<Fault>>,
+    /// Faults every request gets, in turn, once the queued ones are used up.
+    always: Mutex<(Vec<Fault>, usize)>,
     /// Resend's idempotency memory: key -> (body, response).
     idempotent: Mutex<HashMap<String, (String, Value)>>,
 }
@@ -80,6 +82,7 @@ impl FakeProvider {
             key: key.to_owned(),
             received: Mutex::default(),
             faults: Mutex::default(),
+            always: Mutex::default(),
             idempotent: Mutex::default(),
         });
         let app = axum::Router::new().fallback(handle).with_state(inner.clone());
@@ -92,6 +95,11 @@ impl FakeProvider {
     /// Queues faults for the next requests, in order.
     pub fn fail_next(&self, faults: impl IntoIterator<Item = Fault>) {
         self.inner.faults.lock().unwrap().extend(faults);
+    }
+
+    /// From now on every request gets one of `faults`, in turn (empty: heal).
+    pub fn fail_always(&self, faults: Vec<Fault>) {
+        *self.inner.always.lock().unwrap() = (faults, 0);
     }
 
     /// Every request received so far.
@@ -119,7 +127,13 @@ async fn handle(
         body: text,
     };
     inner.received.lock().unwrap().push(received.clone());
-    let fault = inner.faults.lock().unwrap().pop_front();
+    let fault = inner.faults.lock().unwrap().pop_front().or_else(|| {
+        let mut always = inner.always.lock().unwrap();
+        let (faults, next) = &mut *always;
+        let fault = (!faults.is_empty()).then(|| faults[*next % faults.len()].clone());
+        *next += 1;
+        fault
+    });
     match fault {
         Some(Fault::Reply(status, body, headers)) => {
             let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();

@@ -272,6 +272,10 @@ pub(super) async fn attempt(
             match tokio::time::timeout(timeout, run).await {
                 Ok(Ok(Ok(result))) => Outcome::Completed(result),
                 Ok(Ok(Err(JobError::Retry(error)))) => retry(error),
+                Ok(Ok(Err(JobError::Reroute(error)))) => Outcome::Failed {
+                    error,
+                    decision: Decision::Reroute,
+                },
                 Ok(Ok(Err(JobError::Permanent(error)))) => Outcome::Failed {
                     error,
                     decision: Decision::Discard,

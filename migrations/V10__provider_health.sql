@@ -1,0 +1,106 @@
+-- Provider health: a circuit breaker per provider, fed by live send outcomes.
+--
+--   up        -- no recent provider failure: full weight
+--   degraded  -- 1 .. breaker_failures-1 consecutive provider failures: half weight
+--   down      -- breaker_failures consecutive failures: no traffic for
+--                breaker_cooldown_secs, then trial sends (route_lane, V8): one success
+--                brings it up, one failure takes it down again for another cool-down
+--
+-- "Provider failure" is SendError::Unavailable (5xx, 429, timeouts, refused or reset
+-- connections, authentication, quota), never a refusal of one message or recipient.
+-- Every change of state is kept in provider_health_history, and wakes every lane
+-- (trigger provider_health_wake_lanes, V7).
+INSERT INTO postrunner.settings (name, value, note) VALUES
+    ('breaker_failures', '3', 'consecutive provider failures that take a provider down'),
+    ('breaker_cooldown_secs', '30', 'seconds a down provider gets no traffic before trial sends');
+
+ALTER TABLE postrunner.provider_health
+    ADD COLUMN last_failure_at timestamptz,
+    ADD COLUMN last_success_at timestamptz;
+
+CREATE TABLE postrunner.provider_health_history (
+    id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    provider text NOT NULL REFERENCES postrunner.providers (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    state    postrunner.health_state NOT NULL,
+    at       timestamptz NOT NULL DEFAULT now(),
+    reason   text
+);
+CREATE INDEX provider_health_history_provider_idx ON postrunner.provider_health_history (provider, at);
+
+-- A send through p_provider failed because of the provider. Returns its new state.
+CREATE FUNCTION postrunner.record_provider_failure(p_provider text, p_error text)
+RETURNS postrunner.health_state
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    threshold integer := coalesce((SELECT value::integer FROM postrunner.settings WHERE name = 'breaker_failures'), 3);
+    was postrunner.health_state;
+    now_state postrunner.health_state;
+BEGIN
+    SELECT state INTO was FROM postrunner.provider_health WHERE provider = p_provider FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    UPDATE postrunner.provider_health
+       SET consecutive_failures = consecutive_failures + 1,
+           state = CASE WHEN consecutive_failures + 1 >= threshold THEN 'down' ELSE 'degraded' END::postrunner.health_state,
+           -- Going down, or failing a trial while down, starts a (new) cool-down.
+           since = CASE WHEN consecutive_failures + 1 >= threshold OR state <> 'degraded' THEN now() ELSE since END,
+           last_error = left(p_error, 500),
+           last_failure_at = now()
+     WHERE provider = p_provider
+    RETURNING state INTO now_state;
+    IF now_state IS DISTINCT FROM was THEN
+        INSERT INTO postrunner.provider_health_history (provider, state, reason)
+        VALUES (p_provider, now_state, left(p_error, 500));
+    END IF;
+    RETURN now_state;
+END
+$fn$;
+
+-- Sends through p_providers succeeded: they are up. Writes only rows that change, so
+-- the steady state (all up) costs an index probe per provider and no write.
+CREATE FUNCTION postrunner.record_provider_successes(p_providers text[])
+RETURNS void
+LANGUAGE sql AS $fn$
+WITH old AS (
+    SELECT provider, state
+      FROM postrunner.provider_health
+     WHERE provider = ANY (p_providers) AND (state <> 'up' OR consecutive_failures > 0)
+       FOR UPDATE
+),
+changed AS (
+    UPDATE postrunner.provider_health h
+       SET state = 'up',
+           consecutive_failures = 0,
+           since = CASE WHEN old.state <> 'up' THEN now() ELSE h.since END,
+           last_success_at = now()
+      FROM old
+     WHERE h.provider = old.provider
+    RETURNING h.provider, old.state AS was
+)
+INSERT INTO postrunner.provider_health_history (provider, state, reason)
+SELECT provider, 'up', 'sends succeed again' FROM changed WHERE was <> 'up'
+$fn$;
+
+-- Provider health for psql: state, since when, failures, the last error, and the
+-- last hour of sends from the ledger.
+CREATE VIEW postrunner.report_provider_health AS
+SELECT p.name AS provider,
+       p.kind,
+       p.enabled,
+       h.state,
+       h.since,
+       h.consecutive_failures,
+       h.last_error,
+       h.last_failure_at,
+       h.last_success_at,
+       CASE WHEN h.state = 'down' THEN h.since + postrunner.breaker_cooldown() END AS trial_at,
+       s.sent_last_hour,
+       s.failed_last_hour
+  FROM postrunner.providers p
+  LEFT JOIN postrunner.provider_health h ON h.provider = p.name
+ CROSS JOIN LATERAL (
+       SELECT count(*) FILTER (WHERE a.outcome = 'sent') AS sent_last_hour,
+              count(*) FILTER (WHERE a.outcome IN ('released', 'failed')) AS failed_last_hour
+         FROM postrunner.send_attempts a
+        WHERE a.provider = p.name AND a.reserved_at > now() - interval '1 hour') s;

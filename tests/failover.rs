@@ -1,0 +1,216 @@
+//! Provider health and failover: a provider that breaks mid-run is taken out of the
+//! rotation by its circuit breaker, its messages go out through the healthy ones
+//! without using attempts, and it comes back once it heals.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use postrunner::kinds;
+use postrunner::providers::postmark::Postmark;
+use postrunner::providers::resend::Resend;
+use postrunner::providers::sendgrid::SendGrid;
+use postrunner::providers::{http, Directory, Provider};
+use postrunner::queue::executor::ExecutorConfig;
+use postrunner::secret::Secret;
+
+use crate::support::db::TestDb;
+use crate::support::fake_provider::{FakeProvider, Fault, Kind};
+use crate::support::routing::{count, exec, messages};
+use crate::support::run::{fast_config, spawn};
+use crate::support::wait_for_count;
+
+const KEY: &str = "failover-key";
+
+struct Fakes {
+    sg: FakeProvider,
+    pm: FakeProvider,
+    rs: FakeProvider,
+}
+
+/// Three providers of three kinds, 20 addresses each, adapters pointed at the fakes.
+async fn three_providers(db: &TestDb) -> (Fakes, Directory) {
+    let fakes = Fakes {
+        sg: FakeProvider::start(Kind::SendGrid, KEY).await,
+        pm: FakeProvider::start(Kind::Postmark, KEY).await,
+        rs: FakeProvider::start(Kind::Resend, KEY).await,
+    };
+    exec(
+        &db.pool,
+        "INSERT INTO postrunner.clients (name) VALUES ('acme');
+         INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
+         INSERT INTO postrunner.providers (name, kind) VALUES ('sg', 'sendgrid'), ('pm', 'postmark'), ('rs', 'resend');
+         INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
+         SELECT p || i || '@acme.test', p, 'acme', 10000000 FROM unnest(ARRAY['sg', 'pm', 'rs']) p, generate_series(1, 20) i;
+         UPDATE postrunner.settings SET value = '2' WHERE name = 'breaker_cooldown_secs';",
+    )
+    .await;
+    let urls = (fakes.sg.url.clone(), fakes.pm.url.clone(), fakes.rs.url.clone());
+    let client = http::client(Duration::from_millis(300));
+    let directory = Directory::with_builder(db.pool.clone(), move |name| {
+        let key = Secret::new(KEY.to_owned());
+        let adapter: Arc<dyn Provider> = match name {
+            "sg" => Arc::new(SendGrid::new(name, &urls.0, key, client.clone())),
+            "pm" => Arc::new(Postmark::new(name, &urls.1, key, client.clone())),
+            "rs" => Arc::new(Resend::new(name, &urls.2, key, client.clone())),
+            _ => return None,
+        };
+        Some(adapter)
+    });
+    (fakes, directory)
+}
+
+const SENT: &str = "SELECT count(*) FROM postrunner.outbox WHERE status = 'sent'";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_failing_mid_run_is_taken_out_and_every_message_still_goes_once() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fakes, directory) = three_providers(&db).await;
+    let registry = kinds::registry(pool.clone(), Arc::new(directory));
+    let config = ExecutorConfig {
+        concurrency: 16,
+        ..fast_config()
+    };
+    let worker = spawn(pool, registry, config);
+
+    messages(pool, "acme", "d", 300).await;
+    wait_for_count(pool, SENT, 300, Duration::from_secs(30)).await;
+    assert!(fakes.pm.received().len() > 50, "pm took its share while healthy");
+
+    // pm breaks: 503s, then timeouts, then dropped connections, in turn.
+    fakes.pm.fail_always(vec![
+        Fault::Reply(503, "Service Unavailable".into(), vec![]),
+        Fault::Slow(Duration::from_secs(1)),
+        Fault::Drop,
+    ]);
+    messages(pool, "acme", "d", 600).await;
+    wait_for_count(pool, SENT, 900, Duration::from_secs(60)).await;
+
+    let pm_state: String =
+        sqlx::query_scalar("SELECT state::text FROM postrunner.provider_health WHERE provider = 'pm'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(pm_state, "down");
+    assert_eq!(
+        count(pool, "SELECT count(*) FROM postrunner.outbox WHERE status <> 'sent'").await,
+        0,
+        "nothing failed or was lost"
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM (SELECT message_id FROM postrunner.send_attempts WHERE outcome = 'sent'
+                                    GROUP BY 1 HAVING count(*) > 1) x"
+        )
+        .await,
+        0,
+        "each message sent once"
+    );
+    // Messages whose pm attempt failed went out through another provider, without
+    // using an attempt for the failure.
+    let rerouted = count(
+        pool,
+        "SELECT count(*) FROM postrunner.send_attempts WHERE provider = 'pm' AND outcome IN ('released', 'failed')",
+    )
+    .await;
+    assert!(rerouted >= 3, "pm failed {rerouted} sends before its breaker opened");
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM postrunner.send_attempts s JOIN postrunner.outbox o ON o.id = s.message_id
+              WHERE s.provider = 'pm' AND s.outcome IN ('released', 'failed') AND o.provider = 'pm'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(pool, "SELECT count(*) FROM postrunner.outbox WHERE attempts > 1").await,
+        0,
+        "a provider failure uses no attempt"
+    );
+    // While down (before its first trial), pm got no traffic; claims already under
+    // way when it went down (health is read without a lock) get half a second.
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM postrunner.send_attempts s, postrunner.provider_health_history h
+              WHERE h.provider = 'pm' AND h.state = 'down' AND s.provider = 'pm'
+                AND s.reserved_at > h.at + interval '0.5 seconds' AND s.reserved_at < h.at + interval '1.9 seconds'"
+        )
+        .await,
+        0
+    );
+
+    // pm heals: after its cool-down a trial succeeds and it is up again.
+    fakes.pm.fail_always(vec![]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    messages(pool, "acme", "d", 200).await;
+    wait_for_count(pool, SENT, 1100, Duration::from_secs(60)).await;
+    worker.stop().await;
+    let history: Vec<String> = sqlx::query_scalar(
+        "SELECT state::text FROM postrunner.provider_health_history WHERE provider = 'pm' ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(history.first().map(String::as_str), Some("degraded"));
+    assert!(history.contains(&"down".to_owned()), "{history:?}");
+    assert_eq!(history.last().map(String::as_str), Some("up"), "{history:?}");
+    let pm_after_heal = count(
+        pool,
+        "SELECT count(*) FROM postrunner.send_attempts WHERE provider = 'pm' AND outcome = 'sent'
+            AND reserved_at > (SELECT max(at) FROM postrunner.provider_health_history WHERE provider = 'pm' AND state = 'down')",
+    )
+    .await;
+    assert!(pm_after_heal > 0, "pm carries traffic again");
+    let report: String =
+        sqlx::query_scalar("SELECT state::text FROM postrunner.report_provider_health WHERE provider = 'pm'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(report, "up");
+}
+
+#[tokio::test]
+async fn a_refused_recipient_fails_the_message_and_is_suppressed() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fakes, directory) = three_providers(&db).await;
+    exec(pool, "UPDATE postrunner.providers SET enabled = (name = 'pm')").await;
+    fakes.pm.fail_next([Fault::Reply(
+        422,
+        r#"{"ErrorCode": 406, "Message": "You tried to send to a recipient that has been marked as inactive."}"#.into(),
+        vec![],
+    )]);
+    exec(
+        pool,
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body) VALUES ('acme', 'd', 'Gone@Example.org', 'Hi', 'x')",
+    )
+    .await;
+    let worker = crate::support::run::executor(pool, kinds::registry(pool.clone(), Arc::new(directory)), fast_config());
+    worker.drain(None).await.unwrap();
+
+    let (status, attempts): (String, i32) = sqlx::query_as("SELECT status::text, attempts FROM postrunner.outbox")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("failed", 1),
+        "no retry for a refused recipient"
+    );
+    let reason: String = sqlx::query_scalar(
+        "SELECT reason::text FROM postrunner.suppressions WHERE lower(address) = 'gone@example.org'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(reason, "hard_bounce");
+    // A refusal of one recipient says nothing about the provider's health.
+    let state: String = sqlx::query_scalar("SELECT state::text FROM postrunner.provider_health WHERE provider = 'pm'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "up");
+}
