@@ -16,5 +16,6 @@ mod resilience;
 mod roles;
 mod routing;
 mod routing_scale;
+mod smtp;
 mod sql_files;
 mod workers;

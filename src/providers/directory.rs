@@ -14,6 +14,7 @@ use super::mailgun::Mailgun;
 use super::postmark::Postmark;
 use super::resend::Resend;
 use super::sendgrid::SendGrid;
+use super::smtp::Smtp;
 use super::{Provider, SendError};
 use crate::secret::Secret;
 
@@ -26,6 +27,7 @@ type Build = dyn Fn(&str) -> Option<Arc<dyn Provider>> + Send + Sync;
 pub struct Directory {
     pool: PgPool,
     http: reqwest::Client,
+    timeout: std::time::Duration,
     build: Option<Box<Build>>,
     adapters: RwLock<HashMap<String, Arc<dyn Provider>>>,
 }
@@ -36,6 +38,7 @@ impl Directory {
         Self {
             pool,
             http: super::http::client(SEND_TIMEOUT),
+            timeout: SEND_TIMEOUT,
             build: None,
             adapters: RwLock::default(),
         }
@@ -49,14 +52,16 @@ impl Directory {
         Self {
             pool,
             http: super::http::client(SEND_TIMEOUT),
+            timeout: SEND_TIMEOUT,
             build: Some(Box::new(build)),
             adapters: RwLock::default(),
         }
     }
 
-    /// HTTP providers time out after `timeout` (default 30 s) instead.
+    /// Providers time out after `timeout` (default 30 s) instead.
     pub fn with_send_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.http = super::http::client(timeout);
+        self.timeout = timeout;
         self
     }
 
@@ -99,6 +104,15 @@ impl Directory {
         };
         if kind == "log" {
             return Ok(Arc::new(LogProvider::new(name)));
+        }
+        if kind == "smtp" {
+            let endpoint = endpoint.ok_or_else(|| unavailable("an smtp provider needs an endpoint".to_owned()))?;
+            let password = match secret_env {
+                Some(variable) => Some(Secret::from_env(&variable).map_err(|e| unavailable(e.to_string()))?),
+                None => None,
+            };
+            let smtp = Smtp::new(name, &endpoint, password, self.timeout).map_err(|e| unavailable(e.to_string()))?;
+            return Ok(Arc::new(smtp));
         }
         let endpoint = endpoint
             .or_else(|| default_endpoint(&kind).map(str::to_owned))

@@ -8,6 +8,7 @@ pub mod factory;
 pub mod fake_provider;
 pub mod routing;
 pub mod run;
+pub mod smtp_server;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,0 +1,146 @@
+//! The SMTP adapter against a real SMTP server: the MIME message it builds, connection
+//! reuse, STARTTLS with AUTH, and reply codes classified.
+
+use std::time::Duration;
+
+use postrunner::providers::smtp::Smtp;
+use postrunner::providers::{OutgoingMessage, Provider, SendError};
+use postrunner::secret::Secret;
+use uuid::Uuid;
+
+use crate::support::smtp_server::SmtpServer;
+
+fn message(to: &str) -> OutgoingMessage {
+    OutgoingMessage {
+        id: Uuid::new_v4(),
+        from: "alice@mail.acme.test".into(),
+        from_name: Some("Alice Smith".into()),
+        to: to.into(),
+        subject: "Hello there".into(),
+        text_body: Some("Hi Jane".into()),
+        html_body: Some("<p>Hi Jane</p>".into()),
+        headers: vec![("Reply-To".into(), "owner@acme.test".into())],
+        unsubscribe_url: Some("https://u.acme.test/u/abc".into()),
+        tag: None,
+    }
+}
+
+fn plain(server: &SmtpServer) -> Smtp {
+    let endpoint = format!("smtp://127.0.0.1:{}?tls=none", server.port);
+    Smtp::new("smtp", &endpoint, None, Duration::from_secs(5)).unwrap()
+}
+
+#[tokio::test]
+async fn a_message_is_proper_mime_with_our_headers() {
+    let server = SmtpServer::start();
+    let m = message("jane@example.org");
+    let accepted = plain(&server).send(&m).await.unwrap();
+    assert_eq!(accepted.provider_message_id, "4FAKE1D", "the server's queue id");
+
+    let raw = &server.messages()[0];
+    for expected in [
+        "From: \"Alice Smith\" <alice@mail.acme.test>".to_owned(),
+        "To: jane@example.org".to_owned(),
+        "Subject: Hello there".to_owned(),
+        format!("Message-ID: <{}@mail.acme.test>", m.id),
+        format!("X-Postrunner-Id: {}", m.id),
+        "List-Unsubscribe: <https://u.acme.test/u/abc>".to_owned(),
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click".to_owned(),
+        "Reply-To: owner@acme.test".to_owned(),
+        "Content-Type: multipart/alternative".to_owned(),
+        "Content-Type: text/plain".to_owned(),
+        "Content-Type: text/html".to_owned(),
+        "Date: ".to_owned(),
+    ] {
+        assert!(raw.contains(&expected), "missing {expected:?} in:\n{raw}");
+    }
+}
+
+#[tokio::test]
+async fn sends_reuse_one_connection() {
+    let server = SmtpServer::start();
+    let smtp = plain(&server);
+    for _ in 0..5 {
+        smtp.send(&message("jane@example.org")).await.unwrap();
+    }
+    assert_eq!(server.messages().len(), 5);
+    assert!(
+        server.connections() < 5,
+        "{} sessions for 5 sends: the pool reuses them",
+        server.connections()
+    );
+}
+
+#[tokio::test]
+async fn reply_codes_are_classified() {
+    let server = SmtpServer::start();
+    let smtp = plain(&server);
+    let refused = smtp.send(&message("nobody@example.org")).await;
+    assert!(
+        matches!(&refused, Err(SendError::RecipientRefused { detail, .. }) if detail.contains("5.1.1")),
+        "{refused:?}"
+    );
+    let busy = smtp.send(&message("busy@example.org")).await;
+    assert!(matches!(busy, Err(SendError::Transient { .. })), "{busy:?}");
+
+    // Nothing listens: the provider's trouble, and the message surely not taken.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let nowhere = Smtp::new(
+        "smtp",
+        &format!("smtp://127.0.0.1:{port}?tls=none"),
+        None,
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let down = nowhere.send(&message("jane@example.org")).await;
+    assert!(
+        matches!(
+            down,
+            Err(SendError::Unavailable {
+                may_have_taken: false,
+                ..
+            })
+        ),
+        "{down:?}"
+    );
+}
+
+#[tokio::test]
+async fn starttls_and_auth() {
+    let server = SmtpServer::start_tls("alice@acme.test", "s3cret");
+    let endpoint = format!("smtp://alice%40acme.test@127.0.0.1:{}?verify=false", server.port);
+    let good = Smtp::new(
+        "smtp",
+        &endpoint,
+        Some(Secret::new("s3cret".into())),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    good.send(&message("jane@example.org")).await.unwrap();
+    assert_eq!(server.messages().len(), 1);
+
+    let bad = Smtp::new(
+        "smtp",
+        &endpoint,
+        Some(Secret::new("wrong".into())),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let refused = bad.send(&message("jane@example.org")).await;
+    assert!(
+        matches!(
+            refused,
+            Err(SendError::Unavailable {
+                may_have_taken: false,
+                ..
+            })
+        ),
+        "an authentication failure is the provider's trouble: {refused:?}"
+    );
+    assert!(
+        Smtp::new("smtp", &endpoint, None, Duration::from_secs(5)).is_err(),
+        "a user needs a password"
+    );
+}
