@@ -8,7 +8,8 @@ use postrunner::providers::mailgun::Mailgun;
 use postrunner::providers::postmark::Postmark;
 use postrunner::providers::resend::Resend;
 use postrunner::providers::sendgrid::SendGrid;
-use postrunner::providers::{http, OutgoingMessage, Provider, SendError};
+use postrunner::providers::ses::{AwsKeys, Ses};
+use postrunner::providers::{http, Directory, OutgoingMessage, Provider, SendError};
 use postrunner::secret::Secret;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -16,6 +17,8 @@ use uuid::Uuid;
 use crate::support::fake_provider::{FakeProvider, Fault, Kind};
 
 const KEY: &str = "test-key-123";
+/// SES takes a key pair.
+const AWS_KEYS: &str = "AKIDTEST:test-secret-123";
 
 fn message() -> OutgoingMessage {
     OutgoingMessage {
@@ -34,8 +37,9 @@ fn message() -> OutgoingMessage {
 
 /// An adapter of `kind` pointed at a fresh fake; sends time out after 500 ms.
 async fn adapter(kind: Kind, key: &str) -> (FakeProvider, Arc<dyn Provider>) {
-    let fake = FakeProvider::start(kind, KEY).await;
+    let fake = FakeProvider::start(kind, if kind == Kind::Ses { AWS_KEYS } else { KEY }).await;
     let client = http::client(Duration::from_millis(500));
+    let wrong = key != KEY;
     let key = Secret::new(key.to_owned());
     let adapter: Arc<dyn Provider> = match kind {
         Kind::SendGrid => Arc::new(SendGrid::new("sg", &fake.url, key, client)),
@@ -47,6 +51,11 @@ async fn adapter(kind: Kind, key: &str) -> (FakeProvider, Arc<dyn Provider>) {
         )),
         Kind::Postmark => Arc::new(Postmark::new("pm", &fake.url, key, client)),
         Kind::Resend => Arc::new(Resend::new("rs", &fake.url, key, client)),
+        Kind::Ses => {
+            let keys = if wrong { "AKIDTEST:wrong-secret" } else { AWS_KEYS };
+            let keys = AwsKeys::parse(&Secret::new(keys.to_owned())).unwrap();
+            Arc::new(Ses::new("ses", &fake.url, "us-east-1", keys, client))
+        }
     };
     (fake, adapter)
 }
@@ -166,8 +175,63 @@ async fn mailgun_posts_a_form_with_basic_auth_to_the_sending_domain() {
 }
 
 #[tokio::test]
+async fn ses_request_is_signed_with_sigv4_and_tags_our_id() {
+    let (fake, ses) = adapter(Kind::Ses, KEY).await;
+    let m = message();
+    let accepted = ses.send(&m).await.unwrap();
+    assert!(accepted.provider_message_id.starts_with("0100"));
+    let request = &fake.received()[0];
+    assert_eq!(request.path, "/v2/email/outbound-emails");
+    let authorization = request.header("authorization").unwrap();
+    assert!(
+        authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/")
+            && authorization.contains("/us-east-1/ses/aws4_request"),
+        "{authorization}"
+    );
+    let body = request.json.as_ref().unwrap();
+    assert_eq!(
+        body["EmailTags"],
+        json!([{"Name": "postrunner_id", "Value": m.id.to_string()}])
+    );
+    assert_eq!(body["Destination"]["ToAddresses"], json!(["jane@example.org"]));
+    assert_eq!(body["Content"]["Simple"]["Body"]["Html"]["Data"], "<p>Hi Jane</p>");
+    let headers: Vec<&str> = body["Content"]["Simple"]["Headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["Name"].as_str().unwrap())
+        .collect();
+    assert!(
+        headers.contains(&"List-Unsubscribe") && headers.contains(&"X-Postrunner-Id"),
+        "{headers:?}"
+    );
+
+    // SES errors name their type in x-amzn-ErrorType.
+    fake.fail_next([
+        Fault::Reply(
+            400,
+            r#"{"message":"Email address is not verified."}"#.into(),
+            vec![("x-amzn-ErrorType", "MessageRejected:http://internal.amazon.com/".into())],
+        ),
+        Fault::Reply(
+            400,
+            r#"{"message":"Sending paused for this account."}"#.into(),
+            vec![("x-amzn-ErrorType", "SendingPausedException".into())],
+        ),
+        Fault::Reply(
+            429,
+            r#"{"message":"Maximum sending rate exceeded."}"#.into(),
+            vec![("x-amzn-ErrorType", "TooManyRequestsException".into())],
+        ),
+    ]);
+    assert_eq!(class(&ses.send(&m).await), "rejected");
+    assert_eq!(class(&ses.send(&m).await), "unavailable");
+    assert_eq!(class(&ses.send(&m).await), "unavailable");
+}
+
+#[tokio::test]
 async fn a_wrong_key_is_the_providers_trouble_for_every_provider() {
-    for kind in [Kind::SendGrid, Kind::Mailgun, Kind::Postmark, Kind::Resend] {
+    for kind in [Kind::SendGrid, Kind::Mailgun, Kind::Postmark, Kind::Resend, Kind::Ses] {
         let (_fake, provider) = adapter(kind, "wrong-key").await;
         let result = provider.send(&message()).await;
         assert_eq!(class(&result), "unavailable", "{kind:?}: {result:?}");
@@ -182,7 +246,7 @@ async fn faults_are_classified_the_same_way_for_every_provider() {
         (Fault::Slow(Duration::from_secs(2)), "unavailable_maybe_taken"),
         (Fault::Drop, "unavailable_maybe_taken"),
     ];
-    for kind in [Kind::SendGrid, Kind::Mailgun, Kind::Postmark, Kind::Resend] {
+    for kind in [Kind::SendGrid, Kind::Mailgun, Kind::Postmark, Kind::Resend, Kind::Ses] {
         for (fault, expected) in &cases {
             let (fake, provider) = adapter(kind, KEY).await;
             fake.fail_next([fault.clone()]);
@@ -335,4 +399,54 @@ async fn the_fakes_check_what_the_providers_check() {
         .await
         .unwrap();
     assert_eq!(reply["name"], "missing_required_field");
+}
+
+#[tokio::test]
+async fn the_directory_builds_each_kind_from_its_row_and_secret_variable() {
+    let db = crate::support::db::TestDb::new().await;
+    let suffix = Uuid::new_v4().simple().to_string().to_uppercase();
+    let (key_var, aws_var) = (format!("PR_TEST_KEY_{suffix}"), format!("PR_TEST_AWS_{suffix}"));
+    // Unique names: no other test reads these variables.
+    std::env::set_var(&key_var, KEY);
+    std::env::set_var(&aws_var, AWS_KEYS);
+    let mut rows = Vec::new();
+    let mut fakes = Vec::new();
+    for (name, kind, fake_kind) in [
+        ("sg", "sendgrid", Kind::SendGrid),
+        ("mg", "mailgun", Kind::Mailgun),
+        ("pm", "postmark", Kind::Postmark),
+        ("rs", "resend", Kind::Resend),
+        ("ses", "ses", Kind::Ses),
+    ] {
+        let fake = FakeProvider::start(fake_kind, if fake_kind == Kind::Ses { AWS_KEYS } else { KEY }).await;
+        let var = if fake_kind == Kind::Ses { &aws_var } else { &key_var };
+        rows.push(format!("('{name}', '{kind}', '{}', '{var}', 'us-east-1')", fake.url));
+        fakes.push(fake);
+    }
+    let smtp = crate::support::smtp_server::SmtpServer::start();
+    rows.push(format!(
+        "('mx', 'smtp', 'smtp://127.0.0.1:{}?tls=none', NULL, NULL)",
+        smtp.port
+    ));
+    rows.push("('nokey', 'sendgrid', 'http://127.0.0.1:9', 'PR_TEST_UNSET_VARIABLE', NULL)".to_owned());
+    sqlx::raw_sql(&format!(
+        "INSERT INTO postrunner.providers (name, kind, endpoint, secret_env, region) VALUES {}",
+        rows.join(", ")
+    ))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    let directory = Directory::new(db.pool.clone());
+    for name in ["sg", "mg", "pm", "rs", "ses", "mx"] {
+        let adapter = directory.get(name).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        adapter.send(&message()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    assert_eq!(smtp.messages().len(), 1);
+    let missing = directory.get("nokey").await.err().expect("an unset secret variable");
+    assert!(
+        matches!(&missing, SendError::Unavailable { detail, .. } if detail.contains("PR_TEST_UNSET_VARIABLE")),
+        "{missing}"
+    );
+    assert!(!missing.to_string().contains(KEY));
 }

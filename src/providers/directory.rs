@@ -14,6 +14,7 @@ use super::mailgun::Mailgun;
 use super::postmark::Postmark;
 use super::resend::Resend;
 use super::sendgrid::SendGrid;
+use super::ses::{AwsKeys, Ses};
 use super::smtp::Smtp;
 use super::{Provider, SendError};
 use crate::secret::Secret;
@@ -93,13 +94,20 @@ impl Directory {
             retry_after: None,
             may_have_taken: false,
         };
-        let row: Option<(String, Option<String>, Option<String>)> =
-            sqlx::query_as("SELECT kind::text, endpoint, secret_env FROM postrunner.providers WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| unavailable(format!("cannot read the provider row: {e}")))?;
-        let Some((kind, endpoint, secret_env)) = row else {
+        let row: Option<ProviderRow> = sqlx::query_as(
+            "SELECT kind::text AS kind, endpoint, secret_env, region FROM postrunner.providers WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| unavailable(format!("cannot read the provider row: {e}")))?;
+        let Some(ProviderRow {
+            kind,
+            endpoint,
+            secret_env,
+            region,
+        }) = row
+        else {
             return Err(unavailable("no such provider row".to_owned()));
         };
         if kind == "log" {
@@ -115,8 +123,11 @@ impl Directory {
             return Ok(Arc::new(smtp));
         }
         let endpoint = endpoint
-            .or_else(|| default_endpoint(&kind).map(str::to_owned))
-            .ok_or_else(|| unavailable(format!("a {kind} provider needs an endpoint")))?;
+            .or_else(|| match (kind.as_str(), region.as_deref()) {
+                ("ses", Some(region)) => Some(format!("https://email.{region}.amazonaws.com")),
+                _ => default_endpoint(&kind).map(str::to_owned),
+            })
+            .ok_or_else(|| unavailable(format!("a {kind} provider needs an endpoint (or, for ses, a region)")))?;
         let variable = secret_env.ok_or_else(|| unavailable(format!("a {kind} provider needs secret_env")))?;
         let key = Secret::from_env(&variable).map_err(|e| unavailable(e.to_string()))?;
         let http = self.http.clone();
@@ -125,6 +136,11 @@ impl Directory {
             "mailgun" => Arc::new(Mailgun::new(name, &endpoint, key, http)),
             "postmark" => Arc::new(Postmark::new(name, &endpoint, key, http)),
             "resend" => Arc::new(Resend::new(name, &endpoint, key, http)),
+            "ses" => {
+                let region = region.ok_or_else(|| unavailable("an ses provider needs a region".to_owned()))?;
+                let keys = AwsKeys::parse(&key).map_err(unavailable)?;
+                Arc::new(Ses::new(name, &endpoint, &region, keys, http))
+            }
             other => {
                 return Err(unavailable(format!(
                     "provider kind {other:?} has no adapter in postrunner {}",
@@ -134,6 +150,15 @@ impl Directory {
         };
         Ok(adapter)
     }
+}
+
+/// What an adapter is built from.
+#[derive(sqlx::FromRow)]
+struct ProviderRow {
+    kind: String,
+    endpoint: Option<String>,
+    secret_env: Option<String>,
+    region: Option<String>,
 }
 
 /// The public API base of each HTTP provider, used when the row has no endpoint.

@@ -14,6 +14,7 @@ pub mod mailgun;
 pub mod postmark;
 pub mod resend;
 pub mod sendgrid;
+pub mod ses;
 pub mod smtp;
 
 use std::time::Duration;

@@ -19,6 +19,8 @@ pub enum Kind {
     Mailgun,
     Postmark,
     Resend,
+    /// Amazon SES v2; the key is `ACCESS_KEY_ID:SECRET_ACCESS_KEY`, region `us-east-1`.
+    Ses,
 }
 
 /// What the next request gets instead of the normal answer.
@@ -163,6 +165,7 @@ async fn handle(
         Kind::Postmark => postmark(&inner, &received),
         Kind::Resend => resend(&inner, &received),
         Kind::Mailgun => mailgun(&inner, &received),
+        Kind::Ses => ses(&inner, &received),
     }
 }
 
@@ -335,6 +338,78 @@ fn mailgun(inner: &Inner, r: &Received) -> Response {
     json_reply(
         200,
         json!({ "id": format!("<{}.{}@{domain}>", chrono::Utc::now().format("%Y%m%d%H%M%S"), uuid::Uuid::new_v4().simple()), "message": "Queued. Thank you." }),
+    )
+}
+
+fn ses(inner: &Inner, r: &Received) -> Response {
+    use postrunner::providers::ses::{sigv4_headers, AwsKeys, Unsigned};
+    use postrunner::secret::Secret;
+    let error = |status: u16, kind: &str, message: &str| {
+        let mut response = json_reply(status, json!({ "message": message }));
+        response.headers_mut().insert(
+            "x-amzn-ErrorType",
+            format!("{kind}:http://internal.amazon.com/coral/com.amazonaws.sesv2/")
+                .parse()
+                .unwrap(),
+        );
+        response
+    };
+    if r.path != "/v2/email/outbound-emails" {
+        return error(404, "NotFoundException", "not found");
+    }
+    // Recompute the signature from what arrived, with the known secret.
+    let keys = AwsKeys::parse(&Secret::new(inner.key.clone())).unwrap();
+    let Some(time) = r
+        .header("x-amz-date")
+        .and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y%m%dT%H%M%SZ").ok())
+    else {
+        return error(403, "InvalidSignatureException", "missing X-Amz-Date");
+    };
+    let time = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(time.and_utc().timestamp() as u64);
+    let host = r.header("host").unwrap_or_default().to_owned();
+    let url = format!("http://{host}{}", r.path);
+    let expected = sigv4_headers(
+        &keys,
+        "us-east-1",
+        "ses",
+        time,
+        &Unsigned {
+            method: "POST",
+            url: &url,
+            headers: &[
+                ("host", &host),
+                ("content-type", r.header("content-type").unwrap_or_default()),
+            ],
+            body: r.body.as_bytes(),
+        },
+    )
+    .unwrap();
+    let authorization = expected
+        .iter()
+        .find(|(n, _)| n == "authorization")
+        .map(|(_, v)| v.as_str());
+    if r.header("authorization") != authorization {
+        return error(
+            403,
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided.",
+        );
+    }
+    let Some(body) = &r.json else {
+        return error(400, "BadRequestException", "invalid JSON");
+    };
+    if body.pointer("/Destination/ToAddresses/0").is_none()
+        || body.pointer("/Content/Simple/Subject/Data").is_none()
+        || body.get("FromEmailAddress").is_none()
+    {
+        return error(400, "BadRequestException", "Missing required field");
+    }
+    if body.pointer("/Content/Simple/Body/Text").is_none() && body.pointer("/Content/Simple/Body/Html").is_none() {
+        return error(400, "MessageRejected", "Email body is empty.");
+    }
+    json_reply(
+        200,
+        json!({ "MessageId": format!("0100{}-000000", uuid::Uuid::new_v4().simple()) }),
     )
 }
 
