@@ -27,8 +27,9 @@ CREATE TABLE postrunner.provider_health_history (
 );
 CREATE INDEX provider_health_history_provider_idx ON postrunner.provider_health_history (provider, at);
 
--- A send through p_provider failed because of the provider. Returns its new state.
-CREATE FUNCTION postrunner.record_provider_failure(p_provider text, p_error text)
+-- A send through p_provider failed because of the provider; p_retry_after is its own
+-- hint of when to come back (NULL: none). Returns its new state.
+CREATE FUNCTION postrunner.record_provider_failure(p_provider text, p_error text, p_retry_after interval DEFAULT NULL)
 RETURNS postrunner.health_state
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -46,7 +47,9 @@ BEGIN
            -- Going down, or failing a trial while down, starts a (new) cool-down.
            since = CASE WHEN consecutive_failures + 1 >= threshold OR state <> 'degraded' THEN now() ELSE since END,
            last_error = left(p_error, 500),
-           last_failure_at = now()
+           last_failure_at = now(),
+           paused_until = CASE WHEN p_retry_after IS NULL THEN paused_until
+                               ELSE greatest(paused_until, now() + p_retry_after) END
      WHERE provider = p_provider
     RETURNING state INTO now_state;
     IF now_state IS DISTINCT FROM was THEN
@@ -95,6 +98,7 @@ SELECT p.name AS provider,
        h.last_failure_at,
        h.last_success_at,
        CASE WHEN h.state = 'down' THEN h.since + postrunner.breaker_cooldown() END AS trial_at,
+       CASE WHEN h.paused_until > now() THEN h.paused_until END AS paused_until,
        s.sent_last_hour,
        s.failed_last_hour
   FROM postrunner.providers p

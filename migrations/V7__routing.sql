@@ -275,7 +275,10 @@ CREATE TABLE postrunner.provider_health (
     state                postrunner.health_state NOT NULL DEFAULT 'up',
     since                timestamptz NOT NULL DEFAULT now(),
     consecutive_failures integer NOT NULL DEFAULT 0,
-    last_error           text
+    last_error           text,
+    -- The provider asked for a pause (429 with Retry-After or a reset header): it gets
+    -- no traffic before this, whatever its state.
+    paused_until         timestamptz
 );
 
 CREATE FUNCTION postrunner.providers_add_rows() RETURNS trigger

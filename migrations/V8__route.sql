@@ -136,6 +136,8 @@ BEGIN
            -- A down provider gets no traffic until its cool-down has passed (then trial
            -- sends: one success brings it up, one failure takes it down again).
            AND (coalesce(h.state, 'up') <> 'down' OR h.since <= p_at - cooldown)
+           -- A provider that asked for a pause (Retry-After) waits it out.
+           AND (h.paused_until IS NULL OR h.paused_until <= p_at)
            AND (dp.provider IS NOT NULL
                 OR NOT EXISTS (SELECT 1 FROM postrunner.direction_providers x
                                 WHERE (x.client, x.direction) = (lane.client, lane.direction)))
@@ -357,7 +359,7 @@ WITH lane AS (
      WHERE l.id = p_lane
 ),
 providers AS (
-    SELECT p.*, h.state AS health, h.since AS health_since, u.minute, u.sent_in_minute, u.month, u.sent_in_month
+    SELECT p.*, h.state AS health, h.since AS health_since, h.paused_until, u.minute, u.sent_in_minute, u.month, u.sent_in_month
       FROM lane
       JOIN postrunner.providers p ON TRUE
       LEFT JOIN postrunner.provider_health h ON h.provider = p.name
@@ -375,6 +377,7 @@ per_provider AS (
                 WHEN p.health = 'down' THEN greatest(p.health_since + postrunner.breaker_cooldown(), p_at)
                 WHEN p.per_minute IS NOT NULL AND p.minute = date_trunc('minute', p_at)
                      AND p.sent_in_minute >= p.per_minute THEN date_trunc('minute', p_at) + interval '1 minute'
+                WHEN p.paused_until > p_at THEN p.paused_until
                 WHEN p.monthly_budget IS NOT NULL AND p.month = date_trunc('month', p_at AT TIME ZONE 'UTC')::date
                      AND p.price_per_1000 > 0
                      AND p.sent_in_month >= floor((p.monthly_budget - p.monthly_fee) * 1000 / p.price_per_1000)
@@ -386,6 +389,7 @@ per_provider AS (
                 WHEN p.health = 'down' THEN 'provider_down'
                 WHEN p.per_minute IS NOT NULL AND p.minute = date_trunc('minute', p_at)
                      AND p.sent_in_minute >= p.per_minute THEN 'provider_rate'
+                WHEN p.paused_until > p_at THEN 'provider_rate'
                 ELSE 'budget'
            END AS provider_reason,
            (SELECT min(u.next_slot_at) FROM postrunner.address_usage u

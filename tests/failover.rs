@@ -214,3 +214,40 @@ async fn a_refused_recipient_fails_the_message_and_is_suppressed() {
         .unwrap();
     assert_eq!(state, "up");
 }
+
+#[tokio::test]
+async fn a_429_pauses_its_provider_for_the_time_it_asks() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fakes, directory) = three_providers(&db).await;
+    exec(pool, "UPDATE postrunner.providers SET enabled = (name IN ('sg', 'rs'))").await;
+    fakes.rs.fail_next([Fault::Reply(
+        429,
+        r#"{"statusCode":429,"name":"rate_limit_exceeded","message":"Too many requests"}"#.into(),
+        vec![("retry-after", "30".into())],
+    )]);
+    messages(pool, "acme", "d", 40).await;
+    let worker = crate::support::run::executor(pool, kinds::registry(pool.clone(), Arc::new(directory)), fast_config());
+    worker.drain(None).await.unwrap();
+
+    assert_eq!(count(pool, SENT).await, 40, "sg carried what rs could not");
+    let paused_for = count(
+        pool,
+        "SELECT extract(epoch FROM paused_until - now())::bigint FROM postrunner.provider_health WHERE provider = 'rs'",
+    )
+    .await;
+    assert!(
+        (25..=30).contains(&paused_for),
+        "rs paused for about 30 s: {paused_for}"
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM postrunner.send_attempts
+              WHERE provider = 'rs' AND reserved_at > (SELECT last_failure_at FROM postrunner.provider_health WHERE provider = 'rs')"
+        )
+        .await,
+        0,
+        "no traffic to rs after it asked for a pause"
+    );
+}

@@ -107,9 +107,14 @@ impl SendEmail {
 impl SendEmail {
     /// Counts a provider failure against its circuit breaker.
     async fn provider_failed(&self, provider: &str, error: &SendError) {
+        let retry_after = match error {
+            SendError::Unavailable { retry_after, .. } => retry_after.map(|d| d.as_secs_f64()),
+            _ => None,
+        };
         match sqlx::query_scalar::<_, Option<String>>(RECORD_FAILURE)
             .bind(provider)
             .bind(error.to_string())
+            .bind(retry_after)
             .fetch_one(&self.pool)
             .await
         {
