@@ -108,3 +108,56 @@ SELECT p.name AS provider,
               count(*) FILTER (WHERE a.outcome IN ('released', 'failed')) AS failed_last_hour
          FROM postrunner.send_attempts a
         WHERE a.provider = p.name AND a.reserved_at > now() - interval '1 hour') s;
+
+-- Alerts: one row per firing, resolved in place, so each change of state is recorded
+-- once (notification comes later). At most one firing alert per kind and subject.
+CREATE TABLE postrunner.alerts (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind        text NOT NULL,
+    subject     text NOT NULL,
+    state       text NOT NULL DEFAULT 'firing' CHECK (state IN ('firing', 'resolved')),
+    detail      text,
+    fired_at    timestamptz NOT NULL DEFAULT now(),
+    resolved_at timestamptz
+);
+CREATE UNIQUE INDEX alerts_one_firing_idx ON postrunner.alerts (kind, subject) WHERE state = 'firing';
+
+INSERT INTO postrunner.settings (name, value, note) VALUES
+    ('alert_provider_down_secs', '300', 'a provider down this long raises a provider_down alert');
+
+-- Fires `provider_down` for providers down longer than alert_provider_down_secs, and
+-- resolves the firing ones whose provider is no longer down. Safe to run from several
+-- schedulers at once (the unique index makes a second firing a no-op). Returns how
+-- many alerts fired and resolved.
+CREATE FUNCTION postrunner.evaluate_alerts(OUT fired integer, OUT resolved integer)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    after interval := make_interval(secs => coalesce(
+        (SELECT value::float8 FROM postrunner.settings WHERE name = 'alert_provider_down_secs'), 300));
+BEGIN
+    INSERT INTO postrunner.alerts (kind, subject, detail)
+    SELECT 'provider_down', h.provider,
+           format('%s down since %s: %s', h.provider, h.since, coalesce(h.last_error, 'no error recorded'))
+      FROM postrunner.provider_health h
+      JOIN postrunner.providers p ON p.name = h.provider AND p.enabled
+     WHERE h.state = 'down' AND h.since <= now() - after
+    ON CONFLICT (kind, subject) WHERE state = 'firing' DO NOTHING;
+    GET DIAGNOSTICS fired = ROW_COUNT;
+
+    UPDATE postrunner.alerts a
+       SET state = 'resolved', resolved_at = now()
+     WHERE a.kind = 'provider_down' AND a.state = 'firing'
+       AND NOT EXISTS (SELECT 1 FROM postrunner.provider_health h JOIN postrunner.providers p ON p.name = h.provider
+                        WHERE h.provider = a.subject AND h.state = 'down' AND p.enabled);
+    GET DIAGNOSTICS resolved = ROW_COUNT;
+END
+$fn$;
+
+INSERT INTO postrunner.schedules (name, cron, kind, priority) VALUES
+    ('evaluate_alerts', '*/15 * * * * *', 'system.evaluate_alerts', 80);
+
+CREATE VIEW postrunner.report_alerts AS
+SELECT kind, subject, state, detail, fired_at, resolved_at,
+       coalesce(resolved_at, now()) - fired_at AS lasted
+  FROM postrunner.alerts
+ ORDER BY state = 'firing' DESC, fired_at DESC;

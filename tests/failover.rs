@@ -251,3 +251,59 @@ async fn a_429_pauses_its_provider_for_the_time_it_asks() {
         "no traffic to rs after it asked for a pause"
     );
 }
+
+#[tokio::test]
+async fn a_provider_down_for_five_minutes_fires_one_alert_that_resolves_once() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    exec(
+        pool,
+        "INSERT INTO postrunner.providers (name, kind) VALUES ('p', 'log'), ('q', 'log')",
+    )
+    .await;
+    let worker = crate::support::run::executor(pool, crate::support::run::registry(pool), fast_config());
+    let evaluate = || async {
+        exec(
+            pool,
+            "INSERT INTO postrunner.jobs (kind) VALUES ('system.evaluate_alerts')",
+        )
+        .await;
+        worker.drain(None).await.unwrap();
+    };
+    let alerts = || async {
+        sqlx::query_as::<_, (String, String)>("SELECT subject, state FROM postrunner.alerts ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    };
+
+    // q has been down for a minute only: no alert yet.
+    exec(
+        pool,
+        "UPDATE postrunner.provider_health SET state = 'down', since = now() - interval '6 minutes', last_error = '503'
+          WHERE provider = 'p';
+         UPDATE postrunner.provider_health SET state = 'down', since = now() - interval '1 minute' WHERE provider = 'q';",
+    )
+    .await;
+    evaluate().await;
+    evaluate().await;
+    assert_eq!(
+        alerts().await,
+        [("p".to_owned(), "firing".to_owned())],
+        "once, while it stays down"
+    );
+
+    exec(
+        pool,
+        "UPDATE postrunner.provider_health SET state = 'up' WHERE provider = 'p'",
+    )
+    .await;
+    evaluate().await;
+    evaluate().await;
+    assert_eq!(alerts().await, [("p".to_owned(), "resolved".to_owned())]);
+    let detail: String = sqlx::query_scalar("SELECT detail FROM postrunner.report_alerts")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(detail.contains("503"), "{detail}");
+}

@@ -1,7 +1,8 @@
 //! The kinds of job postrunner runs, and the registry every worker builds from them.
 //!
 //! - `email.send` ([`email`]): send one outbox message.
-//! - `system.rescue_expired_leases`, `system.cleanup` ([`system`]): periodic upkeep,
+//! - `system.rescue_expired_leases`, `system.cleanup`, `system.evaluate_alerts`
+//!   ([`system`]): periodic upkeep,
 //!   enqueued by the scheduler from `postrunner.schedules`.
 //! - `noop` ([`noop`]): does nothing (or sleeps, or fails on request); for benchmarks,
 //!   tests and checking a deployment end to end.
@@ -23,7 +24,8 @@ pub fn registry(pool: PgPool, providers: Arc<Directory>) -> Registry {
     registry
         .register(email::KIND, email::SendEmail::new(pool.clone(), providers))
         .register(system::RESCUE, system::RescueExpiredLeases::new(pool.clone()))
-        .register(system::CLEANUP, system::Cleanup::new(pool))
+        .register(system::CLEANUP, system::Cleanup::new(pool.clone()))
+        .register(system::EVALUATE_ALERTS, system::EvaluateAlerts::new(pool))
         .register(noop::KIND, noop::Noop);
     registry
 }

@@ -10,8 +10,10 @@ use crate::queue::ClaimedJob;
 
 pub const RESCUE: &str = "system.rescue_expired_leases";
 pub const CLEANUP: &str = "system.cleanup";
+pub const EVALUATE_ALERTS: &str = "system.evaluate_alerts";
 
 const CLEANUP_SQL: &str = include_str!("../../sql/queue/cleanup.sql");
+const EVALUATE_ALERTS_SQL: &str = include_str!("../../sql/alerts/evaluate.sql");
 
 /// Returns the jobs of dead workers to the queue (every 5 s by default).
 pub struct RescueExpiredLeases {
@@ -64,6 +66,34 @@ impl Handler for Cleanup {
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
         tracing::info!(processes, schedule_runs = runs, jobs, "cleanup done");
+        Ok(None)
+    }
+}
+
+/// Fires and resolves alerts, e.g. a provider down for more than 5 minutes (every 15 s).
+pub struct EvaluateAlerts {
+    pool: PgPool,
+}
+
+impl EvaluateAlerts {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for EvaluateAlerts {
+    async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
+        let (fired, resolved): (i32, i32) = sqlx::query_as(EVALUATE_ALERTS_SQL)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        if fired > 0 {
+            tracing::error!(alerts.fired = fired, "alerts fired (see postrunner.report_alerts)");
+        }
+        if resolved > 0 {
+            tracing::warn!(alerts.resolved = resolved, "alerts resolved");
+        }
         Ok(None)
     }
 }
