@@ -85,8 +85,22 @@ INSERT INTO postrunner.provider_health_history (provider, state, reason)
 SELECT provider, 'up', 'sends succeed again' FROM changed WHERE was <> 'up'
 $fn$;
 
--- Provider health for psql: state, since when, failures, the last error, and the
--- last hour of sends from the ledger.
+-- Health probes (the scheduler's system.probe_providers every 30 s): a cheap
+-- authenticated call per enabled provider, its latency and outcome.
+CREATE TABLE postrunner.provider_probes (
+    provider   text NOT NULL REFERENCES postrunner.providers (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    at         timestamptz NOT NULL DEFAULT now(),
+    latency_ms double precision NOT NULL,
+    ok         boolean NOT NULL,
+    error      text
+);
+CREATE INDEX provider_probes_provider_at_idx ON postrunner.provider_probes (provider, at);
+
+INSERT INTO postrunner.schedules (name, cron, kind, priority) VALUES
+    ('probe_providers', '*/30 * * * * *', 'system.probe_providers', 80);
+
+-- Provider health for psql: state, since when, failures, the last error, probe latency
+-- (p50 and p95 over the last 15 minutes) and the last hour of sends from the ledger.
 CREATE VIEW postrunner.report_provider_health AS
 SELECT p.name AS provider,
        p.kind,
@@ -99,6 +113,9 @@ SELECT p.name AS provider,
        h.last_success_at,
        CASE WHEN h.state = 'down' THEN h.since + postrunner.breaker_cooldown() END AS trial_at,
        CASE WHEN h.paused_until > now() THEN h.paused_until END AS paused_until,
+       l.latency_p50_ms,
+       l.latency_p95_ms,
+       l.probes_failed,
        s.sent_last_hour,
        s.failed_last_hour
   FROM postrunner.providers p
@@ -107,7 +124,13 @@ SELECT p.name AS provider,
        SELECT count(*) FILTER (WHERE a.outcome = 'sent') AS sent_last_hour,
               count(*) FILTER (WHERE a.outcome IN ('released', 'failed')) AS failed_last_hour
          FROM postrunner.send_attempts a
-        WHERE a.provider = p.name AND a.reserved_at > now() - interval '1 hour') s;
+        WHERE a.provider = p.name AND a.reserved_at > now() - interval '1 hour') s
+ CROSS JOIN LATERAL (
+       SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms) FILTER (WHERE r.ok))::numeric, 1) AS latency_p50_ms,
+              round((percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms) FILTER (WHERE r.ok))::numeric, 1) AS latency_p95_ms,
+              count(*) FILTER (WHERE NOT r.ok) AS probes_failed
+         FROM postrunner.provider_probes r
+        WHERE r.provider = p.name AND r.at > now() - interval '15 minutes') l;
 
 -- Alerts: one row per firing, resolved in place, so each change of state is recorded
 -- once (notification comes later). At most one firing alert per kind and subject.

@@ -62,6 +62,7 @@ async fn three_providers(db: &TestDb) -> (Fakes, Directory) {
 const SENT: &str = "SELECT count(*) FROM postrunner.outbox WHERE status = 'sent'";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "heavy (1,100 sends through three fake providers): bin/test runs it after the rest, alone"]
 async fn a_provider_failing_mid_run_is_taken_out_and_every_message_still_goes_once() {
     let db = TestDb::new().await;
     let pool = &db.pool;
@@ -306,4 +307,57 @@ async fn a_provider_down_for_five_minutes_fires_one_alert_that_resolves_once() {
         .await
         .unwrap();
     assert!(detail.contains("503"), "{detail}");
+}
+
+#[tokio::test]
+async fn probes_take_a_failing_provider_down_and_bring_it_back() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fakes, directory) = three_providers(&db).await;
+    let worker = crate::support::run::executor(pool, kinds::registry(pool.clone(), Arc::new(directory)), fast_config());
+    let probe = || async {
+        exec(
+            pool,
+            "INSERT INTO postrunner.jobs (kind) VALUES ('system.probe_providers')",
+        )
+        .await;
+        worker.drain(None).await.unwrap();
+    };
+    let state = |provider: &'static str| async move {
+        sqlx::query_scalar::<_, String>("SELECT state::text FROM postrunner.provider_health WHERE provider = $1")
+            .bind(provider)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    };
+
+    probe().await;
+    assert_eq!(
+        count(pool, "SELECT count(*) FROM postrunner.provider_probes WHERE ok").await,
+        3
+    );
+    assert!(
+        fakes.sg.received().iter().any(|r| r.path == "/v3/scopes"),
+        "an authenticated GET, no send"
+    );
+
+    fakes
+        .pm
+        .fail_always(vec![Fault::Reply(503, "Service Unavailable".into(), vec![])]);
+    for _ in 0..3 {
+        probe().await;
+    }
+    assert_eq!(state("pm").await, "down", "three failed probes open the breaker");
+    assert_eq!(state("sg").await, "up");
+
+    fakes.pm.fail_always(vec![]);
+    probe().await;
+    assert_eq!(state("pm").await, "up", "a good probe closes it");
+    let p50: Option<f64> = sqlx::query_scalar(
+        "SELECT latency_p50_ms::float8 FROM postrunner.report_provider_health WHERE provider = 'sg'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(p50.is_some_and(|ms| ms > 0.0), "probe latency is reported: {p50:?}");
 }

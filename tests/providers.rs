@@ -441,6 +441,7 @@ async fn the_directory_builds_each_kind_from_its_row_and_secret_variable() {
     for name in ["sg", "mg", "pm", "rs", "ses", "mx"] {
         let adapter = directory.get(name).await.unwrap_or_else(|e| panic!("{name}: {e}"));
         adapter.send(&message()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        adapter.probe().await.unwrap_or_else(|e| panic!("{name} probe: {e}"));
     }
     assert_eq!(smtp.messages().len(), 1);
     let missing = directory.get("nokey").await.err().expect("an unset secret variable");

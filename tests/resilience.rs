@@ -60,8 +60,9 @@ async fn sigterm_finishes_running_jobs_and_releases_the_rest() {
         &db.url,
         &["worker", "--concurrency", "2", "--grace", "1s", "--lease", "60s"],
     );
-    wait_for_count(&db.pool, ALL_JOBS, 4, Duration::from_secs(15)).await;
-    wait_for_count(&db.pool, RUNNING_JOBS, 4, Duration::from_secs(15)).await;
+    // Generous: the parallel suite can keep both cores busy for a while.
+    wait_for_count(&db.pool, ALL_JOBS, 4, Duration::from_secs(40)).await;
+    wait_for_count(&db.pool, RUNNING_JOBS, 4, Duration::from_secs(40)).await;
 
     worker.signal("TERM");
     let stopped_at = Instant::now();

@@ -144,3 +144,21 @@ async fn starttls_and_auth() {
         "a user needs a password"
     );
 }
+
+#[tokio::test]
+async fn a_probe_connects_and_says_noop() {
+    let server = SmtpServer::start();
+    plain(&server).probe().await.unwrap();
+    assert!(server.messages().is_empty(), "a probe sends nothing");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let nowhere = Smtp::new(
+        "smtp",
+        &format!("smtp://127.0.0.1:{port}?tls=none"),
+        None,
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    assert!(matches!(nowhere.probe().await, Err(SendError::Unavailable { .. })));
+}

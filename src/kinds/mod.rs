@@ -1,8 +1,8 @@
 //! The kinds of job postrunner runs, and the registry every worker builds from them.
 //!
 //! - `email.send` ([`email`]): send one outbox message.
-//! - `system.rescue_expired_leases`, `system.cleanup`, `system.evaluate_alerts`
-//!   ([`system`]): periodic upkeep,
+//! - `system.rescue_expired_leases`, `system.cleanup`, `system.evaluate_alerts`,
+//!   `system.probe_providers` ([`system`]): periodic upkeep,
 //!   enqueued by the scheduler from `postrunner.schedules`.
 //! - `noop` ([`noop`]): does nothing (or sleeps, or fails on request); for benchmarks,
 //!   tests and checking a deployment end to end.
@@ -22,7 +22,11 @@ use crate::queue::handler::Registry;
 pub fn registry(pool: PgPool, providers: Arc<Directory>) -> Registry {
     let mut registry = Registry::new();
     registry
-        .register(email::KIND, email::SendEmail::new(pool.clone(), providers))
+        .register(email::KIND, email::SendEmail::new(pool.clone(), providers.clone()))
+        .register(
+            system::PROBE_PROVIDERS,
+            system::ProbeProviders::new(pool.clone(), providers),
+        )
         .register(system::RESCUE, system::RescueExpiredLeases::new(pool.clone()))
         .register(system::CLEANUP, system::Cleanup::new(pool.clone()))
         .register(system::EVALUATE_ALERTS, system::EvaluateAlerts::new(pool))

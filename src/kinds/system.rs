@@ -1,9 +1,11 @@
 //! postrunner's own periodic tasks, run as ordinary jobs on the same queue.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
+use crate::providers::Directory;
 use crate::queue::handler::{Handler, JobError};
 use crate::queue::lease::rescue_expired;
 use crate::queue::ClaimedJob;
@@ -11,9 +13,14 @@ use crate::queue::ClaimedJob;
 pub const RESCUE: &str = "system.rescue_expired_leases";
 pub const CLEANUP: &str = "system.cleanup";
 pub const EVALUATE_ALERTS: &str = "system.evaluate_alerts";
+pub const PROBE_PROVIDERS: &str = "system.probe_providers";
 
 const CLEANUP_SQL: &str = include_str!("../../sql/queue/cleanup.sql");
 const EVALUATE_ALERTS_SQL: &str = include_str!("../../sql/alerts/evaluate.sql");
+const PROBE_TARGETS: &str = include_str!("../../sql/providers/probe_targets.sql");
+const RECORD_PROBE: &str = include_str!("../../sql/providers/record_probe.sql");
+const RECORD_FAILURE: &str = include_str!("../../sql/providers/record_failure.sql");
+const RECORD_SUCCESSES: &str = include_str!("../../sql/providers/record_successes.sql");
 
 /// Returns the jobs of dead workers to the queue (every 5 s by default).
 pub struct RescueExpiredLeases {
@@ -93,6 +100,81 @@ impl Handler for EvaluateAlerts {
         }
         if resolved > 0 {
             tracing::warn!(alerts.resolved = resolved, "alerts resolved");
+        }
+        Ok(None)
+    }
+}
+
+/// Probes every enabled provider with a cheap authenticated call (every 30 s): the
+/// latency and outcome are kept in `provider_probes`; a failure counts against the
+/// provider's circuit breaker like a failed send, a success brings it back up.
+pub struct ProbeProviders {
+    pool: PgPool,
+    providers: Arc<Directory>,
+}
+
+impl ProbeProviders {
+    pub fn new(pool: PgPool, providers: Arc<Directory>) -> Self {
+        Self { pool, providers }
+    }
+
+    async fn probe_one(&self, name: &str) -> Result<(), sqlx::Error> {
+        let started = Instant::now();
+        let outcome = match self.providers.get(name).await {
+            Ok(adapter) => match tokio::time::timeout(PROBE_TIMEOUT, adapter.probe()).await {
+                Ok(result) => result,
+                Err(_) => Err(crate::providers::SendError::Unavailable {
+                    provider: name.to_owned(),
+                    detail: format!("probe timed out after {PROBE_TIMEOUT:?}"),
+                    retry_after: None,
+                    may_have_taken: false,
+                }),
+            },
+            Err(e) => Err(e),
+        };
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let error = outcome.as_ref().err().map(ToString::to_string);
+        sqlx::query(RECORD_PROBE)
+            .bind(name)
+            .bind(latency_ms)
+            .bind(error.is_none())
+            .bind(&error)
+            .execute(&self.pool)
+            .await?;
+        match error {
+            None => {
+                sqlx::query(RECORD_SUCCESSES)
+                    .bind(vec![name.to_owned()])
+                    .execute(&self.pool)
+                    .await?;
+            }
+            Some(error) => {
+                tracing::warn!(provider = name, error = %error, "health probe failed");
+                sqlx::query(RECORD_FAILURE)
+                    .bind(name)
+                    .bind(&error)
+                    .bind(None::<f64>)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How long a probe may take before it counts as a failure.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[async_trait::async_trait]
+impl Handler for ProbeProviders {
+    async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
+        let names: Vec<String> = sqlx::query_scalar(PROBE_TARGETS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        let probes = names.iter().map(|name| self.probe_one(name));
+        for result in futures_util::future::join_all(probes).await {
+            result.map_err(|e| JobError::Retry(e.to_string()))?;
         }
         Ok(None)
     }

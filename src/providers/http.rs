@@ -95,6 +95,30 @@ pub fn status_error(provider: &str, status: StatusCode, headers: &HeaderMap, det
     }
 }
 
+/// A probe: `request` must answer 2xx.
+///
+/// # Errors
+/// The provider's trouble, classified like a send's.
+pub async fn probe(provider: &str, request: reqwest::RequestBuilder) -> Result<(), SendError> {
+    let response = request.send().await.map_err(|e| transport_error(provider, &e))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    Err(match status_error(provider, status, &headers, text) {
+        // Any refusal of a probe is the provider's trouble: it sends nothing.
+        SendError::Rejected { provider, detail } => SendError::Unavailable {
+            provider,
+            detail,
+            retry_after: None,
+            may_have_taken: false,
+        },
+        other => other,
+    })
+}
+
 /// At most `max` characters of a provider's error text.
 pub fn truncate(text: &str, max: usize) -> String {
     let text = text.trim();

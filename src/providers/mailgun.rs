@@ -111,4 +111,14 @@ impl Provider for Mailgun {
         }
         Err(status_error(&self.name, status, &headers, said))
     }
+
+    /// `GET /v3/domains[/{domain}]`: the sending domain (or the account's domains).
+    async fn probe(&self) -> Result<(), SendError> {
+        let url = match &self.domain {
+            Some(domain) => format!("{}/v3/domains/{domain}", self.base),
+            None => format!("{}/v3/domains", self.base),
+        };
+        let request = self.http.get(url).basic_auth("api", Some(self.key.expose()));
+        super::http::probe(&self.name, request).await
+    }
 }

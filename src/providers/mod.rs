@@ -139,4 +139,10 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Sends one message. Must not hold any database transaction or lock.
     async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError>;
+
+    /// A cheap authenticated call that proves the provider answers and accepts our
+    /// credentials (the scheduler's health probe), sending nothing.
+    async fn probe(&self) -> Result<(), SendError> {
+        Ok(())
+    }
 }

@@ -112,4 +112,14 @@ impl Provider for Postmark {
             _ => Err(status_error(&self.name, status, &headers, said)),
         }
     }
+
+    /// `GET /server`: the server the token belongs to.
+    async fn probe(&self) -> Result<(), SendError> {
+        let request = self
+            .http
+            .get(format!("{}/server", self.endpoint))
+            .header("X-Postmark-Server-Token", self.token.expose())
+            .header("Accept", "application/json");
+        super::http::probe(&self.name, request).await
+    }
 }

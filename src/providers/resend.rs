@@ -108,4 +108,13 @@ impl Provider for Resend {
             _ => Err(status_error(&self.name, status, &headers, format!("{name}: {said}"))),
         }
     }
+
+    /// `GET /domains`: the account's domains.
+    async fn probe(&self) -> Result<(), SendError> {
+        let request = self
+            .http
+            .get(format!("{}/domains", self.endpoint))
+            .bearer_auth(self.key.expose());
+        super::http::probe(&self.name, request).await
+    }
 }

@@ -109,4 +109,13 @@ impl Provider for SendGrid {
             .unwrap_or(text);
         Err(status_error(&self.name, status, &headers, detail))
     }
+
+    /// `GET /v3/scopes`: the key's permissions.
+    async fn probe(&self) -> Result<(), SendError> {
+        let request = self
+            .http
+            .get(format!("{}/v3/scopes", self.endpoint))
+            .bearer_auth(self.key.expose());
+        super::http::probe(&self.name, request).await
+    }
 }

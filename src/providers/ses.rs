@@ -185,44 +185,8 @@ impl Provider for Ses {
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError> {
-        let url = format!("{}/v2/email/outbound-emails", self.endpoint);
         let body = serde_json::to_vec(&Self::body(message)).expect("JSON serializes");
-        let parsed = reqwest::Url::parse(&url).map_err(|e| SendError::Unavailable {
-            provider: self.name.clone(),
-            detail: format!("endpoint: {e}"),
-            retry_after: None,
-            may_have_taken: false,
-        })?;
-        let host = match parsed.port() {
-            Some(port) => format!("{}:{port}", parsed.host_str().unwrap_or_default()),
-            None => parsed.host_str().unwrap_or_default().to_owned(),
-        };
-        let signed = sigv4_headers(
-            &self.keys,
-            &self.region,
-            "ses",
-            SystemTime::now(),
-            &Unsigned {
-                method: "POST",
-                url: &url,
-                headers: &[("host", &host), ("content-type", "application/json")],
-                body: &body,
-            },
-        )
-        .map_err(|detail| SendError::Unavailable {
-            provider: self.name.clone(),
-            detail,
-            retry_after: None,
-            may_have_taken: false,
-        })?;
-        let mut request = self
-            .http
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body);
-        for (name, value) in signed {
-            request = request.header(name, value);
-        }
+        let request = self.signed("POST", "/v2/email/outbound-emails", body)?;
         let response = request.send().await.map_err(|e| transport_error(&self.name, &e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -258,6 +222,53 @@ impl Provider for Ses {
             .and_then(Value::as_str)
             .map_or_else(|| text.clone(), str::to_owned);
         Err(self.refused(status, &kind, &said, &headers))
+    }
+
+    /// `GET /v2/email/account`: the account's sending status, signed like a send.
+    async fn probe(&self) -> Result<(), SendError> {
+        super::http::probe(&self.name, self.signed("GET", "/v2/email/account", Vec::new())?).await
+    }
+}
+
+impl Ses {
+    /// A JSON request to `path`, signed for `ses` in this provider's region.
+    fn signed(&self, method: &str, path: &str, body: Vec<u8>) -> Result<reqwest::RequestBuilder, SendError> {
+        let unavailable = |detail: String| SendError::Unavailable {
+            provider: self.name.clone(),
+            detail,
+            retry_after: None,
+            may_have_taken: false,
+        };
+        let url = format!("{}{path}", self.endpoint);
+        let parsed = reqwest::Url::parse(&url).map_err(|e| unavailable(format!("endpoint: {e}")))?;
+        // The Host header as it will be sent, port included.
+        let host = match parsed.port() {
+            Some(port) => format!("{}:{port}", parsed.host_str().unwrap_or_default()),
+            None => parsed.host_str().unwrap_or_default().to_owned(),
+        };
+        let signed = sigv4_headers(
+            &self.keys,
+            &self.region,
+            "ses",
+            SystemTime::now(),
+            &Unsigned {
+                method,
+                url: &url,
+                headers: &[("host", &host), ("content-type", "application/json")],
+                body: &body,
+            },
+        )
+        .map_err(unavailable)?;
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| unavailable(e.to_string()))?;
+        let mut request = self
+            .http
+            .request(method, &url)
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in signed {
+            request = request.header(name, value);
+        }
+        Ok(request)
     }
 }
 

@@ -175,6 +175,26 @@ impl Provider for Smtp {
                 .map_or_else(|| message.message_id(), |(_, id)| id.trim().to_owned()),
         })
     }
+
+    /// Connect, EHLO (with STARTTLS and AUTH as configured) and NOOP.
+    async fn probe(&self) -> Result<(), SendError> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(SendError::Unavailable {
+                provider: self.name.clone(),
+                detail: "NOOP was not answered with 250".to_owned(),
+                retry_after: None,
+                may_have_taken: false,
+            }),
+            // Whatever the reply, a failed probe is the provider's trouble.
+            Err(e) => Err(SendError::Unavailable {
+                provider: self.name.clone(),
+                detail: truncate(&e.to_string(), 300),
+                retry_after: None,
+                may_have_taken: false,
+            }),
+        }
+    }
 }
 
 /// The first enhanced status code (class.subject.detail, RFC 3463) in a reply text.

@@ -157,6 +157,9 @@ async fn handle(
         }
         None => {}
     }
+    if method == Method::GET {
+        return probe(&inner, &received);
+    }
     if method != Method::POST {
         return (StatusCode::METHOD_NOT_ALLOWED, "").into_response();
     }
@@ -165,12 +168,41 @@ async fn handle(
         Kind::Postmark => postmark(&inner, &received),
         Kind::Resend => resend(&inner, &received),
         Kind::Mailgun => mailgun(&inner, &received),
-        Kind::Ses => ses(&inner, &received),
+        Kind::Ses => ses(&inner, &received, "POST"),
     }
 }
 
 fn json_reply(status: u16, body: Value) -> Response {
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
+/// The cheap authenticated GET each provider answers (what health probes call).
+fn probe(inner: &Inner, r: &Received) -> Response {
+    let authorized = match inner.kind {
+        Kind::SendGrid => {
+            r.path == "/v3/scopes" && r.header("authorization") == Some(format!("Bearer {}", inner.key).as_str())
+        }
+        Kind::Resend => {
+            r.path == "/domains" && r.header("authorization") == Some(format!("Bearer {}", inner.key).as_str())
+        }
+        Kind::Postmark => r.path == "/server" && r.header("x-postmark-server-token") == Some(inner.key.as_str()),
+        Kind::Mailgun => {
+            r.path.starts_with("/v3/domains")
+                && r.header("authorization") == Some(format!("Basic {}", base64_basic("api", &inner.key)).as_str())
+        }
+        Kind::Ses => {
+            return if r.path == "/v2/email/account" {
+                ses(inner, r, "GET")
+            } else {
+                json_reply(404, json!({ "message": "not found" }))
+            };
+        }
+    };
+    if authorized {
+        json_reply(200, json!({}))
+    } else {
+        json_reply(401, json!({ "message": "unauthorized" }))
+    }
 }
 
 fn sendgrid(inner: &Inner, r: &Received) -> Response {
@@ -341,7 +373,7 @@ fn mailgun(inner: &Inner, r: &Received) -> Response {
     )
 }
 
-fn ses(inner: &Inner, r: &Received) -> Response {
+fn ses(inner: &Inner, r: &Received, method: &str) -> Response {
     use postrunner::providers::ses::{sigv4_headers, AwsKeys, Unsigned};
     use postrunner::secret::Secret;
     let error = |status: u16, kind: &str, message: &str| {
@@ -354,7 +386,7 @@ fn ses(inner: &Inner, r: &Received) -> Response {
         );
         response
     };
-    if r.path != "/v2/email/outbound-emails" {
+    if r.path != "/v2/email/outbound-emails" && r.path != "/v2/email/account" {
         return error(404, "NotFoundException", "not found");
     }
     // Recompute the signature from what arrived, with the known secret.
@@ -374,7 +406,7 @@ fn ses(inner: &Inner, r: &Received) -> Response {
         "ses",
         time,
         &Unsigned {
-            method: "POST",
+            method,
             url: &url,
             headers: &[
                 ("host", &host),
@@ -394,6 +426,9 @@ fn ses(inner: &Inner, r: &Received) -> Response {
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided.",
         );
+    }
+    if method == "GET" {
+        return json_reply(200, json!({ "SendingEnabled": true, "ProductionAccessEnabled": true }));
     }
     let Some(body) = &r.json else {
         return error(400, "BadRequestException", "invalid JSON");
