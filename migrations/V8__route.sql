@@ -63,6 +63,7 @@ DECLARE
     limited_wanted integer;
     limited_locked integer;
     chosen text[];
+    offered text[];
     got_addresses text[];
     got_providers text[];
     got_limits integer[];
@@ -174,22 +175,25 @@ BEGIN
       INTO prov_names, prov_weights, prov_allow, limited_wanted, limited_locked
       FROM allowance;
 
-    -- 4. Candidates, merged across providers by stride key.
-    SELECT array_agg(c.address ORDER BY c.key, c.address)
-      INTO chosen
-      FROM (SELECT a.address, coalesce((lane.turns ->> pv.name)::float8, 0) + a.rank / pv.weight AS key
-              FROM unnest(prov_names, prov_weights, prov_allow) AS pv(name, weight, allow)
-             CROSS JOIN LATERAL (
-                   SELECT u.address, row_number() OVER (ORDER BY u.next_slot_at, u.address) AS rank
-                     FROM (SELECT u.address, u.next_slot_at
-                             FROM postrunner.address_usage u
-                            WHERE u.client = lane.client AND u.provider = pv.name AND u.active
-                              AND u.next_slot_at <= p_at
-                            ORDER BY u.next_slot_at
-                            LIMIT least(n, pv.allow)) u) a
-             WHERE pv.allow > 0
-             ORDER BY key, a.address
-             LIMIT n) c;
+    -- 4. Candidates, merged across providers by stride key; which providers offered any.
+    WITH candidates AS (
+        SELECT a.address, pv.name AS provider,
+               coalesce((lane.turns ->> pv.name)::float8, 0) + a.rank / pv.weight AS key
+          FROM unnest(prov_names, prov_weights, prov_allow) AS pv(name, weight, allow)
+         CROSS JOIN LATERAL (
+               SELECT u.address, row_number() OVER (ORDER BY u.next_slot_at, u.address) AS rank
+                 FROM (SELECT u.address, u.next_slot_at
+                         FROM postrunner.address_usage u
+                        WHERE u.client = lane.client AND u.provider = pv.name AND u.active
+                          AND u.next_slot_at <= p_at
+                        ORDER BY u.next_slot_at
+                        LIMIT least(n, pv.allow)) u) a
+         WHERE pv.allow > 0
+    )
+    SELECT (SELECT array_agg(c.address ORDER BY c.key, c.address)
+              FROM (SELECT address, key FROM candidates ORDER BY key, address LIMIT n) c),
+           (SELECT array_agg(DISTINCT provider) FROM candidates)
+      INTO chosen, offered;
 
     -- 5. Lock the chosen addresses and re-check them on their latest version.
     WITH locked AS (
@@ -303,9 +307,11 @@ BEGIN
          WHERE j.id = ANY (job_ids[1:routed]) AND o.job_id = j.id AND j.state = 'running';
 
         -- The stride turns: a provider that sent moves on by sends / weight; one that
-        -- could not take part is brought up to the slowest that did, so it rejoins at
-        -- par instead of taking everything until it catches up. Stored relative to the
-        -- lowest, so the numbers stay small; providers not eligible now keep theirs.
+        -- offered addresses but was not reached keeps its turn (it goes first next
+        -- time); one that could not take part at all (no address ready, rate or budget
+        -- used up) is brought up to the slowest that sent, so it rejoins at par instead
+        -- of taking everything until it catches up. Stored relative to the lowest, so
+        -- the numbers stay small; providers not eligible now keep theirs.
         UPDATE postrunner.lanes
            SET served_at = p_at,
                turns = lane.turns || (
@@ -320,6 +326,7 @@ BEGIN
                    moved AS (
                        SELECT r.name,
                               CASE WHEN r.sends IS NOT NULL THEN r.old + r.sends / r.weight
+                                   WHEN r.name = ANY (offered) THEN r.old
                                    ELSE greatest(r.old, (SELECT min(old + sends / weight) FROM raw WHERE sends IS NOT NULL))
                               END AS turn
                          FROM raw r

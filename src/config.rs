@@ -158,8 +158,8 @@ pub struct DemoArgs {
     /// Worker executors the demo runs side by side.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
-    /// How long the simulated provider takes to accept a message, in milliseconds.
-    #[arg(long, default_value_t = 20)]
+    /// How long the simulated providers take to answer, in milliseconds.
+    #[arg(long, default_value_t = 50)]
     pub send_ms: u64,
 }
 

@@ -392,6 +392,32 @@ async fn providers_share_by_weight_and_an_exhausted_provider_hands_over() {
 }
 
 #[tokio::test]
+async fn providers_share_by_weight_even_one_message_at_a_time() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    client(pool, "acme", "UTC", "d").await;
+    provider(pool, "big", 300).await;
+    provider(pool, "small", 100).await;
+    addresses(pool, "acme", "big", 50, 1000).await;
+    addresses(pool, "acme", "small", 50, 1000).await;
+    messages(pool, "acme", "d", 100).await;
+    let config = postrunner::queue::executor::ExecutorConfig {
+        concurrency: 1,
+        ..fast_config()
+    };
+    let worker = executor(pool, registry(pool), config);
+    for _ in 0..40 {
+        worker.tick(Some(at("2027-01-04T10:00:00Z"))).await.unwrap();
+    }
+    let shares = sent_by_provider(pool).await;
+    assert_eq!(
+        (shares["big"], shares["small"]),
+        (30, 10),
+        "a provider passed over keeps its turn"
+    );
+}
+
+#[tokio::test]
 async fn a_big_direction_does_not_starve_a_small_one() {
     let db = TestDb::new().await;
     let pool = &db.pool;

@@ -1,9 +1,12 @@
 //! `postrunner demo`: the whole path on the embedded default, in one process.
 //!
 //! It finds or starts PostgreSQL, creates and migrates a fresh `postrunner_demo`
-//! database, configures two clients, enqueues messages with plain SQL (showing a refused
-//! INSERT, an idempotent re-insert, delayed messages and a cancel), runs workers and a
-//! scheduler side by side as separate executors, shows progress, and prints a summary.
+//! database, starts local simulators of four providers (SendGrid, Mailgun, Postmark,
+//! Resend, each speaking its real wire format), configures two clients with 1,200 sender
+//! addresses, enqueues messages with plain SQL (showing a refused INSERT, an idempotent
+//! re-insert, delayed messages and a cancel), runs workers and a scheduler side by side
+//! as separate executors, breaks one provider mid-run and heals it, shows progress with
+//! each provider's health, and prints a summary per provider.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,26 +17,39 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DemoArgs;
 use crate::kinds;
-use crate::providers::log::LogProvider;
-use crate::providers::{Directory, Provider};
+use crate::providers::simulator::{FakeProvider, Fault, Kind};
+use crate::providers::Directory;
 use crate::queue::executor::{Executor, ExecutorConfig};
 use crate::roles::presence::Presence;
 
+/// Clients, directions and 1,200 sender addresses over four providers; the providers'
+/// endpoints (the simulators) are filled in at run time.
 const SETUP: &str = "
 INSERT INTO postrunner.clients (name, time_zone) VALUES ('acme', 'Europe/Paris'), ('globex', 'America/New_York');
 INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'q1-founders'), ('acme', 'q1-cto'), ('globex', 'launch');
-INSERT INTO postrunner.providers (name, kind, weight) VALUES ('mailer-a', 'log', 200), ('mailer-b', 'log', 100);
--- q1-cto may only use mailer-b; the other directions use all of their client's providers.
-INSERT INTO postrunner.direction_providers (client, direction, provider) VALUES ('acme', 'q1-cto', 'mailer-b');
--- 60 sender addresses; limits high enough that the demo drains in seconds (pacing spaces
--- each address's sends by 24 h / daily_limit: 0.09 s here, 29 min at the default 50).
+-- q1-cto may only use sg-main and pm-main; the other directions use every provider.
+INSERT INTO postrunner.direction_providers (client, direction, provider) VALUES
+    ('acme', 'q1-cto', 'sg-main'), ('acme', 'q1-cto', 'pm-main');
+-- 1,200 sender addresses, 300 per provider; limits high enough that the demo drains in
+-- seconds (pacing spaces each address's sends by 24 h / daily_limit: 0.09 s here,
+-- 29 min at the default 50).
 INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
-SELECT 'sender' || i || '@' || c || '.test', CASE WHEN i % 2 = 0 THEN 'mailer-a' ELSE 'mailer-b' END, c, 1000000
-  FROM generate_series(1, 30) AS i, unnest(ARRAY['acme', 'globex']) AS c;
+SELECT 'sender' || i || '@' || p || '.' || c || '.test', p, c, 1000000
+  FROM generate_series(1, 150) AS i,
+       unnest(ARRAY['sg-main', 'mg-main', 'pm-main', 'rs-main']) AS p,
+       unnest(ARRAY['acme', 'globex']) AS c;
 INSERT INTO postrunner.suppressions (client, address, reason) VALUES ('acme', 'person30@example.org', 'unsubscribe');
+-- A short cool-down, so the demo shows the broken provider's trial sends and recovery.
+UPDATE postrunner.settings SET value = '3' WHERE name = 'breaker_cooldown_secs';
 ";
 
+/// The variable the demo's provider rows name for their (made-up) API keys.
+const DEMO_KEY_VARIABLE: &str = "POSTRUNNER_DEMO_PROVIDER_KEY";
+const DEMO_KEY: &str = "demo-key";
+
 pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result<()> {
+    // Before any worker starts: the provider rows name this variable for their keys.
+    std::env::set_var(DEMO_KEY_VARIABLE, DEMO_KEY);
     println!("postrunner demo: {} messages, {} workers", args.messages, args.workers);
     let (server, url) = super::fresh_database(database_url, "postrunner_demo").await?;
     let where_ = if server.cluster.is_some() {
@@ -43,9 +59,37 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     };
     println!("  database   {} on {where_}, migrated", super::redact(&url));
     let pool = crate::db::pool(&url, 20, "postrunner-demo")?;
+
+    let latency = Duration::from_millis(args.send_ms);
+    let mut simulators = Vec::new();
+    let mut rows = Vec::new();
+    for (name, kind, sim, weight) in [
+        ("sg-main", "sendgrid", Kind::SendGrid, 200),
+        ("mg-main", "mailgun", Kind::Mailgun, 100),
+        ("pm-main", "postmark", Kind::Postmark, 100),
+        ("rs-main", "resend", Kind::Resend, 100),
+    ] {
+        let simulator = FakeProvider::start(sim, DEMO_KEY).await;
+        simulator.set_latency(latency);
+        rows.push(format!(
+            "('{name}', '{kind}', '{}', '{DEMO_KEY_VARIABLE}', {weight})",
+            simulator.url
+        ));
+        simulators.push((name, simulator));
+    }
+    sqlx::raw_sql(&format!(
+        "INSERT INTO postrunner.providers (name, kind, endpoint, secret_env, weight) VALUES {};",
+        rows.join(", ")
+    ))
+    .execute(&pool)
+    .await?;
     sqlx::raw_sql(SETUP).execute(&pool).await?;
-    println!("  setup      clients acme and globex, 3 directions, providers mailer-a (weight 200) and mailer-b (weight 100),");
-    println!("             both of kind 'log' (records and accepts), 60 sender addresses, 1 suppressed recipient");
+    println!("  providers  local simulators of SendGrid, Mailgun, Postmark and Resend (their real wire formats),");
+    println!(
+        "             each answering in {} ms; keys from ${DEMO_KEY_VARIABLE}",
+        args.send_ms
+    );
+    println!("  setup      clients acme and globex, 3 directions, 1,200 sender addresses, 1 suppressed recipient");
 
     enqueue(&pool, args.messages).await?;
 
@@ -54,12 +98,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     for _ in 0..args.workers {
         let presence = Presence::new("worker", Some(8), Duration::from_secs(1));
         presence.register(&pool).await?;
-        let send_ms = args.send_ms;
-        let providers = Directory::with_builder(pool.clone(), move |name| {
-            let provider: Arc<dyn Provider> =
-                Arc::new(LogProvider::new(name).with_latency(Duration::from_millis(send_ms)));
-            Some(provider)
-        });
+        let providers = Directory::new(pool.clone()).with_send_timeout(Duration::from_secs(1));
         let registry = kinds::registry(pool.clone(), Arc::new(providers));
         let config = ExecutorConfig {
             concurrency: 8,
@@ -84,20 +123,44 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
         args.workers
     );
 
+    // pm-main breaks a fifth of the way through (503s, timeouts, dropped connections)
+    // and heals half way.
+    let broken = &simulators[2].1;
+    let total = i64::from(args.messages);
+    let (mut broke, mut healed) = (false, false);
     let started = Instant::now();
     loop {
         let counts = status_counts(&pool).await?;
+        let sent = counts.get("sent").copied().unwrap_or(0);
+        if !broke && sent >= total / 5 {
+            broken.fail_always(vec![
+                Fault::Reply(503, "Service Unavailable".into(), vec![]),
+                Fault::Slow(Duration::from_secs(2)),
+                Fault::Drop,
+            ]);
+            broke = true;
+            println!("  >>> pm-main starts failing: 503s, timeouts, dropped connections");
+        } else if broke && !healed && sent >= total / 2 {
+            broken.fail_always(vec![]);
+            healed = true;
+            println!("  >>> pm-main heals");
+        }
         let pending: i64 = ["queued", "sending", "retrying"]
             .iter()
             .map(|s| counts.get(*s).copied().unwrap_or(0))
             .sum();
-        println!("  [{:>5.1}s] {}", started.elapsed().as_secs_f64(), line(&counts));
+        println!(
+            "  [{:>5.1}s] {}   {}",
+            started.elapsed().as_secs_f64(),
+            line(&counts),
+            health_line(&pool).await?
+        );
         if pending == 0 {
             break;
         }
         anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(120),
-            "the demo did not finish within two minutes"
+            started.elapsed() < Duration::from_secs(180),
+            "the demo did not finish within three minutes"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -124,22 +187,47 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     for (client, direction, n) in per_client {
         println!("  {client:<8} {direction:<12} {n:>6} sent");
     }
-    let per_provider: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT provider, count(*), count(DISTINCT from_address) FROM postrunner.send_attempts
-          WHERE outcome = 'sent' GROUP BY 1 ORDER BY 1",
+    // Per provider: accepted, failed over (its failures whose message another provider
+    // sent), retried later (attempts that used the backoff), and its health history.
+    let per_provider: Vec<(String, i64, i64, i64, i64, String)> = sqlx::query_as(
+        "SELECT p.name,
+                count(*) FILTER (WHERE a.outcome = 'sent'),
+                count(DISTINCT a.from_address) FILTER (WHERE a.outcome = 'sent'),
+                count(*) FILTER (WHERE a.outcome IN ('released', 'failed')
+                                   AND EXISTS (SELECT 1 FROM postrunner.outbox o
+                                                WHERE o.id = a.message_id AND o.status = 'sent' AND o.provider <> p.name)),
+                count(*) FILTER (WHERE a.outcome IN ('released', 'failed') AND a.attempt > 1),
+                coalesce((SELECT string_agg(h.state::text, ' -> ' ORDER BY h.id)
+                            FROM postrunner.provider_health_history h WHERE h.provider = p.name), 'up throughout')
+           FROM postrunner.providers p LEFT JOIN postrunner.send_attempts a ON a.provider = p.name
+          GROUP BY p.name ORDER BY p.name",
     )
     .fetch_all(&pool)
     .await?;
-    for (provider, n, addresses) in per_provider {
-        println!("  {provider:<21} {n:>6} sent from {addresses} addresses");
+    println!("  provider   sent  addresses  failed over  retried  health");
+    for (provider, n, addresses, failed_over, retried, health) in per_provider {
+        println!("  {provider:<8} {n:>6} {addresses:>10} {failed_over:>12} {retried:>8}  {health}");
     }
     if server.cluster.is_none() {
         println!(
-            "\nexplore it:  psql '{}' -c 'SELECT * FROM postrunner.report_outbox'",
+            "\nexplore it:  psql '{}' -c 'SELECT * FROM postrunner.report_provider_health'",
             super::redact(&url)
         );
     }
     Ok(())
+}
+
+/// Each provider's health state, for the progress lines.
+async fn health_line(pool: &PgPool) -> anyhow::Result<String> {
+    let states: Vec<(String, String)> =
+        sqlx::query_as("SELECT provider, state::text FROM postrunner.provider_health ORDER BY provider")
+            .fetch_all(pool)
+            .await?;
+    Ok(states
+        .iter()
+        .map(|(p, s)| format!("{p} {s}"))
+        .collect::<Vec<_>>()
+        .join(", "))
 }
 
 async fn enqueue(pool: &PgPool, messages: u32) -> anyhow::Result<()> {

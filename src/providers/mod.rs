@@ -15,6 +15,7 @@ pub mod postmark;
 pub mod resend;
 pub mod sendgrid;
 pub mod ses;
+pub mod simulator;
 pub mod smtp;
 
 use std::time::Duration;

@@ -1,0 +1,470 @@
+//! Local simulators of each HTTP provider's wire format (see ../shared/providers.md):
+//! they check what the provider checks (path, auth, required fields, the SES signature),
+//! answer its probe call, and inject the faults a caller asks for: an error status with
+//! the provider's own error body and headers, a response slower than the client's
+//! timeout, a connection dropped mid-response. The tests, `postrunner demo` and
+//! `postrunner bench send` run against them; nothing here is used in production.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    SendGrid,
+    Mailgun,
+    Postmark,
+    Resend,
+    /// Amazon SES v2; the key is `ACCESS_KEY_ID:SECRET_ACCESS_KEY`, region `us-east-1`.
+    Ses,
+}
+
+/// What the next request gets instead of the normal answer.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// This status, body and headers.
+    Reply(u16, String, Vec<(&'static str, String)>),
+    /// The normal answer, after this long.
+    Slow(Duration),
+    /// Headers of a 200 are sent, then the connection breaks before the body.
+    Drop,
+}
+
+/// A request as the fake received it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+    pub json: Option<Value>,
+    pub form: Vec<(String, String)>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_lowercase()).map(String::as_str)
+    }
+
+    pub fn field(&self, name: &str) -> Vec<&str> {
+        self.form
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+struct Inner {
+    kind: Kind,
+    key: String,
+    received: Mutex<Vec<Received>>,
+    faults: Mutex<VecDeque<Fault>>,
+    /// Faults every request gets, in turn, once the queued ones are used up.
+    always: Mutex<(Vec<Fault>, usize)>,
+    /// Added to every answer, like a real provider's round trip.
+    latency: Mutex<Duration>,
+    /// Resend's idempotency memory: key -> (body, response).
+    idempotent: Mutex<HashMap<String, (String, Value)>>,
+}
+
+/// A running fake provider on 127.0.0.1.
+#[derive(Clone)]
+pub struct FakeProvider {
+    pub url: String,
+    inner: Arc<Inner>,
+}
+
+impl FakeProvider {
+    /// Starts a fake of `kind` that accepts `key`.
+    pub async fn start(kind: Kind, key: &str) -> Self {
+        let inner = Arc::new(Inner {
+            kind,
+            key: key.to_owned(),
+            received: Mutex::default(),
+            faults: Mutex::default(),
+            always: Mutex::default(),
+            latency: Mutex::default(),
+            idempotent: Mutex::default(),
+        });
+        let app = axum::Router::new().fallback(handle).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        tracing::debug!(kind = ?kind, url = %url, "provider simulator listening");
+        Self { url, inner }
+    }
+
+    /// Queues faults for the next requests, in order.
+    pub fn fail_next(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.inner.faults.lock().unwrap().extend(faults);
+    }
+
+    /// From now on every request gets one of `faults`, in turn (empty: heal).
+    pub fn fail_always(&self, faults: Vec<Fault>) {
+        *self.inner.always.lock().unwrap() = (faults, 0);
+    }
+
+    /// Every answer takes at least `latency`.
+    pub fn set_latency(&self, latency: Duration) {
+        *self.inner.latency.lock().unwrap() = latency;
+    }
+
+    /// Every request received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.inner.received.lock().unwrap().clone()
+    }
+}
+
+async fn handle(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let received = Received {
+        path: uri.path().to_owned(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_lowercase(), v.to_str().unwrap_or_default().to_owned()))
+            .collect(),
+        json: serde_json::from_str(&text).ok(),
+        form: serde_urlencoded::from_str(&text).unwrap_or_default(),
+        body: text,
+    };
+    inner.received.lock().unwrap().push(received.clone());
+    let latency = *inner.latency.lock().unwrap();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let fault = inner.faults.lock().unwrap().pop_front().or_else(|| {
+        let mut always = inner.always.lock().unwrap();
+        let (faults, next) = &mut *always;
+        let fault = (!faults.is_empty()).then(|| faults[*next % faults.len()].clone());
+        *next += 1;
+        fault
+    });
+    match fault {
+        Some(Fault::Reply(status, body, headers)) => {
+            let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
+            for (name, value) in headers {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            return response;
+        }
+        Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::Drop) => {
+            let broken = futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped by the fake"))
+            });
+            return Response::builder()
+                .status(200)
+                .header("content-length", "100")
+                .body(Body::from_stream(broken))
+                .unwrap();
+        }
+        None => {}
+    }
+    if method == Method::GET {
+        return probe(&inner, &received);
+    }
+    if method != Method::POST {
+        return (StatusCode::METHOD_NOT_ALLOWED, "").into_response();
+    }
+    match inner.kind {
+        Kind::SendGrid => sendgrid(&inner, &received),
+        Kind::Postmark => postmark(&inner, &received),
+        Kind::Resend => resend(&inner, &received),
+        Kind::Mailgun => mailgun(&inner, &received),
+        Kind::Ses => ses(&inner, &received, "POST"),
+    }
+}
+
+fn json_reply(status: u16, body: Value) -> Response {
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
+/// The cheap authenticated GET each provider answers (what health probes call).
+fn probe(inner: &Inner, r: &Received) -> Response {
+    let authorized = match inner.kind {
+        Kind::SendGrid => {
+            r.path == "/v3/scopes" && r.header("authorization") == Some(format!("Bearer {}", inner.key).as_str())
+        }
+        Kind::Resend => {
+            r.path == "/domains" && r.header("authorization") == Some(format!("Bearer {}", inner.key).as_str())
+        }
+        Kind::Postmark => r.path == "/server" && r.header("x-postmark-server-token") == Some(inner.key.as_str()),
+        Kind::Mailgun => {
+            r.path.starts_with("/v3/domains")
+                && r.header("authorization") == Some(format!("Basic {}", base64_basic("api", &inner.key)).as_str())
+        }
+        Kind::Ses => {
+            return if r.path == "/v2/email/account" {
+                ses(inner, r, "GET")
+            } else {
+                json_reply(404, json!({ "message": "not found" }))
+            };
+        }
+    };
+    if authorized {
+        json_reply(200, json!({}))
+    } else {
+        json_reply(401, json!({ "message": "unauthorized" }))
+    }
+}
+
+fn sendgrid(inner: &Inner, r: &Received) -> Response {
+    let error = |status, field: Option<&str>, message: &str| {
+        json_reply(
+            status,
+            json!({ "errors": [{ "message": message, "field": field, "help": null }] }),
+        )
+    };
+    if r.path != "/v3/mail/send" {
+        return error(404, None, "not found");
+    }
+    if r.header("authorization") != Some(format!("Bearer {}", inner.key).as_str()) {
+        return error(
+            401,
+            None,
+            "The provided authorization grant is invalid, expired, or revoked",
+        );
+    }
+    let Some(body) = &r.json else {
+        return error(400, None, "Bad Request");
+    };
+    if body
+        .pointer("/personalizations/0/to/0/email")
+        .and_then(Value::as_str)
+        .is_none()
+    {
+        return error(
+            400,
+            Some("personalizations.0.to"),
+            "The to array is required for all personalization objects",
+        );
+    }
+    if body.pointer("/from/email").and_then(Value::as_str).is_none() {
+        return error(
+            400,
+            Some("from.email"),
+            "The from email does not contain a valid address.",
+        );
+    }
+    if body.get("subject").and_then(Value::as_str).is_none_or(str::is_empty) {
+        return error(400, Some("subject"), "The subject is required.");
+    }
+    let content_ok = body.get("content").and_then(Value::as_array).is_some_and(|c| {
+        !c.is_empty()
+            && c.iter()
+                .all(|p| p.get("value").and_then(Value::as_str).is_some_and(|v| !v.is_empty()))
+    });
+    if !content_ok {
+        return error(
+            400,
+            Some("content"),
+            "The content value must be a string at least one character in length.",
+        );
+    }
+    let custom_args_ok = body
+        .pointer("/personalizations/0/custom_args")
+        .and_then(Value::as_object)
+        .is_none_or(|args| args.values().all(Value::is_string));
+    if !custom_args_ok {
+        return error(
+            400,
+            Some("personalizations.0.custom_args"),
+            "Invalid type. Expected: string",
+        );
+    }
+    let id = format!("SG{}", uuid::Uuid::new_v4().simple());
+    Response::builder()
+        .status(202)
+        .header("X-Message-Id", id)
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn postmark(inner: &Inner, r: &Received) -> Response {
+    let refused =
+        |status, code: i64, message: &str| json_reply(status, json!({ "ErrorCode": code, "Message": message }));
+    if r.path != "/email" {
+        return refused(404, 0, "not found");
+    }
+    if r.header("x-postmark-server-token") != Some(inner.key.as_str()) {
+        return refused(
+            401,
+            10,
+            "No Account or Server API tokens were supplied in the HTTP headers.",
+        );
+    }
+    let Some(body) = &r.json else {
+        return refused(422, 402, "Received invalid JSON input.");
+    };
+    let has = |field: &str| body.get(field).and_then(Value::as_str).is_some_and(|v| !v.is_empty());
+    if !has("From") || !has("To") || !(has("TextBody") || has("HtmlBody")) {
+        return refused(422, 300, "Invalid email request");
+    }
+    json_reply(
+        200,
+        json!({
+            "To": body["To"], "SubmittedAt": chrono::Utc::now().to_rfc3339(),
+            "MessageID": uuid::Uuid::new_v4().to_string(), "ErrorCode": 0, "Message": "OK"
+        }),
+    )
+}
+
+fn resend(inner: &Inner, r: &Received) -> Response {
+    let error = |status: u16, name: &str, message: &str| {
+        json_reply(
+            status,
+            json!({ "statusCode": status, "name": name, "message": message }),
+        )
+    };
+    if r.path != "/emails" {
+        return error(404, "not_found", "The requested endpoint does not exist.");
+    }
+    if r.header("authorization") != Some(format!("Bearer {}", inner.key).as_str()) {
+        return error(401, "validation_error", "API key is invalid");
+    }
+    let Some(body) = &r.json else {
+        return error(422, "invalid_parameter", "invalid JSON");
+    };
+    for field in ["from", "to", "subject"] {
+        if body.get(field).is_none() {
+            return error(422, "missing_required_field", &format!("Missing `{field}` field."));
+        }
+    }
+    let reply = json!({ "id": uuid::Uuid::new_v4().to_string() });
+    match r.header("idempotency-key") {
+        Some(key) => {
+            let mut seen = inner.idempotent.lock().unwrap();
+            match seen.get(key) {
+                Some((same, original)) if *same == r.body => json_reply(200, original.clone()),
+                Some(_) => error(
+                    409,
+                    "invalid_idempotent_request",
+                    "Same idempotency key used with a different request payload.",
+                ),
+                None => {
+                    seen.insert(key.to_owned(), (r.body.clone(), reply.clone()));
+                    json_reply(200, reply)
+                }
+            }
+        }
+        None => json_reply(200, reply),
+    }
+}
+
+fn mailgun(inner: &Inner, r: &Received) -> Response {
+    let Some(domain) = r.path.strip_prefix("/v3/").and_then(|p| p.strip_suffix("/messages")) else {
+        return json_reply(404, json!({ "message": "Not Found" }));
+    };
+    let expected = format!("Basic {}", base64_basic("api", &inner.key));
+    if r.header("authorization") != Some(expected.as_str()) {
+        return (StatusCode::UNAUTHORIZED, "Forbidden").into_response();
+    }
+    for field in ["from", "to", "subject"] {
+        if r.field(field).is_empty() {
+            return json_reply(400, json!({ "message": format!("'{field}' parameter is missing") }));
+        }
+    }
+    if r.field("text").is_empty() && r.field("html").is_empty() {
+        return json_reply(
+            400,
+            json!({ "message": "Need at least one of 'text', 'html', 'amp-html' or 'template' parameters specified" }),
+        );
+    }
+    json_reply(
+        200,
+        json!({ "id": format!("<{}.{}@{domain}>", chrono::Utc::now().format("%Y%m%d%H%M%S"), uuid::Uuid::new_v4().simple()), "message": "Queued. Thank you." }),
+    )
+}
+
+fn ses(inner: &Inner, r: &Received, method: &str) -> Response {
+    use super::ses::{sigv4_headers, AwsKeys, Unsigned};
+    use crate::secret::Secret;
+    let error = |status: u16, kind: &str, message: &str| {
+        let mut response = json_reply(status, json!({ "message": message }));
+        response.headers_mut().insert(
+            "x-amzn-ErrorType",
+            format!("{kind}:http://internal.amazon.com/coral/com.amazonaws.sesv2/")
+                .parse()
+                .unwrap(),
+        );
+        response
+    };
+    if r.path != "/v2/email/outbound-emails" && r.path != "/v2/email/account" {
+        return error(404, "NotFoundException", "not found");
+    }
+    // Recompute the signature from what arrived, with the known secret.
+    let keys = AwsKeys::parse(&Secret::new(inner.key.clone())).unwrap();
+    let Some(time) = r
+        .header("x-amz-date")
+        .and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y%m%dT%H%M%SZ").ok())
+    else {
+        return error(403, "InvalidSignatureException", "missing X-Amz-Date");
+    };
+    let time = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(time.and_utc().timestamp() as u64);
+    let host = r.header("host").unwrap_or_default().to_owned();
+    let url = format!("http://{host}{}", r.path);
+    let expected = sigv4_headers(
+        &keys,
+        "us-east-1",
+        "ses",
+        time,
+        &Unsigned {
+            method,
+            url: &url,
+            headers: &[
+                ("host", &host),
+                ("content-type", r.header("content-type").unwrap_or_default()),
+            ],
+            body: r.body.as_bytes(),
+        },
+    )
+    .unwrap();
+    let authorization = expected
+        .iter()
+        .find(|(n, _)| n == "authorization")
+        .map(|(_, v)| v.as_str());
+    if r.header("authorization") != authorization {
+        return error(
+            403,
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided.",
+        );
+    }
+    if method == "GET" {
+        return json_reply(200, json!({ "SendingEnabled": true, "ProductionAccessEnabled": true }));
+    }
+    let Some(body) = &r.json else {
+        return error(400, "BadRequestException", "invalid JSON");
+    };
+    if body.pointer("/Destination/ToAddresses/0").is_none()
+        || body.pointer("/Content/Simple/Subject/Data").is_none()
+        || body.get("FromEmailAddress").is_none()
+    {
+        return error(400, "BadRequestException", "Missing required field");
+    }
+    if body.pointer("/Content/Simple/Body/Text").is_none() && body.pointer("/Content/Simple/Body/Html").is_none() {
+        return error(400, "MessageRejected", "Email body is empty.");
+    }
+    json_reply(
+        200,
+        json!({ "MessageId": format!("0100{}-000000", uuid::Uuid::new_v4().simple()) }),
+    )
+}
+
+/// `user:password` in base64, as HTTP Basic sends it.
+fn base64_basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
