@@ -175,6 +175,22 @@ pub enum BenchWhat {
     Queue(BenchQueueArgs),
     /// Routed sends: claim + route + send (log provider) + record, per sender pool size.
     Route(BenchRouteArgs),
+    /// End to end through a local HTTP provider simulator, with the worker's memory.
+    Send(BenchSendArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BenchSendArgs {
+    /// Messages to send.
+    #[arg(long, default_value_t = 20_000)]
+    pub messages: u32,
+    /// The worker's concurrency (as `worker --concurrency`).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// The worker's prefetch (as `worker --prefetch`); larger claims route more per
+    /// second (routing costs a fixed amount per lane served in a claim).
+    #[arg(long, default_value_t = 256)]
+    pub prefetch: usize,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -61,6 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(ref bench) => match &bench.what {
             BenchWhat::Queue(args) => commands::bench::queue::run(cli.database_url.clone(), args.clone()).await,
             BenchWhat::Route(args) => commands::bench::route::run(cli.database_url.clone(), args.clone()).await,
+            BenchWhat::Send(args) => commands::bench::send::run(cli.database_url.clone(), args.clone()).await,
         },
     }
 }

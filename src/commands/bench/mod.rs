@@ -3,6 +3,7 @@
 
 pub mod queue;
 pub mod route;
+pub mod send;
 
 /// The p-th percentile (0..=100) of sorted `values`, or 0 when empty.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {

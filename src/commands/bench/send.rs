@@ -1,0 +1,118 @@
+//! `postrunner bench send`: messages per second end to end (INSERT -> routed claim ->
+//! HTTP send to a local provider simulator -> recorded `sent`), and the memory of the
+//! worker that does it.
+//!
+//! The worker is a real `postrunner worker` process (this binary), so its RSS is the
+//! worker's alone; the simulator (SendGrid's wire format, no added latency) runs in this
+//! process. Setup: 3 clients, 1,200 sender addresses on one HTTP provider, limits high
+//! enough not to bind; the messages are inserted first, then the worker starts and the
+//! clock runs until all are `sent`. RSS is the worker's peak (VmHWM).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::config::BenchSendArgs;
+use crate::providers::simulator::{FakeProvider, Kind};
+
+const KEY_VARIABLE: &str = "POSTRUNNER_BENCH_PROVIDER_KEY";
+const KEY: &str = "bench-key";
+
+pub async fn run(database_url: Option<String>, args: BenchSendArgs) -> anyhow::Result<()> {
+    let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench_send").await?;
+    let pool = crate::db::pool(&url, 4, "postrunner-bench")?;
+    let simulator = FakeProvider::start(Kind::SendGrid, KEY).await;
+    sqlx::raw_sql(&format!(
+        "INSERT INTO postrunner.clients (name) VALUES ('c1'), ('c2'), ('c3');
+         INSERT INTO postrunner.directions (client, name) SELECT name, 'd1' FROM postrunner.clients;
+         INSERT INTO postrunner.providers (name, kind, endpoint, secret_env)
+         VALUES ('sim', 'sendgrid', '{}', '{KEY_VARIABLE}');
+         INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
+         SELECT 's' || i || '@c' || (1 + i % 3) || '.test', 'sim', 'c' || (1 + i % 3), 10000000
+           FROM generate_series(0, 1199) AS i;",
+        simulator.url
+    ))
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+         SELECT 'c' || (1 + i % 3), 'd1', 'r' || i || '@example.org', 'Hello', 'Hi there'
+           FROM generate_series(1, $1) AS i",
+    )
+    .bind(args.messages as i32)
+    .execute(&pool)
+    .await
+    .context("enqueueing")?;
+    sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
+
+    let started = Instant::now();
+    let mut worker = tokio::process::Command::new(std::env::current_exe()?)
+        .args([
+            "worker",
+            "--concurrency",
+            &args.concurrency.to_string(),
+            "--prefetch",
+            &args.prefetch.to_string(),
+        ])
+        .env("DATABASE_URL", &url)
+        .env(KEY_VARIABLE, KEY)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting a worker process")?;
+    let pid = worker.id().context("the worker's pid")?;
+    loop {
+        let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.outbox WHERE status = 'sent'")
+            .fetch_one(&pool)
+            .await?;
+        if sent >= i64::from(args.messages) {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "not every message was sent within 30 minutes"
+        );
+        if let Some(status) = worker.try_wait()? {
+            anyhow::bail!("the worker exited early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (peak_kb, now_kb) = memory_kb(pid)?;
+    // SIGTERM for a clean stop.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(15), worker.wait()).await;
+
+    let per_sec = f64::from(args.messages) / secs;
+    let requests = simulator.received().len();
+    println!("postrunner bench send");
+    println!(
+        "  {} messages, 1 worker process (concurrency {}, prefetch {}), 1,200 addresses, SendGrid simulator",
+        args.messages, args.concurrency, args.prefetch
+    );
+    println!("  end to end      {secs:>8.2} s   {per_sec:>8.0} msgs/s   ({requests} HTTP requests)");
+    println!(
+        "  worker memory   peak RSS {:.1} MB, at the end {:.1} MB",
+        peak_kb as f64 / 1024.0,
+        now_kb as f64 / 1024.0
+    );
+    println!("msgs_per_sec={per_sec:.0} rss_mb={:.1}", peak_kb as f64 / 1024.0);
+    Ok(())
+}
+
+/// The process's peak and current resident set size, in kB (Linux /proc).
+fn memory_kb(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading the worker's memory")?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("VmHWM:"), field("VmRSS:")))
+}
