@@ -104,6 +104,10 @@ pub struct WorkerArgs {
     /// Size of this process's connection pool.
     #[arg(long, env = "POSTRUNNER_MAX_CONNECTIONS", default_value_t = 10)]
     pub max_connections: u32,
+    /// Base URL of the unsubscribe pages: messages then carry RFC 8058 one-click
+    /// `List-Unsubscribe: <{url}/{message id}>` and `List-Unsubscribe-Post`.
+    #[arg(long, env = "POSTRUNNER_UNSUBSCRIBE_URL")]
+    pub unsubscribe_url: Option<String>,
 }
 
 /// Flags that contradict each other.

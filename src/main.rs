@@ -44,7 +44,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(ref args) => {
             let config = args.executor_config()?;
             let pool = db::pool(&required_url()?, args.max_connections, "postrunner-worker")?;
-            roles::worker::run(pool, config, shutdown::on_signals()).await
+            roles::worker::run(pool, config, args.unsubscribe_url.clone(), shutdown::on_signals()).await
         }
         Command::Scheduler => {
             let pool = db::pool(&required_url()?, 3, "postrunner-scheduler")?;

@@ -361,3 +361,69 @@ async fn probes_take_a_failing_provider_down_and_bring_it_back() {
     .unwrap();
     assert!(p50.is_some_and(|ms| ms > 0.0), "probe latency is reported: {p50:?}");
 }
+
+#[tokio::test]
+async fn a_worker_killed_during_a_send_resends_and_the_history_shows_both_attempts() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let simulator = FakeProvider::start(Kind::SendGrid, KEY).await;
+    // The first send hangs: the worker is killed while it waits for the answer.
+    simulator.fail_next([Fault::Slow(Duration::from_secs(30))]);
+    let variable = format!(
+        "PR_TEST_KEY_{}",
+        uuid::Uuid::new_v4().simple().to_string().to_uppercase()
+    );
+    exec(
+        pool,
+        &format!(
+            "INSERT INTO postrunner.clients (name) VALUES ('acme');
+             INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
+             INSERT INTO postrunner.providers (name, kind, endpoint, secret_env) VALUES ('sg', 'sendgrid', '{}', '{variable}');
+             INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit) VALUES ('alice@acme.test', 'sg', 'acme', 10000000);",
+            simulator.url
+        ),
+    )
+    .await;
+    messages(pool, "acme", "d", 1).await;
+    let mut worker = crate::support::run::Process::spawn_with_env(
+        &db.url,
+        &["worker", "--lease", "2s", "--heartbeat", "500ms"],
+        &[(variable.as_str(), KEY)],
+    );
+    crate::support::eventually(Duration::from_secs(20), "the send in flight", || async {
+        !simulator.received().is_empty()
+    })
+    .await;
+    assert_eq!(
+        count(pool, "SELECT count(*) FROM postrunner.outbox WHERE status = 'sending'").await,
+        1,
+        "marked sending before the call"
+    );
+    worker.signal("KILL");
+    let _ = worker.child.wait().await;
+
+    // Another worker rescues it once the lease expires, and sends it again.
+    std::env::set_var(&variable, KEY);
+    let rescuer = spawn(
+        pool,
+        kinds::registry(pool.clone(), Arc::new(Directory::new(pool.clone()))),
+        fast_config(),
+    );
+    wait_for_count(pool, SENT, 1, Duration::from_secs(30)).await;
+    rescuer.stop().await;
+    let history: Vec<(i32, String)> =
+        sqlx::query_as("SELECT attempt, outcome::text FROM postrunner.send_attempts ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        history,
+        [(1, "lost".to_owned()), (2, "sent".to_owned())],
+        "policy: resend"
+    );
+    assert_eq!(
+        simulator.received().len(),
+        2,
+        "the duplicate window is one in-flight attempt"
+    );
+}

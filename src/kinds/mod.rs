@@ -20,9 +20,16 @@ use crate::queue::handler::Registry;
 
 /// Every built-in kind, sending mail through the adapters of `providers`.
 pub fn registry(pool: PgPool, providers: Arc<Directory>) -> Registry {
+    registry_with(pool, providers, None)
+}
+
+/// [`registry`], with messages carrying one-click unsubscribe links under
+/// `unsubscribe_base` when it is set.
+pub fn registry_with(pool: PgPool, providers: Arc<Directory>, unsubscribe_base: Option<String>) -> Registry {
     let mut registry = Registry::new();
+    let send = email::SendEmail::new(pool.clone(), providers.clone()).with_unsubscribe_base(unsubscribe_base);
     registry
-        .register(email::KIND, email::SendEmail::new(pool.clone(), providers.clone()))
+        .register(email::KIND, send)
         .register(
             system::PROBE_PROVIDERS,
             system::ProbeProviders::new(pool.clone(), providers),

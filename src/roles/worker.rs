@@ -16,7 +16,12 @@ use crate::queue::executor::{Executor, ExecutorConfig};
 ///
 /// # Errors
 /// The database could not be reached at start-up within a minute.
-pub async fn run(pool: PgPool, config: ExecutorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    pool: PgPool,
+    config: ExecutorConfig,
+    unsubscribe_url: Option<String>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     use anyhow::Context as _;
     crate::db::wait_until_ready(&pool, Duration::from_secs(60))
         .await
@@ -25,7 +30,7 @@ pub async fn run(pool: PgPool, config: ExecutorConfig, shutdown: CancellationTok
     presence.register(&pool).await.context("registering the worker")?;
     tracing::info!(worker.id = %presence.id, concurrency = config.concurrency, "worker started");
 
-    let registry = kinds::registry(pool.clone(), Arc::new(Directory::new(pool.clone())));
+    let registry = kinds::registry_with(pool.clone(), Arc::new(Directory::new(pool.clone())), unsubscribe_url);
     let executor = Executor::new(pool.clone(), registry, config, presence.id);
     executor.run(shutdown).await;
 

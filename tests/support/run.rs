@@ -129,10 +129,16 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(url: &str, args: &[&str]) -> Self {
+        Self::spawn_with_env(url, args, &[])
+    }
+
+    /// [`Process::spawn`] with extra environment variables (a provider's secret).
+    pub fn spawn_with_env(url: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = std::env::temp_dir().join(format!("postrunner-test-{}.log", Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_postrunner"))
             .args(args)
+            .envs(env.iter().copied())
             .env("DATABASE_URL", url)
             .env("RUST_LOG", "info,sqlx=warn")
             .stdin(Stdio::null())
