@@ -2,7 +2,9 @@
 --
 --   up        -- no recent provider failure: full weight
 --   degraded  -- 1 .. breaker_failures-1 consecutive provider failures: half weight
---   down      -- breaker_failures consecutive failures: no traffic for
+--   down      -- breaker_failures consecutive failures, or an error rate of at least
+--                breaker_error_rate over the last breaker_window_secs (with at least
+--                breaker_min_attempts sends in it): no traffic for
 --                breaker_cooldown_secs, then trial sends (route_lane, V8): one success
 --                brings it up, one failure takes it down again for another cool-down
 --
@@ -12,7 +14,10 @@
 -- (trigger provider_health_wake_lanes, V7).
 INSERT INTO postrunner.settings (name, value, note) VALUES
     ('breaker_failures', '3', 'consecutive provider failures that take a provider down'),
-    ('breaker_cooldown_secs', '30', 'seconds a down provider gets no traffic before trial sends');
+    ('breaker_cooldown_secs', '30', 'seconds a down provider gets no traffic before trial sends'),
+    ('breaker_error_rate', '0.5', 'share of failed sends over the window that takes a provider down'),
+    ('breaker_window_secs', '60', 'the window of breaker_error_rate'),
+    ('breaker_min_attempts', '20', 'sends needed in the window before the error rate counts');
 
 ALTER TABLE postrunner.provider_health
     ADD COLUMN last_failure_at timestamptz,
@@ -34,18 +39,30 @@ RETURNS postrunner.health_state
 LANGUAGE plpgsql AS $fn$
 DECLARE
     threshold integer := coalesce((SELECT value::integer FROM postrunner.settings WHERE name = 'breaker_failures'), 3);
+    max_rate float8 := coalesce((SELECT value::float8 FROM postrunner.settings WHERE name = 'breaker_error_rate'), 0.5);
+    window_secs float8 := coalesce((SELECT value::float8 FROM postrunner.settings WHERE name = 'breaker_window_secs'), 60);
+    min_attempts integer := coalesce((SELECT value::integer FROM postrunner.settings WHERE name = 'breaker_min_attempts'), 20);
     was postrunner.health_state;
     now_state postrunner.health_state;
+    too_many boolean;
 BEGIN
     SELECT state INTO was FROM postrunner.provider_health WHERE provider = p_provider FOR UPDATE;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    -- The error rate over the window, from the ledger (closed attempts only).
+    SELECT count(*) >= min_attempts
+           AND count(*) FILTER (WHERE outcome IN ('released', 'failed')) >= max_rate * count(*)
+      INTO too_many
+      FROM postrunner.send_attempts
+     WHERE provider = p_provider
+       AND reserved_at > now() - make_interval(secs => window_secs)
+       AND outcome <> 'reserved';
     UPDATE postrunner.provider_health
        SET consecutive_failures = consecutive_failures + 1,
-           state = CASE WHEN consecutive_failures + 1 >= threshold THEN 'down' ELSE 'degraded' END::postrunner.health_state,
+           state = CASE WHEN consecutive_failures + 1 >= threshold OR too_many THEN 'down' ELSE 'degraded' END::postrunner.health_state,
            -- Going down, or failing a trial while down, starts a (new) cool-down.
-           since = CASE WHEN consecutive_failures + 1 >= threshold OR state <> 'degraded' THEN now() ELSE since END,
+           since = CASE WHEN consecutive_failures + 1 >= threshold OR too_many OR state <> 'degraded' THEN now() ELSE since END,
            last_error = left(p_error, 500),
            last_failure_at = now(),
            paused_until = CASE WHEN p_retry_after IS NULL THEN paused_until

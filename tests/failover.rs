@@ -67,6 +67,12 @@ async fn a_provider_failing_mid_run_is_taken_out_and_every_message_still_goes_on
     let db = TestDb::new().await;
     let pool = &db.pool;
     let (fakes, directory) = three_providers(&db).await;
+    // Alert after a second down, so that the test sees it fire and resolve.
+    exec(
+        pool,
+        "UPDATE postrunner.settings SET value = '1' WHERE name = 'alert_provider_down_secs'",
+    )
+    .await;
     let registry = kinds::registry(pool.clone(), Arc::new(directory));
     let config = ExecutorConfig {
         concurrency: 16,
@@ -93,6 +99,19 @@ async fn a_provider_failing_mid_run_is_taken_out_and_every_message_still_goes_on
             .await
             .unwrap();
     assert_eq!(pm_state, "down");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.jobs (kind) VALUES ('system.evaluate_alerts')",
+    )
+    .await;
+    wait_for_count(
+        pool,
+        "SELECT count(*) FROM postrunner.alerts WHERE subject = 'pm' AND state = 'firing'",
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(
         count(pool, "SELECT count(*) FROM postrunner.outbox WHERE status <> 'sent'").await,
         0,
@@ -148,7 +167,24 @@ async fn a_provider_failing_mid_run_is_taken_out_and_every_message_still_goes_on
     tokio::time::sleep(Duration::from_secs(2)).await;
     messages(pool, "acme", "d", 200).await;
     wait_for_count(pool, SENT, 1100, Duration::from_secs(60)).await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.jobs (kind) VALUES ('system.evaluate_alerts')",
+    )
+    .await;
+    wait_for_count(
+        pool,
+        "SELECT count(*) FROM postrunner.alerts WHERE subject = 'pm' AND state = 'resolved'",
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
     worker.stop().await;
+    assert_eq!(
+        count(pool, "SELECT count(*) FROM postrunner.alerts").await,
+        1,
+        "fired once, resolved once"
+    );
     let history: Vec<String> = sqlx::query_scalar(
         "SELECT state::text FROM postrunner.provider_health_history WHERE provider = 'pm' ORDER BY id",
     )
@@ -426,4 +462,25 @@ async fn a_worker_killed_during_a_send_resends_and_the_history_shows_both_attemp
         2,
         "the duplicate window is one in-flight attempt"
     );
+}
+
+#[tokio::test]
+async fn an_error_rate_over_the_window_takes_a_provider_down_without_a_streak() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    exec(
+        pool,
+        "INSERT INTO postrunner.providers (name, kind) VALUES ('p', 'log');
+         -- 24 sends in the last minute, half of them failed, never three in a row.
+         INSERT INTO postrunner.send_attempts (message_id, job_id, attempt, client, direction, provider, from_address, day, reserved_at, outcome)
+         SELECT gen_random_uuid(), i, 1, 'c', 'd', 'p', 'a@b.test', current_date, now() - interval '10 seconds',
+                CASE WHEN i % 2 = 0 THEN 'sent' ELSE 'released' END::postrunner.attempt_outcome
+           FROM generate_series(1, 24) AS i;",
+    )
+    .await;
+    let state: String = sqlx::query_scalar("SELECT postrunner.record_provider_failure('p', '503')::text")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "down", "50% failed over the window");
 }
