@@ -95,19 +95,51 @@ pub fn status_error(provider: &str, status: StatusCode, headers: &HeaderMap, det
     }
 }
 
+/// A provider's answer, read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    /// The body as JSON, when it is.
+    pub json: Option<serde_json::Value>,
+}
+
+impl Reply {
+    /// A text field of the JSON body.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.json.as_ref()?.get(name)?.as_str()
+    }
+}
+
+/// Sends `request` and reads the whole answer; a request that got no answer is the
+/// provider's trouble ([`transport_error`]).
+///
+/// # Errors
+/// [`SendError::Unavailable`] when no answer came.
+pub async fn exchange(provider: &str, request: reqwest::RequestBuilder) -> Result<Reply, SendError> {
+    let response = request.send().await.map_err(|e| transport_error(provider, &e))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    let json = serde_json::from_str(&text).ok();
+    Ok(Reply {
+        status,
+        headers,
+        text,
+        json,
+    })
+}
+
 /// A probe: `request` must answer 2xx.
 ///
 /// # Errors
 /// The provider's trouble, classified like a send's.
 pub async fn probe(provider: &str, request: reqwest::RequestBuilder) -> Result<(), SendError> {
-    let response = request.send().await.map_err(|e| transport_error(provider, &e))?;
-    let status = response.status();
-    if status.is_success() {
+    let reply = exchange(provider, request).await?;
+    if reply.status.is_success() {
         return Ok(());
     }
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap_or_default();
-    Err(match status_error(provider, status, &headers, text) {
+    Err(match status_error(provider, reply.status, &reply.headers, reply.text) {
         // Any refusal of a probe is the provider's trouble: it sends nothing.
         SendError::Rejected { provider, detail } => SendError::Unavailable {
             provider,

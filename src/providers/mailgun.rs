@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::http::{domain_of, status_error, transport_error, truncate};
+use super::http::{domain_of, exchange, status_error, truncate, Reply};
 use super::{Accepted, OutgoingMessage, Provider, SendError};
 use crate::secret::Secret;
 
@@ -72,18 +72,17 @@ impl Provider for Mailgun {
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError> {
-        let response = self
+        let request = self
             .http
             .post(self.url(message))
             .basic_auth("api", Some(self.key.expose()))
-            .form(&Self::form(message))
-            .send()
-            .await
-            .map_err(|e| transport_error(&self.name, &e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        let reply: Option<Value> = serde_json::from_str(&text).ok();
+            .form(&Self::form(message));
+        let Reply {
+            status,
+            headers,
+            text,
+            json: reply,
+        } = exchange(&self.name, request).await?;
         let said = reply
             .as_ref()
             .and_then(|r| r.get("message"))

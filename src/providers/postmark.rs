@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::http::{status_error, transport_error, truncate};
+use super::http::{exchange, status_error, truncate, Reply};
 use super::{Accepted, OutgoingMessage, Provider, SendError};
 use crate::secret::Secret;
 
@@ -78,19 +78,18 @@ impl Provider for Postmark {
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError> {
-        let response = self
+        let request = self
             .http
             .post(format!("{}/email", self.endpoint))
             .header("X-Postmark-Server-Token", self.token.expose())
             .header("Accept", "application/json")
-            .json(&Self::body(message))
-            .send()
-            .await
-            .map_err(|e| transport_error(&self.name, &e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        let reply: Option<Value> = serde_json::from_str(&text).ok();
+            .json(&Self::body(message));
+        let Reply {
+            status,
+            headers,
+            text,
+            json: reply,
+        } = exchange(&self.name, request).await?;
         let code = reply.as_ref().and_then(|r| r.get("ErrorCode")).and_then(Value::as_i64);
         let said = reply
             .as_ref()

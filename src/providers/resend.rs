@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
-use super::http::{status_error, transport_error, truncate};
+use super::http::{exchange, status_error, truncate, Reply};
 use super::{Accepted, OutgoingMessage, Provider, SendError};
 use crate::secret::Secret;
 
@@ -62,19 +62,18 @@ impl Provider for Resend {
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError> {
-        let response = self
+        let request = self
             .http
             .post(format!("{}/emails", self.endpoint))
             .bearer_auth(self.key.expose())
             .header("Idempotency-Key", Self::idempotency_key(message))
-            .json(&Self::body(message))
-            .send()
-            .await
-            .map_err(|e| transport_error(&self.name, &e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        let reply: Option<Value> = serde_json::from_str(&text).ok();
+            .json(&Self::body(message));
+        let Reply {
+            status,
+            headers,
+            text,
+            json: reply,
+        } = exchange(&self.name, request).await?;
         if status.is_success() {
             let id = reply.as_ref().and_then(|r| r.get("id")).and_then(Value::as_str);
             return Ok(Accepted {

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
-use super::http::{status_error, transport_error};
+use super::http::{exchange, status_error, Reply};
 use super::{Accepted, OutgoingMessage, Provider, SendError};
 use crate::secret::Secret;
 
@@ -68,17 +68,18 @@ impl Provider for SendGrid {
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError> {
-        let response = self
+        let request = self
             .http
             .post(format!("{}/v3/mail/send", self.endpoint))
             .bearer_auth(self.key.expose())
             .header("Accept", "application/json")
-            .json(&Self::body(message))
-            .send()
-            .await
-            .map_err(|e| transport_error(&self.name, &e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
+            .json(&Self::body(message));
+        let Reply {
+            status,
+            headers,
+            text,
+            json,
+        } = exchange(&self.name, request).await?;
         if status.is_success() {
             // The id is occasionally missing; our own id (custom_args) still matches events.
             let id = headers
@@ -90,9 +91,7 @@ impl Provider for SendGrid {
                 provider_message_id: id,
             });
         }
-        let text = response.text().await.unwrap_or_default();
-        let detail = serde_json::from_str::<Value>(&text)
-            .ok()
+        let detail = json
             .and_then(|v| {
                 let errors = v.get("errors")?.as_array()?.iter();
                 let messages: Vec<String> = errors

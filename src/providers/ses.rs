@@ -16,7 +16,7 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use serde_json::{json, Value};
 
-use super::http::{retry_after, transport_error, truncate};
+use super::http::{exchange, retry_after, truncate, Reply};
 use super::{Accepted, OutgoingMessage, Provider, SendError};
 use crate::secret::Secret;
 
@@ -187,11 +187,13 @@ impl Provider for Ses {
     async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError> {
         let body = serde_json::to_vec(&Self::body(message)).expect("JSON serializes");
         let request = self.signed("POST", "/v2/email/outbound-emails", body)?;
-        let response = request.send().await.map_err(|e| transport_error(&self.name, &e))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        let reply: Option<Value> = serde_json::from_str(&text).ok();
+        let Reply {
+            status,
+            headers,
+            text,
+            json: reply,
+        } = exchange(&self.name, request).await?;
+        let status = status.as_u16();
         if status == 200 {
             let id = reply.as_ref().and_then(|r| r.get("MessageId")).and_then(Value::as_str);
             return Ok(Accepted {
