@@ -61,6 +61,15 @@ async fn three_providers(db: &TestDb) -> (Fakes, Directory) {
 
 const SENT: &str = "SELECT count(*) FROM postrunner.outbox WHERE status = 'sent'";
 
+/// A provider's health state.
+async fn health(pool: &sqlx::PgPool, provider: &str) -> String {
+    sqlx::query_scalar("SELECT state::text FROM postrunner.provider_health WHERE provider = $1")
+        .bind(provider)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "heavy (1,100 sends through three fake providers): bin/test runs it after the rest, alone"]
 async fn a_provider_failing_mid_run_is_taken_out_and_every_message_still_goes_once() {
@@ -93,11 +102,7 @@ async fn a_provider_failing_mid_run_is_taken_out_and_every_message_still_goes_on
     messages(pool, "acme", "d", 600).await;
     wait_for_count(pool, SENT, 900, Duration::from_secs(60)).await;
 
-    let pm_state: String =
-        sqlx::query_scalar("SELECT state::text FROM postrunner.provider_health WHERE provider = 'pm'")
-            .fetch_one(pool)
-            .await
-            .unwrap();
+    let pm_state = health(pool, "pm").await;
     assert_eq!(pm_state, "down");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     exec(
@@ -245,10 +250,7 @@ async fn a_refused_recipient_fails_the_message_and_is_suppressed() {
     .unwrap();
     assert_eq!(reason, "hard_bounce");
     // A refusal of one recipient says nothing about the provider's health.
-    let state: String = sqlx::query_scalar("SELECT state::text FROM postrunner.provider_health WHERE provider = 'pm'")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let state = health(pool, "pm").await;
     assert_eq!(state, "up");
 }
 
@@ -359,13 +361,6 @@ async fn probes_take_a_failing_provider_down_and_bring_it_back() {
         .await;
         worker.drain(None).await.unwrap();
     };
-    let state = |provider: &'static str| async move {
-        sqlx::query_scalar::<_, String>("SELECT state::text FROM postrunner.provider_health WHERE provider = $1")
-            .bind(provider)
-            .fetch_one(pool)
-            .await
-            .unwrap()
-    };
 
     probe().await;
     assert_eq!(
@@ -383,12 +378,12 @@ async fn probes_take_a_failing_provider_down_and_bring_it_back() {
     for _ in 0..3 {
         probe().await;
     }
-    assert_eq!(state("pm").await, "down", "three failed probes open the breaker");
-    assert_eq!(state("sg").await, "up");
+    assert_eq!(health(pool, "pm").await, "down", "three failed probes open the breaker");
+    assert_eq!(health(pool, "sg").await, "up");
 
     fakes.pm.fail_always(vec![]);
     probe().await;
-    assert_eq!(state("pm").await, "up", "a good probe closes it");
+    assert_eq!(health(pool, "pm").await, "up", "a good probe closes it");
     let p50: Option<f64> = sqlx::query_scalar(
         "SELECT latency_p50_ms::float8 FROM postrunner.report_provider_health WHERE provider = 'sg'",
     )

@@ -359,16 +359,21 @@ async fn suppressed_recipients_are_never_sent() {
     );
 }
 
-#[tokio::test]
-async fn providers_share_by_weight_and_an_exhausted_provider_hands_over() {
-    let db = TestDb::new().await;
-    let pool = &db.pool;
+/// Providers `big` (weight 300) and `small` (100), 50 addresses each, `n` messages.
+async fn big_and_small(pool: &sqlx::PgPool, n: i32) {
     client(pool, "acme", "UTC", "d").await;
     provider(pool, "big", 300).await;
     provider(pool, "small", 100).await;
     addresses(pool, "acme", "big", 50, 1000).await;
     addresses(pool, "acme", "small", 50, 1000).await;
-    messages(pool, "acme", "d", 400).await;
+    messages(pool, "acme", "d", n).await;
+}
+
+#[tokio::test]
+async fn providers_share_by_weight_and_an_exhausted_provider_hands_over() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    big_and_small(pool, 400).await;
     let worker = executor(pool, registry(pool), fast_config());
     let t = at("2027-01-04T10:00:00Z");
     for _ in 0..5 {
@@ -395,12 +400,7 @@ async fn providers_share_by_weight_and_an_exhausted_provider_hands_over() {
 async fn providers_share_by_weight_even_one_message_at_a_time() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
-    provider(pool, "big", 300).await;
-    provider(pool, "small", 100).await;
-    addresses(pool, "acme", "big", 50, 1000).await;
-    addresses(pool, "acme", "small", 50, 1000).await;
-    messages(pool, "acme", "d", 100).await;
+    big_and_small(pool, 100).await;
     let config = postrunner::queue::executor::ExecutorConfig {
         concurrency: 1,
         ..fast_config()
