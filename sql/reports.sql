@@ -45,6 +45,17 @@ SELECT provider, messages, spend, budget, projected, budget_reached
  WHERE level = 'provider'
  ORDER BY spend DESC;
 
+-- Provider health, probe latency and the last hour of sends.
+SELECT provider, state, since, consecutive_failures, latency_p50_ms, latency_p95_ms,
+       sent_last_hour, failed_last_hour, trial_at, paused_until, last_error
+  FROM postrunner.report_provider_health
+ ORDER BY provider;
+
+-- Alerts, firing first.
+SELECT kind, subject, state, fired_at, resolved_at, lasted, detail
+  FROM postrunner.report_alerts
+ LIMIT 20;
+
 -- Which postrunner processes are alive, and what are they running?
 SELECT role, host, pid, version, concurrency, running_jobs, started_at, now() - heartbeat_at AS silent_for
   FROM postrunner.workers
