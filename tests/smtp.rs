@@ -57,13 +57,22 @@ async fn a_message_is_proper_mime_with_our_headers() {
 }
 
 #[tokio::test]
-async fn sends_reuse_one_connection() {
+async fn each_sender_address_reuses_its_own_connection() {
     let server = SmtpServer::start();
     let smtp = plain(&server);
     for _ in 0..5 {
         smtp.send(&message("jane@example.org")).await.unwrap();
     }
     assert_eq!(server.messages().len(), 5);
+    let one_address = server.connections();
+    let mut other = message("jane@example.org");
+    other.from = "bob@mail.acme.test".into();
+    smtp.send(&other).await.unwrap();
+    assert_eq!(
+        server.connections(),
+        one_address + 1,
+        "another address, another session"
+    );
     assert!(
         server.connections() < 5,
         "{} sessions for 5 sends: the pool reuses them",

@@ -1,5 +1,5 @@
 //! SMTP through lettre: plain, STARTTLS or implicit TLS, with AUTH, and a pool of
-//! connections per provider that successive sends reuse.
+//! connections per sender address that its successive sends reuse.
 //!
 //! The endpoint says how to connect: `smtp://[user@]host[:port][?tls=...&verify=...]`
 //! (STARTTLS required by default, port 587; `tls=opportunistic` or `tls=none` relax it)
@@ -12,6 +12,8 @@
 //! (mailbox busy, greylisting, storage) are temporary for this message; 421, 454,
 //! authentication failures and connection problems are the provider's trouble.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +21,7 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -33,7 +36,10 @@ pub struct SmtpConfigError(String);
 
 pub struct Smtp {
     name: String,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    builder: AsyncSmtpTransportBuilder,
+    /// One pool of connections per sender address, so successive sends from an
+    /// address reuse its session (and one address's traffic never rides another's).
+    transports: Mutex<HashMap<String, AsyncSmtpTransport<Tokio1Executor>>>,
 }
 
 impl Smtp {
@@ -77,7 +83,7 @@ impl Smtp {
             .port(url.port().unwrap_or(default_port))
             .tls(tls)
             .timeout(Some(timeout))
-            .pool_config(PoolConfig::new().max_size(16).idle_timeout(Duration::from_secs(60)));
+            .pool_config(PoolConfig::new().max_size(4).idle_timeout(Duration::from_secs(60)));
         if !url.username().is_empty() {
             let user = percent_encoding::percent_decode_str(url.username())
                 .decode_utf8_lossy()
@@ -88,8 +94,18 @@ impl Smtp {
         }
         Ok(Self {
             name: name.to_owned(),
-            transport: builder.build(),
+            builder,
+            transports: Mutex::default(),
         })
+    }
+
+    /// The pooled transport of sender `from`, created on its first send.
+    fn transport_for(&self, from: &str) -> AsyncSmtpTransport<Tokio1Executor> {
+        let mut transports = self.transports.lock().expect("smtp transports lock");
+        transports
+            .entry(from.to_lowercase())
+            .or_insert_with(|| self.builder.clone().build())
+            .clone()
     }
 
     /// The MIME message: text and/or HTML (multipart/alternative when both), Date,
@@ -166,7 +182,8 @@ impl Provider for Smtp {
 
     async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError> {
         let email = self.build(message)?;
-        let response = self.transport.send(email).await.map_err(|e| self.classify(&e))?;
+        let transport = self.transport_for(&message.from);
+        let response = transport.send(email).await.map_err(|e| self.classify(&e))?;
         // The server's queue id, when its reply names one ("250 2.0.0 Ok: queued as 4F...").
         let reply = response.message().collect::<Vec<_>>().join(" ");
         Ok(Accepted {
@@ -178,7 +195,10 @@ impl Provider for Smtp {
 
     /// Connect, EHLO (with STARTTLS and AUTH as configured) and NOOP.
     async fn probe(&self) -> Result<(), SendError> {
-        match self.transport.test_connection().await {
+        // A connection of its own, closed after: a probe must not take a sender's slot.
+        let transport: AsyncSmtpTransport<Tokio1Executor> =
+            self.builder.clone().pool_config(PoolConfig::new().max_size(1)).build();
+        match transport.test_connection().await {
             Ok(true) => Ok(()),
             Ok(false) => Err(SendError::Unavailable {
                 provider: self.name.clone(),
