@@ -418,6 +418,35 @@ async fn providers_share_by_weight_even_one_message_at_a_time() {
 }
 
 #[tokio::test]
+async fn a_degraded_provider_gets_half_its_weight() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    client(pool, "acme", "UTC", "d").await;
+    provider(pool, "steady", 100).await;
+    provider(pool, "shaky", 100).await;
+    addresses(pool, "acme", "steady", 50, 1000).await;
+    addresses(pool, "acme", "shaky", 50, 1000).await;
+    messages(pool, "acme", "d", 100).await;
+    exec(
+        pool,
+        "UPDATE postrunner.provider_health SET state = 'degraded' WHERE provider = 'shaky'",
+    )
+    .await;
+    // One claim (a success would bring shaky back up): its routes, by provider.
+    let request = ClaimRequest {
+        now: Some(at("2027-01-04T10:00:00Z")),
+        ..ClaimRequest::new(Uuid::new_v4(), 12, std::time::Duration::from_secs(30))
+    };
+    let claimed = claim(pool, request).await.unwrap();
+    let on_shaky = claimed.iter().filter(|job| job.args["provider"] == "shaky").count();
+    assert_eq!(
+        (claimed.len() - on_shaky, on_shaky),
+        (8, 4),
+        "2:1 for equal weights, one degraded"
+    );
+}
+
+#[tokio::test]
 async fn a_big_direction_does_not_starve_a_small_one() {
     let db = TestDb::new().await;
     let pool = &db.pool;
