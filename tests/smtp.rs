@@ -171,3 +171,47 @@ async fn a_probe_connects_and_says_noop() {
     .unwrap();
     assert!(matches!(nowhere.probe().await, Err(SendError::Unavailable { .. })));
 }
+
+#[tokio::test]
+async fn implicit_tls_on_smtps() {
+    let server = SmtpServer::start();
+    let front = crate::support::smtp_server::TlsFront::start(server.port).await;
+    let endpoint = format!("smtps://127.0.0.1:{}?verify=false", front.port);
+    let smtps = Smtp::new("smtps", &endpoint, None, Duration::from_secs(5)).unwrap();
+    smtps.send(&message("jane@example.org")).await.unwrap();
+    assert_eq!(server.messages().len(), 1, "delivered through the TLS front");
+
+    // With certificate verification on, the self-signed certificate is refused: the
+    // connection really is TLS, and verified by default.
+    let verified = Smtp::new(
+        "smtps",
+        &format!("smtps://127.0.0.1:{}", front.port),
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(10), verified.send(&message("jane@example.org")))
+        .await
+        .expect("answered");
+    assert!(matches!(refused, Err(SendError::Unavailable { .. })), "{refused:?}");
+
+    // A plaintext client meets a server that never greets it: bounded by the timeout.
+    let plain = Smtp::new(
+        "smtp",
+        &format!("smtp://127.0.0.1:{}?tls=none", front.port),
+        None,
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let silent = plain.send(&message("jane@example.org")).await;
+    assert!(
+        matches!(
+            silent,
+            Err(SendError::Unavailable {
+                may_have_taken: true,
+                ..
+            })
+        ),
+        "{silent:?}"
+    );
+}

@@ -36,6 +36,9 @@ pub struct SmtpConfigError(String);
 
 pub struct Smtp {
     name: String,
+    /// A bound on a whole send: lettre's own timeout covers each read and write, not a
+    /// server that accepts the connection and never greets.
+    timeout: Duration,
     builder: AsyncSmtpTransportBuilder,
     /// One pool of connections per sender address, so successive sends from an
     /// address reuse its session (and one address's traffic never rides another's).
@@ -94,6 +97,7 @@ impl Smtp {
         }
         Ok(Self {
             name: name.to_owned(),
+            timeout,
             builder,
             transports: Mutex::default(),
         })
@@ -183,7 +187,15 @@ impl Provider for Smtp {
     async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, SendError> {
         let email = self.build(message)?;
         let transport = self.transport_for(&message.from);
-        let response = transport.send(email).await.map_err(|e| self.classify(&e))?;
+        let response = tokio::time::timeout(self.timeout * 2, transport.send(email))
+            .await
+            .map_err(|_| SendError::Unavailable {
+                provider: self.name.clone(),
+                detail: format!("no answer within {:?}", self.timeout * 2),
+                retry_after: None,
+                may_have_taken: true,
+            })?
+            .map_err(|e| self.classify(&e))?;
         // The server's queue id, when its reply names one ("250 2.0.0 Ok: queued as 4F...").
         let reply = response.message().collect::<Vec<_>>().join(" ");
         Ok(Accepted {
