@@ -25,6 +25,20 @@ fn message(to: &str) -> OutgoingMessage {
     }
 }
 
+/// An adapter pointed at a local port where nothing listens.
+fn nowhere() -> Smtp {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    Smtp::new(
+        "smtp",
+        &format!("smtp://127.0.0.1:{port}?tls=none"),
+        None,
+        Duration::from_secs(2),
+    )
+    .unwrap()
+}
+
 fn plain(server: &SmtpServer) -> Smtp {
     let endpoint = format!("smtp://127.0.0.1:{}?tls=none", server.port);
     Smtp::new("smtp", &endpoint, None, Duration::from_secs(5)).unwrap()
@@ -93,16 +107,7 @@ async fn reply_codes_are_classified() {
     assert!(matches!(busy, Err(SendError::Transient { .. })), "{busy:?}");
 
     // Nothing listens: the provider's trouble, and the message surely not taken.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let nowhere = Smtp::new(
-        "smtp",
-        &format!("smtp://127.0.0.1:{port}?tls=none"),
-        None,
-        Duration::from_secs(2),
-    )
-    .unwrap();
+    let nowhere = nowhere();
     let down = nowhere.send(&message("jane@example.org")).await;
     assert!(
         matches!(
@@ -159,16 +164,7 @@ async fn a_probe_connects_and_says_noop() {
     let server = SmtpServer::start();
     plain(&server).probe().await.unwrap();
     assert!(server.messages().is_empty(), "a probe sends nothing");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let nowhere = Smtp::new(
-        "smtp",
-        &format!("smtp://127.0.0.1:{port}?tls=none"),
-        None,
-        Duration::from_secs(2),
-    )
-    .unwrap();
+    let nowhere = nowhere();
     assert!(matches!(nowhere.probe().await, Err(SendError::Unavailable { .. })));
 }
 

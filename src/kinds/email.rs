@@ -24,8 +24,6 @@ pub const KIND: &str = "email.send";
 const RECORD_SENT: &str = include_str!("../../sql/outbox/record_sent.sql");
 const CLOSE_ATTEMPT: &str = include_str!("../../sql/outbox/close_attempt.sql");
 const SUPPRESS_RECIPIENT: &str = include_str!("../../sql/outbox/suppress_recipient.sql");
-const RECORD_FAILURE: &str = include_str!("../../sql/providers/record_failure.sql");
-const RECORD_SUCCESSES: &str = include_str!("../../sql/providers/record_successes.sql");
 
 /// How often a message goes back to be routed again without using an attempt because
 /// its provider was unavailable; after that, provider trouble uses attempts like any
@@ -107,17 +105,7 @@ impl SendEmail {
 impl SendEmail {
     /// Counts a provider failure against its circuit breaker.
     async fn provider_failed(&self, provider: &str, error: &SendError) {
-        let retry_after = match error {
-            SendError::Unavailable { retry_after, .. } => retry_after.map(|d| d.as_secs_f64()),
-            _ => None,
-        };
-        match sqlx::query_scalar::<_, Option<String>>(RECORD_FAILURE)
-            .bind(provider)
-            .bind(error.to_string())
-            .bind(retry_after)
-            .fetch_one(&self.pool)
-            .await
-        {
+        match crate::providers::health::record_failure(&self.pool, provider, error).await {
             Ok(Some(state)) if state == "down" => tracing::warn!(error = %error, "provider is down"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not record the provider's failure"),
@@ -241,7 +229,7 @@ impl Handler for SendEmail {
         let mut used = providers;
         used.sort();
         used.dedup();
-        sqlx::query(RECORD_SUCCESSES).bind(&used).execute(&mut *tx).await?;
+        crate::providers::health::record_successes(tx, &used).await?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
-use crate::providers::Directory;
+use crate::providers::{health, Directory};
 use crate::queue::handler::{Handler, JobError};
 use crate::queue::lease::rescue_expired;
 use crate::queue::ClaimedJob;
@@ -19,8 +19,6 @@ const CLEANUP_SQL: &str = include_str!("../../sql/queue/cleanup.sql");
 const EVALUATE_ALERTS_SQL: &str = include_str!("../../sql/alerts/evaluate.sql");
 const PROBE_TARGETS: &str = include_str!("../../sql/providers/probe_targets.sql");
 const RECORD_PROBE: &str = include_str!("../../sql/providers/record_probe.sql");
-const RECORD_FAILURE: &str = include_str!("../../sql/providers/record_failure.sql");
-const RECORD_SUCCESSES: &str = include_str!("../../sql/providers/record_successes.sql");
 
 /// Returns the jobs of dead workers to the queue (every 5 s by default).
 pub struct RescueExpiredLeases {
@@ -141,21 +139,14 @@ impl ProbeProviders {
             .bind(&error)
             .execute(&self.pool)
             .await?;
-        match error {
-            None => {
-                sqlx::query(RECORD_SUCCESSES)
-                    .bind(vec![name.to_owned()])
-                    .execute(&self.pool)
-                    .await?;
+        match outcome {
+            Ok(()) => {
+                let mut conn = self.pool.acquire().await?;
+                health::record_successes(&mut conn, &[name.to_owned()]).await?;
             }
-            Some(error) => {
+            Err(error) => {
                 tracing::warn!(provider = name, error = %error, "health probe failed");
-                sqlx::query(RECORD_FAILURE)
-                    .bind(name)
-                    .bind(&error)
-                    .bind(None::<f64>)
-                    .execute(&self.pool)
-                    .await?;
+                health::record_failure(&self.pool, name, &error).await?;
             }
         }
         Ok(())

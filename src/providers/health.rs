@@ -1,0 +1,36 @@
+//! Feeding the circuit breaker (migrations/V10__provider_health.sql): failed and
+//! successful sends and probes. One place for both the send path and the probes.
+
+use sqlx::{PgConnection, PgPool};
+
+use super::SendError;
+
+const RECORD_FAILURE: &str = include_str!("../../sql/providers/record_failure.sql");
+const RECORD_SUCCESSES: &str = include_str!("../../sql/providers/record_successes.sql");
+
+/// Counts a provider failure (with the provider's retry hint, if any) and returns the
+/// provider's new state (`up`, `degraded`, `down`).
+///
+/// # Errors
+/// The database could not be reached.
+pub async fn record_failure(pool: &PgPool, provider: &str, error: &SendError) -> Result<Option<String>, sqlx::Error> {
+    let retry_after = match error {
+        SendError::Unavailable { retry_after, .. } => retry_after.map(|d| d.as_secs_f64()),
+        _ => None,
+    };
+    sqlx::query_scalar(RECORD_FAILURE)
+        .bind(provider)
+        .bind(error.to_string())
+        .bind(retry_after)
+        .fetch_one(pool)
+        .await
+}
+
+/// Sends or probes through `providers` succeeded; runs in the caller's transaction.
+///
+/// # Errors
+/// The statement failed.
+pub async fn record_successes(conn: &mut PgConnection, providers: &[String]) -> Result<(), sqlx::Error> {
+    sqlx::query(RECORD_SUCCESSES).bind(providers).execute(conn).await?;
+    Ok(())
+}
