@@ -343,6 +343,25 @@ CREATE INDEX send_attempts_day_idx ON postrunner.send_attempts (day, client);
 CREATE FUNCTION postrunner.counts_as_sent(outcome postrunner.attempt_outcome) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT outcome <> 'released' $$;
 
+-- The sends of provider p_provider that count against its month starting p_month
+-- (UTC), from the ledger: how a provider's budget counter starts each month.
+CREATE FUNCTION postrunner.provider_month_sends(p_provider text, p_month date) RETURNS integer
+LANGUAGE sql STABLE AS $$
+    SELECT count(*)::integer FROM postrunner.send_attempts s
+     WHERE s.provider = p_provider AND s.reserved_at >= p_month::timestamp AT TIME ZONE 'UTC'
+       AND postrunner.counts_as_sent(s.outcome)
+$$;
+
+-- The rule "a direction may use the providers listed for it in direction_providers,
+-- or, when none is listed, every provider".
+CREATE FUNCTION postrunner.direction_may_use(p_client text, p_direction text, p_provider text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM postrunner.direction_providers dp
+                    WHERE (dp.client, dp.direction, dp.provider) = (p_client, p_direction, p_provider))
+        OR NOT EXISTS (SELECT 1 FROM postrunner.direction_providers dp
+                        WHERE (dp.client, dp.direction) = (p_client, p_direction))
+$$;
+
 -- An attempt that leaves `running` still 'reserved' in the ledger (its worker was
 -- rescued after its lease expired, or released it at shutdown: a send that failed was
 -- already closed by the worker, as 'failed' or 'released') is closed here as 'lost',

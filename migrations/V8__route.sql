@@ -139,17 +139,13 @@ BEGIN
            AND (coalesce(h.state, 'up') <> 'down' OR h.since <= p_at - cooldown)
            -- A provider that asked for a pause (Retry-After) waits it out.
            AND (h.paused_until IS NULL OR h.paused_until <= p_at)
-           AND (dp.provider IS NOT NULL
-                OR NOT EXISTS (SELECT 1 FROM postrunner.direction_providers x
-                                WHERE (x.client, x.direction) = (lane.client, lane.direction)))
+           AND postrunner.direction_may_use(lane.client, lane.direction, p.name)
     ),
     counted AS (
         SELECT u.provider,
                CASE WHEN u.minute = this_minute THEN u.sent_in_minute ELSE 0 END AS in_minute,
                CASE WHEN u.month = this_month THEN u.sent_in_month
-                    ELSE (SELECT count(*) FROM postrunner.send_attempts s
-                           WHERE s.provider = u.provider AND s.reserved_at >= this_month::timestamp AT TIME ZONE 'UTC'
-                             AND postrunner.counts_as_sent(s.outcome))::integer END AS in_month
+                    ELSE postrunner.provider_month_sends(u.provider, this_month) END AS in_month
           FROM postrunner.provider_usage u
          WHERE u.provider IN (SELECT name FROM allowed WHERE per_minute IS NOT NULL OR monthly_budget IS NOT NULL)
            FOR UPDATE OF u SKIP LOCKED
@@ -249,10 +245,7 @@ BEGIN
                SET sent_in_minute = CASE WHEN u.minute = this_minute THEN u.sent_in_minute ELSE 0 END + c.sends,
                    minute = this_minute,
                    sent_in_month = CASE WHEN u.month = this_month THEN u.sent_in_month
-                       ELSE (SELECT count(*) FROM postrunner.send_attempts s
-                              WHERE s.provider = u.provider
-                                AND s.reserved_at >= this_month::timestamp AT TIME ZONE 'UTC'
-                                AND postrunner.counts_as_sent(s.outcome))::integer END + c.sends,
+                       ELSE postrunner.provider_month_sends(u.provider, this_month) END + c.sends,
                    month = this_month
               FROM (SELECT provider, count(*)::integer AS sends FROM pairs GROUP BY provider) c
               JOIN postrunner.providers p ON p.name = c.provider
@@ -371,10 +364,7 @@ providers AS (
       JOIN postrunner.providers p ON TRUE
       LEFT JOIN postrunner.provider_health h ON h.provider = p.name
       LEFT JOIN postrunner.provider_usage u ON u.provider = p.name
-     WHERE EXISTS (SELECT 1 FROM postrunner.direction_providers dp
-                    WHERE (dp.client, dp.direction, dp.provider) = (lane.client, lane.direction, p.name))
-        OR NOT EXISTS (SELECT 1 FROM postrunner.direction_providers dp
-                        WHERE (dp.client, dp.direction) = (lane.client, lane.direction))
+     WHERE postrunner.direction_may_use(lane.client, lane.direction, p.name)
 ),
 per_provider AS (
     SELECT p.name,
