@@ -33,12 +33,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Migrate => {
-            let applied = db::migrate::run(&required_url()?).await?;
-            if applied.is_empty() {
-                println!("database is up to date");
-            } else {
-                println!("applied {}", applied.join(", "));
-            }
+            let report = db::migrate::run(&required_url()?).await?;
+            println!("{report}");
             Ok(())
         }
         Command::Worker(ref args) => {

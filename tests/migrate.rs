@@ -32,7 +32,12 @@ async fn migrating_twice_applies_everything_once() {
     let first = postrunner::db::migrate::run(&url).await.unwrap();
     let second = postrunner::db::migrate::run(&url).await.unwrap();
 
-    assert_eq!(first, postrunner::db::migrate::embedded_migrations());
+    assert_eq!(first.migrations, postrunner::db::migrate::embedded_migrations());
+    let every_definition: Vec<&str> = postrunner::db::definitions::DEFINITIONS
+        .iter()
+        .map(|d| d.file)
+        .collect();
+    assert_eq!(first.definitions, every_definition);
     assert!(second.is_empty(), "nothing left to apply: {second:?}");
     drop_database(&name).await;
 }
@@ -48,9 +53,13 @@ async fn replicas_migrating_at_once_apply_each_migration_once() {
         })
         .collect();
     let mut applied = Vec::new();
+    let mut definitions_applied = 0;
     for r in runs {
-        applied.extend(r.await.unwrap().expect("every replica succeeds"));
+        let report = r.await.unwrap().expect("every replica succeeds");
+        definitions_applied += usize::from(!report.definitions.is_empty());
+        applied.extend(report.migrations);
     }
+    assert_eq!(definitions_applied, 1, "the definitions are applied by one replica");
 
     applied.sort();
     let mut expected = postrunner::db::migrate::embedded_migrations();

@@ -1,2 +1,2 @@
--- Fire and resolve alerts (postrunner.evaluate_alerts, migrations/V10__provider_health.sql).
+-- Fire and resolve alerts (postrunner.evaluate_alerts, sql/alerts/rules.sql).
 SELECT fired, resolved FROM postrunner.evaluate_alerts()

@@ -1,4 +1,4 @@
 -- A send failed: close reservation $1 as 'released' (when $2: the provider did not take
 -- the message, so its capacity is given back) or 'failed' (it may have), with error $3.
--- See postrunner.close_attempt in migrations/V8__route.sql.
+-- See postrunner.close_attempt in sql/routing/reservations.sql.
 SELECT postrunner.close_attempt($1, $2, $3)

@@ -1,4 +1,6 @@
-//! `postrunner migrate`: refinery migrations from `migrations/`, embedded in the binary.
+//! `postrunner migrate`: refinery migrations from `migrations/` (the schema), then the
+//! definitions under `sql/` (functions, triggers, views and grants: [`super::definitions`]),
+//! all embedded in the binary.
 //!
 //! refinery has no sqlx driver, so migrations run over one `tokio-postgres` connection.
 //! That connection first takes a session advisory lock, so replicas that start at the
@@ -24,14 +26,47 @@ pub enum MigrateError {
     Lock(#[source] tokio_postgres::Error),
     #[error("a migration failed")]
     Migration(#[source] refinery::Error),
+    #[error(transparent)]
+    Definitions(#[from] super::definitions::DefinitionError),
 }
 
-/// Applies every pending migration and returns the names of those it applied (empty
-/// when the database was already up to date).
+/// What a run of `migrate` changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MigrateReport {
+    /// Migrations applied, as `V<n>__<name>`.
+    pub migrations: Vec<String>,
+    /// Definition files under `sql/` that were new or changed (all were applied).
+    pub definitions: Vec<&'static str>,
+}
+
+impl MigrateReport {
+    pub fn is_empty(&self) -> bool {
+        self.migrations.is_empty() && self.definitions.is_empty()
+    }
+}
+
+impl std::fmt::Display for MigrateReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            return write!(f, "database is up to date");
+        }
+        if !self.migrations.is_empty() {
+            writeln!(f, "applied {}", self.migrations.join(", "))?;
+        }
+        if !self.definitions.is_empty() {
+            write!(f, "updated definitions: sql/{}", self.definitions.join(", sql/"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Applies every pending migration, then the definitions when any changed, and says
+/// what it did (nothing, when the database was already up to date).
 ///
 /// # Errors
-/// See [`MigrateError`]; a failed migration is rolled back by refinery.
-pub async fn run(database_url: &str) -> Result<Vec<String>, MigrateError> {
+/// See [`MigrateError`]; a failed migration is rolled back by refinery, failed
+/// definitions by their transaction.
+pub async fn run(database_url: &str) -> Result<MigrateReport, MigrateError> {
     let (mut client, connection) = tokio_postgres::connect(database_url, NoTls)
         .await
         .map_err(MigrateError::Connect)?;
@@ -49,6 +84,10 @@ pub async fn run(database_url: &str) -> Result<Vec<String>, MigrateError> {
         .set_abort_divergent(true)
         .run_async(&mut client)
         .await;
+    let definitions = match &report {
+        Ok(_) => Some(super::definitions::apply(&mut client).await),
+        Err(_) => None,
+    };
     // Closing the connection releases the session lock even if unlocking fails.
     let _ = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
@@ -57,11 +96,15 @@ pub async fn run(database_url: &str) -> Result<Vec<String>, MigrateError> {
     let _ = connection.await;
 
     let report = report.map_err(MigrateError::Migration)?;
-    Ok(report
-        .applied_migrations()
-        .iter()
-        .map(|m| format!("V{}__{}", m.version(), m.name()))
-        .collect())
+    let definitions = definitions.expect("applied after successful migrations")?;
+    Ok(MigrateReport {
+        migrations: report
+            .applied_migrations()
+            .iter()
+            .map(|m| format!("V{}__{}", m.version(), m.name()))
+            .collect(),
+        definitions,
+    })
 }
 
 /// Names of the migrations embedded in this binary, in order (for `--help` and tests).

@@ -1,6 +1,7 @@
 //! Connections to PostgreSQL: pools for the roles, migrations, and the embedded local
 //! server used when no `DATABASE_URL` is given.
 
+pub mod definitions;
 pub mod local_cluster;
 pub mod migrate;
 

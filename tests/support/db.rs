@@ -102,7 +102,8 @@ async fn sweep_abandoned(admin: &mut PgConnection) {
     }
 }
 
-/// A hash of every migration's name and content.
+/// A hash of every migration's and every definition's name and content, so that a
+/// template is never reused after either changed.
 fn migrations_hash() -> u64 {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
@@ -111,6 +112,10 @@ fn migrations_hash() -> u64 {
     for f in files {
         f.file_name().hash(&mut hasher);
         std::fs::read(&f).unwrap().hash(&mut hasher);
+    }
+    for definition in postrunner::db::definitions::DEFINITIONS {
+        definition.file.hash(&mut hasher);
+        definition.sql.hash(&mut hasher);
     }
     hasher.finish()
 }

@@ -1,0 +1,98 @@
+-- Configuration tables keep routing's own rows in step: a lane per direction, an
+-- address_usage row per sender address, usage and health rows per provider; and any
+-- change that may free capacity opens every lane's gate (lanes are few; the next claim
+-- recomputes the ones that are still blocked).
+--
+-- SECURITY DEFINER: operators and import write configuration; these keep postrunner's
+-- own tables, which they need no privilege on.
+-- Locks: the rows they write; wake_lanes updates every gated lane (it waits for a claim
+-- holding a lane, which commits in milliseconds).
+
+CREATE OR REPLACE FUNCTION postrunner.directions_add_lane() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+BEGIN
+    INSERT INTO postrunner.lanes (client, direction) SELECT client, name FROM new_directions
+    ON CONFLICT (client, direction) DO NOTHING;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER directions_add_lane
+    AFTER INSERT ON postrunner.directions
+    REFERENCING NEW TABLE AS new_directions
+    FOR EACH STATEMENT EXECUTE FUNCTION postrunner.directions_add_lane();
+
+CREATE OR REPLACE FUNCTION postrunner.sender_addresses_sync_usage() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+BEGIN
+    INSERT INTO postrunner.address_usage AS u (address, client, provider, active)
+    VALUES (NEW.address, NEW.client, NEW.provider, NEW.status = 'active')
+    ON CONFLICT (address) DO UPDATE
+       SET client = excluded.client,
+           provider = excluded.provider,
+           active = excluded.active,
+           -- A changed limit or warm-up may free capacity before the slot computed
+           -- under the old one (the claim re-checks the new limit on the locked row).
+           next_slot_at = CASE
+               WHEN (OLD.daily_limit, OLD.warmup_started_on) IS DISTINCT FROM (NEW.daily_limit, NEW.warmup_started_on)
+               THEN least(u.next_slot_at, coalesce(u.last_sent_at + interval '24 hours' / NEW.daily_limit, '-infinity'))
+               ELSE u.next_slot_at END;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER sender_addresses_sync_usage
+    AFTER INSERT OR UPDATE ON postrunner.sender_addresses
+    FOR EACH ROW EXECUTE FUNCTION postrunner.sender_addresses_sync_usage();
+
+
+CREATE OR REPLACE FUNCTION postrunner.providers_add_rows() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+BEGIN
+    INSERT INTO postrunner.provider_usage (provider) SELECT name FROM new_providers ON CONFLICT DO NOTHING;
+    INSERT INTO postrunner.provider_health (provider) SELECT name FROM new_providers ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER providers_add_rows
+    AFTER INSERT ON postrunner.providers
+    REFERENCING NEW TABLE AS new_providers
+    FOR EACH STATEMENT EXECUTE FUNCTION postrunner.providers_add_rows();
+INSERT INTO postrunner.provider_usage (provider) SELECT name FROM postrunner.providers;
+INSERT INTO postrunner.provider_health (provider) SELECT name FROM postrunner.providers;
+
+-- A budget or rate set or changed mid-month: recount the month from the ledger.
+CREATE OR REPLACE FUNCTION postrunner.providers_recount_usage() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+BEGIN
+    UPDATE postrunner.provider_usage SET month = NULL, minute = NULL WHERE provider = NEW.name;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER providers_recount_usage
+    AFTER UPDATE OF per_minute, monthly_budget, price_per_1000, monthly_fee ON postrunner.providers
+    FOR EACH ROW EXECUTE FUNCTION postrunner.providers_recount_usage();
+
+-- ---------------------------------------------------------------------------------
+-- Waking gated lanes: any configuration change that may free capacity opens every gate
+-- (lanes are few; the next claim recomputes the ones that are still blocked).
+CREATE OR REPLACE FUNCTION postrunner.wake_lanes() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+BEGIN
+    UPDATE postrunner.lanes SET ready_at = '-infinity', waiting_for = NULL, waiting_detail = NULL
+     WHERE ready_at > '-infinity';
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER sender_addresses_wake_lanes AFTER INSERT OR UPDATE OR DELETE ON postrunner.sender_addresses
+    FOR EACH STATEMENT EXECUTE FUNCTION postrunner.wake_lanes();
+CREATE OR REPLACE TRIGGER providers_wake_lanes AFTER INSERT OR UPDATE OR DELETE ON postrunner.providers
+    FOR EACH STATEMENT EXECUTE FUNCTION postrunner.wake_lanes();
+CREATE OR REPLACE TRIGGER direction_providers_wake_lanes AFTER INSERT OR UPDATE OR DELETE ON postrunner.direction_providers
+    FOR EACH STATEMENT EXECUTE FUNCTION postrunner.wake_lanes();
+CREATE OR REPLACE TRIGGER directions_wake_lanes AFTER UPDATE ON postrunner.directions
+    FOR EACH STATEMENT EXECUTE FUNCTION postrunner.wake_lanes();
+CREATE OR REPLACE TRIGGER clients_wake_lanes AFTER UPDATE ON postrunner.clients
+    FOR EACH STATEMENT EXECUTE FUNCTION postrunner.wake_lanes();
+CREATE OR REPLACE TRIGGER settings_wake_lanes AFTER INSERT OR UPDATE ON postrunner.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION postrunner.wake_lanes();
+CREATE OR REPLACE TRIGGER provider_health_wake_lanes AFTER UPDATE OF state ON postrunner.provider_health
+    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION postrunner.wake_lanes();

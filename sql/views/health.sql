@@ -1,0 +1,43 @@
+-- Provider health and alert reports for psql and the read-only role.
+--
+-- Locks: none.
+
+-- Provider health for psql: state, since when, failures, the last error, probe latency
+-- (p50 and p95 over the last 15 minutes) and the last hour of sends from the ledger.
+CREATE OR REPLACE VIEW postrunner.report_provider_health AS
+SELECT p.name AS provider,
+       p.kind,
+       p.enabled,
+       h.state,
+       h.since,
+       h.consecutive_failures,
+       h.last_error,
+       h.last_failure_at,
+       h.last_success_at,
+       CASE WHEN h.state = 'down' THEN h.since + postrunner.breaker_cooldown() END AS trial_at,
+       CASE WHEN h.paused_until > now() THEN h.paused_until END AS paused_until,
+       l.latency_p50_ms,
+       l.latency_p95_ms,
+       l.probes_failed,
+       s.sent_last_hour,
+       s.failed_last_hour
+  FROM postrunner.providers p
+  LEFT JOIN postrunner.provider_health h ON h.provider = p.name
+ CROSS JOIN LATERAL (
+       SELECT count(*) FILTER (WHERE a.outcome = 'sent') AS sent_last_hour,
+              count(*) FILTER (WHERE a.outcome IN ('released', 'failed')) AS failed_last_hour
+         FROM postrunner.send_attempts a
+        WHERE a.provider = p.name AND a.reserved_at > now() - interval '1 hour') s
+ CROSS JOIN LATERAL (
+       SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms) FILTER (WHERE r.ok))::numeric, 1) AS latency_p50_ms,
+              round((percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms) FILTER (WHERE r.ok))::numeric, 1) AS latency_p95_ms,
+              count(*) FILTER (WHERE NOT r.ok) AS probes_failed
+         FROM postrunner.provider_probes r
+        WHERE r.provider = p.name AND r.at > now() - interval '15 minutes') l;
+
+
+CREATE OR REPLACE VIEW postrunner.report_alerts AS
+SELECT kind, subject, state, detail, fired_at, resolved_at,
+       coalesce(resolved_at, now()) - fired_at AS lasted
+  FROM postrunner.alerts
+ ORDER BY state = 'firing' DESC, fired_at DESC;
