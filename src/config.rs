@@ -30,8 +30,27 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
+    /// How long a statement of postrunner's waits for a lock another transaction holds
+    /// before it fails (and is retried); the claims never wait at all.
+    #[arg(long, env = "POSTRUNNER_LOCK_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub lock_timeout: Duration,
+
+    /// The longest a statement of postrunner's may run before it fails.
+    #[arg(long, env = "POSTRUNNER_STATEMENT_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration, global = true)]
+    pub statement_timeout: Duration,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The session limits of every pool this process opens.
+    pub fn session_limits(&self) -> crate::db::SessionLimits {
+        crate::db::SessionLimits {
+            lock_timeout: self.lock_timeout,
+            statement_timeout: self.statement_timeout,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

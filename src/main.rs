@@ -31,6 +31,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .clone()
             .context("DATABASE_URL is not set (for example postgres://postgres@127.0.0.1:5432/postrunner)")
     };
+    let limits = cli.session_limits();
     match cli.command {
         Command::Migrate => {
             let report = db::migrate::run(&required_url()?).await?;
@@ -39,16 +40,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker(ref args) => {
             let config = args.executor_config()?;
-            let pool = db::pool(&required_url()?, args.max_connections, "postrunner-worker")?;
+            let pool = db::pool_with(&required_url()?, args.max_connections, "postrunner-worker", limits)?;
             roles::worker::run(pool, config, args.unsubscribe_url.clone(), shutdown::on_signals()).await
         }
         Command::Scheduler => {
-            let pool = db::pool(&required_url()?, 3, "postrunner-scheduler")?;
+            let pool = db::pool_with(&required_url()?, 3, "postrunner-scheduler", limits)?;
             roles::scheduler::run(pool, shutdown::on_signals()).await
         }
         Command::Demo(ref args) => commands::demo::run(cli.database_url.clone(), args.clone()).await,
         Command::Import(ref args) => {
-            let pool = db::pool(&required_url()?, 2, "postrunner-import")?;
+            let pool = db::pool_with(&required_url()?, 2, "postrunner-import", limits)?;
             let report = commands::import::run(&pool, args).await?;
             println!("{report}");
             anyhow::ensure!(report.succeeded(), "nothing was imported");

@@ -10,6 +10,7 @@ use postrunner::providers::postmark::Postmark;
 use postrunner::providers::resend::Resend;
 use postrunner::providers::sendgrid::SendGrid;
 use postrunner::providers::{http, Directory, Provider};
+use postrunner::queue::claim::{claim, ClaimRequest};
 use postrunner::queue::executor::ExecutorConfig;
 use postrunner::secret::Secret;
 
@@ -383,7 +384,27 @@ async fn probes_take_a_failing_provider_down_and_bring_it_back() {
 
     fakes.pm.fail_always(vec![]);
     probe().await;
-    assert_eq!(health(pool, "pm").await, "up", "a good probe closes it");
+    assert_eq!(
+        health(pool, "pm").await,
+        "down",
+        "a good probe during the cool-down proves nothing"
+    );
+    // Past the cool-down (2 s here), good probes count as trial successes: three close it.
+    exec(
+        pool,
+        "UPDATE postrunner.provider_health SET since = since - interval '3 seconds' WHERE provider = 'pm'",
+    )
+    .await;
+    for _ in 0..2 {
+        probe().await;
+        assert_eq!(health(pool, "pm").await, "down");
+    }
+    probe().await;
+    assert_eq!(
+        health(pool, "pm").await,
+        "up",
+        "three good probes past the cool-down close it"
+    );
     let p50: Option<f64> = sqlx::query_scalar(
         "SELECT latency_p50_ms::float8 FROM postrunner.report_provider_health WHERE provider = 'sg'",
     )
@@ -470,7 +491,8 @@ async fn an_error_rate_over_the_window_takes_a_provider_down_without_a_streak() 
          INSERT INTO postrunner.send_attempts (message_id, job_id, attempt, client, direction, provider, from_address, day, reserved_at, outcome)
          SELECT gen_random_uuid(), i, 1, 'c', 'd', 'p', 'a@b.test', current_date, now() - interval '10 seconds',
                 CASE WHEN i % 2 = 0 THEN 'sent' ELSE 'released' END::postrunner.attempt_outcome
-           FROM generate_series(1, 24) AS i;",
+           FROM generate_series(1, 24) AS i;
+         UPDATE postrunner.send_attempts SET fault = 'provider' WHERE outcome = 'released';",
     )
     .await;
     let state: String = sqlx::query_scalar("SELECT postrunner.record_provider_failure('p', '503')::text")
@@ -478,4 +500,135 @@ async fn an_error_rate_over_the_window_takes_a_provider_down_without_a_streak() 
         .await
         .unwrap();
     assert_eq!(state, "down", "50% failed over the window");
+}
+
+#[tokio::test]
+async fn refused_recipients_do_not_count_against_the_providers_health() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fakes, directory) = three_providers(&db).await;
+    exec(pool, "UPDATE postrunner.providers SET enabled = (name = 'pm')").await;
+    let inactive = Fault::Reply(
+        422,
+        r#"{"ErrorCode": 406, "Message": "You tried to send to a recipient that has been marked as inactive."}"#.into(),
+        vec![],
+    );
+    // Ten hard bounces and ten good sends within the breaker's window (20 attempts, the
+    // minimum for the error rate to count) ...
+    fakes.pm.fail_next(std::iter::repeat_n(inactive, 10));
+    messages(pool, "acme", "d", 20).await;
+    let worker = crate::support::run::executor(pool, kinds::registry(pool.clone(), Arc::new(directory)), fast_config());
+    worker.drain(None).await.unwrap();
+    assert_eq!(count(pool, SENT).await, 10);
+    // ... then one provider failure.
+    fakes
+        .pm
+        .fail_next([Fault::Reply(503, "Service Unavailable".into(), vec![])]);
+    exec(
+        pool,
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body) VALUES ('acme', 'd', 'one@example.org', 'Hi', 'x')",
+    )
+    .await;
+    worker.drain(None).await.unwrap();
+
+    // One provider fault in 21 attempts: degraded, then up again when the rerouted
+    // message went out; never down.
+    let states: Vec<String> = sqlx::query_scalar(
+        "SELECT state::text FROM postrunner.provider_health_history WHERE provider = 'pm' ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(states, ["degraded", "up"], "never down");
+    let faults: Vec<(String, i64)> =
+        sqlx::query_as("SELECT coalesce(fault, 'none'), count(*) FROM postrunner.send_attempts GROUP BY 1 ORDER BY 1")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        faults,
+        [
+            ("none".to_owned(), 11),
+            ("provider".to_owned(), 1),
+            ("recipient".to_owned(), 10)
+        ],
+        "each attempt's failure class is on the ledger"
+    );
+}
+
+/// A down provider whose cool-down has passed, with plenty of messages and addresses.
+async fn a_down_provider_past_its_cool_down(pool: &sqlx::PgPool) {
+    exec(
+        pool,
+        "INSERT INTO postrunner.clients (name) VALUES ('acme');
+         INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
+         INSERT INTO postrunner.providers (name, kind) VALUES ('p', 'log');
+         INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
+         SELECT 'p' || i || '@acme.test', 'p', 'acme', 10000000 FROM generate_series(1, 100) i;
+         UPDATE postrunner.provider_health SET state = 'down', since = now() - interval '1 minute', consecutive_failures = 3
+          WHERE provider = 'p';",
+    )
+    .await;
+    messages(pool, "acme", "d", 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_down_provider_gets_a_bounded_number_of_trial_sends_across_all_workers() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    a_down_provider_past_its_cool_down(pool).await;
+
+    // Four workers claim at once, nobody completes: together they may try 5 sends
+    // (breaker_trial_sends), not one batch each.
+    let claims = (0..4).map(|_| {
+        let pool = db.another_pool(2);
+        async move {
+            let request = ClaimRequest::new(uuid::Uuid::new_v4(), 50, Duration::from_secs(60));
+            claim(&pool, request).await.unwrap().len()
+        }
+    });
+    let claimed: usize = futures_util::future::join_all(claims).await.into_iter().sum();
+    assert_eq!(claimed, 5, "trial sends admitted across all workers");
+    assert_eq!(
+        count(pool, "SELECT count(*) FROM postrunner.send_attempts WHERE trial").await,
+        5,
+        "the ledger marks them as trials"
+    );
+}
+
+#[tokio::test]
+async fn trial_successes_close_the_breaker_and_one_good_probe_does_not() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    a_down_provider_past_its_cool_down(pool).await;
+    exec(
+        pool,
+        "UPDATE postrunner.settings SET value = '1' WHERE name = 'breaker_trial_sends'",
+    )
+    .await;
+    let worker = crate::support::run::executor(pool, crate::support::run::registry(pool), fast_config());
+
+    // One good probe is not enough (probes record their success this way).
+    exec(pool, "SELECT postrunner.record_provider_successes(ARRAY['p'])").await;
+    assert_eq!(health(pool, "p").await, "down", "a probe alone does not close it");
+
+    // One trial send per cool-down period: the first goes and succeeds ...
+    assert_eq!(worker.tick(None).await.unwrap(), 1);
+    assert_eq!(health(pool, "p").await, "down", "two successes of three");
+    assert_eq!(worker.tick(None).await.unwrap(), 0, "the period's trial is used");
+    // ... the next period admits one more, whose success closes the breaker.
+    // (Thirty seconds later: the lane's gate, set until the next period, opens too.)
+    exec(
+        pool,
+        "UPDATE postrunner.provider_health SET since = since - interval '30 seconds', trial_window_at = trial_window_at - interval '30 seconds';
+         UPDATE postrunner.lanes SET ready_at = '-infinity';",
+    )
+    .await;
+    assert_eq!(worker.tick(None).await.unwrap(), 1);
+    assert_eq!(
+        health(pool, "p").await,
+        "up",
+        "three successes (a probe and two trial sends)"
+    );
+    assert!(worker.tick(None).await.unwrap() > 1, "full traffic again");
 }

@@ -4,18 +4,22 @@
 
 mod support;
 
+mod boundaries;
 mod config;
 mod failover;
 mod import;
 mod migrate;
 mod outbox;
 mod periodic;
+mod plans;
+mod privileges;
 mod providers;
 mod queue;
 mod resilience;
-mod roles;
 mod routing;
 mod routing_scale;
+mod settings;
 mod smtp;
 mod sql_files;
+mod tenancy;
 mod workers;

@@ -1,9 +1,16 @@
 //! The public SQL interface of postrunner.outbox: enqueue, validation, idempotency,
 //! statuses, cancel and re-drive.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use postrunner::queue::claim::{claim, ClaimRequest};
+
 use crate::support::db::TestDb;
-use crate::support::factory;
-use crate::support::run::{executor, fast_config, registry};
+use crate::support::gated::Gate;
+use crate::support::logins::Login;
+use crate::support::run::{executor, fast_config, registry, spawn};
+use crate::support::{eventually, factory, wait_for_count};
 
 /// Runs an INSERT into the outbox with the given column list and values; returns the
 /// database error message, or None when it was accepted.
@@ -251,29 +258,30 @@ async fn a_queued_message_is_cancelled_with_an_update_and_never_sent() {
 async fn applications_cannot_write_other_statuses_or_cancel_sent_messages() {
     let db = TestDb::new().await;
     factory::client(&db.pool, "acme", "q1").await;
+    let app = Login::create(&db, "postrunner_app", &[Some("acme")]).await;
     let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
 
-    let err = sqlx::query("UPDATE postrunner.outbox SET status = 'sent' WHERE id = $1")
-        .bind(id)
-        .execute(&db.pool)
+    let err = app
+        .run(&format!(
+            "UPDATE postrunner.outbox SET status = 'sent' WHERE id = '{id}'"
+        ))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("may only set it to 'cancelled'"), "{err}");
+    assert!(err.contains("status is managed by postrunner"), "{err}");
 
     executor(&db.pool, registry(&db.pool), fast_config())
         .drain(None)
         .await
         .unwrap();
-    let err = sqlx::query("UPDATE postrunner.outbox SET status = 'cancelled' WHERE id = $1")
-        .bind(id)
-        .execute(&db.pool)
+    let err = app
+        .run(&format!(
+            "UPDATE postrunner.outbox SET status = 'cancelled' WHERE id = '{id}'"
+        ))
         .await
         .unwrap_err();
-    assert!(
-        err.to_string().contains("is sent and can no longer be cancelled"),
-        "{err}"
-    );
+    assert!(err.contains("is sent and can no longer be cancelled"), "{err}");
     assert_eq!(factory::status(&db.pool, id).await, "sent");
+    app.remove(&db).await;
 }
 
 #[tokio::test]
@@ -498,4 +506,213 @@ async fn a_failed_message_whose_job_was_cleaned_up_can_be_redriven() {
         .await
         .unwrap();
     assert_eq!(factory::status(&db.pool, id).await, "sent");
+}
+
+#[tokio::test]
+async fn the_gaps_a_review_found_in_insert_validation_are_refused_by_the_insert() {
+    let db = TestDb::new().await;
+    factory::client(&db.pool, "acme", "q1").await;
+    let with = |extra: &str| format!("client, direction, to_address, subject, text_body{extra}");
+    let many_headers = format!(
+        "'{{{}}}'",
+        (0..60)
+            .map(|i| format!("\"X-H{i}\": \"v\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let long_header = format!("'{{\"X-Long\": \"{}\"}}'", "v".repeat(10_000));
+    let cases: Vec<(String, String, &str)> = vec![
+        (
+            with(""),
+            "'acme', 'q1', 'a@example.org', E'\\t \\n', 'x'".into(),
+            "subject must not be empty",
+        ),
+        (
+            with(""),
+            "'acme', 'q1', 'a@example.org', 'Hi', E' \\t\\r\\n '".into(),
+            "a message needs a text_body or an html_body",
+        ),
+        (
+            with(""),
+            "'acme', 'q1', 'a@example.org', E'Hi \\x1b[31m', 'x'".into(),
+            "subject must not contain control characters",
+        ),
+        (
+            with(""),
+            "'acme', 'q1', 'a@example.org', E'Hi\\x0b', 'x'".into(),
+            "subject must not contain control characters",
+        ),
+        (
+            with(""),
+            "'acme', 'q1', 'a..b@example.org', 'Hi', 'x'".into(),
+            "is not a valid email address",
+        ),
+        (
+            with(""),
+            "'acme', 'q1', '.a@example.org', 'Hi', 'x'".into(),
+            "is not a valid email address",
+        ),
+        (
+            with(""),
+            "'acme', 'q1', E'a\\x01b@example.org', 'Hi', 'x'".into(),
+            "is not a valid email address",
+        ),
+        (
+            with(", headers"),
+            format!("'acme', 'q1', 'a@example.org', 'Hi', 'x', {many_headers}"),
+            "headers: 60 of them, more than max_headers (50)",
+        ),
+        (
+            with(", headers"),
+            format!("'acme', 'q1', 'a@example.org', 'Hi', 'x', {long_header}"),
+            "header 'X-Long' is 10000 bytes, over max_header_bytes (998)",
+        ),
+        (
+            with(", headers"),
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"X-Tag\": \"a\", \"x-tag\": \"b\"}'".into(),
+            "header 'x-tag' is given twice",
+        ),
+        (
+            with(", headers"),
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"X-Tag\": \"a\\u0007\"}'".into(),
+            "header 'X-Tag' must not contain control characters",
+        ),
+        (
+            with(", headers"),
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"X-SMTPAPI\": \"{}\"}'".into(),
+            "header 'X-SMTPAPI' is set by postrunner",
+        ),
+        (
+            with(", headers"),
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"X-SES-CONFIGURATION-SET\": \"c\"}'".into(),
+            "header 'X-SES-CONFIGURATION-SET' is set by postrunner",
+        ),
+        (
+            with(", headers"),
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"X-Mailgun-Variables\": \"{}\"}'".into(),
+            "header 'X-Mailgun-Variables' is set by postrunner",
+        ),
+        (
+            with(", headers"),
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"DKIM-Signature\": \"v=1\"}'".into(),
+            "header 'DKIM-Signature' is set by postrunner",
+        ),
+        (
+            with(", headers"),
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"Received\": \"from x\"}'".into(),
+            "header 'Received' is set by postrunner",
+        ),
+        (
+            with(", headers"),
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"Resent-From\": \"x@y.test\"}'".into(),
+            "header 'Resent-From' is set by postrunner",
+        ),
+        (
+            with(", headers"),
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"Return-Path\": \"<x@y.test>\"}'".into(),
+            "header 'Return-Path' is set by postrunner",
+        ),
+        (
+            with(", metadata"),
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', jsonb_build_object('blob', repeat('x', 20000))".into(),
+            "metadata is 20012 bytes, over max_metadata_bytes (16384)",
+        ),
+        (
+            with(", send_after"),
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', '-infinity'".into(),
+            "send_after must be a finite time",
+        ),
+        (
+            with(", send_after"),
+            "'acme', 'q1', 'a@example.org', 'Hi', 'x', 'infinity'".into(),
+            "send_after must be a finite time",
+        ),
+    ];
+    for (columns, values, expected) in &cases {
+        let error = insert_error(&db, columns, values)
+            .await
+            .unwrap_or_else(|| panic!("accepted: {}", &values[..values.len().min(200)]));
+        assert!(error.contains(expected), "expected {expected:?}, got {error:?}");
+        assert!(error.starts_with("postrunner.outbox: "), "{error}");
+    }
+    let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.outbox")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(messages, 0, "nothing was enqueued");
+}
+
+#[tokio::test]
+async fn a_claim_carries_only_what_a_send_needs() {
+    let db = TestDb::new().await;
+    factory::client(&db.pool, "acme", "q1").await;
+    sqlx::query(
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, metadata)
+         VALUES ('acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"lead\": 7}')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let request = ClaimRequest::new(uuid::Uuid::new_v4(), 10, std::time::Duration::from_secs(30));
+    let jobs = claim(&db.pool, request).await.unwrap();
+    let message = &jobs[0].args["message"];
+    assert!(
+        message.get("metadata").is_none(),
+        "metadata stays in the outbox: {message}"
+    );
+    assert_eq!(message["to"], "a@example.org");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_goes_around_a_message_an_application_holds_instead_of_waiting() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    factory::client(pool, "acme", "q1").await;
+    let ids = [
+        factory::message(pool, "acme", "q1", "one@example.org").await,
+        factory::message(pool, "acme", "q1", "held@example.org").await,
+        factory::message(pool, "acme", "q1", "three@example.org").await,
+    ];
+    let gate = Gate::closed();
+    let registry = postrunner::kinds::registry(pool.clone(), Arc::new(gate.directory(pool)));
+    let worker = spawn(pool, registry, fast_config());
+    wait_for_count(
+        pool,
+        "SELECT count(*) FROM postrunner.outbox WHERE status = 'sending'",
+        3,
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // The application holds the second message's row while the sends complete.
+    let mut app = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM postrunner.outbox WHERE id = $1 FOR UPDATE")
+        .bind(ids[1])
+        .execute(&mut *app)
+        .await
+        .unwrap();
+    gate.open();
+    let others = "SELECT count(*) FROM postrunner.outbox WHERE status = 'sent'";
+    wait_for_count(pool, others, 2, Duration::from_secs(5)).await;
+    // The worker keeps working meanwhile.
+    let later = factory::message(pool, "acme", "q1", "later@example.org").await;
+    eventually(Duration::from_secs(5), "a later message is sent", || async {
+        factory::status(pool, later).await == "sent"
+    })
+    .await;
+    assert_eq!(factory::status(pool, ids[1]).await, "sending");
+
+    app.commit().await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the held message is recorded once let go",
+        || async { factory::status(pool, ids[1]).await == "sent" },
+    )
+    .await;
+    worker.stop().await;
+    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.send_attempts")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 4, "each message sent once");
 }

@@ -1,11 +1,15 @@
 //! Real processes and a real PostgreSQL restart: SIGKILL, SIGTERM, outages.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use postrunner::db::local_cluster::{with_database, LocalCluster};
+use postrunner::queue::executor::ExecutorConfig;
 use serde_json::json;
 
 use crate::support::db::TestDb;
+use crate::support::gated::Gate;
+use crate::support::routing::exec;
 use crate::support::run::{fast_config, registry, spawn, Process, Recorder};
 use crate::support::{eventually, factory, wait_for_count, ALL_JOBS, RUNNING_JOBS};
 
@@ -214,4 +218,72 @@ async fn workers_survive_a_postgresql_restart() {
         .unwrap()
         .unwrap();
     assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_gives_back_the_capacity_of_sends_that_never_started() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    exec(
+        pool,
+        "INSERT INTO postrunner.clients (name) VALUES ('acme');
+         INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
+         INSERT INTO postrunner.providers (name, kind, per_minute) VALUES ('p', 'log', 100);
+         INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
+         SELECT 'a' || i || '@acme.test', 'p', 'acme', 10 FROM generate_series(1, 20) i;",
+    )
+    .await;
+    crate::support::routing::messages(pool, "acme", "d", 10).await;
+    // One slot, nine prefetched: one send starts (and hangs), nine never start.
+    let gate = Gate::closed();
+    let registry = postrunner::kinds::registry(pool.clone(), Arc::new(gate.directory(pool)));
+    let config = ExecutorConfig {
+        concurrency: 1,
+        prefetch: 9,
+        grace: Duration::from_millis(300),
+        ..fast_config()
+    };
+    let worker = spawn(pool, registry, config);
+    wait_for_count(
+        pool,
+        "SELECT count(*) FROM postrunner.outbox WHERE status = 'sending'",
+        10,
+        Duration::from_secs(20),
+    )
+    .await;
+    eventually(Duration::from_secs(10), "one send started", || async {
+        gate.started() == 1
+    })
+    .await;
+
+    worker.stop().await;
+
+    let outcomes: Vec<(String, i64)> =
+        sqlx::query_as("SELECT outcome::text, count(*) FROM postrunner.send_attempts GROUP BY 1 ORDER BY 1")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        outcomes,
+        [("lost".to_owned(), 1), ("released".to_owned(), 9)],
+        "the interrupted send may have gone; the nine others surely did not"
+    );
+    let used_today =
+        crate::support::routing::count(pool, "SELECT sum(sent_on_day)::bigint FROM postrunner.address_usage").await;
+    assert_eq!(used_today, 1, "only the started send uses a day's capacity");
+    let in_minute = crate::support::routing::count(
+        pool,
+        "SELECT sent_in_minute::bigint FROM postrunner.provider_usage WHERE provider = 'p'",
+    )
+    .await;
+    assert_eq!(in_minute, 1, "only the started send uses the provider's minute");
+    let paced = crate::support::routing::count(
+        pool,
+        "SELECT count(*) FROM postrunner.address_usage WHERE next_slot_at > now()",
+    )
+    .await;
+    assert_eq!(
+        paced, 1,
+        "the nine addresses whose send never started may send again at once"
+    );
 }

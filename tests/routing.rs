@@ -576,3 +576,29 @@ async fn a_configuration_change_reopens_a_waiting_direction() {
     assert_eq!(blocked(pool, "acme", "d").await.0, None);
     assert_eq!(drain_at(&worker, t + Duration::seconds(1)).await, 1);
 }
+
+#[tokio::test]
+async fn an_open_lane_whose_messages_an_application_holds_costs_a_worker_almost_no_queries() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    acme_on_one_provider(pool, 10, 50, 200).await;
+    // The application holds every message row: the lane is open, nothing can be routed.
+    let mut app = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM postrunner.outbox FOR UPDATE")
+        .execute(&mut *app)
+        .await
+        .unwrap();
+    let config = postrunner::queue::executor::ExecutorConfig::default();
+    let worker = crate::support::run::spawn(pool, registry(pool), config);
+    // Settled: the workers' retries have backed off to the poll interval, and the
+    // statistics of their first tries are flushed (PostgreSQL flushes them within 1 s).
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let commits = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()";
+    let before = count(pool, commits).await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let spent = count(pool, commits).await - before;
+    worker.stop().await;
+    app.rollback().await.unwrap();
+    // The same budget as a gated lane's (above): a busy loop would be hundreds a second.
+    assert!(spent < 60, "{spent} transactions in 5 s with every message held");
+}

@@ -4,14 +4,16 @@
 -- constraints (clients, directions, sender_addresses, suppressions): a change here
 -- applies to rows written from now on, existing rows are not re-checked.
 
--- A deliberately practical address check: one @, a non-empty local part without
--- spaces or angle brackets, and a dotted domain of letters, digits and hyphens.
--- Full RFC 5322 is not the goal; refusing obvious garbage at INSERT time is.
+-- A deliberately practical address check: one @, a local part without spaces, angle
+-- brackets, control characters, or a dot at its start, its end or twice in a row (RFC
+-- 5321's dot-atom; quoted local parts are refused), and a dotted domain of letters,
+-- digits and hyphens. Full RFC 5322 is not the goal; refusing garbage at INSERT is.
 CREATE OR REPLACE FUNCTION postrunner.is_email_address(address text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT address IS NOT NULL
        AND length(address) <= 254
-       AND address ~ '^[^@[:space:]<>(),;:"\[\]\\]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'
+       AND address ~ '^[^@[:space:][:cntrl:]<>(),;:"\[\]\\]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'
+       AND split_part(address, '@', 1) !~ '(^\.|\.\.|\.$)'
 $$;
 
 -- True when `tz` names a time zone PostgreSQL knows (used by CHECK constraints).

@@ -2,8 +2,8 @@
 -- provider $2[i] from address $3[i] with the provider's id $4[i] at $5[i], under
 -- reservation $6[i] of postrunner.send_attempts. Runs in the completion transaction,
 -- after complete.sql, and only for the jobs that really completed (their lease was
--- still theirs). The transaction first says SET LOCAL postrunner.internal = 'on', which
--- the outbox status guard requires for writes that are not an application's cancel.
+-- still theirs). The outbox status guard accepts 'sent' once the job is gone from the
+-- postrunner_service role only (sql/outbox/status_guard.sql).
 WITH ledger AS (
     UPDATE postrunner.send_attempts AS a
        SET outcome = 'sent', finished_at = s.sent_at

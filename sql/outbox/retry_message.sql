@@ -1,30 +1,49 @@
--- Re-drive a failed (or cancelled) message: its job becomes available with a fresh
--- attempt budget. SECURITY DEFINER so that postrunner_app may call it without any
--- privilege on the queue.
+-- Re-driving a failed (or cancelled) message: its job becomes available with a fresh
+-- attempt budget.
 --
--- Locks: the message row (FOR UPDATE), so concurrent re-drives serialise, then its job.
+-- postrunner.retry_message(id) runs as the caller (SECURITY INVOKER), so an
+-- application re-drives only messages its row-level policy lets it update: the
+-- re-drive is its own UPDATE of the status back to 'queued' (which the status guard
+-- allows from 'failed' or 'cancelled'), and the trigger below, which acts for
+-- postrunner, re-drives the carrying job.
+--
+-- Locks: the message row (the UPDATE), then its job (retry_job).
 CREATE OR REPLACE FUNCTION postrunner.retry_message(message_id uuid) RETURNS postrunner.message_status
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, postrunner, pg_temp AS $$
 DECLARE
-    msg record;
+    old_status postrunner.message_status;
 BEGIN
-    SELECT o.job_id, o.status, l.id AS lane INTO msg
-      FROM postrunner.outbox o JOIN postrunner.lanes l ON (l.client, l.direction) = (o.client, o.direction)
-     WHERE o.id = message_id FOR UPDATE OF o;
+    SELECT status INTO old_status FROM postrunner.outbox WHERE id = message_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'message % does not exist', message_id USING ERRCODE = 'no_data_found';
     END IF;
-    IF msg.status NOT IN ('failed', 'cancelled') THEN
-        RAISE EXCEPTION 'message % is % and needs no retry', message_id, msg.status
+    IF old_status NOT IN ('failed', 'cancelled') THEN
+        RAISE EXCEPTION 'message % is % and needs no retry', message_id, old_status
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM postrunner.jobs WHERE id = msg.job_id) THEN
-        -- The cleanup task deleted the finished job: carry the message with a new one,
-        -- created cancelled so that retry_job below makes the transition the mirror sees.
-        INSERT INTO postrunner.jobs (id, kind, state, finalized_at, lane)
-        VALUES (msg.job_id, 'email.send', 'cancelled', now(), msg.lane);
-    END IF;
-    PERFORM postrunner.retry_job(msg.job_id);
-    RETURN msg.status;
+    UPDATE postrunner.outbox SET status = 'queued' WHERE id = message_id;
+    RETURN old_status;
 END
 $$;
+
+-- A message set back to 'queued' from 'failed' or 'cancelled' is re-driven: its job, or
+-- a new one carrying it when the cleanup task already deleted the finished job
+-- (created cancelled, so that retry_job makes the transition the mirror sees).
+-- SECURITY DEFINER: the application has no privilege on the queue.
+CREATE OR REPLACE FUNCTION postrunner.outbox_redrive_job() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM postrunner.jobs WHERE id = NEW.job_id) THEN
+        INSERT INTO postrunner.jobs (id, kind, state, finalized_at, lane)
+        SELECT NEW.job_id, 'email.send', 'cancelled', now(), l.id
+          FROM postrunner.lanes l WHERE (l.client, l.direction) = (NEW.client, NEW.direction);
+    END IF;
+    PERFORM postrunner.retry_job(NEW.job_id);
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER outbox_redrive_job
+    AFTER UPDATE OF status ON postrunner.outbox
+    FOR EACH ROW WHEN (NEW.status = 'queued' AND OLD.status IN ('failed', 'cancelled'))
+    EXECUTE FUNCTION postrunner.outbox_redrive_job();

@@ -1,33 +1,53 @@
 -- `status` is postrunner's to write. A change of status is accepted when it is:
--- - a mirror of the carrying job's state (what jobs_sync_outbox writes), or
--- - the final 'sent' (or 'queued' after a re-drive) written by postrunner once the job is
---   gone, which it announces with SET LOCAL postrunner.internal = 'on', or
--- - an application's cancel of a message that has not started (queued or retrying).
--- Anything else is refused, whoever writes it, so a forged 'sent' or 'sending' cannot
--- hide a message from the queue.
+-- - an application's cancel of a message that has not started (queued or retrying);
+-- - an application's re-drive of a failed or cancelled message (back to queued:
+--   postrunner.retry_message does it, sql/outbox/retry_message.sql);
+-- - a mirror of the carrying job's state (what jobs_sync_outbox writes); or
+-- - written by postrunner itself (a member of postrunner_service): the final 'sent' or
+--   'suppressed' once the job is gone.
+-- Anything else is refused: an application cannot forge 'sent' to hide a message from
+-- the queue, nor turn a sent message into 'failed' to have it re-driven and sent twice
+-- (tests/tenancy.rs).
 --
+-- SECURITY INVOKER on purpose: the check is about who makes the change (current_user),
+-- so it must not run as the function's owner. Which rows a role may touch at all is the
+-- row-level policy's business (sql/security/tenancy.sql).
 -- Locks: reads the carrying job without locking it.
+
+-- The carrying job's state and attempts (NULLs once it is gone). SECURITY DEFINER: an
+-- application reads no queue table.
+CREATE OR REPLACE FUNCTION postrunner.carrying_job(p_job_id bigint, OUT state postrunner.job_state, OUT attempts integer)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+    SELECT j.state, j.attempts FROM postrunner.jobs j WHERE j.id = p_job_id
+$$;
+
 CREATE OR REPLACE FUNCTION postrunner.outbox_guard_status() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, postrunner, pg_temp AS $$
 DECLARE
-    job record;
+    job_state postrunner.job_state;
+    job_attempts integer;
 BEGIN
     IF NEW.status = 'cancelled' AND OLD.status IN ('queued', 'retrying') THEN
         RETURN NEW;
     END IF;
-    SELECT state, attempts INTO job FROM postrunner.jobs WHERE id = NEW.job_id;
-    IF FOUND AND NEW.status = postrunner.message_status_for(job.state, job.attempts) THEN
+    IF NEW.status = 'queued' AND OLD.status IN ('failed', 'cancelled') THEN
         RETURN NEW;
     END IF;
-    IF NOT FOUND AND current_setting('postrunner.internal', true) = 'on' THEN
+    SELECT j.state, j.attempts INTO job_state, job_attempts FROM postrunner.carrying_job(NEW.job_id) j;
+    IF job_state IS NOT NULL AND NEW.status = postrunner.message_status_for(job_state, job_attempts) THEN
+        RETURN NEW;
+    END IF;
+    IF postrunner.acts_as_service() THEN
         RETURN NEW;
     END IF;
     IF NEW.status = 'cancelled' THEN
         PERFORM postrunner.reject(format('message %s is %s and can no longer be cancelled', OLD.id, OLD.status),
                                   'only queued or retrying messages can be cancelled', 'object_not_in_prerequisite_state');
     END IF;
-    PERFORM postrunner.reject(format('status is managed by postrunner; an application may only set it to ''cancelled'' (got %L)', NEW.status),
-                              NULL, 'insufficient_privilege');
+    PERFORM postrunner.reject(
+        format('status is managed by postrunner; an application may only cancel a queued or retrying message, or re-drive a failed or cancelled one (got %L for a message that is %s)',
+               NEW.status, OLD.status),
+        NULL, 'insufficient_privilege');
     RETURN NULL;
 END
 $$;

@@ -14,13 +14,44 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                  'list-unsubscribe', 'list-unsubscribe-post', 'x-postrunner-id']
 $$;
 
--- The body limit is postrunner.settings 'max_body_bytes' (default 1 MiB).
+-- Headers that steer a provider (SendGrid's X-SMTPAPI, SES configuration sets, Mailgun
+-- and Postmark options) or that mail servers add along the way (signatures, trace and
+-- resent fields): an application setting them could change how or as whom a message
+-- is sent, or forge its history. Lower-case names, and prefixes ending in '-'.
+CREATE OR REPLACE FUNCTION postrunner.reserved_headers() RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ARRAY['x-smtpapi', 'x-ses-', 'x-mailgun-', 'x-pm-', 'x-sg-', 'dkim-signature',
+                 'domainkey-signature', 'arc-', 'authentication-results', 'received', 'received-spf',
+                 'resent-', 'delivered-to', 'x-original-to']
+$$;
+
+-- Is `name` (lower case) one of the reserved headers, or under a reserved prefix?
+CREATE OR REPLACE FUNCTION postrunner.is_reserved_header(name text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT EXISTS (SELECT 1 FROM unnest(postrunner.reserved_headers()) AS r
+                    WHERE name = r OR (r LIKE '%-' AND starts_with(name, r)))
+$$;
+
+-- Control characters other than TAB, LF and CR (those have rules of their own): ESC,
+-- VT, NUL-like bytes and DEL have no place in a header or a subject.
+CREATE OR REPLACE FUNCTION postrunner.has_control_characters(value text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT value ~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]'
+$$;
+
+-- The limits are postrunner.settings max_body_bytes (1 MiB), max_headers (50),
+-- max_header_bytes (998) and max_metadata_bytes (16 KiB): operator settings, which a
+-- session cannot raise for itself.
 CREATE OR REPLACE FUNCTION postrunner.outbox_before_insert() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
 DECLARE
-    max_body bigint := coalesce((SELECT value::bigint FROM postrunner.settings WHERE name = 'max_body_bytes'), 1048576);
+    max_body bigint := postrunner.setting_number('max_body_bytes', 1048576);
+    max_headers bigint := postrunner.setting_number('max_headers', 50);
+    max_header_bytes bigint := postrunner.setting_number('max_header_bytes', 998);
+    max_metadata_bytes bigint := postrunner.setting_number('max_metadata_bytes', 16384);
     body_bytes bigint;
     header record;
+    seen text[] := '{}';
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM postrunner.clients WHERE name = NEW.client) THEN
         PERFORM postrunner.reject(format('unknown client %L', NEW.client),
@@ -36,17 +67,20 @@ BEGIN
         PERFORM postrunner.reject(format('to_address %L is not a valid email address', left(NEW.to_address, 100)));
     END IF;
 
-    IF NEW.subject IS NULL OR btrim(NEW.subject) = '' THEN
+    IF NEW.subject IS NULL OR NEW.subject ~ '^[[:space:]]*$' THEN
         PERFORM postrunner.reject('subject must not be empty');
     END IF;
     IF NEW.subject ~ '[\r\n]' THEN
         PERFORM postrunner.reject('subject must be a single line (no CR or LF)');
     END IF;
+    IF postrunner.has_control_characters(NEW.subject) THEN
+        PERFORM postrunner.reject('subject must not contain control characters');
+    END IF;
     IF length(NEW.subject) > 998 THEN
         PERFORM postrunner.reject('subject is longer than 998 characters');
     END IF;
 
-    IF coalesce(btrim(NEW.text_body), '') = '' AND coalesce(btrim(NEW.html_body), '') = '' THEN
+    IF coalesce(NEW.text_body, '') ~ '^[[:space:]]*$' AND coalesce(NEW.html_body, '') ~ '^[[:space:]]*$' THEN
         PERFORM postrunner.reject('a message needs a text_body or an html_body');
     END IF;
     body_bytes := coalesce(octet_length(NEW.text_body), 0) + coalesce(octet_length(NEW.html_body), 0);
@@ -60,13 +94,26 @@ BEGIN
             PERFORM postrunner.reject('headers must be a JSON object of header name to text value',
                                       'for example {"Reply-To": "owner@example.org"}');
         END IF;
+        IF (SELECT count(*) FROM jsonb_object_keys(NEW.headers)) > max_headers THEN
+            PERFORM postrunner.reject(format('headers: %s of them, more than max_headers (%s)',
+                                             (SELECT count(*) FROM jsonb_object_keys(NEW.headers)), max_headers),
+                                      'the limit is postrunner.settings max_headers');
+        END IF;
         FOR header IN SELECT key, value FROM jsonb_each(NEW.headers) LOOP
             IF header.key !~ '^[!-9;-~]{1,76}$' THEN
                 PERFORM postrunner.reject(format('header name %L is not a valid header field name', left(header.key, 80)));
             END IF;
+            IF lower(header.key) = ANY (seen) THEN
+                PERFORM postrunner.reject(format('header %L is given twice (header names are case-insensitive)', header.key));
+            END IF;
+            seen := seen || lower(header.key);
             IF lower(header.key) = ANY (postrunner.protected_headers()) THEN
                 PERFORM postrunner.reject(format('header %L is set by postrunner and cannot be overridden', header.key),
                                           'protected headers: ' || array_to_string(postrunner.protected_headers(), ', '));
+            END IF;
+            IF postrunner.is_reserved_header(lower(header.key)) THEN
+                PERFORM postrunner.reject(format('header %L is set by postrunner or the provider and cannot be given', header.key),
+                                          'reserved: ' || array_to_string(postrunner.reserved_headers(), ', ') || ' (- ends a prefix)');
             END IF;
             IF jsonb_typeof(header.value) <> 'string' THEN
                 PERFORM postrunner.reject(format('header %L must have a text value', header.key));
@@ -74,10 +121,26 @@ BEGIN
             IF header.value #>> '{}' ~ '[\r\n]' THEN
                 PERFORM postrunner.reject(format('header %L must be a single line (no CR or LF)', header.key));
             END IF;
+            IF postrunner.has_control_characters(header.value #>> '{}') THEN
+                PERFORM postrunner.reject(format('header %L must not contain control characters', header.key));
+            END IF;
+            IF octet_length(header.value #>> '{}') > max_header_bytes THEN
+                PERFORM postrunner.reject(format('header %L is %s bytes, over max_header_bytes (%s)',
+                                                 header.key, octet_length(header.value #>> '{}'), max_header_bytes),
+                                          'the limit is postrunner.settings max_header_bytes');
+            END IF;
         END LOOP;
     END IF;
     IF NEW.metadata IS NOT NULL AND jsonb_typeof(NEW.metadata) <> 'object' THEN
         PERFORM postrunner.reject('metadata must be a JSON object');
+    END IF;
+    IF octet_length(NEW.metadata::text) > max_metadata_bytes THEN
+        PERFORM postrunner.reject(format('metadata is %s bytes, over max_metadata_bytes (%s)',
+                                         octet_length(NEW.metadata::text), max_metadata_bytes),
+                                  'the limit is postrunner.settings max_metadata_bytes');
+    END IF;
+    IF NOT isfinite(NEW.send_after) THEN
+        PERFORM postrunner.reject(format('send_after must be a finite time (got %s)', NEW.send_after));
     END IF;
 
     -- Columns postrunner owns start from a clean slate whatever the INSERT said.

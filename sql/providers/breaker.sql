@@ -1,38 +1,43 @@
--- Provider health: a circuit breaker per provider, fed by live send outcomes.
+-- Provider health: a circuit breaker per provider (provider_health), fed by send
+-- outcomes and health probes.
 --
---   up        -- no recent provider failure: full weight
---   degraded  -- 1 .. breaker_failures-1 consecutive provider failures: half weight
---   down      -- breaker_failures consecutive failures, or an error rate of at least
---                breaker_error_rate over the last breaker_window_secs (with at least
---                breaker_min_attempts sends in it): no traffic for
---                breaker_cooldown_secs, then trial sends (route_lane, V8): one success
---                brings it up, one failure takes it down again for another cool-down
+--   up        no recent provider failure: full weight
+--   degraded  1 .. breaker_failures-1 consecutive provider failures: half weight; one
+--             success brings it up
+--   down      breaker_failures consecutive provider failures, or a share of at least
+--             breaker_error_rate provider faults among the attempts closed in the last
+--             breaker_window_secs (at least breaker_min_attempts of them): no traffic for
+--             breaker_cooldown_secs; then it is on trial (half open): each cool-down
+--             period admits breaker_trial_sends trial sends across all workers
+--             (sql/routing/lane_providers.sql), breaker_trial_successes successful
+--             trials (a good probe during the trial counts as one) bring it up, and one
+--             provider failure takes it down for another cool-down.
 --
 -- "Provider failure" is SendError::Unavailable (5xx, 429, timeouts, refused or reset
--- connections, authentication, quota), never a refusal of one message or recipient.
+-- connections, authentication, quota): the attempt's `fault` is 'provider'. A refused
+-- recipient or a rejected message says nothing about the provider and never counts.
 -- Every change of state is kept in provider_health_history, and wakes every lane
--- (trigger provider_health_wake_lanes, V7).
+-- (trigger provider_health_wake_lanes, sql/routing/config_triggers.sql).
 --
--- Locks: the provider's provider_health row (FOR UPDATE), briefly.
+-- Locks: the provider's provider_health row (FOR UPDATE), briefly; the claim takes it
+-- with SKIP LOCKED only while admitting trial sends.
 
--- How long a provider that went down gets no traffic before trial sends
--- (settings 'breaker_cooldown_secs', default 30).
+-- How long a provider that went down gets no traffic before trial sends.
 CREATE OR REPLACE FUNCTION postrunner.breaker_cooldown() RETURNS interval
 LANGUAGE sql STABLE AS $$
-    SELECT make_interval(secs => coalesce((SELECT value::float8 FROM postrunner.settings
-                                            WHERE name = 'breaker_cooldown_secs'), 30))
+    SELECT make_interval(secs => postrunner.setting_number('breaker_cooldown_secs', 30))
 $$;
 
--- A send through p_provider failed because of the provider; p_retry_after is its own
--- hint of when to come back (NULL: none). Returns its new state.
+-- A send or probe through p_provider failed because of the provider; p_retry_after is
+-- its own hint of when to come back (NULL: none). Returns its new state.
 CREATE OR REPLACE FUNCTION postrunner.record_provider_failure(p_provider text, p_error text, p_retry_after interval DEFAULT NULL)
 RETURNS postrunner.health_state
 LANGUAGE plpgsql AS $fn$
 DECLARE
-    threshold integer := coalesce((SELECT value::integer FROM postrunner.settings WHERE name = 'breaker_failures'), 3);
-    max_rate float8 := coalesce((SELECT value::float8 FROM postrunner.settings WHERE name = 'breaker_error_rate'), 0.5);
-    window_secs float8 := coalesce((SELECT value::float8 FROM postrunner.settings WHERE name = 'breaker_window_secs'), 60);
-    min_attempts integer := coalesce((SELECT value::integer FROM postrunner.settings WHERE name = 'breaker_min_attempts'), 20);
+    threshold integer := postrunner.setting_number('breaker_failures', 3)::integer;
+    max_rate float8 := postrunner.setting_number('breaker_error_rate', 0.5);
+    window_secs float8 := postrunner.setting_number('breaker_window_secs', 60);
+    min_attempts integer := postrunner.setting_number('breaker_min_attempts', 20)::integer;
     was postrunner.health_state;
     now_state postrunner.health_state;
     too_many boolean;
@@ -41,9 +46,8 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    -- The error rate over the window, from the ledger (closed attempts only).
-    SELECT count(*) >= min_attempts
-           AND count(*) FILTER (WHERE outcome IN ('released', 'failed')) >= max_rate * count(*)
+    -- The share of provider faults among the attempts closed in the window.
+    SELECT count(*) >= min_attempts AND count(*) FILTER (WHERE fault = 'provider') >= max_rate * count(*)
       INTO too_many
       FROM postrunner.send_attempts
      WHERE provider = p_provider
@@ -51,9 +55,14 @@ BEGIN
        AND outcome <> 'reserved';
     UPDATE postrunner.provider_health
        SET consecutive_failures = consecutive_failures + 1,
-           state = CASE WHEN consecutive_failures + 1 >= threshold OR too_many THEN 'down' ELSE 'degraded' END::postrunner.health_state,
-           -- Going down, or failing a trial while down, starts a (new) cool-down.
-           since = CASE WHEN consecutive_failures + 1 >= threshold OR too_many OR state <> 'degraded' THEN now() ELSE since END,
+           state = CASE WHEN consecutive_failures + 1 >= threshold OR too_many OR state = 'down'
+                        THEN 'down' ELSE 'degraded' END::postrunner.health_state,
+           -- Going down, or failing while down (a trial), starts a (new) cool-down.
+           since = CASE WHEN consecutive_failures + 1 >= threshold OR too_many OR state <> 'degraded'
+                        THEN now() ELSE since END,
+           trial_window_at = NULL,
+           trial_sends = 0,
+           trial_successes = 0,
            last_error = left(p_error, 500),
            last_failure_at = now(),
            paused_until = CASE WHEN p_retry_after IS NULL THEN paused_until
@@ -68,27 +77,67 @@ BEGIN
 END
 $fn$;
 
--- Sends through p_providers succeeded: they are up. Writes only rows that change, so
--- the steady state (all up) costs an index probe per provider and no write.
-CREATE OR REPLACE FUNCTION postrunner.record_provider_successes(p_providers text[])
+-- Successes through p_providers, p_trials[i] of them trial sends (or good probes) of a
+-- down provider on trial. A degraded provider is up again at once; a down one only
+-- once breaker_trial_successes trials have succeeded, and only after its cool-down (a
+-- send that was in flight when it went down proves nothing). Writes only the rows that
+-- change, so the steady state (all up) costs an index probe per provider and no write.
+CREATE OR REPLACE FUNCTION postrunner.record_successes(p_providers text[], p_trials integer[])
 RETURNS void
 LANGUAGE sql AS $fn$
-WITH old AS (
-    SELECT provider, state
-      FROM postrunner.provider_health
-     WHERE provider = ANY (p_providers) AND (state <> 'up' OR consecutive_failures > 0)
-       FOR UPDATE
+WITH given AS (
+    SELECT provider, trials FROM unnest(p_providers, p_trials) AS g(provider, trials)
+),
+old AS (
+    SELECT h.provider, h.state, h.trial_successes + g.trials AS successes,
+           h.state = 'down' AND h.since <= now() - postrunner.breaker_cooldown() AS on_trial
+      FROM postrunner.provider_health h
+      JOIN given g ON g.provider = h.provider
+     WHERE h.provider = ANY (p_providers) AND (h.state <> 'up' OR h.consecutive_failures > 0)
+       FOR UPDATE OF h
+),
+decided AS (
+    SELECT old.*,
+           old.state <> 'down'
+           OR (old.on_trial AND old.successes >= postrunner.setting_number('breaker_trial_successes', 3)) AS closes
+      FROM old
 ),
 changed AS (
     UPDATE postrunner.provider_health h
-       SET state = 'up',
-           consecutive_failures = 0,
-           since = CASE WHEN old.state <> 'up' THEN now() ELSE h.since END,
+       SET state = CASE WHEN d.closes THEN 'up' ELSE h.state END,
+           since = CASE WHEN d.closes AND h.state <> 'up' THEN now() ELSE h.since END,
+           consecutive_failures = CASE WHEN d.closes THEN 0 ELSE h.consecutive_failures END,
+           trial_successes = CASE WHEN d.closes THEN 0 WHEN d.on_trial THEN d.successes ELSE h.trial_successes END,
+           trial_window_at = CASE WHEN d.closes THEN NULL ELSE h.trial_window_at END,
+           trial_sends = CASE WHEN d.closes THEN 0 ELSE h.trial_sends END,
            last_success_at = now()
-      FROM old
-     WHERE h.provider = old.provider
-    RETURNING h.provider, old.state AS was
+      FROM decided d
+     WHERE h.provider = d.provider
+    RETURNING h.provider, d.closes, d.state AS was
 )
 INSERT INTO postrunner.provider_health_history (provider, state, reason)
-SELECT provider, 'up', 'sends succeed again' FROM changed WHERE was <> 'up'
+SELECT provider, 'up', CASE WHEN was = 'down' THEN 'trial sends succeed' ELSE 'sends succeed again' END
+  FROM changed WHERE closes AND was <> 'up'
+$fn$;
+
+-- Sends recorded as sent (the completion transaction, sql/outbox/record_sent.sql):
+-- their providers' successes, counting the trial sends among them.
+CREATE OR REPLACE FUNCTION postrunner.record_send_successes(p_attempt_ids bigint[])
+RETURNS void
+LANGUAGE sql AS $fn$
+    SELECT postrunner.record_successes(array_agg(provider), array_agg(trials))
+      FROM (SELECT s.provider, count(*) FILTER (WHERE s.trial)::integer AS trials
+              FROM postrunner.send_attempts s
+             WHERE s.id = ANY (p_attempt_ids)
+             GROUP BY s.provider) x
+    HAVING count(*) > 0
+$fn$;
+
+-- A good health probe of each of p_providers: counts as one trial success of a down
+-- provider on trial (so that a provider without traffic recovers too); never closes a
+-- breaker alone.
+CREATE OR REPLACE FUNCTION postrunner.record_provider_successes(p_providers text[])
+RETURNS void
+LANGUAGE sql AS $fn$
+    SELECT postrunner.record_successes(p_providers, array_fill(1, ARRAY[cardinality(p_providers)]))
 $fn$;

@@ -20,6 +20,12 @@
 -- it makes whenever a batch comes back short, a NOTIFY arrives, or a poll interval has
 -- passed (a newly arrived job of higher priority sorts before the cursor).
 --
+-- Plan shape, whatever the statistics: the chosen ids come from jobs_claim_idx in its
+-- own order (anything else would sort the whole backlog), and the UPDATE finds them by
+-- primary key from that array. Joining the UPDATE to a CTE instead let the planner,
+-- seeing LIMIT estimated at a tenth of a 50,000-job table, hash-join it against a
+-- sequential scan of jobs: 25-30 ms a claim instead of about 2 (tests/plans.rs).
+--
 -- Locks: FOR UPDATE SKIP LOCKED on the chosen rows, so concurrent claimers take
 -- disjoint jobs without waiting for each other. The claim commits at once: no row
 -- lock or transaction is held while the job runs; the lease (lease_expires_at,
@@ -32,17 +38,6 @@ CREATE OR REPLACE FUNCTION postrunner.claim_jobs(
     run_at timestamptz, created_at timestamptz, attempted_at timestamptz
 )
 LANGUAGE sql VOLATILE AS $claim$
-WITH due AS (
-    SELECT id
-      FROM postrunner.jobs
-     WHERE state = 'available'
-       AND lane IS NULL
-       AND run_at <= coalesce($5::timestamptz, now())
-       AND ((-priority), run_at, id) > ($6::smallint, coalesce($7::timestamptz, '-infinity'), $8::bigint)
-     ORDER BY (-priority), run_at, id
-     LIMIT $1
-       FOR UPDATE SKIP LOCKED
-)
 UPDATE postrunner.jobs AS j
    SET state = 'running',
        attempts = j.attempts + 1,
@@ -50,7 +45,15 @@ UPDATE postrunner.jobs AS j
        lease_token = $3::uuid,
        lease_expires_at = coalesce($5::timestamptz, now()) + $4::interval,
        attempted_at = coalesce($5::timestamptz, clock_timestamp())
-  FROM due
- WHERE j.id = due.id
+ WHERE j.id = ANY (ARRAY(
+           SELECT id
+             FROM postrunner.jobs
+            WHERE state = 'available'
+              AND lane IS NULL
+              AND run_at <= coalesce($5::timestamptz, now())
+              AND ((-priority), run_at, id) > ($6::smallint, coalesce($7::timestamptz, '-infinity'), $8::bigint)
+            ORDER BY (-priority), run_at, id
+            LIMIT $1
+              FOR UPDATE SKIP LOCKED))
 RETURNING j.id, j.kind, j.args, j.attempts, j.max_attempts, j.priority, j.run_at, j.created_at, j.attempted_at
 $claim$;

@@ -79,6 +79,11 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_t
 BEGIN
     UPDATE postrunner.lanes SET ready_at = '-infinity', waiting_for = NULL, waiting_detail = NULL
      WHERE ready_at > '-infinity';
+    -- Workers asleep until a gate's time wake up now (they also skip the routed claim
+    -- while no gate is open: src/queue/executor/fetch.rs).
+    IF FOUND THEN
+        PERFORM pg_notify('postrunner_jobs', '');
+    END IF;
     RETURN NULL;
 END
 $$;

@@ -17,7 +17,7 @@ WITH lane AS (
      WHERE l.id = p_lane
 ),
 providers AS (
-    SELECT p.*, h.state AS health, h.since AS health_since, h.paused_until, u.minute, u.sent_in_minute, u.month, u.sent_in_month
+    SELECT p.*, h.state AS health, h.since AS health_since, h.paused_until, h.trial_window_at, h.trial_sends, u.minute, u.sent_in_minute, u.month, u.sent_in_month
       FROM lane
       JOIN postrunner.providers p ON TRUE
       LEFT JOIN postrunner.provider_health h ON h.provider = p.name
@@ -28,21 +28,27 @@ per_provider AS (
     SELECT p.name,
            -- provider-level block
            CASE WHEN NOT p.enabled THEN 'infinity'::timestamptz
-                -- Until its cool-down ends (a change of health wakes every lane too).
-                WHEN p.health = 'down' THEN greatest(p.health_since + postrunner.breaker_cooldown(), p_at)
-                WHEN p.per_minute IS NOT NULL AND p.minute = date_trunc('minute', p_at)
-                     AND p.sent_in_minute >= p.per_minute THEN date_trunc('minute', p_at) + interval '1 minute'
+                -- Until its cool-down ends, or, on trial with this period's trial sends
+                -- used, until the next period (a change of health wakes every lane too).
+                WHEN p.health = 'down' THEN greatest(
+                    p.health_since + postrunner.breaker_cooldown(),
+                    CASE WHEN p.trial_window_at > p_at - postrunner.breaker_cooldown()
+                              AND p.trial_sends >= postrunner.setting_number('breaker_trial_sends', 5)
+                         THEN p.trial_window_at + postrunner.breaker_cooldown() END,
+                    p_at)
+                -- A counter may already hold a later minute than p_at's (never less).
+                WHEN p.per_minute IS NOT NULL AND p.minute >= date_trunc('minute', p_at)
+                     AND p.sent_in_minute >= p.per_minute THEN p.minute + interval '1 minute'
                 WHEN p.paused_until > p_at THEN p.paused_until
-                WHEN p.monthly_budget IS NOT NULL AND p.month = date_trunc('month', p_at AT TIME ZONE 'UTC')::date
-                     AND p.price_per_1000 > 0
-                     AND p.sent_in_month >= floor((p.monthly_budget - p.monthly_fee) * 1000 / p.price_per_1000)
-                     THEN (date_trunc('month', p_at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'
-                WHEN p.monthly_budget IS NOT NULL AND p.price_per_1000 = 0 AND p.monthly_fee > p.monthly_budget
+                WHEN postrunner.budget_messages(p.monthly_budget, p.monthly_fee, p.price_per_1000) = 0
                      THEN 'infinity'::timestamptz
+                WHEN p.monthly_budget IS NOT NULL AND p.month >= postrunner.utc_month(p_at)
+                     AND p.sent_in_month >= postrunner.budget_messages(p.monthly_budget, p.monthly_fee, p.price_per_1000)
+                     THEN (p.month + interval '1 month')::timestamp AT TIME ZONE 'UTC'
            END AS blocked_until,
            CASE WHEN NOT p.enabled THEN 'provider_disabled'
                 WHEN p.health = 'down' THEN 'provider_down'
-                WHEN p.per_minute IS NOT NULL AND p.minute = date_trunc('minute', p_at)
+                WHEN p.per_minute IS NOT NULL AND p.minute >= date_trunc('minute', p_at)
                      AND p.sent_in_minute >= p.per_minute THEN 'provider_rate'
                 WHEN p.paused_until > p_at THEN 'provider_rate'
                 ELSE 'budget'

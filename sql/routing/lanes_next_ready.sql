@@ -1,6 +1,20 @@
--- When workers should next try a routed claim (sql/routing/next_ready.sql calls it).
+-- When workers should next try a routed claim (sql/routing/next_ready.sql calls it),
+-- and the probe both it and the claim use to see whether a lane has a message waiting.
 --
 -- Locks: none.
+
+-- The lane's next due job, if any: one step into jobs_lane_idx in its own order, so it
+-- costs an index probe whatever the table's statistics say (a sequential scan would
+-- have to sort every waiting job to find the first).
+CREATE OR REPLACE FUNCTION postrunner.lane_next_job(p_lane integer, p_at timestamptz)
+RETURNS SETOF bigint
+LANGUAGE sql STABLE AS $$
+    SELECT j.id
+      FROM postrunner.jobs j
+     WHERE j.lane = p_lane AND j.state = 'available' AND j.run_at <= p_at
+     ORDER BY (-j.priority), j.run_at, j.id
+     LIMIT 1
+$$;
 
 -- When a claim could next route something: the earliest gate among lanes with messages
 -- waiting (a time in the past means now: a lane was busy in another claim). NULL when
@@ -10,6 +24,5 @@ CREATE OR REPLACE FUNCTION postrunner.lanes_next_ready(p_now timestamptz) RETURN
 LANGUAGE sql STABLE AS $$
     SELECT least(greatest(min(l.ready_at), coalesce(p_now, now())), coalesce(p_now, now()) + interval '1 day')
       FROM postrunner.lanes l
-     WHERE EXISTS (SELECT 1 FROM postrunner.jobs j
-                    WHERE j.lane = l.id AND j.state = 'available' AND j.run_at <= coalesce(p_now, now()))
+     WHERE EXISTS (SELECT 1 FROM postrunner.lane_next_job(l.id, coalesce(p_now, now())))
 $$;

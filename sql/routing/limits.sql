@@ -15,7 +15,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     END
       FROM (SELECT coalesce((SELECT string_to_array(value, ',')::integer[] FROM postrunner.settings
                               WHERE name = 'warmup_schedule'), '{5,8,12,18,25,35,50}') AS steps,
-                   coalesce((SELECT value::float8 FROM postrunner.settings WHERE name = 'warmup_growth'), 1.25) AS growth) s
+                   postrunner.setting_number('warmup_growth', 1.25) AS growth) s
 $$;
 
 -- The number of messages an address may send on `on_day`: its daily_limit, or less
@@ -26,6 +26,24 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN warmup_started_on IS NULL THEN daily_limit
                 ELSE least(daily_limit, postrunner.warmup_limit(on_day - warmup_started_on)) END
 $$;
+
+-- How many messages a monthly budget pays for after the plan's fixed fee, or NULL when
+-- there is no budget (or the messages are free and the fee fits).
+CREATE OR REPLACE FUNCTION postrunner.budget_messages(budget numeric, fee numeric, price_per_1000 numeric)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN budget IS NULL THEN NULL
+                WHEN price_per_1000 = 0 THEN CASE WHEN fee > budget THEN 0 END
+                ELSE greatest(floor((budget - fee) * 1000 / price_per_1000), 0)::integer END
+$$;
+
+-- The month (UTC) an instant falls in, as its first day: budgets count per UTC month.
+CREATE OR REPLACE FUNCTION postrunner.utc_month(at timestamptz) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT date_trunc('month', at AT TIME ZONE 'UTC')::date $$;
+
+-- The instant a client-local day ends (the next one starts).
+CREATE OR REPLACE FUNCTION postrunner.day_end(day date, tz text) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT ((day + 1)::timestamp AT TIME ZONE tz) $$;
 
 -- Outcomes that use capacity.
 CREATE OR REPLACE FUNCTION postrunner.counts_as_sent(outcome postrunner.attempt_outcome) RETURNS boolean
@@ -41,9 +59,10 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The rule "a direction may use the providers listed for it in direction_providers,
--- or, when none is listed, every provider".
+-- or, when none is listed, every provider". SECURITY DEFINER: the report views call it
+-- as the reporting role, which reads no configuration table.
 CREATE OR REPLACE FUNCTION postrunner.direction_may_use(p_client text, p_direction text, p_provider text) RETURNS boolean
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM postrunner.direction_providers dp
                     WHERE (dp.client, dp.direction, dp.provider) = (p_client, p_direction, p_provider))
         OR NOT EXISTS (SELECT 1 FROM postrunner.direction_providers dp

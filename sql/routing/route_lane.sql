@@ -1,25 +1,30 @@
--- The routed claim's heart: postrunner.route_lane takes messages of one lane and, in
--- the claiming transaction, gives each one a sender address and reserves its capacity.
-
--- Route up to p_want messages of lane p_lane at p_at, for worker p_worker under lease
--- token p_token. Returns the claimed jobs; args carries the message and its route.
+-- The routed claim, one lane at a time: postrunner.route_lane takes up to p_want
+-- messages of lane p_lane and, in the claiming transaction, gives each a sender address
+-- and reserves its capacity (claim_messages calls it for each lane it serves). Returns
+-- the claimed jobs; args carries the message and its route.
 --
--- Steps, each on rows taken with SKIP LOCKED (a claim never waits):
---  1. the direction's sending window: closed -> gate the lane until it opens;
---  2. the lane's next messages (priority, run_at, id), with their outbox rows;
---     suppressed recipients end as 'suppressed' here, using no capacity;
---  3. the providers the direction may use: enabled, not down, with what their rate and
---     budget still allow (provider_usage, locked only for providers that have limits);
---  4. candidate addresses: per provider the active ones whose pacing slot has come,
---     longest waiting first; merged across providers by stride keys (weighted
---     round-robin: a provider's k-th candidate sorts at its turn + k / weight);
---  5. the chosen addresses locked and re-checked (today's effective limit);
---  6. messages and addresses paired in order; usage, ledger and jobs written in one
---     statement; the lane's turns and round-robin position moved on;
+--  1. the direction's sending window: closed -> the lane is gated until it opens;
+--  2. the lane's next messages with their outbox rows (take_messages.sql);
+--  3. the providers the direction may use now, what each may take, and the claim's
+--     instant (lane_providers.sql);
+--  4. candidate addresses merged across providers by weight, and
+--  5. the chosen ones locked and re-checked (pick_senders.sql);
+--  6. reservations, ledger and leases in one statement (reserve.sql), then the lane's
+--     stride turns and round-robin position;
 --  7. messages left without an address: the lane is gated until the earliest moment
---     capacity frees, with the reason (report_blocked).
+--     capacity frees, with the reason (lane_blocked.sql, report_blocked), unless that
+--     is only because other claims held some rows at this instant.
+--
+-- Every row is locked with SKIP LOCKED: a claim never waits and cannot deadlock. The
+-- limits are checked on the locked rows' latest versions (PostgreSQL re-reads a row
+-- when it locks it), so they hold across any number of workers.
+--
+-- p_at is the claim's start (the window and which messages are due); p_now is the
+-- simulated "now" of tests, NULL in production (then counting uses the clock, read
+-- after the counters are locked: lane_providers.sql).
 CREATE OR REPLACE FUNCTION postrunner.route_lane(
-    p_lane integer, p_want bigint, p_worker uuid, p_token uuid, p_lease interval, p_at timestamptz
+    p_lane integer, p_want bigint, p_worker uuid, p_token uuid, p_lease interval, p_at timestamptz,
+    p_now timestamptz
 ) RETURNS TABLE (
     id bigint, kind text, args jsonb, attempts integer, max_attempts integer, priority smallint,
     run_at timestamptz, created_at timestamptz, attempted_at timestamptz
@@ -30,27 +35,9 @@ AS $fn$
 #variable_conflict use_column
 DECLARE
     lane record;
-    today date;
-    day_end timestamptz;
-    this_minute timestamptz := date_trunc('minute', p_at);
-    this_month date := date_trunc('month', p_at AT TIME ZONE 'UTC')::date;
-    window_secs float8;
-    jitter float8 := coalesce((SELECT value::float8 FROM postrunner.settings WHERE name = 'pacing_jitter'), 0.2);
-    cooldown interval := postrunner.breaker_cooldown();
-    job_ids bigint[];
-    suppressed_ids bigint[];
-    n integer;
-    prov_names text[];
-    prov_weights float8[];
-    prov_allow integer[];
-    limited_wanted integer;
-    limited_locked integer;
-    chosen text[];
-    offered text[];
-    got_addresses text[];
-    got_providers text[];
-    got_limits integer[];
-    exhausted text[];
+    messages bigint[];
+    usable record;
+    senders record;
     routed integer;
     gate record;
 BEGIN
@@ -73,252 +60,38 @@ BEGIN
         RETURN;
     END IF;
 
-    -- 2. The lane's next messages and their outbox rows.
-    SELECT array_agg(m.job_id ORDER BY m.neg_priority, m.run_at, m.job_id) FILTER (WHERE NOT m.suppressed),
-           array_agg(m.job_id) FILTER (WHERE m.suppressed)
-      INTO job_ids, suppressed_ids
-      FROM (SELECT o.job_id, c.neg_priority, c.run_at,
-                   EXISTS (SELECT 1 FROM postrunner.suppressions s
-                            WHERE s.client = o.client AND lower(s.address) = lower(o.to_address)) AS suppressed
-              FROM (SELECT j.id, (-j.priority) AS neg_priority, j.run_at
-                      FROM postrunner.jobs j
-                     WHERE j.lane = p_lane AND j.state = 'available' AND j.run_at <= p_at
-                     ORDER BY (-j.priority), j.run_at, j.id
-                     LIMIT p_want
-                       FOR UPDATE SKIP LOCKED) c
-              JOIN postrunner.outbox o ON o.job_id = c.id
-               FOR NO KEY UPDATE OF o SKIP LOCKED) m;
-
-    IF suppressed_ids IS NOT NULL THEN
-        -- The message ends here; the status guard lets postrunner write 'suppressed'
-        -- once the job is gone.
-        PERFORM set_config('postrunner.internal', 'on', true);
-        DELETE FROM postrunner.jobs WHERE id = ANY (suppressed_ids);
-        UPDATE postrunner.outbox
-           SET status = 'suppressed', last_error = 'the recipient is suppressed for this client'
-         WHERE job_id = ANY (suppressed_ids);
-    END IF;
-    n := coalesce(cardinality(job_ids), 0);
-    IF n = 0 THEN
+    -- 2. The messages.
+    messages := postrunner.lane_take_messages(p_lane, p_want, p_at);
+    -- None (every candidate busy in another claim, or held by an application's
+    -- transaction): nothing to gate; workers back off while an open lane gives nothing
+    -- (src/queue/executor/fetch.rs).
+    IF cardinality(messages) = 0 THEN
         RETURN;
     END IF;
 
-    today := postrunner.local_day(p_at, lane.client_tz);
-    day_end := postrunner.next_day_start(p_at, lane.client_tz);
-    window_secs := extract(epoch FROM (lane.window_end - lane.window_start));
+    -- 3-5. Providers, then addresses.
+    SELECT * INTO usable
+      FROM postrunner.lane_providers(lane.client, lane.direction, cardinality(messages), p_at, p_now);
+    SELECT * INTO senders
+      FROM postrunner.lane_pick_senders(lane.client, lane.client_tz, lane.turns, usable.providers,
+                                        messages, usable.claim_at);
 
-    -- 3. Providers the direction may use, and what each may still take now. Rate and
-    --    budget counters are locked (SKIP LOCKED) only for providers that have them.
-    WITH allowed AS (
-        SELECT p.name, p.per_minute, p.monthly_budget, p.price_per_1000, p.monthly_fee,
-               coalesce(dp.weight, p.weight)::float8 * CASE h.state WHEN 'degraded' THEN 0.5 ELSE 1 END AS weight
-          FROM postrunner.providers p
-          LEFT JOIN postrunner.direction_providers dp
-                 ON (dp.client, dp.direction, dp.provider) = (lane.client, lane.direction, p.name)
-          LEFT JOIN postrunner.provider_health h ON h.provider = p.name
-         WHERE p.enabled
-           -- A down provider gets no traffic until its cool-down has passed (then trial
-           -- sends: one success brings it up, one failure takes it down again).
-           AND (coalesce(h.state, 'up') <> 'down' OR h.since <= p_at - cooldown)
-           -- A provider that asked for a pause (Retry-After) waits it out.
-           AND (h.paused_until IS NULL OR h.paused_until <= p_at)
-           AND postrunner.direction_may_use(lane.client, lane.direction, p.name)
-    ),
-    counted AS (
-        SELECT u.provider,
-               CASE WHEN u.minute = this_minute THEN u.sent_in_minute ELSE 0 END AS in_minute,
-               CASE WHEN u.month = this_month THEN u.sent_in_month
-                    ELSE postrunner.provider_month_sends(u.provider, this_month) END AS in_month
-          FROM postrunner.provider_usage u
-         WHERE u.provider IN (SELECT name FROM allowed WHERE per_minute IS NOT NULL OR monthly_budget IS NOT NULL)
-           FOR UPDATE OF u SKIP LOCKED
-    ),
-    allowance AS (
-        SELECT a.name, a.weight,
-               CASE WHEN a.per_minute IS NULL AND a.monthly_budget IS NULL THEN n
-                    WHEN c.provider IS NULL THEN 0   -- its counter is busy in another claim
-                    ELSE greatest(0, least(
-                        n,
-                        coalesce(a.per_minute - c.in_minute, n),
-                        CASE WHEN a.monthly_budget IS NULL THEN n
-                             WHEN a.price_per_1000 = 0 THEN CASE WHEN a.monthly_fee > a.monthly_budget THEN 0 ELSE n END
-                             ELSE floor((a.monthly_budget - a.monthly_fee) * 1000 / a.price_per_1000)::integer - c.in_month
-                        END))
-               END AS allow,
-               (a.per_minute IS NOT NULL OR a.monthly_budget IS NOT NULL) AS limited,
-               c.provider IS NOT NULL AS locked
-          FROM allowed a LEFT JOIN counted c ON c.provider = a.name
-    )
-    SELECT array_agg(name ORDER BY name), array_agg(weight ORDER BY name), array_agg(allow ORDER BY name),
-           count(*) FILTER (WHERE limited), count(*) FILTER (WHERE limited AND locked)
-      INTO prov_names, prov_weights, prov_allow, limited_wanted, limited_locked
-      FROM allowance;
-
-    -- 4. Candidates, merged across providers by stride key; which providers offered any.
-    WITH candidates AS (
-        SELECT a.address, pv.name AS provider,
-               coalesce((lane.turns ->> pv.name)::float8, 0) + a.rank / pv.weight AS key
-          FROM unnest(prov_names, prov_weights, prov_allow) AS pv(name, weight, allow)
-         CROSS JOIN LATERAL (
-               SELECT u.address, row_number() OVER (ORDER BY u.next_slot_at, u.address) AS rank
-                 FROM (SELECT u.address, u.next_slot_at
-                         FROM postrunner.address_usage u
-                        WHERE u.client = lane.client AND u.provider = pv.name AND u.active
-                          AND u.next_slot_at <= p_at
-                        ORDER BY u.next_slot_at
-                        LIMIT least(n, pv.allow)) u) a
-         WHERE pv.allow > 0
-    )
-    SELECT (SELECT array_agg(c.address ORDER BY c.key, c.address)
-              FROM (SELECT address, key FROM candidates ORDER BY key, address LIMIT n) c),
-           (SELECT array_agg(DISTINCT provider) FROM candidates)
-      INTO chosen, offered;
-
-    -- 5. Lock the chosen addresses and re-check them on their latest version.
-    WITH locked AS (
-        SELECT u.address, u.provider, k.ord,
-               postrunner.effective_daily_limit(s.daily_limit, s.warmup_started_on, today) AS day_limit,
-               CASE WHEN u.day = today THEN u.sent_on_day ELSE 0 END AS used,
-               u.active AND s.status = 'active' AND u.next_slot_at <= p_at AS ready
-          FROM unnest(chosen) WITH ORDINALITY AS k(address, ord)
-          JOIN postrunner.address_usage u ON u.address = k.address
-          JOIN postrunner.sender_addresses s ON s.address = u.address
-           FOR UPDATE OF u SKIP LOCKED
-    )
-    SELECT array_agg(address ORDER BY ord) FILTER (WHERE ready AND used < day_limit),
-           array_agg(provider ORDER BY ord) FILTER (WHERE ready AND used < day_limit),
-           array_agg(day_limit ORDER BY ord) FILTER (WHERE ready AND used < day_limit),
-           array_agg(address) FILTER (WHERE ready AND used >= day_limit)
-      INTO got_addresses, got_providers, got_limits, exhausted
-      FROM locked;
-
-    -- An address found ready but out of capacity (its limit was lowered): park it until
-    -- its next day, so it stops showing up as a candidate.
-    IF exhausted IS NOT NULL THEN
-        UPDATE postrunner.address_usage SET next_slot_at = day_end WHERE address = ANY (exhausted);
-    END IF;
-
-    -- 6. Pair messages with addresses, reserve, and claim.
-    routed := least(n, coalesce(cardinality(got_addresses), 0));
+    -- 6. Reserve and claim.
+    routed := cardinality(senders.picks);
     IF routed > 0 THEN
-        RETURN QUERY
-        WITH pairs AS (
-            SELECT m.job_id, a.address, a.provider, a.day_limit
-              FROM unnest(job_ids[1:routed]) WITH ORDINALITY AS m(job_id, ord)
-              JOIN unnest(got_addresses[1:routed], got_providers[1:routed], got_limits[1:routed])
-                   WITH ORDINALITY AS a(address, provider, day_limit, ord) USING (ord)
-        ),
-        usage AS (
-            UPDATE postrunner.address_usage u
-               SET sent_on_day = CASE WHEN u.day = today THEN u.sent_on_day + 1 ELSE 1 END,
-                   day = today,
-                   last_sent_at = p_at,
-                   -- The pacing slot; once the day's limit is used, no sooner than the
-                   -- next day (and still no sooner than the slot).
-                   next_slot_at = CASE
-                       WHEN (CASE WHEN u.day = today THEN u.sent_on_day + 1 ELSE 1 END) >= p.day_limit
-                       THEN greatest(day_end, p_at + make_interval(secs => window_secs / p.day_limit * (1 - jitter)))
-                       ELSE p_at + make_interval(secs => window_secs / p.day_limit * (1 + jitter * (2 * random() - 1)))
-                   END
-              FROM pairs p
-             WHERE u.address = p.address
-        ),
-        providers_used AS (
-            UPDATE postrunner.provider_usage u
-               SET sent_in_minute = CASE WHEN u.minute = this_minute THEN u.sent_in_minute ELSE 0 END + c.sends,
-                   minute = this_minute,
-                   sent_in_month = CASE WHEN u.month = this_month THEN u.sent_in_month
-                       ELSE postrunner.provider_month_sends(u.provider, this_month) END + c.sends,
-                   month = this_month
-              FROM (SELECT provider, count(*)::integer AS sends FROM pairs GROUP BY provider) c
-              JOIN postrunner.providers p ON p.name = c.provider
-             WHERE u.provider = c.provider
-               AND (p.per_minute IS NOT NULL OR p.monthly_budget IS NOT NULL)
-        ),
-        claimed AS (
-            UPDATE postrunner.jobs AS j
-               SET state = 'running',
-                   attempts = j.attempts + 1,
-                   leased_by = p_worker,
-                   lease_token = p_token,
-                   lease_expires_at = p_at + p_lease,
-                   attempted_at = CASE WHEN p_at = now() THEN clock_timestamp() ELSE p_at END
-              FROM pairs
-             WHERE j.id = pairs.job_id
-            RETURNING j.id, j.kind, j.attempts, j.max_attempts, j.priority, j.run_at, j.created_at, j.attempted_at,
-                      j.reroutes
-        ),
-        ledger AS (
-            INSERT INTO postrunner.send_attempts
-                   (message_id, job_id, attempt, client, direction, provider, from_address, day, reserved_at)
-            SELECT o.id, c.id, c.attempts, o.client, o.direction, p.provider, p.address, today, p_at
-              FROM claimed c
-              JOIN pairs p ON p.job_id = c.id
-              JOIN postrunner.outbox o ON o.job_id = c.id
-            RETURNING id AS attempt_id, job_id
-        )
-        SELECT c.id, c.kind,
-               jsonb_build_object(
-                   'attempt_id', l.attempt_id,
-                   'reroutes', c.reroutes,
-                   'provider', p.provider,
-                   'from_address', p.address,
-                   'from_name', s.display_name,
-                   'message', jsonb_build_object(
-                       'id', o.id, 'client', o.client, 'direction', o.direction, 'to', o.to_address,
-                       'subject', o.subject, 'text_body', o.text_body, 'html_body', o.html_body,
-                       'headers', o.headers, 'metadata', o.metadata)),
-               c.attempts, c.max_attempts, c.priority, c.run_at, c.created_at, c.attempted_at
-          FROM claimed c
-          JOIN pairs p ON p.job_id = c.id
-          JOIN ledger l ON l.job_id = c.id
-          JOIN postrunner.outbox o ON o.job_id = c.id
-          JOIN postrunner.sender_addresses s ON s.address = p.address;
-
-        -- The messages are 'sending' (one statement for the batch; the row-by-row status
-        -- mirror skips the claim's transition).
-        UPDATE postrunner.outbox o
-           SET status = 'sending', attempts = j.attempts
-          FROM postrunner.jobs j
-         WHERE j.id = ANY (job_ids[1:routed]) AND o.job_id = j.id AND j.state = 'running';
-
-        -- The stride turns: a provider that sent moves on by sends / weight; one that
-        -- offered addresses but was not reached keeps its turn (it goes first next
-        -- time); one that could not take part at all (no address ready, rate or budget
-        -- used up) is brought up to the slowest that sent, so it rejoins at par instead
-        -- of taking everything until it catches up. Stored relative to the lowest, so
-        -- the numbers stay small; providers not eligible now keep theirs.
+        RETURN QUERY SELECT * FROM postrunner.lane_reserve(
+            senders.picks, p_worker, p_token, p_lease, usable.claim_at,
+            extract(epoch FROM (lane.window_end - lane.window_start)), lane.client_tz);
         UPDATE postrunner.lanes
-           SET served_at = p_at,
-               turns = lane.turns || (
-                   WITH used AS (
-                       SELECT x AS provider, count(*) AS sends FROM unnest(got_providers[1:routed]) x GROUP BY x
-                   ),
-                   raw AS (
-                       SELECT pv.name, coalesce((lane.turns ->> pv.name)::float8, 0) AS old, pv.weight, u.sends
-                         FROM unnest(prov_names, prov_weights) AS pv(name, weight)
-                         LEFT JOIN used u ON u.provider = pv.name
-                   ),
-                   moved AS (
-                       SELECT r.name,
-                              CASE WHEN r.sends IS NOT NULL THEN r.old + r.sends / r.weight
-                                   WHEN r.name = ANY (offered) THEN r.old
-                                   ELSE greatest(r.old, (SELECT min(old + sends / weight) FROM raw WHERE sends IS NOT NULL))
-                              END AS turn
-                         FROM raw r
-                   )
-                   SELECT jsonb_object_agg(name, turn - (SELECT min(turn) FROM moved)) FROM moved)
+           SET served_at = usable.claim_at,
+               turns = postrunner.lane_turns(lane.turns, usable.providers, senders.picks, senders.offered)
          WHERE id = p_lane;
     END IF;
 
-    -- 7. Messages left without an address: gate the lane until capacity frees, unless
-    --    that is only because another claim held some rows (then try again soon).
-    IF routed < n
-       AND limited_locked = limited_wanted
-       AND coalesce(cardinality(got_addresses), 0) + coalesce(cardinality(exhausted), 0) = coalesce(cardinality(chosen), 0)
-    THEN
-        SELECT * INTO gate FROM postrunner.lane_blocked(p_lane, p_at);
-        IF gate.ready_at > p_at THEN
+    -- 7. Messages left without an address.
+    IF routed < cardinality(messages) AND usable.all_locked AND senders.all_locked THEN
+        SELECT * INTO gate FROM postrunner.lane_blocked(p_lane, usable.claim_at);
+        IF gate.ready_at > usable.claim_at THEN
             UPDATE postrunner.lanes
                SET ready_at = gate.ready_at, waiting_for = gate.waiting_for, waiting_detail = gate.waiting_detail
              WHERE id = p_lane;
@@ -326,3 +99,35 @@ BEGIN
     END IF;
 END
 $fn$;
+
+-- The lane's stride turns after a claim: a provider that sent moves on by
+-- sends / weight; one that offered addresses but was not reached keeps its turn (it
+-- goes first next time); one that could not take part at all (no address ready, rate
+-- or budget used up) is brought up to the slowest that sent, so it rejoins at par
+-- instead of taking everything until it catches up. Stored relative to the lowest, so
+-- the numbers stay small; providers not usable now keep theirs.
+CREATE OR REPLACE FUNCTION postrunner.lane_turns(
+    p_turns jsonb, p_providers postrunner.route_provider[], p_picks postrunner.route_pick[], p_offered text[])
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN (
+    WITH used AS (
+        SELECT p.provider, count(*) AS sends FROM unnest(p_picks) p GROUP BY p.provider
+    ),
+    raw AS (
+        SELECT pv.provider AS name, coalesce((p_turns ->> pv.provider)::float8, 0) AS old, pv.weight, u.sends
+          FROM unnest(p_providers) pv
+          LEFT JOIN used u ON u.provider = pv.provider
+    ),
+    moved AS (
+        SELECT r.name,
+               CASE WHEN r.sends IS NOT NULL THEN r.old + r.sends / r.weight
+                    WHEN r.name = ANY (p_offered) THEN r.old
+                    ELSE greatest(r.old, (SELECT min(old + sends / weight) FROM raw WHERE sends IS NOT NULL))
+               END AS turn
+          FROM raw r
+    )
+    SELECT p_turns || coalesce((SELECT jsonb_object_agg(name, turn - (SELECT min(turn) FROM moved)) FROM moved), '{}'));
+END
+$$;

@@ -1,4 +1,6 @@
--- Provider health and alert reports for psql and the read-only role.
+-- Provider health and alert reports for psql and the read-only role; they belong to no
+-- single client, so a login needs access to every client to see them
+-- (sql/security/tenancy.sql).
 --
 -- Locks: none.
 
@@ -33,11 +35,13 @@ SELECT p.name AS provider,
               round((percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms) FILTER (WHERE r.ok))::numeric, 1) AS latency_p95_ms,
               count(*) FILTER (WHERE NOT r.ok) AS probes_failed
          FROM postrunner.provider_probes r
-        WHERE r.provider = p.name AND r.at > now() - interval '15 minutes') l;
+        WHERE r.provider = p.name AND r.at > now() - interval '15 minutes') l
+ WHERE (SELECT postrunner.may_act_for(NULL));
 
 
 CREATE OR REPLACE VIEW postrunner.report_alerts AS
 SELECT kind, subject, state, detail, fired_at, resolved_at,
        coalesce(resolved_at, now()) - fired_at AS lasted
   FROM postrunner.alerts
+ WHERE (SELECT postrunner.may_act_for(NULL))
  ORDER BY state = 'firing' DESC, fired_at DESC;

@@ -1,9 +1,12 @@
--- Routing reports for psql and the read-only role.
---
--- Locks: none.
-
 -- Routing reports for psql and the read-only role. Part of the public interface (see
 -- sql/README.md and sql/reports.sql).
+--
+-- Each shows a login only the clients it may act for (sql/security/tenancy.sql): the
+-- test `(SELECT may_act_for(NULL)) OR client = ANY ((SELECT bound_clients()))` is
+-- evaluated once per query, not per row. What belongs to no single client (a
+-- provider's total spend) needs access to every client.
+--
+-- Locks: none.
 
 -- Capacity per sender address, today in its client's time zone: the effective limit
 -- (warm-up applied), what it reserved today, what is left, and when it may send next.
@@ -26,7 +29,8 @@ SELECT a.client,
   LEFT JOIN postrunner.address_usage u ON u.address = a.address
  CROSS JOIN LATERAL (SELECT postrunner.local_day(now(), c.time_zone) AS today,
                             CASE WHEN u.day = postrunner.local_day(now(), c.time_zone)
-                                 THEN u.sent_on_day ELSE 0 END AS sent_today) t;
+                                 THEN u.sent_on_day ELSE 0 END AS sent_today) t
+ WHERE (SELECT postrunner.may_act_for(NULL)) OR a.client = ANY ((SELECT postrunner.bound_clients())::text[]);
 
 -- The same rolled up per provider, per client and per direction (active addresses
 -- only; a direction counts the addresses of the providers it may use).
@@ -59,7 +63,8 @@ SELECT l.client,
        CASE WHEN l.ready_at > now() THEN l.waiting_detail END                                     AS detail
   FROM postrunner.lanes l
  CROSS JOIN LATERAL (SELECT count(*) AS waiting, now() - min(j.run_at) AS oldest_waiting
-                       FROM postrunner.jobs j WHERE j.lane = l.id AND j.state = 'available') w;
+                       FROM postrunner.jobs j WHERE j.lane = l.id AND j.state = 'available') w
+ WHERE (SELECT postrunner.may_act_for(NULL)) OR l.client = ANY ((SELECT postrunner.bound_clients())::text[]);
 
 -- Sends per address, provider, client, direction and client-local day, from the ledger
 -- (what providers accepted; attempts still in flight or whose outcome is unknown are
@@ -70,6 +75,7 @@ SELECT day, client, direction, provider, from_address AS address,
        count(*) FILTER (WHERE outcome IN ('reserved', 'lost', 'failed')) AS uncertain,
        count(*) FILTER (WHERE outcome = 'released')                  AS released
   FROM postrunner.send_attempts
+ WHERE (SELECT postrunner.may_act_for(NULL)) OR client = ANY ((SELECT postrunner.bound_clients())::text[])
  GROUP BY day, client, direction, provider, from_address;
 
 -- Spend this month (UTC) per provider: monthly fee plus price per 1,000 messages
@@ -99,10 +105,12 @@ SELECT 'provider' AS level, pp.provider, NULL::text AS client, pp.messages,
              * extract(epoch FROM m.ends - m.starts) / greatest(extract(epoch FROM now() - m.starts), 1), 2) AS projected,
        pp.monthly_budget IS NOT NULL AND pp.spend + pp.price_per_1000 / 1000 > pp.monthly_budget AS budget_reached
   FROM per_provider pp, month m
+ WHERE (SELECT postrunner.may_act_for(NULL))
 UNION ALL
 SELECT 'client', u.provider, u.client, u.messages,
        round(u.messages * p.price_per_1000 / 1000, 2), NULL,
        round(u.messages * p.price_per_1000 / 1000
              * extract(epoch FROM m.ends - m.starts) / greatest(extract(epoch FROM now() - m.starts), 1), 2),
        NULL
-  FROM used u JOIN postrunner.providers p ON p.name = u.provider, month m;
+  FROM used u JOIN postrunner.providers p ON p.name = u.provider, month m
+ WHERE (SELECT postrunner.may_act_for(NULL)) OR u.client = ANY ((SELECT postrunner.bound_clients())::text[]);

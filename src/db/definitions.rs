@@ -6,8 +6,9 @@
 //! body lives in exactly one file here, so an edit to it is an edit of that file with its
 //! own history. Every file is idempotent (`CREATE OR REPLACE`); when any file changed
 //! since the last run (checksums in `postrunner.sql_definitions`), all of them are
-//! applied again in order, so a file may rely on the ones before it. The last,
-//! `roles.sql`, grants each role its privileges on what the others created.
+//! applied again in order, so a file may rely on the ones before it. The first,
+//! `roles.sql`, creates the roles the policies and grants name; the last,
+//! `security/grants.sql`, grants each role its privileges on what the others created.
 
 use tokio_postgres::Client;
 
@@ -27,7 +28,10 @@ macro_rules! definitions {
 /// Every definitions file, in the order it is applied (a file may use what the files
 /// before it define).
 pub const DEFINITIONS: &[Definition] = definitions![
+    "roles.sql",
     "common/validation.sql",
+    "common/settings.sql",
+    "security/authority.sql",
     "queue/job_triggers.sql",
     "queue/job_control.sql",
     "queue/claim_jobs.sql",
@@ -43,14 +47,19 @@ pub const DEFINITIONS: &[Definition] = definitions![
     "providers/breaker.sql",
     "routing/reservations.sql",
     "routing/lane_blocked.sql",
+    "routing/lanes_next_ready.sql",
+    "routing/take_messages.sql",
+    "routing/lane_providers.sql",
+    "routing/pick_senders.sql",
+    "routing/reserve.sql",
     "routing/route_lane.sql",
     "routing/claim_messages.sql",
-    "routing/lanes_next_ready.sql",
     "alerts/rules.sql",
+    "security/tenancy.sql",
     "views/queue.sql",
     "views/routing.sql",
     "views/health.sql",
-    "roles.sql",
+    "security/grants.sql",
 ];
 
 /// Applies the definitions when any of them changed; returns the files that changed

@@ -11,8 +11,29 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+/// Bounds on every statement of postrunner's own sessions, so that a lock someone else
+/// holds (an application's long transaction) or a runaway statement surfaces as an
+/// error the loops handle, never as a worker stalled for good. The hot paths do not
+/// wait on locks at all (SKIP LOCKED); these bound what is left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// `lock_timeout`: the longest a statement waits for a row or table lock.
+    pub lock_timeout: Duration,
+    /// `statement_timeout`: the longest a statement runs.
+    pub statement_timeout: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            lock_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
 /// Builds a pool without connecting: a process can start while the database is down
-/// and its loops retry until it comes back.
+/// and its loops retry until it comes back. Sessions get the default [`SessionLimits`].
 ///
 /// `application_name` shows in `pg_stat_activity`, so an operator can tell workers from
 /// schedulers. Acquiring a connection gives up after 5 s so that an outage surfaces as
@@ -21,7 +42,26 @@ use sqlx::PgPool;
 /// # Errors
 /// The URL does not parse.
 pub fn pool(url: &str, max_connections: u32, application_name: &str) -> Result<PgPool, sqlx::Error> {
-    let options = PgConnectOptions::from_str(url)?.application_name(application_name);
+    pool_with(url, max_connections, application_name, SessionLimits::default())
+}
+
+/// [`pool`] with these session limits.
+///
+/// # Errors
+/// The URL does not parse.
+pub fn pool_with(
+    url: &str,
+    max_connections: u32,
+    application_name: &str,
+    limits: SessionLimits,
+) -> Result<PgPool, sqlx::Error> {
+    let ms = |d: Duration| format!("{}ms", d.as_millis());
+    let options = PgConnectOptions::from_str(url)?
+        .application_name(application_name)
+        .options([
+            ("lock_timeout", ms(limits.lock_timeout)),
+            ("statement_timeout", ms(limits.statement_timeout)),
+        ]);
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)

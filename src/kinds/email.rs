@@ -93,6 +93,7 @@ impl SendEmail {
             .bind(attempt_id)
             .bind(release)
             .bind(error.to_string())
+            .bind(error.fault())
             .execute(&self.pool)
             .await;
         if let Err(e) = closed {
@@ -162,7 +163,9 @@ impl Handler for SendEmail {
         let sent = match self.providers.get(&routed.provider).await {
             Ok(provider) => provider.send(&message).await,
             Err(e) => Err(e),
-        };
+        }
+        // From here on the provider's words are logged and stored: without addresses.
+        .map_err(|e| e.redacted(&message.to));
         match sent {
             Ok(accepted) => {
                 let sent = Sent {
@@ -213,10 +216,6 @@ impl Handler for SendEmail {
             sent_ats.push(sent.sent_at);
             attempt_ids.push(sent.attempt_id);
         }
-        // The outbox status guard lets only postrunner write statuses other than 'cancelled'.
-        sqlx::query("SET LOCAL postrunner.internal = 'on'")
-            .execute(&mut *tx)
-            .await?;
         sqlx::query(RECORD_SENT)
             .bind(&job_ids)
             .bind(&providers)
@@ -226,10 +225,7 @@ impl Handler for SendEmail {
             .bind(&attempt_ids)
             .execute(&mut *tx)
             .await?;
-        let mut used = providers;
-        used.sort();
-        used.dedup();
-        crate::providers::health::record_successes(tx, &used).await?;
+        crate::providers::health::record_send_successes(tx, &attempt_ids).await?;
         Ok(())
     }
 }

@@ -142,7 +142,7 @@ impl ProbeProviders {
         match outcome {
             Ok(()) => {
                 let mut conn = self.pool.acquire().await?;
-                health::record_successes(&mut conn, &[name.to_owned()]).await?;
+                health::record_probe_successes(&mut conn, &[name.to_owned()]).await?;
             }
             Err(error) => {
                 tracing::warn!(provider = name, error = %error, "health probe failed");

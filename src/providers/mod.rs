@@ -13,6 +13,7 @@ pub mod http;
 pub mod log;
 pub mod mailgun;
 pub mod postmark;
+pub mod redact;
 pub mod resend;
 pub mod sendgrid;
 pub mod ses;
@@ -120,6 +121,51 @@ pub enum SendError {
 }
 
 impl SendError {
+    /// The failure's class as the ledger records it (`send_attempts.fault`): only
+    /// `provider` counts against the provider's circuit breaker.
+    pub fn fault(&self) -> &'static str {
+        match self {
+            SendError::RecipientRefused { .. } => "recipient",
+            SendError::Rejected { .. } => "message",
+            SendError::Transient { .. } => "transient",
+            SendError::Unavailable { .. } => "provider",
+        }
+    }
+
+    /// The same error with every email address in the provider's text replaced: the
+    /// recipient by `<recipient>`, any other by `<address>`. Provider replies quote
+    /// addresses ("550 5.1.1 <jane@example.org>: Recipient address rejected"), and
+    /// these texts end up in logs, `last_error` and the breaker's history, which must
+    /// never hold a recipient's address (tests/redaction.rs).
+    pub fn redacted(self, recipient: &str) -> Self {
+        let clean = |detail: String| redact::addresses(&detail, recipient);
+        match self {
+            SendError::RecipientRefused { provider, detail } => SendError::RecipientRefused {
+                provider,
+                detail: clean(detail),
+            },
+            SendError::Rejected { provider, detail } => SendError::Rejected {
+                provider,
+                detail: clean(detail),
+            },
+            SendError::Transient { provider, detail } => SendError::Transient {
+                provider,
+                detail: clean(detail),
+            },
+            SendError::Unavailable {
+                provider,
+                detail,
+                retry_after,
+                may_have_taken,
+            } => SendError::Unavailable {
+                provider,
+                detail: clean(detail),
+                retry_after,
+                may_have_taken,
+            },
+        }
+    }
+
     /// Whether the provider may have taken the message. When it surely did not, the
     /// attempt's reservation (address day count, provider rate and budget) is given back.
     pub fn provider_may_have_taken(&self) -> bool {

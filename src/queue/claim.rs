@@ -1,5 +1,10 @@
 //! Claiming: take up to N runnable jobs at once, in priority order, without waiting for
 //! other claimers (SKIP LOCKED), and commit before running them.
+//!
+//! Two statements, each its own transaction: postrunner's own jobs (the generic queue),
+//! then email jobs, routed to a sender address as they are claimed
+//! ([`crate::routing::claim_messages`]). They are separate so that an error in routing
+//! (a broken configuration, a bug) can never stop lease rescue, probes or cleanup.
 
 use std::time::Duration;
 
@@ -9,7 +14,7 @@ use uuid::Uuid;
 
 use super::{ClaimedJob, QueueError};
 
-const CLAIM: &str = include_str!("../../sql/queue/claim.sql");
+const CLAIM_JOBS: &str = include_str!("../../sql/queue/claim.sql");
 
 /// Who claims, for how long, and how many.
 #[derive(Clone, Copy, Debug)]
@@ -69,17 +74,56 @@ impl Cursor {
     }
 }
 
-/// Claims up to `request.limit` jobs. All jobs of one claim share a fresh lease token.
+/// Claims up to `request.limit` jobs: postrunner's own first, then routed email jobs
+/// with what is left of the limit. All jobs of one claim share a fresh lease token.
 ///
 /// # Errors
-/// [`QueueError`] when the statement fails (typically: the database is unreachable).
-#[tracing::instrument(name = "queue.claim", skip_all, fields(limit = request.limit))]
+/// [`QueueError`] when either statement fails (see [`claim_both`] for a claim that keeps
+/// the generic jobs when routing fails).
 pub async fn claim(pool: &PgPool, request: ClaimRequest) -> Result<Vec<ClaimedJob>, QueueError> {
+    let both = claim_both(pool, request, true).await?;
+    match both.routing {
+        Ok(()) => Ok(both.jobs),
+        Err(e) => Err(e),
+    }
+}
+
+/// What [`claim_both`] took, and how the routed claim went.
+#[derive(Debug)]
+pub struct Claimed {
+    /// In claim order: the generic jobs, then the routed ones.
+    pub jobs: Vec<ClaimedJob>,
+    /// The routed claim's failure, if it failed: the generic jobs are claimed anyway.
+    pub routing: Result<(), QueueError>,
+}
+
+/// Claims postrunner's own jobs, then (when `route`, and the limit is not used up)
+/// routed email jobs. A failure of the routed claim is returned beside the jobs the
+/// generic claim took, which the caller runs regardless.
+///
+/// # Errors
+/// [`QueueError`] when the generic claim fails.
+#[tracing::instrument(name = "queue.claim", skip_all, fields(limit = request.limit))]
+pub async fn claim_both(pool: &PgPool, request: ClaimRequest, route: bool) -> Result<Claimed, QueueError> {
     let token = Uuid::new_v4();
+    let mut jobs = claim_jobs(pool, &request, token).await?;
+    let left = request.limit - jobs.len() as i64;
+    let mut routing = Ok(());
+    if route && left > 0 {
+        match crate::routing::claim_messages(pool, &request, left, token).await {
+            Ok(routed) => jobs.extend(routed),
+            Err(e) => routing = Err(e),
+        }
+    }
+    Ok(Claimed { jobs, routing })
+}
+
+/// The generic claim (sql/queue/claim.sql), in claim order.
+async fn claim_jobs(pool: &PgPool, request: &ClaimRequest, token: Uuid) -> Result<Vec<ClaimedJob>, QueueError> {
     let after = request.after.unwrap_or(Cursor::START);
     // '-infinity' rather than chrono's minimum, which PostgreSQL cannot represent.
     let after_run_at = (after != Cursor::START).then_some(after.run_at);
-    let mut jobs: Vec<ClaimedJob> = sqlx::query_as(CLAIM)
+    let mut jobs: Vec<ClaimedJob> = sqlx::query_as(CLAIM_JOBS)
         .bind(request.limit)
         .bind(request.worker)
         .bind(token)

@@ -16,6 +16,7 @@ use super::held::Lease;
 use super::retry::Decision;
 use super::{JobId, QueueError};
 
+const LOCK_BATCH: &str = include_str!("../../sql/queue/lock_batch.sql");
 const COMPLETE: &str = include_str!("../../sql/queue/complete.sql");
 const FAIL: &str = include_str!("../../sql/queue/fail.sql");
 const RELEASE: &str = include_str!("../../sql/queue/release.sql");
@@ -38,13 +39,16 @@ pub enum Outcome {
 }
 
 /// How a batch was recorded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FinishReport {
     pub completed: usize,
     pub retried: usize,
     pub discarded: usize,
     /// Jobs whose lease this worker no longer held: nothing was written for them.
     pub lost: usize,
+    /// Jobs whose rows another transaction held at that instant (an application's lock
+    /// on a message): nothing was written for them yet; record them again shortly.
+    pub busy: Vec<JobId>,
 }
 
 /// Records a batch of finished jobs in one transaction.
@@ -76,6 +80,20 @@ pub async fn finish(
     }
     let mut tx = pool.begin().await.map_err(QueueError::wrap("begin finish"))?;
 
+    // Lock the batch's rows first, skipping any another transaction holds: those jobs
+    // wait for a later write instead of holding up the rest (sql/queue/lock_batch.sql).
+    let (all_ids, all_tokens): (Vec<JobId>, Vec<Uuid>) = batch.iter().map(|f| (f.id, f.lease_token)).unzip();
+    let rows: Vec<(JobId, bool)> = sqlx::query_as(LOCK_BATCH)
+        .bind(&all_ids)
+        .bind(&all_tokens)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(QueueError::wrap("lock the batch"))?;
+    report.busy = rows.iter().filter(|(_, locked)| !locked).map(|(id, _)| *id).collect();
+    let writable: HashSet<JobId> = rows.iter().filter(|(_, locked)| *locked).map(|(id, _)| *id).collect();
+    let batch: Vec<&Finished> = batch.iter().filter(|f| writable.contains(&f.id)).collect();
+    let gone = all_ids.len() - rows.len();
+
     let (done_ids, done_tokens): (Vec<JobId>, Vec<Uuid>) = batch
         .iter()
         .filter(|f| matches!(f.outcome, Outcome::Completed(_)))
@@ -94,7 +112,7 @@ pub async fn finish(
 
         // Results go to their kind's record hook, only for jobs really completed.
         let mut by_kind: BTreeMap<&str, Vec<(JobId, serde_json::Value)>> = BTreeMap::new();
-        for f in batch {
+        for f in &batch {
             if let Outcome::Completed(Some(value)) = &f.outcome {
                 if completed.contains(&f.id) {
                     by_kind.entry(f.kind.as_str()).or_default().push((f.id, value.clone()));
@@ -113,6 +131,7 @@ pub async fn finish(
 
     let failed: Vec<&Finished> = batch
         .iter()
+        .copied()
         .filter(|f| matches!(f.outcome, Outcome::Failed { .. }))
         .collect();
     if !failed.is_empty() {
@@ -160,7 +179,7 @@ pub async fn finish(
     }
 
     tx.commit().await.map_err(QueueError::wrap("commit finish"))?;
-    report.lost = batch.len() - report.completed - report.retried - report.discarded;
+    report.lost = gone + batch.len() - report.completed - report.retried - report.discarded;
     Ok(report)
 }
 
@@ -188,7 +207,7 @@ pub async fn release(pool: &PgPool, jobs: &[Lease], started: bool) -> Result<i64
     }
     let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = jobs.iter().copied().unzip();
     let started = vec![started; ids.len()];
-    let (released, _notified): (i64, Option<bool>) = sqlx::query_as(RELEASE)
+    let released: i64 = sqlx::query_scalar(RELEASE)
         .bind(&ids)
         .bind(&tokens)
         .bind(&started)

@@ -60,6 +60,7 @@ pub struct ClaimedJob {
     pub attempted_at: Option<DateTime<Utc>>,
     /// Claimed through a lane (an email message, routed: its sender address and
     /// reservation are in `args`) rather than from the generic queue.
+    #[sqlx(default)]
     pub routed: bool,
     /// Proof of this claim: completing, failing or releasing requires it.
     #[sqlx(skip)]

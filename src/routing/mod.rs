@@ -1,17 +1,50 @@
 //! Routing: which sender address and provider each message goes out from, and when.
 //!
 //! The rules live in PostgreSQL, where they hold across every worker replica at once:
-//! `migrations/V7__routing.sql` (lanes, usage counters, the ledger, warm-up and window
-//! helpers) and `migrations/V8__route.sql` (the routed claim, `postrunner.route_lane`,
-//! and `postrunner.close_attempt`). The claim (sql/queue/claim.sql) routes email jobs
-//! as it takes them, so Rust only:
-//! - sleeps until a gated lane may send again ([`next_ready`]), instead of polling;
+//! the schema in `migrations/` (lanes, usage counters, the ledger), the functions in
+//! `sql/routing/` (`claim_messages.sql` and `route_lane.sql` with its steps, the limits,
+//! the calendar, reservations). The routed claim routes email jobs as it takes them,
+//! so Rust only:
+//! - claims ([`claim_messages`]) and sleeps until a gated lane may send again
+//!   ([`next_ready`]), instead of polling;
 //! - reports on routing (`report_*` views, `sql/reports.sql`).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use uuid::Uuid;
 
+use crate::queue::claim::ClaimRequest;
+use crate::queue::{ClaimedJob, QueueError};
+
+const CLAIM: &str = include_str!("../../sql/routing/claim.sql");
 const NEXT_READY: &str = include_str!("../../sql/routing/next_ready.sql");
+
+/// The routed claim: up to `limit` email jobs for `request.worker` under `token`, each
+/// with its sender address and reservation in `args`.
+///
+/// # Errors
+/// [`QueueError`] when the statement fails.
+pub async fn claim_messages(
+    pool: &PgPool,
+    request: &ClaimRequest,
+    limit: i64,
+    token: Uuid,
+) -> Result<Vec<ClaimedJob>, QueueError> {
+    let mut jobs: Vec<ClaimedJob> = sqlx::query_as(CLAIM)
+        .bind(limit)
+        .bind(request.worker)
+        .bind(token)
+        .bind(request.lease)
+        .bind(request.now)
+        .fetch_all(pool)
+        .await
+        .map_err(QueueError::wrap("routed claim"))?;
+    for job in &mut jobs {
+        job.lease_token = token;
+        job.routed = true;
+    }
+    Ok(jobs)
+}
 
 /// When a claim could next route a message: `None` when no message is waiting in any
 /// lane, a past instant when one is waiting in an open lane (busy in another claim).

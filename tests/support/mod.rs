@@ -6,6 +6,9 @@
 pub mod db;
 pub mod factory;
 pub mod fake_provider;
+pub mod gated;
+pub mod logins;
+pub mod plans;
 pub mod routing;
 pub mod run;
 pub mod smtp_server;

@@ -16,6 +16,9 @@ use crate::queue::held::Held;
 /// Most outcomes written in one transaction.
 const MAX_BATCH: usize = 2000;
 
+/// How soon an outcome whose rows another transaction held is written again.
+const BUSY_RETRY: Duration = Duration::from_millis(200);
+
 pub(super) struct Completer {
     pub(super) pool: PgPool,
     pub(super) registry: Arc<Registry>,
@@ -29,12 +32,31 @@ pub(super) struct Completer {
 
 impl Completer {
     /// Writes everything received, batching whatever piled up during the previous write,
-    /// until every sender is gone.
+    /// until every sender is gone. Outcomes whose rows another transaction held are
+    /// kept (still held, still heartbeated, their claim budget still taken) and written
+    /// again shortly, with whatever arrived meanwhile.
     pub(super) async fn run(self, mut done: mpsc::UnboundedReceiver<(Finished, OwnedSemaphorePermit)>) {
         let (mut batch, mut permits) = (Vec::new(), Vec::new());
-        while let Some((first, permit)) = done.recv().await {
-            batch.push(first);
-            permits.push(permit);
+        let mut waiting: Vec<(Finished, OwnedSemaphorePermit)> = Vec::new();
+        let mut retry_at = tokio::time::Instant::now();
+        let mut open = true;
+        while open || !waiting.is_empty() {
+            tokio::select! {
+                received = done.recv(), if open => match received {
+                    Some((f, p)) => {
+                        batch.push(f);
+                        permits.push(p);
+                    }
+                    None => open = false,
+                },
+                _ = tokio::time::sleep_until(retry_at), if !waiting.is_empty() => {}
+            }
+            if !waiting.is_empty() && tokio::time::Instant::now() >= retry_at {
+                for (f, p) in waiting.drain(..) {
+                    batch.push(f);
+                    permits.push(p);
+                }
+            }
             while batch.len() < MAX_BATCH {
                 match done.try_recv() {
                     Ok((f, p)) => {
@@ -44,17 +66,29 @@ impl Completer {
                     Err(_) => break,
                 }
             }
-            self.write(&batch).await;
+            if batch.is_empty() {
+                continue;
+            }
+            let busy = self.write(&batch).await;
             // Written or given up on: either way this process no longer holds them, the
             // heartbeat stops extending their leases, and their claim budget returns.
-            self.held.forget(batch.drain(..).map(|f| (f.id, f.lease_token)));
-            permits.clear();
+            for (f, p) in batch.drain(..).zip(permits.drain(..)) {
+                if busy.contains(&f.id) && !self.give_up.is_cancelled() {
+                    waiting.push((f, p));
+                } else {
+                    self.held.forget([(f.id, f.lease_token)]);
+                }
+            }
+            if !waiting.is_empty() && tokio::time::Instant::now() >= retry_at {
+                retry_at = tokio::time::Instant::now() + BUSY_RETRY;
+            }
         }
     }
 
     /// Writes a batch, retrying through database outages. A batch that fails for another
     /// reason is written job by job, so that one bad outcome cannot hold the others back.
-    async fn write(&self, batch: &[Finished]) {
+    /// Returns the jobs whose rows another transaction held (not written yet).
+    async fn write(&self, batch: &[Finished]) -> Vec<crate::queue::JobId> {
         let mut delay = Duration::from_millis(50);
         loop {
             let started = Instant::now();
@@ -80,7 +114,13 @@ impl Completer {
                             "outcomes not recorded: these jobs' leases had been rescued"
                         );
                     }
-                    return;
+                    if !report.busy.is_empty() {
+                        tracing::debug!(
+                            jobs.busy = report.busy.len(),
+                            "rows held by another transaction; writing those outcomes later"
+                        );
+                    }
+                    return report.busy;
                 }
                 Err(e) if e.is_connection_error() && !self.give_up.is_cancelled() => {
                     self.outage.failed(&e);
@@ -89,14 +129,15 @@ impl Completer {
                 }
                 Err(e) if batch.len() > 1 && !e.is_connection_error() => {
                     tracing::error!(error = %e, source = %e.source, "recording a batch failed; recording its jobs one by one");
+                    let mut busy = Vec::new();
                     for one in batch {
-                        Box::pin(self.write(std::slice::from_ref(one))).await;
+                        busy.extend(Box::pin(self.write(std::slice::from_ref(one))).await);
                     }
-                    return;
+                    return busy;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, source = %e.source, jobs = batch.len(), "could not record outcomes; the jobs run again once their leases expire");
-                    return;
+                    return Vec::new();
                 }
             }
         }

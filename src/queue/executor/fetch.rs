@@ -13,7 +13,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{ExecutorConfig, ExecutorStats, Outage};
-use crate::queue::claim::{claim, ClaimRequest, Cursor};
+use crate::queue::claim::{claim_both, ClaimRequest, Cursor};
 use crate::queue::finish::{Finished, Outcome};
 use crate::queue::handler::{Handler, JobError, Registry};
 use crate::queue::held::{Held, Stage};
@@ -31,6 +31,9 @@ pub(super) struct Fetch {
     pub(super) id: Uuid,
     pub(super) stats: Arc<ExecutorStats>,
     pub(super) outage: Arc<Outage>,
+    /// Failures of the routed claim, logged apart from the database's: postrunner's own
+    /// jobs keep being claimed while routing fails.
+    pub(super) routing_outage: Outage,
     pub(super) wake: Arc<Notify>,
     /// Claim budget: jobs held (running or waiting to run) by this process.
     pub(super) budget: Arc<Semaphore>,
@@ -38,6 +41,8 @@ pub(super) struct Fetch {
     pub(super) slots: Arc<Semaphore>,
     pub(super) held: Arc<Held>,
     pub(super) tasks: Mutex<JoinSet<()>>,
+    /// When a fetcher last ran the upkeep (promotion, rescue).
+    pub(super) last_upkeep: Mutex<Option<Instant>>,
     /// Outcomes for the completer, each with the claim-budget permit of its job: the
     /// budget returns only once the outcome is written, so a completer that falls behind
     /// slows the claims down instead of letting claimed jobs pile up.
@@ -45,11 +50,12 @@ pub(super) struct Fetch {
 }
 
 impl Fetch {
-    /// Claims and starts jobs until `shutdown`. Each loop keeps its own cursor.
+    /// Claims and starts jobs until `shutdown`. Each loop keeps its own cursor, and its
+    /// own idea of when a routed claim can next route anything.
     pub(super) async fn fetch_loop(&self, shutdown: &CancellationToken) {
-        let mut last_upkeep = Instant::now() - self.config.poll_interval;
         let mut error_delay = Duration::from_millis(50);
         let mut cursor: Option<Cursor> = None;
+        let mut lanes = Lanes::default();
         loop {
             let first = tokio::select! {
                 biased;
@@ -62,15 +68,17 @@ impl Fetch {
             }
 
             let mut next_due = None;
-            if last_upkeep.elapsed() >= self.config.poll_interval {
-                last_upkeep = Instant::now();
+            if self.upkeep_due() {
                 next_due = self.upkeep().await;
-                // Promoted and rescued jobs may sort before the cursor.
+                // Promoted and rescued jobs may sort before the cursor, and the poll
+                // interval also covers a missed notification that a lane opened.
                 cursor = None;
+                lanes.maybe_ready();
             }
             // New jobs arrived (they may sort before the cursor): claim from the start.
             if self.wake.notified().now_or_never().is_some() {
                 cursor = None;
+                lanes.maybe_ready();
             }
             if shutdown.is_cancelled() {
                 return;
@@ -85,15 +93,24 @@ impl Fetch {
                 after: cursor,
             };
             let started = Instant::now();
-            let claimed = claim(&self.pool, request).await;
+            let routing = lanes.may_route();
+            let claimed = claim_both(&self.pool, request, routing).await;
             self.stats
                 .claim_us
                 .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             let jobs = match claimed {
-                Ok(jobs) => {
+                Ok(claimed) => {
                     self.outage.ok();
                     error_delay = Duration::from_millis(50);
-                    jobs
+                    match claimed.routing {
+                        Ok(()) => self.routing_outage.ok(),
+                        Err(e) => {
+                            // postrunner's own jobs go on; routing is tried again later.
+                            self.routing_outage.failed(&e);
+                            lanes.not_before(Instant::now() + self.config.poll_interval);
+                        }
+                    }
+                    claimed.jobs
                 }
                 Err(e) => {
                     self.outage.failed(&e);
@@ -117,34 +134,51 @@ impl Fetch {
             self.stats.claims.fetch_add(u64::from(claimed > 0), Ordering::Relaxed);
             self.start(jobs, &mut permits, shutdown);
             drop(permits);
-            if claimed > 0 || had_cursor {
+            if claimed > 0 {
+                lanes.claimed();
+                continue;
+            }
+            if had_cursor {
                 continue;
             }
 
             // Nothing to run: sleep until notified, the poll interval, the next due job,
-            // or the moment a gated lane may send again. A lane with messages that is
-            // open now was busy in another claim: try again shortly.
+            // or the moment a gated lane may send again.
             let mut nap = self.config.poll_interval;
             if let Some(due) = next_due {
                 let until_due = (due - chrono::Utc::now()).to_std().unwrap_or_default();
                 nap = nap.min(until_due.max(Duration::from_millis(5)));
             }
-            match crate::routing::next_ready(&self.pool, None).await {
-                Ok(Some(ready)) => {
-                    let until_ready = (ready - chrono::Utc::now()).to_std().unwrap_or_default();
-                    nap = nap.min(until_ready.max(Duration::from_millis(10)));
+            if !routing {
+                // Lanes are known to be gated until then (or to have nothing waiting).
+                nap = nap.min(lanes.until_ready());
+            } else {
+                match crate::routing::next_ready(&self.pool, None).await {
+                    Ok(ready) => nap = nap.min(lanes.sleep_until(ready, self.config.poll_interval)),
+                    Err(source) => self.outage.failed(&crate::queue::QueueError {
+                        doing: "read when lanes may send",
+                        source,
+                    }),
                 }
-                Ok(None) => {}
-                Err(source) => self.outage.failed(&crate::queue::QueueError {
-                    doing: "read when lanes may send",
-                    source,
-                }),
             }
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => lanes.maybe_ready(),
                 _ = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+
+    /// Whether this fetcher should run the upkeep now: once per poll interval for the
+    /// whole process, whichever fetcher comes first.
+    fn upkeep_due(&self) -> bool {
+        let mut last = self.last_upkeep.lock().expect("upkeep lock");
+        match *last {
+            Some(at) if at.elapsed() < self.config.poll_interval => false,
+            _ => {
+                *last = Some(Instant::now());
+                true
             }
         }
     }
@@ -217,6 +251,69 @@ impl Fetch {
                 }
                 .instrument(span),
             );
+        }
+    }
+}
+
+/// A fetch loop's idea of when its routed claim can next route anything, so that it
+/// neither runs a routed claim while every lane's gate is closed nor spins on a lane
+/// that is open but has nothing it can route right now.
+#[derive(Debug, Default)]
+struct Lanes {
+    /// No routed claim before this (None: try now).
+    not_before: Option<Instant>,
+    /// How long to wait next when an open lane gave nothing: grows from 10 ms to the
+    /// poll interval while it keeps giving nothing.
+    idle: Option<Duration>,
+}
+
+impl Lanes {
+    const FIRST_RETRY: Duration = Duration::from_millis(10);
+
+    fn may_route(&self) -> bool {
+        self.not_before.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Something may have changed (a notification, a poll interval): try again.
+    fn maybe_ready(&mut self) {
+        self.not_before = None;
+    }
+
+    fn not_before(&mut self, at: Instant) {
+        self.not_before = Some(at);
+    }
+
+    /// How long until a routed claim may route something, as last learned.
+    fn until_ready(&self) -> Duration {
+        self.not_before
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(Instant::now()))
+    }
+
+    fn claimed(&mut self) {
+        self.idle = None;
+    }
+
+    /// How long to sleep given when lanes may next send (`next_ready`): until the
+    /// earliest gate; when a lane is open already but gave nothing (busy in another
+    /// claim, or its messages held), a short retry that doubles while it keeps giving
+    /// nothing, up to `poll`. No lane with messages: until notified or `poll`.
+    fn sleep_until(&mut self, ready: Option<chrono::DateTime<chrono::Utc>>, poll: Duration) -> Duration {
+        let Some(ready) = ready else {
+            self.not_before = Some(Instant::now() + poll);
+            return poll;
+        };
+        match (ready - chrono::Utc::now()).to_std() {
+            Ok(wait) if !wait.is_zero() => {
+                self.idle = None;
+                self.not_before = Some(Instant::now() + wait);
+                wait
+            }
+            _ => {
+                let wait = self.idle.map_or(Self::FIRST_RETRY, |d| (d * 2).min(poll)).min(poll);
+                self.idle = Some(wait);
+                self.not_before = None;
+                wait
+            }
         }
     }
 }

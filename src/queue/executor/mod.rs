@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use self::complete::Completer;
 use self::fetch::{attempt, Fetch};
-use super::claim::{claim, ClaimRequest};
+use super::claim::{claim_both, ClaimRequest};
 use super::finish::{finish, release, Finished};
 use super::handler::Registry;
 use super::held::{Held, Lease, Stage};
@@ -122,6 +122,7 @@ impl Executor {
     /// One synchronous round at `now` (`None`: the database clock): promote due jobs,
     /// claim up to `concurrency`, run them, record the outcomes. Returns how many ran.
     /// Tests drive time with it; it is the same claim/attempt/finish code as [`run`](Self::run).
+    /// A failing routed claim is logged and the generic jobs still run, as in `run`.
     ///
     /// # Errors
     /// [`QueueError`] when a statement fails.
@@ -134,7 +135,11 @@ impl Executor {
             now,
             after: None,
         };
-        let jobs = claim(&self.pool, request).await?;
+        let claimed = claim_both(&self.pool, request, true).await?;
+        if let Err(e) = &claimed.routing {
+            tracing::error!(error = %e, source = %e.source, "the routed claim failed; postrunner's own jobs still run");
+        }
+        let jobs = claimed.jobs;
         let attempts = jobs.iter().map(|job| {
             let handler = self.registry.get(&job.kind).map(|h| h.as_ref());
             attempt(handler, job, self.config.job_timeout, &self.config.backoff)
@@ -150,10 +155,18 @@ impl Executor {
                 outcome,
             })
             .collect();
-        let report = finish(&self.pool, &self.registry, &batch, now).await?;
-        self.stats
-            .completed
-            .fetch_add(report.completed as u64, Ordering::Relaxed);
+        let mut unwritten = batch.clone();
+        while !unwritten.is_empty() {
+            let report = finish(&self.pool, &self.registry, &unwritten, now).await?;
+            self.stats
+                .completed
+                .fetch_add(report.completed as u64, Ordering::Relaxed);
+            // Rows another transaction holds: write those outcomes once it lets go.
+            unwritten.retain(|f| report.busy.contains(&f.id));
+            if !unwritten.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         Ok(batch.len())
     }
 
@@ -211,11 +224,13 @@ impl Executor {
             id: self.id,
             stats: self.stats.clone(),
             outage: outage.clone(),
+            routing_outage: Outage::default(),
             wake,
             budget: Arc::new(Semaphore::new(self.config.concurrency + self.config.prefetch)),
             slots: Arc::new(Semaphore::new(self.config.concurrency)),
             held: held.clone(),
             tasks: Mutex::default(),
+            last_upkeep: Mutex::default(),
             done: done_tx,
         };
         futures_util::future::join_all((0..FETCHERS).map(|_| fetch.fetch_loop(&shutdown))).await;
