@@ -238,9 +238,10 @@ pub struct BenchRouteArgs {
 
 #[derive(Clone, Debug, Args)]
 pub struct BenchQueueArgs {
-    /// Jobs to enqueue and drain.
-    #[arg(long, default_value_t = 50_000)]
-    pub jobs: u32,
+    /// Backlogs to enqueue, ANALYZE (as autovacuum would) and drain, one after the other
+    /// (comma-separated): a plan that changes with the statistics shows up as a number.
+    #[arg(long, value_delimiter = ',', default_value = "10000,50000,200000,1000000")]
+    pub jobs: Vec<u32>,
     /// Jobs in flight at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,

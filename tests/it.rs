@@ -15,6 +15,7 @@ mod plans;
 mod privileges;
 mod providers;
 mod queue;
+mod redaction;
 mod resilience;
 mod routing;
 mod routing_scale;

@@ -118,8 +118,14 @@ async fn queue_statements(db: &TestDb) -> Vec<(&'static str, String, String)> {
     vec![
         (
             "generic claim",
-            "SELECT * FROM postrunner.claim_jobs($1, $2, $3, $4, $5, $6, $7, $8)".to_owned(),
+            include_str!("../sql/queue/claim.sql").to_owned(),
             format!("80, {WORKER}, gen_random_uuid(), '20s', NULL, -32768, NULL, -9223372036854775808"),
+        ),
+        ("lock the batch", include_str!("../sql/queue/lock_batch.sql").to_owned(), ids.clone()),
+        (
+            "still held",
+            include_str!("../sql/queue/still_held.sql").to_owned(),
+            format!("{ids}, {tokens}"),
         ),
         ("complete", include_str!("../sql/queue/complete.sql").to_owned(), format!("{ids}, {tokens}")),
         (
@@ -145,6 +151,11 @@ async fn queue_statements(db: &TestDb) -> Vec<(&'static str, String, String)> {
             "now() + interval '2 hours'".to_owned(),
         ),
         ("promote", include_str!("../sql/queue/promote.sql").to_owned(), "10000, NULL".to_owned()),
+        (
+            "when lanes may send",
+            include_str!("../sql/routing/next_ready.sql").to_owned(),
+            "NULL".to_owned(),
+        ),
     ]
 }
 
@@ -207,7 +218,7 @@ async fn the_routed_claim_and_its_records_scan_no_queue_table_whole_with_a_full_
     let mut statements = queue_statements(&db).await;
     statements.push((
         "routed claim",
-        "SELECT * FROM postrunner.claim_messages($1, $2, $3, $4, $5)".to_owned(),
+        include_str!("../sql/routing/claim.sql").to_owned(),
         format!("80, {WORKER}, gen_random_uuid(), '20s', NULL"),
     ));
     statements.push((
@@ -216,6 +227,11 @@ async fn the_routed_claim_and_its_records_scan_no_queue_table_whole_with_a_full_
         format!(
             "{ids}, array_fill('p'::text, ARRAY[{n}]), array_fill('p-2@acme.test'::text, ARRAY[{n}]), array_fill('x'::text, ARRAY[{n}]), array_fill(now(), ARRAY[{n}]), {attempt_ids}"
         ),
+    ));
+    statements.push((
+        "record the successes",
+        include_str!("../sql/outbox/record_send_successes.sql").to_owned(),
+        attempt_ids.clone(),
     ));
     statements.push((
         "close attempt",

@@ -91,3 +91,39 @@ async fn postrunners_own_jobs_run_while_routing_fails() {
         "the messages wait for routing to work again"
     );
 }
+
+#[tokio::test]
+async fn postrunners_sessions_wait_for_a_lock_and_run_a_statement_only_so_long() {
+    let db = TestDb::new().await;
+    let limits = postrunner::db::SessionLimits {
+        lock_timeout: std::time::Duration::from_millis(300),
+        ..postrunner::db::SessionLimits::default()
+    };
+    let pool = postrunner::db::pool_with(&db.url, 2, "test", limits).unwrap();
+    let (lock, statement): (String, String) =
+        sqlx::query_as("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((lock.as_str(), statement.as_str()), ("300ms", "2min"));
+
+    // Another transaction holds a row: the statement gives up instead of waiting.
+    exec(
+        &db.pool,
+        "INSERT INTO postrunner.settings (name, value, type) VALUES ('x', '1', 'number')",
+    )
+    .await;
+    let mut holder = db.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM postrunner.settings WHERE name = 'x' FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let waited = std::time::Instant::now();
+    let error = sqlx::query("UPDATE postrunner.settings SET value = '2' WHERE name = 'x'")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("lock timeout"), "{error}");
+    assert!(waited.elapsed() < std::time::Duration::from_secs(3));
+    holder.rollback().await.unwrap();
+}

@@ -45,14 +45,22 @@ $$;
 CREATE OR REPLACE FUNCTION postrunner.outbox_before_insert() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
 DECLARE
-    max_body bigint := postrunner.setting_number('max_body_bytes', 1048576);
-    max_headers bigint := postrunner.setting_number('max_headers', 50);
-    max_header_bytes bigint := postrunner.setting_number('max_header_bytes', 998);
-    max_metadata_bytes bigint := postrunner.setting_number('max_metadata_bytes', 16384);
+    max_body bigint;
+    max_headers bigint;
+    max_header_bytes bigint;
+    max_metadata_bytes bigint;
     body_bytes bigint;
     header record;
     seen text[] := '{}';
 BEGIN
+    -- One read of the limits (settings are checked when written: the casts hold).
+    SELECT coalesce(max(value::bigint) FILTER (WHERE name = 'max_body_bytes'), 1048576),
+           coalesce(max(value::bigint) FILTER (WHERE name = 'max_headers'), 50),
+           coalesce(max(value::bigint) FILTER (WHERE name = 'max_header_bytes'), 998),
+           coalesce(max(value::bigint) FILTER (WHERE name = 'max_metadata_bytes'), 16384)
+      INTO max_body, max_headers, max_header_bytes, max_metadata_bytes
+      FROM postrunner.settings
+     WHERE name IN ('max_body_bytes', 'max_headers', 'max_header_bytes', 'max_metadata_bytes');
     IF NOT EXISTS (SELECT 1 FROM postrunner.clients WHERE name = NEW.client) THEN
         PERFORM postrunner.reject(format('unknown client %L', NEW.client),
                                   'add it to postrunner.clients first', 'foreign_key_violation');
@@ -134,12 +142,12 @@ BEGIN
     IF NEW.metadata IS NOT NULL AND jsonb_typeof(NEW.metadata) <> 'object' THEN
         PERFORM postrunner.reject('metadata must be a JSON object');
     END IF;
-    IF octet_length(NEW.metadata::text) > max_metadata_bytes THEN
+    IF NEW.metadata IS NOT NULL AND octet_length(NEW.metadata::text) > max_metadata_bytes THEN
         PERFORM postrunner.reject(format('metadata is %s bytes, over max_metadata_bytes (%s)',
                                          octet_length(NEW.metadata::text), max_metadata_bytes),
                                   'the limit is postrunner.settings max_metadata_bytes');
     END IF;
-    IF NOT isfinite(NEW.send_after) THEN
+    IF NEW.send_after IS NOT NULL AND NOT isfinite(NEW.send_after) THEN
         PERFORM postrunner.reject(format('send_after must be a finite time (got %s)', NEW.send_after));
     END IF;
 

@@ -84,7 +84,13 @@ $fn$;
 -- change, so the steady state (all up) costs an index probe per provider and no write.
 CREATE OR REPLACE FUNCTION postrunner.record_successes(p_providers text[], p_trials integer[])
 RETURNS void
-LANGUAGE sql AS $fn$
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    -- The steady state: every provider up, nothing to write.
+    IF NOT EXISTS (SELECT 1 FROM postrunner.provider_health h
+                    WHERE h.provider = ANY (p_providers) AND (h.state <> 'up' OR h.consecutive_failures > 0)) THEN
+        RETURN;
+    END IF;
 WITH given AS (
     SELECT provider, trials FROM unnest(p_providers, p_trials) AS g(provider, trials)
 ),
@@ -117,20 +123,29 @@ changed AS (
 )
 INSERT INTO postrunner.provider_health_history (provider, state, reason)
 SELECT provider, 'up', CASE WHEN was = 'down' THEN 'trial sends succeed' ELSE 'sends succeed again' END
-  FROM changed WHERE closes AND was <> 'up'
+  FROM changed WHERE closes AND was <> 'up';
+END
 $fn$;
 
 -- Sends recorded as sent (the completion transaction, sql/outbox/record_sent.sql):
 -- their providers' successes, counting the trial sends among them.
 CREATE OR REPLACE FUNCTION postrunner.record_send_successes(p_attempt_ids bigint[])
 RETURNS void
-LANGUAGE sql AS $fn$
-    SELECT postrunner.record_successes(array_agg(provider), array_agg(trials))
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    providers text[];
+    trials integer[];
+BEGIN
+    SELECT array_agg(x.provider), array_agg(x.trials)
+      INTO providers, trials
       FROM (SELECT s.provider, count(*) FILTER (WHERE s.trial)::integer AS trials
               FROM postrunner.send_attempts s
              WHERE s.id = ANY (p_attempt_ids)
-             GROUP BY s.provider) x
-    HAVING count(*) > 0
+             GROUP BY s.provider) x;
+    IF providers IS NOT NULL THEN
+        PERFORM postrunner.record_successes(providers, trials);
+    END IF;
+END
 $fn$;
 
 -- A good health probe of each of p_providers: counts as one trial success of a down
@@ -138,6 +153,8 @@ $fn$;
 -- breaker alone.
 CREATE OR REPLACE FUNCTION postrunner.record_provider_successes(p_providers text[])
 RETURNS void
-LANGUAGE sql AS $fn$
-    SELECT postrunner.record_successes(p_providers, array_fill(1, ARRAY[cardinality(p_providers)]))
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM postrunner.record_successes(p_providers, array_fill(1, ARRAY[cardinality(p_providers)]));
+END
 $fn$;

@@ -81,4 +81,5 @@ $$;
 
 CREATE OR REPLACE TRIGGER outbox_access
     BEFORE INSERT ON postrunner.outbox
-    FOR EACH ROW EXECUTE FUNCTION postrunner.outbox_check_access();
+    FOR EACH ROW WHEN (NOT postrunner.acts_as_service())
+    EXECUTE FUNCTION postrunner.outbox_check_access();

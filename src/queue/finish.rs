@@ -17,6 +17,7 @@ use super::retry::Decision;
 use super::{JobId, QueueError};
 
 const LOCK_BATCH: &str = include_str!("../../sql/queue/lock_batch.sql");
+const STILL_HELD: &str = include_str!("../../sql/queue/still_held.sql");
 const COMPLETE: &str = include_str!("../../sql/queue/complete.sql");
 const FAIL: &str = include_str!("../../sql/queue/fail.sql");
 const RELEASE: &str = include_str!("../../sql/queue/release.sql");
@@ -80,19 +81,46 @@ pub async fn finish(
     }
     let mut tx = pool.begin().await.map_err(QueueError::wrap("begin finish"))?;
 
-    // Lock the batch's rows first, skipping any another transaction holds: those jobs
-    // wait for a later write instead of holding up the rest (sql/queue/lock_batch.sql).
-    let (all_ids, all_tokens): (Vec<JobId>, Vec<Uuid>) = batch.iter().map(|f| (f.id, f.lease_token)).unzip();
-    let rows: Vec<(JobId, bool)> = sqlx::query_as(LOCK_BATCH)
-        .bind(&all_ids)
-        .bind(&all_tokens)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(QueueError::wrap("lock the batch"))?;
-    report.busy = rows.iter().filter(|(_, locked)| !locked).map(|(id, _)| *id).collect();
-    let writable: HashSet<JobId> = rows.iter().filter(|(_, locked)| *locked).map(|(id, _)| *id).collect();
-    let batch: Vec<&Finished> = batch.iter().filter(|f| writable.contains(&f.id)).collect();
-    let gone = all_ids.len() - rows.len();
+    // Lock the email jobs' rows first, skipping any another transaction holds: those
+    // jobs wait for a later write instead of holding up the rest (lock_batch.sql).
+    let email: Vec<JobId> = batch
+        .iter()
+        .filter(|f| f.kind == crate::kinds::email::KIND)
+        .map(|f| f.id)
+        .collect();
+    let mut gone = 0;
+    let batch: Vec<&Finished> = if email.is_empty() {
+        batch.iter().collect()
+    } else {
+        let locked: HashSet<JobId> = sqlx::query_scalar(LOCK_BATCH)
+            .bind(&email)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(QueueError::wrap("lock the batch"))?
+            .into_iter()
+            .collect();
+        let unlocked: Vec<&Finished> = batch
+            .iter()
+            .filter(|f| f.kind == crate::kinds::email::KIND && !locked.contains(&f.id))
+            .collect();
+        if !unlocked.is_empty() {
+            let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = unlocked.iter().map(|f| (f.id, f.lease_token)).unzip();
+            let held: HashSet<JobId> = sqlx::query_scalar(STILL_HELD)
+                .bind(&ids)
+                .bind(&tokens)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(QueueError::wrap("look for held jobs"))?
+                .into_iter()
+                .collect();
+            report.busy = ids.iter().copied().filter(|id| held.contains(id)).collect();
+            gone = ids.len() - report.busy.len();
+        }
+        batch
+            .iter()
+            .filter(|f| f.kind != crate::kinds::email::KIND || locked.contains(&f.id))
+            .collect()
+    };
 
     let (done_ids, done_tokens): (Vec<JobId>, Vec<Uuid>) = batch
         .iter()

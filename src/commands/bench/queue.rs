@@ -1,16 +1,19 @@
-//! `postrunner bench queue --jobs N --concurrency C`: the real worker path over no-op
-//! jobs in a fresh database `postrunner_bench`.
+//! `postrunner bench queue --jobs 10000,50000,200000,1000000 --concurrency C`: the real
+//! worker path over no-op jobs in a fresh database `postrunner_bench`.
 //!
-//! One [`Executor`] with C slots (the same code `postrunner worker` runs) is started, then:
+//! An [`Executor`] with C slots (the same code `postrunner worker` runs) does:
 //! 1. pickup: with the executor idle, insert one job at a time and measure how long it
 //!    waited, from its insert (`created_at`) to its claim (`attempted_at`), both on the
 //!    database clock;
-//! 2. enqueue: N jobs with plain SQL `INSERT ... SELECT` in chunks of 10,000 (scheduled an
-//!    hour ahead, so the idle executor does not start on them while they are inserted);
-//! 3. drain: one UPDATE makes all N runnable and a NOTIFY wakes the executor; timed until
-//!    all N are completed;
-//! 4. dead tuples left in `postrunner.jobs` after the drain (before autovacuum);
-//! 5. pickup again on the drained table.
+//! 2. for each backlog N: empty the queue, enqueue N jobs with plain SQL `INSERT ...
+//!    SELECT` in chunks of 10,000 with no worker running, ANALYZE the table (as
+//!    autovacuum would once the queue has filled: the plans then see a full queue's
+//!    statistics), start a worker and time it until all N are completed;
+//! 3. dead tuples left in `postrunner.jobs` after the last drain (before autovacuum);
+//! 4. pickup again on the drained table.
+//!
+//! No backlog should drain much slower than the best one: a claim whose plan depends on
+//! the statistics (a hash join over the whole table at one size) shows up as a slow row.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -65,44 +68,80 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     let pickup = measure_pickup(&pool, &idle.stats, &waits_ms, args.pickup_samples).await?;
     idle.stop().await?;
 
-    // 2. Enqueue with plain SQL, no worker running.
-    let started = Instant::now();
-    let mut left = args.jobs;
-    while left > 0 {
-        let n = left.min(CHUNK);
-        sqlx::query("INSERT INTO postrunner.jobs (kind) SELECT 'noop' FROM generate_series(1, $1)")
-            .bind(n as i32)
-            .execute(&pool)
-            .await
-            .context("enqueueing")?;
-        left -= n;
-    }
-    let enqueue_secs = started.elapsed().as_secs_f64();
-    let enqueue_per_sec = f64::from(args.jobs) / enqueue_secs;
+    // 2. Each backlog: enqueue with plain SQL, no worker running; ANALYZE; drain.
+    let mut drains = Vec::new();
+    let mut enqueue_per_sec = 0.0;
+    let mut last_stats = None;
+    let mut last_worker: Option<Bench> = None;
+    for (i, &jobs) in args.jobs.iter().enumerate() {
+        if let Some(worker) = last_worker.take() {
+            worker.stop().await?;
+        }
+        sqlx::query("TRUNCATE postrunner.jobs").execute(&pool).await?;
+        let started = Instant::now();
+        let mut left = jobs;
+        while left > 0 {
+            let n = left.min(CHUNK);
+            sqlx::query("INSERT INTO postrunner.jobs (kind) SELECT 'noop' FROM generate_series(1, $1)")
+                .bind(n as i32)
+                .execute(&pool)
+                .await
+                .context("enqueueing")?;
+            left -= n;
+        }
+        if i == 0 || jobs >= 200_000 {
+            enqueue_per_sec = f64::from(jobs) / started.elapsed().as_secs_f64();
+        }
+        sqlx::query("ANALYZE postrunner.jobs").execute(&pool).await?;
 
-    // 3. Drain: start a worker on the backlog and time it until every job is completed.
-    let started = Instant::now();
-    let worker = Bench::start(&pool, &args, &waits_ms);
-    let stats = worker.stats.clone();
-    while stats.completed.load(Ordering::Relaxed) < u64::from(args.jobs) {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(1800),
-            "drain did not finish in 30 minutes"
-        );
+        let started = Instant::now();
+        let worker = Bench::start(&pool, &args, &waits_ms);
+        let stats = worker.stats.clone();
+        // The rate is taken between 10% and 90% completed: a worker's start and the
+        // drain's last batches weigh on a short drain, and this compares backlogs, not
+        // start-up costs.
+        let (mut at_10, mut at_90) = (None, None);
+        loop {
+            let done = stats.completed.load(Ordering::Relaxed);
+            if at_10.is_none() && done * 10 >= u64::from(jobs) {
+                at_10 = Some((Instant::now(), done));
+            }
+            if at_90.is_none() && done * 10 >= u64::from(jobs) * 9 {
+                at_90 = Some((Instant::now(), done));
+            }
+            if done >= u64::from(jobs) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(1800),
+                "drain did not finish in 30 minutes"
+            );
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let steady = match (at_10, at_90) {
+            (Some((t10, n10)), Some((t90, n90))) if t90 > t10 => (n90 - n10) as f64 / (t90 - t10).as_secs_f64(),
+            _ => f64::from(jobs) / secs,
+        };
+        let per = |us: &std::sync::atomic::AtomicU64, n: &std::sync::atomic::AtomicU64| {
+            us.load(Ordering::Relaxed) as f64 / 1000.0 / n.load(Ordering::Relaxed).max(1) as f64
+        };
+        drains.push(Drain {
+            jobs,
+            secs,
+            per_sec: steady,
+            claim_batch: stats.claimed.load(Ordering::Relaxed) as f64
+                / stats.claims.load(Ordering::Relaxed).max(1) as f64,
+            claim_ms: per(&stats.claim_us, &stats.claims),
+            finish_batch: stats.completed.load(Ordering::Relaxed) as f64
+                / stats.finishes.load(Ordering::Relaxed).max(1) as f64,
+            finish_ms: per(&stats.finish_us, &stats.finishes),
+        });
+        last_stats = Some(stats);
+        last_worker = Some(worker);
     }
-    let drain_secs = started.elapsed().as_secs_f64();
-    let jobs_per_sec = f64::from(args.jobs) / drain_secs;
-    let claim_batch = stats.claimed.load(Ordering::Relaxed) as f64 / stats.claims.load(Ordering::Relaxed).max(1) as f64;
-    let finish_batch =
-        stats.completed.load(Ordering::Relaxed) as f64 / stats.finishes.load(Ordering::Relaxed).max(1) as f64;
-    let per = |us: &std::sync::atomic::AtomicU64, n: &std::sync::atomic::AtomicU64| {
-        us.load(Ordering::Relaxed) as f64 / 1000.0 / n.load(Ordering::Relaxed).max(1) as f64
-    };
-    let (claim_ms, finish_ms) = (
-        per(&stats.claim_us, &stats.claims),
-        per(&stats.finish_us, &stats.finishes),
-    );
+    let stats = last_stats.context("at least one backlog (--jobs)")?;
+    let worker = last_worker.context("at least one backlog (--jobs)")?;
 
     // 4. Dead tuples left by the drain (statistics are flushed about once a second).
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -117,35 +156,56 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     let pickup_after = measure_pickup(&pool, &stats, &waits_ms, args.pickup_samples).await?;
     worker.stop().await?;
 
+    let best = drains.iter().map(|d| d.per_sec).fold(0.0, f64::max);
+    let worst = drains.iter().map(|d| d.per_sec).fold(f64::INFINITY, f64::min);
     println!("postrunner bench queue");
     println!(
         "  machine          {} cores; PostgreSQL {version}, fsync={fsync}, synchronous_commit={sync_commit}",
         num_cpus()
     );
-    println!("  jobs             {}", args.jobs);
     println!("  concurrency      {} (prefetch {})", args.concurrency, args.prefetch);
-    println!("  enqueue          {enqueue_secs:>8.2} s   {enqueue_per_sec:>10.0} jobs/s  (SQL INSERT ... SELECT, {CHUNK} per statement)");
-    println!(
-        "  drain            {drain_secs:>8.2} s   {jobs_per_sec:>10.0} jobs/s  (claim -> run -> complete, batched)"
-    );
-    println!(
-        "  batches          {claim_batch:.1} jobs per claim ({:.2} ms each), {finish_batch:.1} per completion ({:.2} ms each)",
-        claim_ms, finish_ms
-    );
+    println!("  enqueue          {enqueue_per_sec:>10.0} jobs/s  (SQL INSERT ... SELECT, {CHUNK} per statement)");
+    println!("  drain, each backlog ANALYZEd first (claim -> run -> complete, batched; jobs/s from 10% to 90% done):");
+    println!("      backlog   seconds     jobs/s   per claim  ms/claim   per completion  ms/completion");
+    for d in &drains {
+        println!(
+            "  {:>11} {:>9.2} {:>10.0} {:>11.1} {:>9.2} {:>16.1} {:>14.2}",
+            d.jobs, d.secs, d.per_sec, d.claim_batch, d.claim_ms, d.finish_batch, d.finish_ms
+        );
+    }
+    println!("  slowest backlog drains at {:.2}x the fastest", worst / best);
     println!(
         "  pickup, idle     p50 {:.2} ms   p99 {:.2} ms   ({} samples, insert -> claim, fresh queue)",
         pickup.0, pickup.1, args.pickup_samples
     );
     println!(
-        "  pickup, drained  p50 {:.2} ms   p99 {:.2} ms   (right after the drain, before autovacuum)",
+        "  pickup, drained  p50 {:.2} ms   p99 {:.2} ms   (right after the last drain, before autovacuum)",
         pickup_after.0, pickup_after.1
     );
-    println!("  jobs table after drain: {live} live, {dead} dead tuples, {} kB (completed jobs are deleted; autovacuum reclaims)", bytes / 1024);
+    println!("  jobs table after the last drain: {live} live, {dead} dead tuples, {} kB (completed jobs are deleted; autovacuum reclaims)", bytes / 1024);
+    let figures: Vec<String> = drains
+        .iter()
+        .map(|d| format!("jobs_per_sec_{}={:.0}", d.jobs, d.per_sec))
+        .collect();
     println!(
-        "jobs_per_sec={jobs_per_sec:.0} enqueue_per_sec={enqueue_per_sec:.0} p50_pickup_ms={:.2} p99_pickup_ms={:.2} dead_tuples={dead}",
-        pickup.0, pickup.1
+        "{} worst_vs_best={:.2} enqueue_per_sec={enqueue_per_sec:.0} p50_pickup_ms={:.2} p99_pickup_ms={:.2} dead_tuples={dead}",
+        figures.join(" "),
+        worst / best,
+        pickup.0,
+        pickup.1
     );
     Ok(())
+}
+
+/// One backlog's drain.
+struct Drain {
+    jobs: u32,
+    secs: f64,
+    per_sec: f64,
+    claim_batch: f64,
+    claim_ms: f64,
+    finish_batch: f64,
+    finish_ms: f64,
 }
 
 /// A running executor with the pickup probe as its only kind.

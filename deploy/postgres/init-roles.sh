@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Run once by the postgres image (/docker-entrypoint-initdb.d) when it creates its data
+# directory, as the superuser: one login per postrunner role, none of them a superuser.
+#
+#   postrunner_owner      owns the database and the postrunner schema; runs `migrate`
+#   postrunner_worker     `postrunner worker`, a member of postrunner_service
+#   postrunner_scheduler  `postrunner scheduler`, a member of postrunner_service
+#
+# plus the three NOLOGIN group roles `migrate` grants to (sql/roles.sql creates them
+# when missing, but the owner has no CREATEROLE). Passwords come from the environment
+# (docker-compose.yml); psql quotes them (:'name'), so any character is safe.
+set -euo pipefail
+
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
+     -v owner_password="$POSTRUNNER_OWNER_PASSWORD" \
+     -v worker_password="$POSTRUNNER_WORKER_PASSWORD" \
+     -v scheduler_password="$POSTRUNNER_SCHEDULER_PASSWORD" <<'SQL'
+CREATE ROLE postrunner_app NOLOGIN;
+CREATE ROLE postrunner_reader NOLOGIN;
+CREATE ROLE postrunner_service NOLOGIN;
+CREATE ROLE postrunner_owner LOGIN PASSWORD :'owner_password';
+CREATE ROLE postrunner_worker LOGIN PASSWORD :'worker_password' IN ROLE postrunner_service;
+CREATE ROLE postrunner_scheduler LOGIN PASSWORD :'scheduler_password' IN ROLE postrunner_service;
+CREATE DATABASE postrunner OWNER postrunner_owner;
+SQL
