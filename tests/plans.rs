@@ -191,6 +191,7 @@ async fn seq_scans_of(db: &TestDb, statements: &[(&str, String, String)]) -> Vec
 }
 
 #[tokio::test]
+#[ignore = "heavy (a 50,000-job fixture): bin/test runs it after the rest, alone"]
 async fn the_queue_statements_scan_no_queue_table_whole_with_a_full_queues_statistics() {
     let db = a_backlog_of_jobs_with_statistics().await;
     let statements = queue_statements(&db).await;
@@ -203,6 +204,7 @@ async fn the_queue_statements_scan_no_queue_table_whole_with_a_full_queues_stati
 }
 
 #[tokio::test]
+#[ignore = "heavy (a 100,000-message fixture): bin/test runs it after the rest, alone"]
 async fn the_routed_claim_and_its_records_scan_no_queue_table_whole_with_a_full_queues_statistics() {
     let db = a_backlog_of_messages_with_statistics().await;
     let (ids, _, n) = running_jobs(&db).await;

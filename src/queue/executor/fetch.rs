@@ -43,6 +43,7 @@ pub(super) struct Fetch {
     pub(super) tasks: Mutex<JoinSet<()>>,
     /// When a fetcher last ran the upkeep (promotion, rescue).
     pub(super) last_upkeep: Mutex<Option<Instant>>,
+    pub(super) lanes: Mutex<Lanes>,
     /// Outcomes for the completer, each with the claim-budget permit of its job: the
     /// budget returns only once the outcome is written, so a completer that falls behind
     /// slows the claims down instead of letting claimed jobs pile up.
@@ -55,7 +56,6 @@ impl Fetch {
     pub(super) async fn fetch_loop(&self, shutdown: &CancellationToken) {
         let mut error_delay = Duration::from_millis(50);
         let mut cursor: Option<Cursor> = None;
-        let mut lanes = Lanes::default();
         loop {
             let first = tokio::select! {
                 biased;
@@ -73,12 +73,12 @@ impl Fetch {
                 // Promoted and rescued jobs may sort before the cursor, and the poll
                 // interval also covers a missed notification that a lane opened.
                 cursor = None;
-                lanes.maybe_ready();
+                self.lanes().maybe_ready();
             }
             // New jobs arrived (they may sort before the cursor): claim from the start.
             if self.wake.notified().now_or_never().is_some() {
                 cursor = None;
-                lanes.maybe_ready();
+                self.lanes().maybe_ready();
             }
             if shutdown.is_cancelled() {
                 return;
@@ -93,21 +93,26 @@ impl Fetch {
                 after: cursor,
             };
             let started = Instant::now();
-            let routing = lanes.may_route();
+            let routing = self.lanes().may_route();
             let claimed = claim_both(&self.pool, request, routing).await;
             self.stats
                 .claim_us
                 .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             let jobs = match claimed {
                 Ok(claimed) => {
-                    self.outage.ok();
                     error_delay = Duration::from_millis(50);
                     match claimed.routing {
-                        Ok(()) => self.routing_outage.ok(),
+                        Ok(()) => {
+                            self.outage.ok();
+                            self.routing_outage.ok();
+                        }
+                        // The database went away (or is not back yet): one outage, not two.
+                        Err(e) if e.is_connection_error() => self.outage.failed(&e),
                         Err(e) => {
                             // postrunner's own jobs go on; routing is tried again later.
+                            self.outage.ok();
                             self.routing_outage.failed(&e);
-                            lanes.not_before(Instant::now() + self.config.poll_interval);
+                            self.lanes().not_before(Instant::now() + self.config.poll_interval);
                         }
                     }
                     claimed.jobs
@@ -135,7 +140,7 @@ impl Fetch {
             self.start(jobs, &mut permits, shutdown);
             drop(permits);
             if claimed > 0 {
-                lanes.claimed();
+                self.lanes().claimed();
                 continue;
             }
             if had_cursor {
@@ -151,10 +156,10 @@ impl Fetch {
             }
             if !routing {
                 // Lanes are known to be gated until then (or to have nothing waiting).
-                nap = nap.min(lanes.until_ready());
+                nap = nap.min(self.lanes().until_ready());
             } else {
                 match crate::routing::next_ready(&self.pool, None).await {
-                    Ok(ready) => nap = nap.min(lanes.sleep_until(ready, self.config.poll_interval)),
+                    Ok(ready) => nap = nap.min(self.lanes().sleep_until(ready, self.config.poll_interval)),
                     Err(source) => self.outage.failed(&crate::queue::QueueError {
                         doing: "read when lanes may send",
                         source,
@@ -164,10 +169,16 @@ impl Fetch {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => lanes.maybe_ready(),
+                _ = self.wake.notified() => self.lanes().maybe_ready(),
                 _ = tokio::time::sleep(nap) => {}
             }
         }
+    }
+
+    /// What the fetchers know about when a routed claim can next route anything
+    /// (shared: a notification either of them receives counts for both).
+    fn lanes(&self) -> std::sync::MutexGuard<'_, Lanes> {
+        self.lanes.lock().expect("lanes lock")
     }
 
     /// Whether this fetcher should run the upkeep now: once per poll interval for the
@@ -255,11 +266,11 @@ impl Fetch {
     }
 }
 
-/// A fetch loop's idea of when its routed claim can next route anything, so that it
-/// neither runs a routed claim while every lane's gate is closed nor spins on a lane
-/// that is open but has nothing it can route right now.
+/// The fetch loops' idea of when a routed claim can next route anything, so that they
+/// neither run a routed claim while every lane's gate is closed nor spin on a lane that
+/// is open but has nothing they can route right now.
 #[derive(Debug, Default)]
-struct Lanes {
+pub(super) struct Lanes {
     /// No routed claim before this (None: try now).
     not_before: Option<Instant>,
     /// How long to wait next when an open lane gave nothing: grows from 10 ms to the

@@ -231,6 +231,7 @@ impl Executor {
             held: held.clone(),
             tasks: Mutex::default(),
             last_upkeep: Mutex::default(),
+            lanes: Mutex::default(),
             done: done_tx,
         };
         futures_util::future::join_all((0..FETCHERS).map(|_| fetch.fetch_loop(&shutdown))).await;
