@@ -180,3 +180,31 @@ async fn each_role_works_with_a_login_of_its_own_and_no_superuser() {
         sqlx::raw_sql(&statement).execute(&mut admin).await.unwrap();
     }
 }
+
+/// A later `migrate` re-applies every definition over a database full of data (as after
+/// an upgrade that changed one file): every file must be idempotent.
+#[tokio::test]
+async fn the_definitions_apply_again_over_a_database_in_use() {
+    let db = crate::support::db::TestDb::new().await;
+    crate::support::routing::acme_on_one_provider(&db.pool, 10, 50, 20).await;
+    crate::support::run::executor(
+        &db.pool,
+        crate::support::run::registry(&db.pool),
+        crate::support::run::fast_config(),
+    )
+    .drain(None)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM postrunner.sql_definitions")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let report = postrunner::db::migrate::run(&db.url)
+        .await
+        .expect("the definitions apply again");
+
+    assert_eq!(report.definitions.len(), postrunner::db::definitions::DEFINITIONS.len());
+    let again = postrunner::db::migrate::run(&db.url).await.unwrap();
+    assert!(again.is_empty(), "and then nothing changed: {again:?}");
+}

@@ -231,11 +231,6 @@ async fn the_routed_claim_and_its_records_scan_no_queue_table_whole_with_a_full_
         ),
     ));
     statements.push((
-        "record the successes",
-        include_str!("../sql/outbox/record_send_successes.sql").to_owned(),
-        attempt_ids.clone(),
-    ));
-    statements.push((
         "close attempt",
         include_str!("../sql/outbox/close_attempt.sql").to_owned(),
         format!("{}, true, 'x', 'provider'", attempts[0]),

@@ -46,7 +46,6 @@ const READER: &[&str] = &[
     "function warmup_limit(day_index integer) EXECUTE",
     "function setting_number(p_name text, fallback double precision) EXECUTE",
     "function local_day(at timestamp with time zone, tz text) EXECUTE",
-    "function direction_may_use(p_client text, p_direction text, p_provider text) EXECUTE",
     "function counts_as_sent(outcome postrunner.attempt_outcome) EXECUTE",
     "function breaker_cooldown() EXECUTE",
     "function utc_month(at timestamp with time zone) EXECUTE",

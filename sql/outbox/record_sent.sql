@@ -4,11 +4,18 @@
 -- after complete.sql, and only for the jobs that really completed (their lease was
 -- still theirs). The outbox status guard accepts 'sent' once the job is gone from the
 -- postrunner_service role only (sql/outbox/status_guard.sql).
+--
+-- The same statement counts the sends as their providers' successes (a degraded
+-- provider is up again; trial sends count towards closing a down one's breaker:
+-- postrunner.record_send_successes in sql/providers/breaker.sql), one round trip less.
 WITH ledger AS (
     UPDATE postrunner.send_attempts AS a
        SET outcome = 'sent', finished_at = s.sent_at
       FROM unnest($6::bigint[], $5::timestamptz[]) AS s(attempt_id, sent_at)
      WHERE a.id = s.attempt_id
+),
+health AS (
+    SELECT postrunner.record_send_successes($6::bigint[])
 )
 UPDATE postrunner.outbox AS o
    SET status = 'sent',
@@ -18,5 +25,6 @@ UPDATE postrunner.outbox AS o
        sent_at = s.sent_at,
        last_error = NULL
   FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
-       AS s(job_id, provider, from_address, provider_message_id, sent_at)
+       AS s(job_id, provider, from_address, provider_message_id, sent_at),
+       health
  WHERE o.job_id = s.job_id

@@ -56,8 +56,6 @@ CREATE OR REPLACE TRIGGER providers_add_rows
     AFTER INSERT ON postrunner.providers
     REFERENCING NEW TABLE AS new_providers
     FOR EACH STATEMENT EXECUTE FUNCTION postrunner.providers_add_rows();
-INSERT INTO postrunner.provider_usage (provider) SELECT name FROM postrunner.providers;
-INSERT INTO postrunner.provider_health (provider) SELECT name FROM postrunner.providers;
 
 -- A budget or rate set or changed mid-month: recount the month from the ledger.
 CREATE OR REPLACE FUNCTION postrunner.providers_recount_usage() RETURNS trigger

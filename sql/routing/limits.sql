@@ -59,10 +59,10 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The rule "a direction may use the providers listed for it in direction_providers,
--- or, when none is listed, every provider". SECURITY DEFINER: the report views call it
--- as the reporting role, which reads no configuration table.
+-- or, when none is listed, every provider". (report_capacity_rollup spells the same
+-- rule out, since the reporting role reads no configuration table.)
 CREATE OR REPLACE FUNCTION postrunner.direction_may_use(p_client text, p_direction text, p_provider text) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+LANGUAGE sql STABLE AS $$
     SELECT EXISTS (SELECT 1 FROM postrunner.direction_providers dp
                     WHERE (dp.client, dp.direction, dp.provider) = (p_client, p_direction, p_provider))
         OR NOT EXISTS (SELECT 1 FROM postrunner.direction_providers dp

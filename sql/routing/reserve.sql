@@ -123,6 +123,6 @@ BEGIN
     UPDATE postrunner.outbox o
        SET status = 'sending', attempts = j.attempts
       FROM postrunner.jobs j
-     WHERE j.id = ANY (job_ids) AND o.job_id = j.id AND o.job_id = ANY (job_ids) AND j.state = 'running';
+     WHERE j.id = ANY (job_ids) AND o.job_id = j.id AND o.job_id = ANY (job_ids);
 END
 $fn$;

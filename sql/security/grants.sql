@@ -59,7 +59,6 @@ GRANT EXECUTE ON FUNCTION
     postrunner.warmup_limit(integer),
     postrunner.setting_number(text, float8),
     postrunner.local_day(timestamptz, text),
-    postrunner.direction_may_use(text, text, text),
     postrunner.counts_as_sent(postrunner.attempt_outcome),
     postrunner.breaker_cooldown(),
     postrunner.utc_month(timestamptz)

@@ -47,7 +47,10 @@ SELECT 'direction', d.client || '/' || d.name, count(r.address), sum(r.effective
        sum(r.remaining), min(r.next_slot_at)
   FROM postrunner.directions d
   JOIN postrunner.report_capacity r ON r.client = d.client AND r.status = 'active'
- WHERE postrunner.direction_may_use(d.client, d.name, r.provider)
+ WHERE EXISTS (SELECT 1 FROM postrunner.direction_providers dp
+                WHERE (dp.client, dp.direction, dp.provider) = (d.client, d.name, r.provider))
+    OR NOT EXISTS (SELECT 1 FROM postrunner.direction_providers dp
+                    WHERE (dp.client, dp.direction) = (d.client, d.name))
  GROUP BY d.client, d.name;
 
 -- Why messages wait: per direction, the messages ready to go, and for a gated lane the

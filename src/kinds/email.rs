@@ -225,7 +225,6 @@ impl Handler for SendEmail {
             .bind(&attempt_ids)
             .execute(&mut *tx)
             .await?;
-        crate::providers::health::record_send_successes(tx, &attempt_ids).await?;
         Ok(())
     }
 }

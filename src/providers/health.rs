@@ -7,7 +7,6 @@ use super::SendError;
 
 const RECORD_FAILURE: &str = include_str!("../../sql/providers/record_failure.sql");
 const RECORD_PROBE_SUCCESSES: &str = include_str!("../../sql/providers/record_successes.sql");
-const RECORD_SEND_SUCCESSES: &str = include_str!("../../sql/outbox/record_send_successes.sql");
 
 /// Counts a provider failure (with the provider's retry hint, if any) and returns the
 /// provider's new state (`up`, `degraded`, `down`).
@@ -34,19 +33,6 @@ pub async fn record_failure(pool: &PgPool, provider: &str, error: &SendError) ->
 pub async fn record_probe_successes(conn: &mut PgConnection, providers: &[String]) -> Result<(), sqlx::Error> {
     sqlx::query(RECORD_PROBE_SUCCESSES)
         .bind(providers)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// The sends under reservations `attempt_ids` succeeded; runs in the completion
-/// transaction (trial sends among them count towards closing a breaker).
-///
-/// # Errors
-/// The statement failed.
-pub async fn record_send_successes(conn: &mut PgConnection, attempt_ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query(RECORD_SEND_SUCCESSES)
-        .bind(attempt_ids)
         .execute(conn)
         .await?;
     Ok(())

@@ -81,11 +81,24 @@ impl Cursor {
 /// [`QueueError`] when either statement fails (see [`claim_both`] for a claim that keeps
 /// the generic jobs when routing fails).
 pub async fn claim(pool: &PgPool, request: ClaimRequest) -> Result<Vec<ClaimedJob>, QueueError> {
-    let both = claim_both(pool, request, true).await?;
-    match both.routing {
-        Ok(()) => Ok(both.jobs),
-        Err(e) => Err(e),
-    }
+    let both = claim_both(pool, request, Sources::BOTH).await?;
+    both.routing.map(|()| both.jobs)
+}
+
+/// Which of the two claims to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sources {
+    /// postrunner's own jobs (the generic queue).
+    pub generic: bool,
+    /// Email jobs, routed.
+    pub routed: bool,
+}
+
+impl Sources {
+    pub const BOTH: Sources = Sources {
+        generic: true,
+        routed: true,
+    };
 }
 
 /// What [`claim_both`] took, and how the routed claim went.
@@ -97,19 +110,23 @@ pub struct Claimed {
     pub routing: Result<(), QueueError>,
 }
 
-/// Claims postrunner's own jobs, then (when `route`, and the limit is not used up)
-/// routed email jobs. A failure of the routed claim is returned beside the jobs the
-/// generic claim took, which the caller runs regardless.
+/// Claims postrunner's own jobs, then routed email jobs with what is left of the limit
+/// (each only when `sources` says so). A failure of the routed claim is returned beside
+/// the jobs the generic claim took, which the caller runs regardless.
 ///
 /// # Errors
 /// [`QueueError`] when the generic claim fails.
 #[tracing::instrument(name = "queue.claim", skip_all, fields(limit = request.limit))]
-pub async fn claim_both(pool: &PgPool, request: ClaimRequest, route: bool) -> Result<Claimed, QueueError> {
+pub async fn claim_both(pool: &PgPool, request: ClaimRequest, sources: Sources) -> Result<Claimed, QueueError> {
     let token = Uuid::new_v4();
-    let mut jobs = claim_jobs(pool, &request, token).await?;
+    let mut jobs = if sources.generic {
+        claim_jobs(pool, &request, token).await?
+    } else {
+        Vec::new()
+    };
     let left = request.limit - jobs.len() as i64;
     let mut routing = Ok(());
-    if route && left > 0 {
+    if sources.routed && left > 0 {
         match crate::routing::claim_messages(pool, &request, left, token).await {
             Ok(routed) => jobs.extend(routed),
             Err(e) => routing = Err(e),

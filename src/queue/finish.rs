@@ -19,6 +19,7 @@ use super::{JobId, QueueError};
 const LOCK_BATCH: &str = include_str!("../../sql/queue/lock_batch.sql");
 const STILL_HELD: &str = include_str!("../../sql/queue/still_held.sql");
 const COMPLETE: &str = include_str!("../../sql/queue/complete.sql");
+const COMPLETE_EMAIL: &str = include_str!("../../sql/queue/complete_email.sql");
 const FAIL: &str = include_str!("../../sql/queue/fail.sql");
 const RELEASE: &str = include_str!("../../sql/queue/release.sql");
 
@@ -80,88 +81,71 @@ pub async fn finish(
         return Ok(report);
     }
     let mut tx = pool.begin().await.map_err(QueueError::wrap("begin finish"))?;
+    // Email jobs' messages are rows applications can lock (SELECT ... FOR UPDATE): their
+    // outcomes are written only for rows locked without waiting; the others wait for a
+    // later write instead of holding up the batch (sql/queue/complete_email.sql).
+    let is_email = |f: &&Finished| f.kind == crate::kinds::email::KIND;
 
-    // Lock the email jobs' rows first, skipping any another transaction holds: those
-    // jobs wait for a later write instead of holding up the rest (lock_batch.sql).
-    let email: Vec<JobId> = batch
+    let done: Vec<&Finished> = batch
         .iter()
-        .filter(|f| f.kind == crate::kinds::email::KIND)
-        .map(|f| f.id)
+        .filter(|f| matches!(f.outcome, Outcome::Completed(_)))
         .collect();
-    let mut gone = 0;
-    let batch: Vec<&Finished> = if email.is_empty() {
-        batch.iter().collect()
-    } else {
+    let mut completed = HashSet::new();
+    for (statement, jobs) in [
+        (
+            COMPLETE_EMAIL,
+            done.iter().copied().filter(is_email).collect::<Vec<_>>(),
+        ),
+        (COMPLETE, done.iter().copied().filter(|f| !is_email(f)).collect()),
+    ] {
+        if jobs.is_empty() {
+            continue;
+        }
+        let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = jobs.iter().map(|f| (f.id, f.lease_token)).unzip();
+        let deleted: Vec<JobId> = sqlx::query_scalar(statement)
+            .bind(&ids)
+            .bind(&tokens)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(QueueError::wrap("complete"))?;
+        completed.extend(deleted);
+    }
+    report.completed = completed.len();
+
+    // Results go to their kind's record hook, only for jobs really completed.
+    let mut by_kind: BTreeMap<&str, Vec<(JobId, serde_json::Value)>> = BTreeMap::new();
+    for f in &done {
+        if let Outcome::Completed(Some(value)) = &f.outcome {
+            if completed.contains(&f.id) {
+                by_kind.entry(f.kind.as_str()).or_default().push((f.id, value.clone()));
+            }
+        }
+    }
+    for (kind, results) in by_kind {
+        if let Some(handler) = registry.get(kind) {
+            handler
+                .record(&mut tx, &results)
+                .await
+                .map_err(QueueError::wrap("record results"))?;
+        }
+    }
+
+    let mut failed: Vec<&Finished> = batch
+        .iter()
+        .filter(|f| matches!(f.outcome, Outcome::Failed { .. }))
+        .collect();
+    let email_failures: Vec<JobId> = failed.iter().copied().filter(is_email).map(|f| f.id).collect();
+    if !email_failures.is_empty() {
         let locked: HashSet<JobId> = sqlx::query_scalar(LOCK_BATCH)
-            .bind(&email)
+            .bind(&email_failures)
             .fetch_all(&mut *tx)
             .await
             .map_err(QueueError::wrap("lock the batch"))?
             .into_iter()
             .collect();
-        let unlocked: Vec<&Finished> = batch
-            .iter()
-            .filter(|f| f.kind == crate::kinds::email::KIND && !locked.contains(&f.id))
-            .collect();
-        if !unlocked.is_empty() {
-            let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = unlocked.iter().map(|f| (f.id, f.lease_token)).unzip();
-            let held: HashSet<JobId> = sqlx::query_scalar(STILL_HELD)
-                .bind(&ids)
-                .bind(&tokens)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(QueueError::wrap("look for held jobs"))?
-                .into_iter()
-                .collect();
-            report.busy = ids.iter().copied().filter(|id| held.contains(id)).collect();
-            gone = ids.len() - report.busy.len();
-        }
-        batch
-            .iter()
-            .filter(|f| f.kind != crate::kinds::email::KIND || locked.contains(&f.id))
-            .collect()
-    };
-
-    let (done_ids, done_tokens): (Vec<JobId>, Vec<Uuid>) = batch
-        .iter()
-        .filter(|f| matches!(f.outcome, Outcome::Completed(_)))
-        .map(|f| (f.id, f.lease_token))
-        .unzip();
-    if !done_ids.is_empty() {
-        let completed: HashSet<JobId> = sqlx::query_scalar(COMPLETE)
-            .bind(&done_ids)
-            .bind(&done_tokens)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(QueueError::wrap("complete"))?
-            .into_iter()
-            .collect();
-        report.completed = completed.len();
-
-        // Results go to their kind's record hook, only for jobs really completed.
-        let mut by_kind: BTreeMap<&str, Vec<(JobId, serde_json::Value)>> = BTreeMap::new();
-        for f in &batch {
-            if let Outcome::Completed(Some(value)) = &f.outcome {
-                if completed.contains(&f.id) {
-                    by_kind.entry(f.kind.as_str()).or_default().push((f.id, value.clone()));
-                }
-            }
-        }
-        for (kind, results) in by_kind {
-            if let Some(handler) = registry.get(kind) {
-                handler
-                    .record(&mut tx, &results)
-                    .await
-                    .map_err(QueueError::wrap("record results"))?;
-            }
-        }
+        failed.retain(|f| !is_email(f) || locked.contains(&f.id));
     }
-
-    let failed: Vec<&Finished> = batch
-        .iter()
-        .copied()
-        .filter(|f| matches!(f.outcome, Outcome::Failed { .. }))
-        .collect();
+    let mut failures_tried = HashSet::new();
     if !failed.is_empty() {
         let mut ids = Vec::with_capacity(failed.len());
         let mut tokens = Vec::with_capacity(failed.len());
@@ -204,10 +188,31 @@ pub async fn finish(
                 }
             }
         }
+        failures_tried.extend(ids);
+    }
+
+    // Email jobs written neither way: their rows were held by another transaction (try
+    // again) or they are no longer this worker's (lost). Rare: one read tells which.
+    let (unwritten, tokens): (Vec<JobId>, Vec<Uuid>) = batch
+        .iter()
+        .filter(is_email)
+        .filter(|f| !completed.contains(&f.id) && !failures_tried.contains(&f.id))
+        .map(|f| (f.id, f.lease_token))
+        .unzip();
+    if !unwritten.is_empty() {
+        let held: HashSet<JobId> = sqlx::query_scalar(STILL_HELD)
+            .bind(&unwritten)
+            .bind(&tokens)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(QueueError::wrap("look for held jobs"))?
+            .into_iter()
+            .collect();
+        report.busy = unwritten.into_iter().filter(|id| held.contains(id)).collect();
     }
 
     tx.commit().await.map_err(QueueError::wrap("commit finish"))?;
-    report.lost = gone + batch.len() - report.completed - report.retried - report.discarded;
+    report.lost = batch.len() - report.completed - report.retried - report.discarded - report.busy.len();
     Ok(report)
 }
 

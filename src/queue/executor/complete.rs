@@ -17,7 +17,7 @@ use crate::queue::held::Held;
 const MAX_BATCH: usize = 2000;
 
 /// How soon an outcome whose rows another transaction held is written again.
-const BUSY_RETRY: Duration = Duration::from_millis(200);
+const BUSY_RETRY: Duration = Duration::from_millis(50);
 
 pub(super) struct Completer {
     pub(super) pool: PgPool,

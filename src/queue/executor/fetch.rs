@@ -13,7 +13,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{ExecutorConfig, ExecutorStats, Outage};
-use crate::queue::claim::{claim_both, ClaimRequest, Cursor};
+use crate::queue::claim::{claim_both, ClaimRequest, Cursor, Sources};
 use crate::queue::finish::{Finished, Outcome};
 use crate::queue::handler::{Handler, JobError, Registry};
 use crate::queue::held::{Held, Stage};
@@ -44,6 +44,9 @@ pub(super) struct Fetch {
     /// When a fetcher last ran the upkeep (promotion, rescue).
     pub(super) last_upkeep: Mutex<Option<Instant>>,
     pub(super) lanes: Mutex<Lanes>,
+    /// The generic queue had nothing runnable at the last claim from its start, and
+    /// nothing woke the fetchers since (an insert's NOTIFY, a poll interval's upkeep).
+    pub(super) generic_empty: std::sync::atomic::AtomicBool,
     /// Outcomes for the completer, each with the claim-budget permit of its job: the
     /// budget returns only once the outcome is written, so a completer that falls behind
     /// slows the claims down instead of letting claimed jobs pile up.
@@ -74,11 +77,13 @@ impl Fetch {
                 // interval also covers a missed notification that a lane opened.
                 cursor = None;
                 self.lanes().maybe_ready();
+                self.generic_empty.store(false, Ordering::Relaxed);
             }
             // New jobs arrived (they may sort before the cursor): claim from the start.
             if self.wake.notified().now_or_never().is_some() {
                 cursor = None;
                 self.lanes().maybe_ready();
+                self.generic_empty.store(false, Ordering::Relaxed);
             }
             if shutdown.is_cancelled() {
                 return;
@@ -94,7 +99,18 @@ impl Fetch {
             };
             let started = Instant::now();
             let routing = self.lanes().may_route();
-            let claimed = claim_both(&self.pool, request, routing).await;
+            // The generic queue was found empty (from its start) and nothing has been
+            // inserted, promoted or rescued since: no need to ask again until then.
+            let generic = cursor.is_some() || !self.generic_empty.load(Ordering::Relaxed);
+            let claimed = claim_both(
+                &self.pool,
+                request,
+                Sources {
+                    generic,
+                    routed: routing,
+                },
+            )
+            .await;
             self.stats
                 .claim_us
                 .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -133,8 +149,11 @@ impl Fetch {
             // cursor is exhausted (or contended), so the next claim starts from the top,
             // at once if this one had a cursor.
             let had_cursor = cursor.is_some();
-            let generic = jobs.iter().filter(|job| !job.routed).count();
-            cursor = if generic == limit { Cursor::last_of(&jobs) } else { None };
+            let own = jobs.iter().filter(|job| !job.routed).count();
+            if generic && !had_cursor && own == 0 {
+                self.generic_empty.store(true, Ordering::Relaxed);
+            }
+            cursor = if own == limit { Cursor::last_of(&jobs) } else { None };
             self.stats.claimed.fetch_add(claimed as u64, Ordering::Relaxed);
             self.stats.claims.fetch_add(u64::from(claimed > 0), Ordering::Relaxed);
             self.start(jobs, &mut permits, shutdown);
@@ -169,7 +188,10 @@ impl Fetch {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => self.lanes().maybe_ready(),
+                _ = self.wake.notified() => {
+                    self.lanes().maybe_ready();
+                    self.generic_empty.store(false, Ordering::Relaxed);
+                }
                 _ = tokio::time::sleep(nap) => {}
             }
         }

@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use self::complete::Completer;
 use self::fetch::{attempt, Fetch};
-use super::claim::{claim_both, ClaimRequest};
+use super::claim::{claim_both, ClaimRequest, Sources};
 use super::finish::{finish, release, Finished};
 use super::handler::Registry;
 use super::held::{Held, Lease, Stage};
@@ -135,7 +135,7 @@ impl Executor {
             now,
             after: None,
         };
-        let claimed = claim_both(&self.pool, request, true).await?;
+        let claimed = claim_both(&self.pool, request, Sources::BOTH).await?;
         if let Err(e) = &claimed.routing {
             tracing::error!(error = %e, source = %e.source, "the routed claim failed; postrunner's own jobs still run");
         }
@@ -232,6 +232,7 @@ impl Executor {
             tasks: Mutex::default(),
             last_upkeep: Mutex::default(),
             lanes: Mutex::default(),
+            generic_empty: Default::default(),
             done: done_tx,
         };
         futures_util::future::join_all((0..FETCHERS).map(|_| fetch.fetch_loop(&shutdown))).await;
