@@ -242,6 +242,9 @@ pub struct BenchQueueArgs {
     /// (comma-separated): a plan that changes with the statistics shows up as a number.
     #[arg(long, value_delimiter = ',', default_value = "10000,50000,200000,1000000")]
     pub jobs: Vec<u32>,
+    /// Drains of each backlog; the median is reported (a short drain is noisy).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
     /// Jobs in flight at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,

@@ -74,7 +74,12 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     let mut enqueue_per_sec = 0.0;
     let mut last_stats = None;
     let mut last_worker: Option<Bench> = None;
-    for (i, &jobs) in args.jobs.iter().enumerate() {
+    let runs: Vec<u32> = args
+        .jobs
+        .iter()
+        .flat_map(|&jobs| std::iter::repeat_n(jobs, args.repeat.max(1)))
+        .collect();
+    for (i, &jobs) in runs.iter().enumerate() {
         if let Some(worker) = last_worker.take() {
             worker.stop().await?;
         }
@@ -161,6 +166,15 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     let pickup_after = measure_pickup(&pool, &stats, &waits_ms, args.pickup_samples).await?;
     worker.stop().await?;
 
+    // Per backlog, the median run (and the spread of all its runs).
+    let mut medians: Vec<(Drain, f64, f64)> = Vec::new();
+    for &jobs in &args.jobs {
+        let mut of_size: Vec<Drain> = drains.iter().filter(|d| d.jobs == jobs).cloned().collect();
+        of_size.sort_by(|a, b| a.per_sec.total_cmp(&b.per_sec));
+        let (low, high) = (of_size[0].per_sec, of_size[of_size.len() - 1].per_sec);
+        medians.push((of_size[of_size.len() / 2].clone(), low, high));
+    }
+    let drains: Vec<Drain> = medians.iter().map(|(d, _, _)| d.clone()).collect();
     let best = drains.iter().map(|d| d.per_sec).fold(0.0, f64::max);
     let worst = drains.iter().map(|d| d.per_sec).fold(f64::INFINITY, f64::min);
     println!("postrunner bench queue");
@@ -170,12 +184,13 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     );
     println!("  concurrency      {} (prefetch {})", args.concurrency, args.prefetch);
     println!("  enqueue          {enqueue_per_sec:>10.0} jobs/s  (SQL INSERT ... SELECT, {CHUNK} per statement)");
-    println!("  drain, each backlog ANALYZEd first (claim -> run -> complete, batched; jobs/s from 10% to 90% done):");
-    println!("      backlog   seconds     jobs/s   per claim  ms/claim   per completion  ms/completion");
-    for d in &drains {
+    println!("  drain, each backlog ANALYZEd first (claim -> run -> complete, batched; jobs/s from 10% to 90% done,");
+    println!("  the median of {} drains, and their range):", args.repeat.max(1));
+    println!("      backlog   seconds     jobs/s          range   per claim  ms/claim   per completion  ms/completion");
+    for (d, low, high) in &medians {
         println!(
-            "  {:>11} {:>9.2} {:>10.0} {:>11.1} {:>9.2} {:>16.1} {:>14.2}",
-            d.jobs, d.secs, d.per_sec, d.claim_batch, d.claim_ms, d.finish_batch, d.finish_ms
+            "  {:>11} {:>9.2} {:>10.0} {:>7.0}-{:<7.0} {:>11.1} {:>9.2} {:>16.1} {:>14.2}",
+            d.jobs, d.secs, d.per_sec, low, high, d.claim_batch, d.claim_ms, d.finish_batch, d.finish_ms
         );
     }
     println!("  slowest backlog drains at {:.2}x the fastest", worst / best);
@@ -203,6 +218,7 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
 }
 
 /// One backlog's drain.
+#[derive(Clone)]
 struct Drain {
     jobs: u32,
     secs: f64,
