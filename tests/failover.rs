@@ -16,7 +16,7 @@ use postrunner::secret::Secret;
 
 use crate::support::db::TestDb;
 use crate::support::fake_provider::{FakeProvider, Fault, Kind};
-use crate::support::routing::{count, exec, messages};
+use crate::support::routing::{acme_on_sendgrid, count, exec, messages};
 use crate::support::run::{fast_config, spawn};
 use crate::support::wait_for_count;
 
@@ -421,21 +421,7 @@ async fn a_worker_killed_during_a_send_resends_and_the_history_shows_both_attemp
     let simulator = FakeProvider::start(Kind::SendGrid, KEY).await;
     // The first send hangs: the worker is killed while it waits for the answer.
     simulator.fail_next([Fault::Slow(Duration::from_secs(30))]);
-    let variable = format!(
-        "PR_TEST_KEY_{}",
-        uuid::Uuid::new_v4().simple().to_string().to_uppercase()
-    );
-    exec(
-        pool,
-        &format!(
-            "INSERT INTO postrunner.clients (name) VALUES ('acme');
-             INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
-             INSERT INTO postrunner.providers (name, kind, endpoint, secret_env) VALUES ('sg', 'sendgrid', '{}', '{variable}');
-             INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit) VALUES ('alice@acme.test', 'sg', 'acme', 10000000);",
-            simulator.url
-        ),
-    )
-    .await;
+    let variable = acme_on_sendgrid(pool, &simulator.url).await;
     messages(pool, "acme", "d", 1).await;
     let mut worker = crate::support::run::Process::spawn_with_env(
         &db.url,

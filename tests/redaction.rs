@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::db::TestDb;
 use crate::support::fake_provider::{FakeProvider, Fault, Kind};
-use crate::support::routing::{count, exec};
+use crate::support::routing::{acme_on_sendgrid, count, exec};
 use crate::support::run::Process;
 use crate::support::wait_for_count;
 
@@ -17,21 +17,11 @@ async fn a_providers_reply_quoting_the_recipient_is_stored_and_logged_without_it
     let db = TestDb::new().await;
     let pool = &db.pool;
     let simulator = FakeProvider::start(Kind::SendGrid, KEY).await;
-    let variable = format!(
-        "PR_TEST_KEY_{}",
-        uuid::Uuid::new_v4().simple().to_string().to_uppercase()
-    );
+    let variable = acme_on_sendgrid(pool, &simulator.url).await;
     exec(
         pool,
-        &format!(
-            "INSERT INTO postrunner.clients (name) VALUES ('acme');
-             INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
-             INSERT INTO postrunner.providers (name, kind, endpoint, secret_env) VALUES ('sg', 'sendgrid', '{}', '{variable}');
-             INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit) VALUES ('alice@acme.test', 'sg', 'acme', 10000000);
-             INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body) VALUES
-                 ('acme', 'd', 'Jane.Doe@Example.org', 'Hi', 'x'), ('acme', 'd', 'joe@example.net', 'Hi', 'x');",
-            simulator.url
-        ),
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body) VALUES
+             ('acme', 'd', 'Jane.Doe@Example.org', 'Hi', 'x'), ('acme', 'd', 'joe@example.net', 'Hi', 'x');",
     )
     .await;
     // Jane's send is refused with her address in the reply; Joe's first try meets a 503

@@ -11,7 +11,10 @@
 -- The tables' owner and superusers are not subject to row-level security; the SECURITY
 -- DEFINER functions acting for postrunner run as the owner.
 --
--- Locks: none. Policies are replaced as a whole on every apply (no CREATE OR REPLACE
+-- Locks: DROP/CREATE POLICY and ENABLE ROW LEVEL SECURITY take ACCESS EXCLUSIVE on
+-- outbox, clients, directions and client_logins until the definitions' transaction
+-- commits; definitions are applied only when a file changed (an upgrade), never on a
+-- routine start. Policies are replaced as a whole on every apply (no CREATE OR REPLACE
 -- POLICY in PostgreSQL 15).
 
 -- May the current role act for `p_client`? For the processes, yes; for a bound login,
@@ -63,6 +66,14 @@ CREATE POLICY service_all ON postrunner.directions TO postrunner_service USING (
 DROP POLICY IF EXISTS bound_client ON postrunner.directions;
 CREATE POLICY bound_client ON postrunner.directions FOR SELECT TO postrunner_app, postrunner_reader
     USING (postrunner.may_act_for(client));
+
+-- Enabled after the policies, in the definitions' one transaction: an upgrade never
+-- has a moment where RLS is on and a login's rows are refused for want of a policy.
+-- Idempotent (enabling an enabled table is a no-op).
+ALTER TABLE postrunner.outbox ENABLE ROW LEVEL SECURITY;
+ALTER TABLE postrunner.clients ENABLE ROW LEVEL SECURITY;
+ALTER TABLE postrunner.directions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE postrunner.client_logins ENABLE ROW LEVEL SECURITY;
 
 -- An INSERT for a client the login is not bound to is refused by name, before the row
 -- reaches the policy's generic "violates row-level security policy". Runs first of the

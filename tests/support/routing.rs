@@ -130,3 +130,25 @@ pub async fn acme_on_one_provider(pool: &PgPool, n_addresses: i32, daily_limit: 
     addresses(pool, "acme", "p", n_addresses, daily_limit).await;
     messages(pool, "acme", "d", n_messages).await;
 }
+
+/// Client `acme` with direction `d` sending through one SendGrid provider `sg` at
+/// `endpoint` with one address, `alice@acme.test`. Returns the name of the environment
+/// variable the provider's secret is read from: unique per call, so tests running side
+/// by side never share one; pass it to the worker's environment.
+pub async fn acme_on_sendgrid(pool: &PgPool, endpoint: &str) -> String {
+    let variable = format!(
+        "PR_TEST_KEY_{}",
+        uuid::Uuid::new_v4().simple().to_string().to_uppercase()
+    );
+    exec(
+        pool,
+        &format!(
+            "INSERT INTO postrunner.clients (name) VALUES ('acme');
+             INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
+             INSERT INTO postrunner.providers (name, kind, endpoint, secret_env) VALUES ('sg', 'sendgrid', '{endpoint}', '{variable}');
+             INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit) VALUES ('alice@acme.test', 'sg', 'acme', 10000000);"
+        ),
+    )
+    .await;
+    variable
+}
