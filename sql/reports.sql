@@ -72,3 +72,15 @@ SELECT id, to_address, attempts, last_error, created_at
 SELECT name, cron, kind, enabled, last_run_at, next_run_at
   FROM postrunner.schedules
  ORDER BY name;
+
+-- Suppressions the feedback loop made this week, with what caused them.
+SELECT client, address, reason, event_provider, event_kind, event_at, expires_at
+  FROM postrunner.report_suppressions
+ WHERE event_at > now() - interval '7 days'
+ ORDER BY event_at DESC
+ LIMIT 20;
+
+-- Provider events per day and kind, and how many were for unknown messages.
+SELECT provider, day, kind, bounce_class, events, unmatched
+  FROM postrunner.report_events
+ ORDER BY day DESC, provider, kind;

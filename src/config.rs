@@ -61,12 +61,44 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Enqueue periodic tasks from postrunner.schedules, each tick once across all replicas.
     Scheduler,
+    /// HTTP: provider webhooks, /healthz and /readyz. Run as many replicas as you like.
+    Web(WebArgs),
     /// End-to-end demonstration on the embedded default database.
     Demo(DemoArgs),
     /// Benchmarks that print their figures.
     Bench(BenchArgs),
     /// Bulk-load configuration from a CSV file (upsert by key: re-importing is a no-op).
     Import(ImportArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct WebArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "POSTRUNNER_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: std::net::SocketAddr,
+    /// Largest request body accepted, in bytes (SendGrid batches reach 768 KB).
+    #[arg(long, env = "POSTRUNNER_MAX_BODY", default_value_t = 2 * 1024 * 1024)]
+    pub max_body: usize,
+    /// Longest a request may take, body included.
+    #[arg(long, env = "POSTRUNNER_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// How far a webhook's signed timestamp may be from now (SendGrid, Mailgun; Resend's
+    /// Svix signatures have their library's five minutes).
+    #[arg(long, env = "POSTRUNNER_WEBHOOK_TOLERANCE", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub webhook_tolerance: Duration,
+    /// Size of this process's connection pool.
+    #[arg(long, env = "POSTRUNNER_MAX_CONNECTIONS", default_value_t = 10)]
+    pub max_connections: u32,
+}
+
+impl WebArgs {
+    pub fn web_config(&self) -> crate::web::WebConfig {
+        crate::web::WebConfig {
+            max_body: self.max_body,
+            request_timeout: self.request_timeout,
+            webhook_tolerance: self.webhook_tolerance,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Args)]
@@ -200,6 +232,27 @@ pub enum BenchWhat {
     Route(BenchRouteArgs),
     /// End to end through a local HTTP provider simulator, with the worker's memory.
     Send(BenchSendArgs),
+    /// Provider webhooks through a `postrunner web` process: signed, verified, committed.
+    Events(BenchEventsArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BenchEventsArgs {
+    /// SendGrid requests (each a batch of --batch events).
+    #[arg(long, default_value_t = 200)]
+    pub batches: usize,
+    /// Events per SendGrid request.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Resend requests (one event each).
+    #[arg(long, default_value_t = 5000)]
+    pub requests: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// The web process's connection pool.
+    #[arg(long, default_value_t = 10)]
+    pub connections: u32,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -16,7 +16,9 @@
 //!   rules are SQL, applied inside the claim.
 //! - [`providers`]: adapters that hand a message to an email provider.
 //! - [`periodic`]: cron schedules that run exactly once per tick across replicas.
-//! - [`roles`]: the long-running processes (`worker`, `scheduler`).
+//! - [`feedback`]: provider events after a send (webhooks verified and normalised).
+//! - [`web`]: the HTTP routes (`/webhooks/<provider>`, `/healthz`, `/readyz`).
+//! - [`roles`]: the long-running processes (`worker`, `scheduler`, `web`).
 //! - [`commands`]: one-shot commands (`demo`, `bench`).
 //! - [`telemetry`], [`shutdown`], [`secret`]: process plumbing.
 //!
@@ -26,6 +28,7 @@
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod feedback;
 pub mod kinds;
 pub mod periodic;
 pub mod providers;
@@ -35,6 +38,7 @@ pub mod routing;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
+pub mod web;
 
 /// The version recorded in `postrunner.processes` for each running process.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -47,6 +47,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = db::pool_with(&required_url()?, 3, "postrunner-scheduler", limits)?;
             roles::scheduler::run(pool, shutdown::on_signals()).await
         }
+        Command::Web(ref args) => {
+            let pool = db::pool_with(&required_url()?, args.max_connections, "postrunner-web", limits)?;
+            roles::web::run(pool, args.bind, args.web_config(), shutdown::on_signals()).await
+        }
         Command::Demo(ref args) => commands::demo::run(cli.database_url.clone(), args.clone()).await,
         Command::Import(ref args) => {
             let pool = db::pool_with(&required_url()?, 2, "postrunner-import", limits)?;
@@ -59,6 +63,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             BenchWhat::Queue(args) => commands::bench::queue::run(cli.database_url.clone(), args.clone()).await,
             BenchWhat::Route(args) => commands::bench::route::run(cli.database_url.clone(), args.clone()).await,
             BenchWhat::Send(args) => commands::bench::send::run(cli.database_url.clone(), args.clone()).await,
+            BenchWhat::Events(args) => commands::bench::events::run(cli.database_url.clone(), args.clone()).await,
         },
     }
 }

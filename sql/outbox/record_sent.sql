@@ -5,6 +5,9 @@
 -- still theirs). The outbox status guard accepts 'sent' once the job is gone from the
 -- postrunner_service role only (sql/outbox/status_guard.sql).
 --
+-- A provider's event can arrive before the completion (a fast webhook): the status is
+-- then the furthest the message's events give (sql/feedback/record_events.sql).
+--
 -- The same statement counts the sends as their providers' successes (a degraded
 -- provider is up again; trial sends count towards closing a down one's breaker:
 -- postrunner.record_send_successes in sql/providers/breaker.sql), one round trip less.
@@ -18,7 +21,7 @@ health AS (
     SELECT postrunner.record_send_successes($6::bigint[])
 )
 UPDATE postrunner.outbox AS o
-   SET status = 'sent',
+   SET status = coalesce(postrunner.status_from_events(o.id), 'sent'),
        provider = s.provider,
        from_address = s.from_address,
        provider_message_id = s.provider_message_id,

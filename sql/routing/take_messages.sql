@@ -4,7 +4,8 @@
 -- Locks: the jobs (FOR UPDATE SKIP LOCKED), then their outbox rows (FOR NO KEY UPDATE
 -- SKIP LOCKED): the queue's lock order, and a claim never waits. A message whose row an
 -- application holds is left for a later claim. Suppressed recipients end here as
--- 'suppressed' (their job deleted), using no capacity.
+-- 'suppressed' (their job deleted), using no capacity; a quarantine (soft bounces) only
+-- until it expires.
 --
 -- Plan shape, whatever the statistics: the jobs are walked through jobs_lane_idx in its
 -- own order (anything else would have to sort the whole lane), and the outbox rows are
@@ -43,7 +44,8 @@ BEGIN
       FROM unnest(candidates) WITH ORDINALITY AS c(job_id, ord)
      CROSS JOIN LATERAL (
            SELECT EXISTS (SELECT 1 FROM postrunner.suppressions s
-                           WHERE s.client = o.client AND lower(s.address) = lower(o.to_address)) AS suppressed
+                           WHERE s.client = o.client AND lower(s.address) = lower(o.to_address)
+                             AND (s.expires_at IS NULL OR s.expires_at > p_at)) AS suppressed
              FROM postrunner.outbox o
             WHERE o.job_id = c.job_id
               FOR NO KEY UPDATE OF o SKIP LOCKED) m;

@@ -54,11 +54,14 @@ pub const DEFINITIONS: &[Definition] = definitions![
     "routing/reserve.sql",
     "routing/route_lane.sql",
     "routing/claim_messages.sql",
+    "feedback/record_events.sql",
+    "feedback/policies.sql",
     "alerts/rules.sql",
     "security/tenancy.sql",
     "views/queue.sql",
     "views/routing.sql",
     "views/health.sql",
+    "views/feedback.sql",
     "security/grants.sql",
 ];
 

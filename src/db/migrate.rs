@@ -117,3 +117,34 @@ pub fn embedded_migrations() -> Vec<String> {
         .map(|m| format!("V{}__{}", m.version(), m.name()))
         .collect()
 }
+
+/// Does the database hold every migration and definition this binary embeds (what
+/// `postrunner migrate` would leave it with)? For readiness checks.
+///
+/// # Errors
+/// The database could not be queried.
+pub async fn is_current(pool: &sqlx::PgPool) -> Result<bool, sqlx::Error> {
+    let newest = embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0);
+    let applied: Option<i64> = sqlx::query_scalar("SELECT max(version)::int8 FROM refinery_schema_history")
+        .fetch_one(pool)
+        .await?;
+    if applied.unwrap_or(0) < newest {
+        return Ok(false);
+    }
+    let files: Vec<&str> = super::definitions::DEFINITIONS.iter().map(|d| d.file).collect();
+    let texts: Vec<&str> = super::definitions::DEFINITIONS.iter().map(|d| d.sql).collect();
+    sqlx::query_scalar(
+        "SELECT count(*) = cardinality($1::text[])
+           FROM unnest($1::text[], $2::text[]) AS x(file, sql)
+           JOIN postrunner.sql_definitions d ON d.file = x.file AND d.checksum = md5(x.sql)",
+    )
+    .bind(files)
+    .bind(texts)
+    .fetch_one(pool)
+    .await
+}

@@ -65,12 +65,19 @@ const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 #[async_trait::async_trait]
 impl Handler for Cleanup {
     async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
-        let (processes, runs, jobs): (i64, i64, i64) = sqlx::query_as(CLEANUP_SQL)
+        let (processes, runs, jobs, nonces, payloads): (i64, i64, i64, i64, i64) = sqlx::query_as(CLEANUP_SQL)
             .bind(RETENTION)
             .fetch_one(&self.pool)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
-        tracing::info!(processes, schedule_runs = runs, jobs, "cleanup done");
+        tracing::info!(
+            processes,
+            schedule_runs = runs,
+            jobs,
+            webhook_nonces = nonces,
+            event_payloads = payloads,
+            "cleanup done"
+        );
         Ok(None)
     }
 }

@@ -12,6 +12,7 @@ pub mod plans;
 pub mod routing;
 pub mod run;
 pub mod smtp_server;
+pub mod webhooks;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! `postrunner bench <what>`: benchmarks that print a table and a last line of
 //! `key=value` figures (recorded in docs/bench/).
 
+pub mod events;
 pub mod queue;
 pub mod route;
 pub mod send;

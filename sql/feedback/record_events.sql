@@ -1,0 +1,144 @@
+-- Provider events in: the web role verifies a webhook request, turns its payload into
+-- normalised events and hands them all to postrunner.record_events in one transaction,
+-- which it commits before it answers 2xx (so a crash loses nothing: the provider
+-- retries, and the retry is stored once).
+--
+-- What one call does, for the events not seen before ((provider, dedupe_key) is
+-- unique: a provider's retry, or the same event reaching two web replicas at once,
+-- is stored once, the second waiting on the first's index entry, tests/webhooks.rs):
+--   1. finds each event's message: by postrunner's id echoed in the event (and sent
+--      through this provider, or not yet recorded as sent), else by the provider's id;
+--      an event for no known message is kept, with message_id NULL, and counted;
+--   2. moves the message's status forward only: sent -> delivered -> bounced ->
+--      complained (a late 'delivered' after 'bounced' changes nothing);
+--   3. applies the client's policies (postrunner.apply_event_policies).
+-- With p_nonce (Mailgun's token, which its signature covers instead of the body), the
+-- nonce is recorded in the same transaction: a second request with it is refused
+-- (replayed = true, nothing else done).
+--
+-- Locks: the nonce's and the new events' index entries; the messages' outbox rows
+-- (FOR NO KEY UPDATE, in id order, so two batches touching the same messages queue up
+-- instead of deadlocking); suppression rows through their unique index. A message
+-- still 'sending' is locked too: its completion then either waits for this commit and
+-- reads the event (sql/outbox/record_sent.sql takes the furthest status the message's
+-- events give), or has committed first, and this update sees its 'sent' (READ
+-- COMMITTED re-checks a row it waited for) and moves it on. Either order ends with the
+-- event's status (tests/webhooks.rs).
+
+-- How far along a message is, for moving only forward; NULL for statuses events do
+-- not move (the queue's own).
+CREATE OR REPLACE FUNCTION postrunner.feedback_rank(s postrunner.message_status) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE s WHEN 'sent' THEN 0 WHEN 'delivered' THEN 1 WHEN 'bounced' THEN 2 WHEN 'complained' THEN 3 END
+$$;
+
+-- The status an event moves its message to, if any.
+CREATE OR REPLACE FUNCTION postrunner.event_status(kind postrunner.event_kind, class postrunner.bounce_class)
+RETURNS postrunner.message_status
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN kind = 'delivered' THEN 'delivered'
+        WHEN kind = 'bounced' AND class = 'hard' THEN 'bounced'
+        WHEN kind = 'complained' THEN 'complained'
+    END::postrunner.message_status
+$$;
+
+-- The furthest status the events of message p_message move it to (NULL: none).
+CREATE OR REPLACE FUNCTION postrunner.status_from_events(p_message uuid) RETURNS postrunner.message_status
+LANGUAGE sql STABLE AS $$
+    SELECT s
+      FROM (SELECT postrunner.event_status(e.kind, e.bounce_class) AS s
+              FROM postrunner.events e
+             WHERE e.message_id = p_message) x
+     WHERE s IS NOT NULL
+     ORDER BY postrunner.feedback_rank(s) DESC
+     LIMIT 1
+$$;
+
+CREATE OR REPLACE FUNCTION postrunner.record_events(
+    p_provider text,
+    p_events jsonb,
+    p_nonce text DEFAULT NULL,
+    OUT replayed boolean,
+    OUT stored integer,
+    OUT duplicates integer,
+    OUT unmatched integer)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, postrunner, pg_temp
+AS $fn$
+DECLARE
+    new_ids bigint[];
+BEGIN
+    replayed := false;
+    stored := 0;
+    duplicates := 0;
+    unmatched := 0;
+    IF p_nonce IS NOT NULL THEN
+        INSERT INTO postrunner.webhook_nonces (provider, nonce) VALUES (p_provider, p_nonce)
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            replayed := true;
+            RETURN;
+        END IF;
+    END IF;
+
+    WITH given AS (
+        SELECT e.*
+          FROM jsonb_to_recordset(p_events) AS e(
+                   dedupe_key text, kind postrunner.event_kind, bounce_class postrunner.bounce_class,
+                   diagnostic text, recipient text, our_id uuid, provider_message_id text,
+                   occurred_at timestamptz, payload jsonb)
+    ),
+    matched AS (
+        SELECT g.*, m.id AS message_id, m.client
+          FROM given g
+          LEFT JOIN LATERAL (
+                SELECT o.id, o.client FROM postrunner.outbox o
+                 WHERE o.id = g.our_id AND (o.provider IS NULL OR o.provider = p_provider)
+                UNION ALL
+                SELECT o.id, o.client FROM postrunner.outbox o
+                 WHERE g.provider_message_id IS NOT NULL
+                   AND o.provider = p_provider AND o.provider_message_id = g.provider_message_id
+                 LIMIT 1) m ON true
+    ),
+    inserted AS (
+        INSERT INTO postrunner.events (provider, dedupe_key, kind, bounce_class, diagnostic, recipient,
+                                       message_id, client, provider_message_id, occurred_at, payload)
+        SELECT DISTINCT ON (dedupe_key)
+               p_provider, dedupe_key, kind, bounce_class, left(diagnostic, 1000), left(recipient, 320),
+               message_id, client, left(provider_message_id, 300), occurred_at, payload
+          FROM matched
+         -- Key order: two batches sharing events insert them in the same order, so
+         -- one waits for the other instead of deadlocking.
+         ORDER BY dedupe_key
+        ON CONFLICT ON CONSTRAINT events_once DO NOTHING
+        RETURNING id, message_id
+    )
+    SELECT coalesce(array_agg(id ORDER BY id), '{}'), count(*) FILTER (WHERE message_id IS NULL)
+      INTO new_ids, unmatched
+      FROM inserted;
+    stored := cardinality(new_ids);
+    duplicates := jsonb_array_length(p_events) - stored;
+    IF stored = 0 THEN
+        RETURN;
+    END IF;
+
+    -- Statuses, forward only, each message once (its furthest new status).
+    PERFORM 1
+       FROM postrunner.outbox o
+      WHERE o.id IN (SELECT e.message_id FROM postrunner.events e WHERE e.id = ANY (new_ids))
+        AND (o.status = 'sending' OR postrunner.feedback_rank(o.status) IS NOT NULL)
+      ORDER BY o.id
+        FOR NO KEY UPDATE OF o;
+    UPDATE postrunner.outbox o
+       SET status = n.status
+      FROM (SELECT DISTINCT ON (e.message_id) e.message_id, postrunner.event_status(e.kind, e.bounce_class) AS status
+              FROM postrunner.events e
+             WHERE e.id = ANY (new_ids) AND postrunner.event_status(e.kind, e.bounce_class) IS NOT NULL
+             ORDER BY e.message_id, postrunner.feedback_rank(postrunner.event_status(e.kind, e.bounce_class)) DESC) n
+     WHERE o.id = n.message_id
+       AND postrunner.feedback_rank(o.status) < postrunner.feedback_rank(n.status);
+
+    PERFORM postrunner.apply_event_policies(new_ids);
+END
+$fn$;

@@ -1,0 +1,236 @@
+//! `postrunner bench events`: provider events through the real HTTP endpoint of a
+//! `postrunner web` process (this binary), each request's signature checked and its
+//! events committed before the answer: SendGrid batches (ECDSA-signed arrays), then
+//! single Resend events (Svix-signed), each at a fixed concurrency.
+//!
+//! The requests are signed here (ring's ECDSA and Svix's own `standardwebhooks`); the
+//! tests sign with independent code (tests/support/sign_webhook.py). Every event is
+//! for a message already sent, so each one is matched, stored and moves its message
+//! to `delivered`, the work of a real event.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_ASN1_SIGNING};
+
+use crate::config::BenchEventsArgs;
+
+const SENDGRID_KEY_VARIABLE: &str = "POSTRUNNER_BENCH_SENDGRID_WEBHOOK_KEY";
+const RESEND_SECRET_VARIABLE: &str = "POSTRUNNER_BENCH_RESEND_WEBHOOK_SECRET";
+const RESEND_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The DER prefix of a P-256 SubjectPublicKeyInfo, before the 65-byte point.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+pub async fn run(database_url: Option<String>, args: BenchEventsArgs) -> anyhow::Result<()> {
+    let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench_events").await?;
+    let pool = crate::db::pool(&url, 4, "postrunner-bench")?;
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).map_err(|_| anyhow::anyhow!("key"))?;
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+        .map_err(|_| anyhow::anyhow!("key"))?;
+    let public =
+        base64::engine::general_purpose::STANDARD.encode([&P256_SPKI_PREFIX[..], key.public_key().as_ref()].concat());
+
+    let sendgrid_events = args.batches * args.batch;
+    let total = sendgrid_events + args.requests;
+    sqlx::raw_sql(&format!(
+        "INSERT INTO postrunner.clients (name) VALUES ('acme');
+         INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
+         INSERT INTO postrunner.providers (name, kind, webhook_secret_env) VALUES
+             ('sg', 'sendgrid', '{SENDGRID_KEY_VARIABLE}'), ('rs', 'resend', '{RESEND_SECRET_VARIABLE}');
+         INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+         SELECT 'acme', 'd', 'r' || i || '@example.org', 'Hello', 'Hi' FROM generate_series(1, {total}) AS i;
+         UPDATE postrunner.outbox
+            SET status = 'sent', provider_message_id = id::text, sent_at = now();
+         DELETE FROM postrunner.jobs WHERE kind = 'email.send';
+         VACUUM ANALYZE;"
+    ))
+    .execute(&pool)
+    .await
+    .context("setting up")?;
+    let messages: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT id, to_address FROM postrunner.outbox")
+        .fetch_all(&pool)
+        .await?;
+    // The first messages get SendGrid's events, the rest Resend's (as the provider
+    // that sent them: an event is matched only to its own provider's messages).
+    sqlx::query(
+        "UPDATE postrunner.outbox o SET provider = CASE WHEN n.rank <= $1 THEN 'sg' ELSE 'rs' END
+           FROM (SELECT id, row_number() OVER (ORDER BY id) AS rank FROM postrunner.outbox) n
+          WHERE o.id = n.id",
+    )
+    .bind(sendgrid_events as i64)
+    .execute(&pool)
+    .await?;
+    let mut messages = messages;
+    messages.sort();
+    let rs = messages.split_off(sendgrid_events.min(messages.len()));
+    let sg = messages;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut web = tokio::process::Command::new(std::env::current_exe()?)
+        .args([
+            "web",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--max-connections",
+            &args.connections.to_string(),
+        ])
+        .env("DATABASE_URL", &url)
+        .env(SENDGRID_KEY_VARIABLE, &public)
+        .env(RESEND_SECRET_VARIABLE, RESEND_SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting a web process")?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        anyhow::ensure!(Instant::now() < deadline, "the web process did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // SendGrid: batches of delivered events, signed over timestamp + body.
+    let now = chrono::Utc::now().timestamp();
+    let requests: Vec<(Vec<(String, String)>, String)> = sg
+        .chunks(args.batch)
+        .map(|chunk| {
+            let batch: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|(id, to)| {
+                    serde_json::json!({"email": to, "timestamp": now, "event": "delivered",
+                        "sg_event_id": uuid::Uuid::new_v4().to_string(), "sg_message_id": id.to_string(),
+                        "postrunner_id": id.to_string(), "response": "250 OK"})
+                })
+                .collect();
+            let body = serde_json::Value::Array(batch).to_string();
+            let signature = key.sign(&rng, format!("{now}{body}").as_bytes()).expect("signing");
+            let headers = vec![
+                ("X-Twilio-Email-Event-Webhook-Timestamp".to_owned(), now.to_string()),
+                (
+                    "X-Twilio-Email-Event-Webhook-Signature".to_owned(),
+                    base64::engine::general_purpose::STANDARD.encode(signature.as_ref()),
+                ),
+            ];
+            (headers, body)
+        })
+        .collect();
+    let sendgrid = blast(&client, &format!("{base}/webhooks/sg"), requests, args.concurrency).await?;
+
+    // Resend: one event per request, Svix-signed.
+    let webhook = standardwebhooks::Webhook::new(RESEND_SECRET).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let requests: Vec<(Vec<(String, String)>, String)> = rs
+        .iter()
+        .enumerate()
+        .map(|(i, (id, to))| {
+            let body = serde_json::json!({"type": "email.delivered", "created_at": chrono::Utc::now().to_rfc3339(),
+                "data": {"email_id": id.to_string(), "to": [to], "tags": {"postrunner_id": id.to_string()}}})
+            .to_string();
+            let svix_id = format!("msg_bench_{i}");
+            let signature = webhook.sign(&svix_id, now, body.as_bytes()).expect("signing");
+            let headers = vec![
+                ("svix-id".to_owned(), svix_id),
+                ("svix-timestamp".to_owned(), now.to_string()),
+                ("svix-signature".to_owned(), signature),
+            ];
+            (headers, body)
+        })
+        .collect();
+    let resend = blast(&client, &format!("{base}/webhooks/rs"), requests, args.concurrency).await?;
+    let _ = web.start_kill();
+
+    let (stored, delivered): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM postrunner.events), (SELECT count(*) FROM postrunner.outbox WHERE status = 'delivered')",
+    )
+    .fetch_one(&pool)
+    .await?;
+    anyhow::ensure!(
+        stored as usize == total && delivered as usize == total,
+        "stored {stored} events, {delivered} delivered, of {total}"
+    );
+
+    let events_per_sec = sendgrid_events as f64 / sendgrid.seconds;
+    let requests_per_sec = args.requests as f64 / resend.seconds;
+    println!(
+        "postrunner bench events (one web process, {} connections; client concurrency {})",
+        args.connections, args.concurrency
+    );
+    println!(
+        "  SendGrid  {:>6} requests of {:>3} events  {:>7.2} s  {:>8.0} events/s   p50 {:>6.1} ms  p99 {:>6.1} ms",
+        sendgrid.latencies.len(),
+        args.batch,
+        sendgrid.seconds,
+        events_per_sec,
+        sendgrid.p(50.0),
+        sendgrid.p(99.0)
+    );
+    println!(
+        "  Resend    {:>6} requests of   1 event   {:>7.2} s  {:>8.0} requests/s p50 {:>6.1} ms  p99 {:>6.1} ms",
+        resend.latencies.len(),
+        resend.seconds,
+        requests_per_sec,
+        resend.p(50.0),
+        resend.p(99.0)
+    );
+    println!("  every event stored once and its message delivered ({stored} events)");
+    println!(
+        "events_per_sec={events_per_sec:.0} requests_per_sec={requests_per_sec:.0} p99_ms={:.1}",
+        sendgrid.p(99.0).max(resend.p(99.0))
+    );
+    Ok(())
+}
+
+struct Blast {
+    seconds: f64,
+    /// Milliseconds, sorted.
+    latencies: Vec<f64>,
+}
+
+impl Blast {
+    fn p(&self, p: f64) -> f64 {
+        super::percentile(&self.latencies, p)
+    }
+}
+
+/// Posts every request, `concurrency` at a time; each must be answered 200.
+async fn blast(
+    client: &reqwest::Client,
+    url: &str,
+    requests: Vec<(Vec<(String, String)>, String)>,
+    concurrency: usize,
+) -> anyhow::Result<Blast> {
+    use futures_util::StreamExt as _;
+    let started = Instant::now();
+    let mut latencies: Vec<f64> = futures_util::stream::iter(requests)
+        .map(|(headers, body)| async move {
+            let mut request = client.post(url).body(body);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let sent = Instant::now();
+            let response = request.send().await.context("posting")?;
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            anyhow::ensure!(status.as_u16() == 200, "answered {status}: {text}");
+            Ok(sent.elapsed().as_secs_f64() * 1000.0)
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<anyhow::Result<f64>>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    Ok(Blast { seconds, latencies })
+}

@@ -1,0 +1,92 @@
+//! `postrunner web`: the HTTP role. Stateless: any number of replicas behind a load
+//! balancer, each answering from the database alone.
+//!
+//! - `GET /healthz`: the process is up;
+//! - `GET /readyz`: the database answers and has this binary's migrations and definitions;
+//! - `POST /webhooks/<provider name>`: a provider's events, verified the way that
+//!   provider signs ([`crate::feedback`]), answered 2xx only once committed.
+//!
+//! Every route has a body limit and a timeout; a malformed request gets a 4xx with a
+//! short JSON reason, never a 5xx (tests/web.rs).
+
+mod error;
+mod health;
+mod webhooks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+
+/// How the web role serves.
+#[derive(Clone, Debug)]
+pub struct WebConfig {
+    /// Largest request body accepted (SendGrid batches reach 768 KB).
+    pub max_body: usize,
+    /// Longest a request may take, body included.
+    pub request_timeout: Duration,
+    /// How far a signed timestamp may be from now (SendGrid, Mailgun; Svix's is its
+    /// library's five minutes).
+    pub webhook_tolerance: Duration,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            max_body: 2 * 1024 * 1024,
+            request_timeout: Duration::from_secs(15),
+            webhook_tolerance: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub pool: PgPool,
+    pub config: Arc<WebConfig>,
+    pub readiness: Arc<health::Readiness>,
+}
+
+/// The routes, with their limits.
+pub fn router(pool: PgPool, config: WebConfig) -> Router {
+    let state = AppState {
+        pool,
+        config: Arc::new(config.clone()),
+        readiness: Arc::default(),
+    };
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route(
+            "/webhooks/{provider}",
+            post(webhooks::receive).fallback(webhooks::wrong_method),
+        )
+        .fallback(error::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(config.max_body))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .with_state(state)
+}
+
+/// Serves on `listener` until `shutdown`, then finishes the requests in flight.
+///
+/// # Errors
+/// The listener failed.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    pool: PgPool,
+    config: WebConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(pool, config))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
