@@ -4,7 +4,7 @@
 //! Events are recorded here through postrunner.record_events, as the web role does
 //! after verifying a request (tests/webhooks.rs covers the HTTP side).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -44,7 +44,8 @@ async fn three_soft_bounces_in_a_week_quarantine_a_recipient_until_it_expires() 
     let pool = &db.pool;
     acme_on_one_provider(pool, 1, 1000, 0).await;
     let m = sent_message(pool, "p", "jane@example.org", "p-1").await;
-    let t0 = Utc::now() - Duration::days(20);
+    // Whole microseconds: what PostgreSQL keeps.
+    let t0 = (Utc::now() - Duration::days(20)).trunc_subsecs(6);
 
     // Two soft bounces, then a third eight days later: never three within seven days.
     record(
@@ -110,7 +111,7 @@ async fn a_client_sets_its_own_soft_bounce_policy() {
     let now = Utc::now();
     record(pool, json!([soft_bounce(m, "joe@example.org", now)])).await;
     let days: f64 =
-        sqlx::query_scalar("SELECT extract(epoch FROM expires_at - $1) / 86400 FROM postrunner.suppressions")
+        sqlx::query_scalar("SELECT (extract(epoch FROM expires_at - $1) / 86400)::float8 FROM postrunner.suppressions")
             .bind(now)
             .fetch_one(pool)
             .await

@@ -170,14 +170,14 @@ pub async fn suppression(pool: &PgPool, address: &str) -> Option<(String, bool, 
     .unwrap()
 }
 
-/// A SendGrid event for message `our_id` (custom arg postrunner_id).
+/// A SendGrid event for message `our_id` (custom arg postrunner_id); `extra` adds or
+/// replaces fields (`sg_message_id`, `type`, `reason`, ...).
 pub fn sendgrid_event(event: &str, our_id: Uuid, email: &str, extra: Value) -> Value {
     let mut value = json!({
         "email": email,
         "timestamp": now_unix(),
         "event": event,
         "sg_event_id": Uuid::new_v4().to_string(),
-        "sg_message_id": "sgid-1.filter0001.1234.0",
         "postrunner_id": our_id.to_string(),
     });
     value
