@@ -47,12 +47,12 @@ pub async fn run(database_url: Option<String>, args: BenchEventsArgs) -> anyhow:
          SELECT 'acme', 'd', 'r' || i || '@example.org', 'Hello', 'Hi' FROM generate_series(1, {total}) AS i;
          UPDATE postrunner.outbox
             SET status = 'sent', provider_message_id = id::text, sent_at = now();
-         DELETE FROM postrunner.jobs WHERE kind = 'email.send';
-         VACUUM ANALYZE;"
+         DELETE FROM postrunner.jobs WHERE kind = 'email.send';"
     ))
     .execute(&pool)
     .await
     .context("setting up")?;
+    sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
     let messages: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT id, to_address FROM postrunner.outbox")
         .fetch_all(&pool)
         .await?;
