@@ -89,15 +89,30 @@ pub struct WebArgs {
     /// Size of this process's connection pool.
     #[arg(long, env = "POSTRUNNER_MAX_CONNECTIONS", default_value_t = 10)]
     pub max_connections: u32,
+    /// A `host:port` trusted like Amazon's SNS hosts for signing-certificate and
+    /// subscription URLs (tests with a local CA; never needed in production).
+    #[arg(long, env = "POSTRUNNER_SNS_TRUSTED_HOSTS", value_delimiter = ',')]
+    pub sns_trusted_host: Vec<String>,
+    /// A PEM root certificate to trust when fetching from those hosts.
+    #[arg(long, env = "POSTRUNNER_SNS_CA_FILE")]
+    pub sns_ca_file: Option<std::path::PathBuf>,
 }
 
 impl WebArgs {
-    pub fn web_config(&self) -> crate::web::WebConfig {
-        crate::web::WebConfig {
+    /// # Errors
+    /// The CA file cannot be read.
+    pub fn web_config(&self) -> std::io::Result<crate::web::WebConfig> {
+        let sns_ca_pem = match &self.sns_ca_file {
+            Some(path) => Some(std::fs::read_to_string(path)?),
+            None => None,
+        };
+        Ok(crate::web::WebConfig {
             max_body: self.max_body,
             request_timeout: self.request_timeout,
             webhook_tolerance: self.webhook_tolerance,
-        }
+            sns_trusted_hosts: self.sns_trusted_host.clone(),
+            sns_ca_pem,
+        })
     }
 }
 

@@ -49,7 +49,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Web(ref args) => {
             let pool = db::pool_with(&required_url()?, args.max_connections, "postrunner-web", limits)?;
-            roles::web::run(pool, args.bind, args.web_config(), shutdown::on_signals()).await
+            let config = args.web_config().context("reading --sns-ca-file")?;
+            roles::web::run(pool, args.bind, config, shutdown::on_signals()).await
         }
         Command::Demo(ref args) => commands::demo::run(cli.database_url.clone(), args.clone()).await,
         Command::Import(ref args) => {

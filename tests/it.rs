@@ -20,6 +20,7 @@ mod redaction;
 mod resilience;
 mod routing;
 mod routing_scale;
+mod ses_webhooks;
 mod settings;
 mod smtp;
 mod sql_files;

@@ -502,6 +502,11 @@ async fn random_requests_to_every_provider_get_a_4xx_never_a_5xx() {
         &secret_variable("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
     )
     .await;
+    crate::support::routing::exec(
+        pool,
+        "INSERT INTO postrunner.providers (name, kind, sns_topics) VALUES ('ses', 'ses', '{arn:aws:sns:us-east-1:1:t}')",
+    )
+    .await;
     let base = serve(pool).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     let shapes = [
@@ -514,13 +519,14 @@ async fn random_requests_to_every_provider_get_a_4xx_never_a_5xx() {
         "{\"signature\":{}}",
         "{\"signature\":{\"timestamp\":1,\"token\":2,\"signature\":[]}}",
         "{\"RecordType\":\"Bounce\"}",
+        "{\"Type\":\"Notification\",\"SignatureVersion\":\"2\",\"TopicArn\":\"arn:aws:sns:us-east-1:1:t\",\"MessageId\":\"m\",\"Message\":\"x\",\"Timestamp\":\"t\",\"Signature\":\"AAAA\",\"SigningCertURL\":\"https://sns.example.test/SimpleNotificationService-0.pem\"}",
         "{\"type\":\"email.bounced\",\"data\":null}",
         "\u{0}\u{1}",
         "{\"a\":",
         "[[[[[[[[",
     ];
-    for round in 0..200 {
-        let provider = ["sg", "mg", "pm", "rs"][round % 4];
+    for round in 0..250 {
+        let provider = ["sg", "mg", "pm", "rs", "ses"][round % 5];
         let mut body: Vec<u8> = shapes[rng.gen_range(0..shapes.len())].as_bytes().to_vec();
         for _ in 0..rng.gen_range(0..8) {
             let at = rng.gen_range(0..=body.len());

@@ -11,6 +11,7 @@ pub mod mailgun;
 pub mod postmark;
 pub mod resend;
 pub mod sendgrid;
+pub mod ses;
 pub mod store;
 
 use std::time::Duration;
@@ -62,6 +63,10 @@ pub enum Refusal {
     /// A nonce honoured before (a replay of a captured request).
     #[error("this request was already received")]
     Replayed,
+    /// The request comes from somewhere the provider row does not allow (an SNS topic
+    /// not in `sns_topics`, a certificate URL off SNS's host).
+    #[error("wrong origin: {0}")]
+    WrongOrigin(String),
     /// The signature is good but the body is not the provider's event format.
     #[error("malformed payload: {0}")]
     Malformed(String),
@@ -193,6 +198,7 @@ mod fuzz {
             let _ = super::mailgun::event(&v);
             let _ = super::postmark::event(&v);
             let _ = super::resend::event("msg_1", &v);
+            let _ = super::ses::ses_events("sns-1", &v);
         }
     }
 }

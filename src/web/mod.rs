@@ -33,6 +33,11 @@ pub struct WebConfig {
     /// How far a signed timestamp may be from now (SendGrid, Mailgun; Svix's is its
     /// library's five minutes).
     pub webhook_tolerance: Duration,
+    /// `host:port` authorities trusted like `sns.<region>.amazonaws.com` for SNS
+    /// certificate and subscription URLs (a local CA in tests; empty in production).
+    pub sns_trusted_hosts: Vec<String>,
+    /// An extra root certificate (PEM) for fetching from those hosts.
+    pub sns_ca_pem: Option<String>,
 }
 
 impl Default for WebConfig {
@@ -41,6 +46,8 @@ impl Default for WebConfig {
             max_body: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(15),
             webhook_tolerance: Duration::from_secs(600),
+            sns_trusted_hosts: Vec::new(),
+            sns_ca_pem: None,
         }
     }
 }
@@ -51,16 +58,21 @@ pub(crate) struct AppState {
     pub pool: PgPool,
     pub config: Arc<WebConfig>,
     pub readiness: Arc<health::Readiness>,
+    pub sns: Arc<webhooks::SnsCertificates>,
 }
 
 /// The routes, with their limits.
-pub fn router(pool: PgPool, config: WebConfig) -> Router {
+///
+/// # Errors
+/// `sns_ca_pem` is not a PEM certificate.
+pub fn router(pool: PgPool, config: WebConfig) -> Result<Router, reqwest::Error> {
     let state = AppState {
         pool,
+        sns: Arc::new(webhooks::SnsCertificates::new(config.sns_ca_pem.as_deref())?),
         config: Arc::new(config.clone()),
         readiness: Arc::default(),
     };
-    Router::new()
+    Ok(Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route(
@@ -73,20 +85,21 @@ pub fn router(pool: PgPool, config: WebConfig) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
         ))
-        .with_state(state)
+        .with_state(state))
 }
 
 /// Serves on `listener` until `shutdown`, then finishes the requests in flight.
 ///
 /// # Errors
-/// The listener failed.
+/// The configuration is invalid, or the listener failed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     pool: PgPool,
     config: WebConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(pool, config))
+    let router = router(pool, config).map_err(std::io::Error::other)?;
+    axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

@@ -5,7 +5,8 @@
 //!
 //! Answers: 200 recorded (also for events already recorded: a provider's retry);
 //! 400 a signed but malformed payload; 401 missing or bad signature or credentials;
-//! 403 a stale timestamp or a replayed request; 404 no such provider, or one that has
+//! 403 a stale timestamp, a replayed request or a wrong origin (an SNS topic the row
+//! does not allow); 404 no such provider, or one that has
 //! no webhooks; 413 a body over the limit; 503 the secret is not configured or the
 //! database is unavailable (the provider retries; nothing was stored).
 
@@ -27,15 +28,23 @@ pub(crate) async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<store::Recorded>, ApiError> {
     let body = body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
-    let row: Option<(String, Option<String>)> =
-        sqlx::query_as("SELECT kind::text, webhook_secret_env FROM postrunner.providers WHERE name = $1")
+    let row: Option<(String, Option<String>, Vec<String>)> =
+        sqlx::query_as("SELECT kind::text, webhook_secret_env, sns_topics FROM postrunner.providers WHERE name = $1")
             .bind(&provider)
             .fetch_optional(&state.pool)
             .await
             .map_err(unavailable)?;
-    let Some((kind, secret_env)) = row else {
+    let Some((kind, secret_env, topics)) = row else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such provider"));
     };
+    let request = WebhookRequest {
+        headers: &headers,
+        body: &body,
+        now: chrono::Utc::now(),
+    };
+    if kind == "ses" {
+        return receive_sns(&state, &provider, &topics, request).await;
+    }
     let verify = match kind.as_str() {
         "sendgrid" => feedback::sendgrid::verify,
         "mailgun" => feedback::mailgun::verify,
@@ -56,16 +65,118 @@ pub(crate) async fn receive(
         secret,
         tolerance: state.config.webhook_tolerance,
     };
-    let request = WebhookRequest {
-        headers: &headers,
-        body: &body,
-        now: chrono::Utc::now(),
-    };
     let verified = verify(&verifier, request).map_err(|refusal| refused(&provider, refusal))?;
-    match store::record(&state.pool, &provider, &verified).await {
+    record(&state, &provider, &verified).await
+}
+
+async fn record(
+    state: &AppState,
+    provider: &str,
+    verified: &feedback::Verified,
+) -> Result<Json<store::Recorded>, ApiError> {
+    match store::record(&state.pool, provider, verified).await {
         Ok(recorded) => Ok(Json(recorded)),
-        Err(StoreError::Replayed) => Err(refused(&provider, Refusal::Replayed)),
+        Err(StoreError::Replayed) => Err(refused(provider, Refusal::Replayed)),
         Err(StoreError::Database(error)) => Err(unavailable(error)),
+    }
+}
+
+/// Amazon SES through SNS: origin first (topic, certificate URL), then the signature
+/// with the certificate fetched from there, then the events; a subscription to an
+/// allowed topic is confirmed.
+async fn receive_sns(
+    state: &AppState,
+    provider: &str,
+    topics: &[String],
+    request: WebhookRequest<'_>,
+) -> Result<Json<store::Recorded>, ApiError> {
+    use feedback::ses::{Envelope, EnvelopeType};
+    let trusted = &state.config.sns_trusted_hosts;
+    let envelope = Envelope::parse(request).map_err(|r| refused(provider, r))?;
+    let certificate_url = envelope
+        .check_origin(topics, trusted)
+        .map_err(|r| refused(provider, r))?;
+    let key = state.sns.key(&certificate_url).await.map_err(|why| {
+        tracing::warn!(provider, %why, "SNS signing certificate unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the signing certificate cannot be read; try again later",
+        )
+    })?;
+    envelope
+        .check_signature(&key, request.now, state.config.webhook_tolerance)
+        .map_err(|r| refused(provider, r))?;
+    match envelope.kind {
+        EnvelopeType::Notification => {
+            let verified = envelope.events().map_err(|r| refused(provider, r))?;
+            record(state, provider, &verified).await
+        }
+        EnvelopeType::SubscriptionConfirmation => {
+            let url = envelope.confirmation_url(trusted).map_err(|r| refused(provider, r))?;
+            state.sns.confirm(&url).await.map_err(|why| {
+                tracing::warn!(provider, %why, "SNS subscription not confirmed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the subscription could not be confirmed; try again later",
+                )
+            })?;
+            tracing::info!(provider, topic = %envelope.topic_arn, "SNS subscription confirmed");
+            Ok(Json(store::Recorded::default()))
+        }
+        EnvelopeType::UnsubscribeConfirmation => {
+            tracing::warn!(provider, topic = %envelope.topic_arn, "SNS says this endpoint was unsubscribed");
+            Ok(Json(store::Recorded::default()))
+        }
+    }
+}
+
+/// SNS signing certificates' keys, fetched once per URL (a bounded cache), and the
+/// client that confirms subscriptions. Redirects are never followed.
+pub(crate) struct SnsCertificates {
+    client: reqwest::Client,
+    keys: tokio::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Vec<u8>>>>,
+}
+
+impl SnsCertificates {
+    const MOST: usize = 64;
+
+    pub fn new(extra_root_pem: Option<&str>) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(5));
+        if let Some(pem) = extra_root_pem {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes())?);
+        }
+        Ok(Self {
+            client: builder.build()?,
+            keys: Default::default(),
+        })
+    }
+
+    async fn key(&self, url: &reqwest::Url) -> Result<std::sync::Arc<Vec<u8>>, String> {
+        if let Some(key) = self.keys.lock().await.get(url.as_str()) {
+            return Ok(key.clone());
+        }
+        let response = self.client.get(url.clone()).send().await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("answered {}", response.status()));
+        }
+        let pem = response.text().await.map_err(|e| e.to_string())?;
+        let key = std::sync::Arc::new(feedback::ses::rsa_key_of_certificate(&pem)?);
+        let mut keys = self.keys.lock().await;
+        if keys.len() >= Self::MOST {
+            keys.clear();
+        }
+        keys.insert(url.to_string(), key.clone());
+        Ok(key)
+    }
+
+    async fn confirm(&self, url: &reqwest::Url) -> Result<(), String> {
+        let response = self.client.get(url.clone()).send().await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("answered {}", response.status()));
+        }
+        Ok(())
     }
 }
 
@@ -80,7 +191,7 @@ pub(crate) async fn wrong_method() -> ApiError {
 fn refused(provider: &str, refusal: Refusal) -> ApiError {
     let status = match refusal {
         Refusal::Unsigned(_) | Refusal::BadSignature => StatusCode::UNAUTHORIZED,
-        Refusal::Stale | Refusal::Replayed => StatusCode::FORBIDDEN,
+        Refusal::Stale | Refusal::Replayed | Refusal::WrongOrigin(_) => StatusCode::FORBIDDEN,
         Refusal::Malformed(_) => StatusCode::BAD_REQUEST,
         Refusal::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
     };

@@ -8,6 +8,8 @@ the svix library (Resend), Python's cryptography (SendGrid's ECDSA P-256) and hm
   {"op": "mailgun", "key", "timestamp", "token", "event_data"} -> {"body"}
   {"op": "resend", "secret", "id", "timestamp", "body"}   -> {"headers"}
   {"op": "postmark", "user", "password"}                  -> {"headers"}
+  {"op": "sns-key"}                                       -> {"private_pem", "cert_pem"}
+  {"op": "sns", "private_pem", "version", "envelope"}     -> {"body"} (the envelope, signed)
 """
 import base64
 import datetime
@@ -60,7 +62,41 @@ def postmark(req):
     return {"headers": {"Authorization": "Basic " + credentials}}
 
 
-OPS = {"sendgrid-key": sendgrid_key, "sendgrid": sendgrid, "mailgun": mailgun,
+def sns_key(_):
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    return {"private_pem": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()).decode(),
+            "cert_pem": cert.public_bytes(serialization.Encoding.PEM).decode()}
+
+
+def sns(req):
+    """Signs an SNS envelope as AWS documents: the fields in this order, each as
+    'Key\nValue\n', absent ones skipped; RSA PKCS#1 v1.5 with SHA-1 (version 1) or
+    SHA-256 (version 2)."""
+    from cryptography.hazmat.primitives.asymmetric import padding
+    envelope = dict(req["envelope"])
+    if envelope["Type"] == "Notification":
+        keys = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+    else:
+        keys = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
+    text = "".join(f"{k}\n{envelope[k]}\n" for k in keys if k in envelope)
+    key = serialization.load_pem_private_key(req["private_pem"].encode(), password=None)
+    digest = hashes.SHA1() if str(req["version"]) == "1" else hashes.SHA256()
+    envelope["SignatureVersion"] = str(req["version"])
+    envelope["Signature"] = base64.b64encode(key.sign(text.encode(), padding.PKCS1v15(), digest)).decode()
+    return {"body": json.dumps(envelope)}
+
+
+OPS = {"sns-key": sns_key, "sns": sns, "sendgrid-key": sendgrid_key, "sendgrid": sendgrid, "mailgun": mailgun,
        "resend": resend, "postmark": postmark}
 
 if __name__ == "__main__":

@@ -142,6 +142,8 @@ impl SmtpServer {
 /// self-signed certificate on its own port and relays the bytes to the server.
 pub struct TlsFront {
     pub port: u16,
+    /// Its self-signed certificate, to trust as a root.
+    pub cert_pem: String,
 }
 
 impl TlsFront {
@@ -149,6 +151,7 @@ impl TlsFront {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+        let cert_pem = cert.cert.pem();
         let config = rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(vec![cert.cert.der().clone()], key)
@@ -170,6 +173,6 @@ impl TlsFront {
                 });
             }
         });
-        Self { port }
+        Self { port, cert_pem }
     }
 }

@@ -62,13 +62,21 @@ pub fn secret_variable(value: &str) -> String {
 /// The web role on a free local port of this process; its base URL. Stops with the
 /// test's runtime.
 pub async fn serve(pool: &PgPool) -> String {
+    serve_with(
+        pool,
+        postrunner::web::WebConfig {
+            max_body: 64 * 1024,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// [`serve`] with `config`.
+pub async fn serve_with(pool: &PgPool, config: postrunner::web::WebConfig) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let pool = pool.clone();
-    let config = postrunner::web::WebConfig {
-        max_body: 64 * 1024,
-        ..Default::default()
-    };
     tokio::spawn(async move {
         postrunner::web::serve(listener, pool, config, tokio_util::sync::CancellationToken::new())
             .await
