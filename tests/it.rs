@@ -11,6 +11,7 @@ mod feedback;
 mod import;
 mod migrate;
 mod outbox;
+mod pauses;
 mod periodic;
 mod plans;
 mod privileges;

@@ -29,6 +29,7 @@ const APP: &[&str] = &[
 const READER: &[&str] = &[
     "table report_alerts SELECT",
     "table report_blocked SELECT",
+    "table report_bounce_rates SELECT",
     "table report_capacity SELECT",
     "table report_capacity_rollup SELECT",
     "table report_cost SELECT",

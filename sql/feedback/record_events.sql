@@ -11,7 +11,9 @@
 --      an event for no known message is kept, with message_id NULL, and counted;
 --   2. moves the message's status forward only: sent -> delivered -> bounced ->
 --      complained (a late 'delivered' after 'bounced' changes nothing);
---   3. applies the client's policies (postrunner.apply_event_policies).
+--   3. applies the client's policies (postrunner.apply_event_policies) and pauses the
+--      addresses, directions and clients over their bounce or complaint thresholds
+--      (postrunner.evaluate_pauses, sql/feedback/pauses.sql).
 -- With p_nonce (Mailgun's token, which its signature covers instead of the body), the
 -- nonce is recorded in the same transaction: a second request with it is refused
 -- (replayed = true, nothing else done).
@@ -148,6 +150,7 @@ BEGIN
                 WHERE e.id = ANY (new_ids) AND e.client IS NOT NULL
                   AND e.kind IN ('bounced', 'complained', 'unsubscribed')) THEN
         PERFORM postrunner.apply_event_policies(new_ids);
+        PERFORM postrunner.evaluate_pauses(new_ids);
     END IF;
 END
 $fn$;

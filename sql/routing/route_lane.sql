@@ -3,6 +3,7 @@
 -- and reserves its capacity (claim_messages calls it for each lane it serves). Returns
 -- the claimed jobs; args carries the message and its route.
 --
+--  0. a paused direction or client: the lane is gated until it is resumed;
 --  1. the direction's sending window: closed -> the lane is gated until it opens;
 --  2. the lane's next messages with their outbox rows (take_messages.sql);
 --  3. the providers the direction may use now, what each may take, and the claim's
@@ -42,12 +43,23 @@ DECLARE
     gate record;
 BEGIN
     SELECT l.id, l.client, l.direction, l.turns, d.send_days, d.window_start, d.window_end,
-           coalesce(d.time_zone, c.time_zone) AS window_tz, c.time_zone AS client_tz
+           coalesce(d.time_zone, c.time_zone) AS window_tz, c.time_zone AS client_tz,
+           CASE WHEN d.paused_at IS NOT NULL THEN coalesce(d.paused_reason, 'the direction is paused')
+                WHEN c.paused_at IS NOT NULL THEN coalesce(c.paused_reason, 'the client is paused') END AS paused_reason
       INTO lane
       FROM postrunner.lanes l
       JOIN postrunner.directions d ON (d.client, d.name) = (l.client, l.direction)
       JOIN postrunner.clients c ON c.name = l.client
      WHERE l.id = p_lane;
+
+    -- 0. A direction or client paused (automatically, for bounces, or by an operator)
+    --    sends nothing until resumed (resuming wakes every lane: config_triggers.sql).
+    IF lane.paused_reason IS NOT NULL THEN
+        UPDATE postrunner.lanes
+           SET ready_at = 'infinity', waiting_for = 'paused', waiting_detail = lane.paused_reason
+         WHERE id = p_lane;
+        RETURN;
+    END IF;
 
     -- 1. The sending window.
     IF NOT postrunner.window_is_open(lane.send_days, lane.window_start, lane.window_end, lane.window_tz, p_at) THEN

@@ -55,7 +55,7 @@ SELECT 'direction', d.client || '/' || d.name, count(r.address), sum(r.effective
 
 -- Why messages wait: per direction, the messages ready to go, and for a gated lane the
 -- reason and the moment it may send again (window, pacing, daily_limit, provider_rate,
--- budget, provider_down, provider_disabled, no_address, no_provider).
+-- budget, provider_down, provider_disabled, no_address, no_provider, paused).
 CREATE OR REPLACE VIEW postrunner.report_blocked AS
 SELECT l.client,
        l.direction,

@@ -56,6 +56,7 @@ pub const DEFINITIONS: &[Definition] = definitions![
     "routing/claim_messages.sql",
     "feedback/record_events.sql",
     "feedback/policies.sql",
+    "feedback/pauses.sql",
     "alerts/rules.sql",
     "security/tenancy.sql",
     "views/queue.sql",
