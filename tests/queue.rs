@@ -446,3 +446,38 @@ async fn a_panicking_handler_fails_the_attempt_instead_of_losing_the_job() {
         .unwrap();
     assert_eq!(factory::job(&db.pool, id).await, Some((JobState::Retryable, 1)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_the_jobs_it_claimed_in_claim_order() {
+    // One slot and a deep prefetch: the whole batch is claimed at once and waits in the
+    // worker; it must run in claim order (priority, then age), not in the order the
+    // batch's tasks happen to be first scheduled.
+    let db = TestDb::new().await;
+    let recorder = Recorder::sleeping(Duration::from_millis(1));
+    let config = postrunner::queue::executor::ExecutorConfig {
+        concurrency: 1,
+        prefetch: 64,
+        ..fast_config()
+    };
+    let mut ids = Vec::new();
+    for priority in [0, 5, 10] {
+        ids.push(
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO postrunner.jobs (kind, args, priority) SELECT 'noop', '{}', $1 FROM generate_series(1, 20) RETURNING id",
+            )
+            .bind(priority)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap(),
+        );
+    }
+    let running = spawn(&db.pool, only("noop", recorder.clone()), config);
+    recorder.wait_for_runs(60, Duration::from_secs(20)).await;
+    running.stop().await;
+    let order: Vec<i64> = recorder.runs().into_iter().map(|(id, _)| id).collect();
+    let expected: Vec<i64> = ids.into_iter().rev().flatten().collect();
+    assert_eq!(
+        order, expected,
+        "highest priority first, oldest first within a priority"
+    );
+}

@@ -41,6 +41,10 @@ pub(super) struct Fetch {
     pub(super) slots: Arc<Semaphore>,
     pub(super) held: Arc<Held>,
     pub(super) tasks: Mutex<JoinSet<()>>,
+    /// The last started job's "I have my slot" signal: each job waits for the one
+    /// claimed before it, so jobs take run slots in claim order (priority, then age),
+    /// not in whatever order their tasks first run.
+    pub(super) turn: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
     /// When a fetcher last ran the upkeep (promotion, rescue).
     pub(super) last_upkeep: Mutex<Option<Instant>>,
     pub(super) lanes: Mutex<Lanes>,
@@ -247,8 +251,11 @@ impl Fetch {
     /// returns.
     fn start(&self, jobs: Vec<ClaimedJob>, permits: &mut Vec<OwnedSemaphorePermit>, shutdown: &CancellationToken) {
         let mut tasks = self.tasks.lock().expect("tasks lock");
+        let mut turn = self.turn.lock().expect("turn lock");
         while tasks.try_join_next().is_some() {}
         for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
+            let (my_turn_done, next_turn) = tokio::sync::oneshot::channel::<()>();
+            let previous = turn.replace(next_turn);
             let lease = (job.id, job.lease_token);
             self.held.insert(lease);
             let runner = JobRun {
@@ -272,11 +279,22 @@ impl Fetch {
                 async move {
                     // A prefetched job still waiting for a slot at shutdown does not
                     // start: it stays `Waiting` and is released at once.
+                    // After the job claimed before this one has its slot (or gave up:
+                    // its sender is dropped either way); the semaphore then hands slots
+                    // out in the order they were asked for (tests/resilience.rs).
+                    if let Some(previous) = previous {
+                        tokio::select! {
+                            biased;
+                            _ = shutdown.cancelled() => {}
+                            _ = previous => {}
+                        }
+                    }
                     let slot = tokio::select! {
                         biased;
                         _ = shutdown.cancelled() => None,
                         slot = slots.acquire_owned() => Some(slot.expect("semaphore is never closed")),
                     };
+                    drop(my_turn_done);
                     if slot.is_some() && !shutdown.is_cancelled() {
                         runner.held.set(lease, Stage::Running);
                         runner.run(job, permit).await;

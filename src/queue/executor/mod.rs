@@ -231,6 +231,7 @@ impl Executor {
             held: held.clone(),
             tasks: Mutex::default(),
             last_upkeep: Mutex::default(),
+            turn: Mutex::default(),
             lanes: Mutex::default(),
             generic_empty: Default::default(),
             done: done_tx,
