@@ -11,11 +11,17 @@ use postrunner::{commands, db, roles, shutdown, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(
-        cli.command,
-        Command::Demo(_) | Command::Bench(_) | Command::Migrate | Command::Import(_)
-    );
-    telemetry::init(cli.log_format, if quiet { "warn" } else { "info,sqlx=warn" });
+    let quiet = matches!(cli.command, Command::Bench(_) | Command::Migrate | Command::Import(_));
+    if matches!(cli.command, Command::Demo(_)) {
+        // The demo's live view stays readable: its logs go to a file it names.
+        let path = commands::demo::log_path();
+        if let Err(error) = telemetry::init_to_file(cli.log_format, "info,sqlx=warn", &path) {
+            eprintln!("error: cannot write the demo's log to {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    } else {
+        telemetry::init(cli.log_format, if quiet { "warn" } else { "info,sqlx=warn" });
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

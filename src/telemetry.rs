@@ -24,3 +24,22 @@ pub fn init(format: LogFormat, default_filter: &str) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// [`init`], writing to the file at `path` (truncated first, no colours) instead of stderr: for
+/// `demo`, whose live view must stay readable.
+///
+/// # Errors
+/// The file cannot be opened.
+pub fn init_to_file(format: LogFormat, default_filter: &str, path: &std::path::Path) -> std::io::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file));
+    let _ = match format {
+        LogFormat::Pretty => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    Ok(())
+}

@@ -6,7 +6,10 @@
 //! addresses, enqueues messages with plain SQL (showing a refused INSERT, an idempotent
 //! re-insert, delayed messages and a cancel), runs workers and a scheduler side by side
 //! as separate executors, breaks one provider mid-run and heals it, shows progress with
-//! each provider's health, and prints a summary per provider.
+//! each provider's health, then plays SendGrid's part of the feedback loop (signed
+//! webhooks to an in-process `postrunner web`: deliveries, bounces of a stale list,
+//! spam reports) and prints a summary per provider with the suppressions and automatic
+//! pauses that followed. Log lines go to a file ([`log_path`]), not the live view.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +46,11 @@ INSERT INTO postrunner.suppressions (client, address, reason) VALUES ('acme', 'p
 UPDATE postrunner.settings SET value = '3' WHERE name = 'breaker_cooldown_secs';
 ";
 
+/// Where the demo's log lines go (printed at the start), so the live view stays readable.
+pub fn log_path() -> std::path::PathBuf {
+    std::env::temp_dir().join("postrunner-demo.log")
+}
+
 /// The variable the demo's provider rows name for their (made-up) API keys.
 const DEMO_KEY_VARIABLE: &str = "POSTRUNNER_DEMO_PROVIDER_KEY";
 const DEMO_KEY: &str = "demo-key";
@@ -51,6 +59,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     // Before any worker starts: the provider rows name this variable for their keys.
     std::env::set_var(DEMO_KEY_VARIABLE, DEMO_KEY);
     println!("postrunner demo: {} messages, {} workers", args.messages, args.workers);
+    println!("  logs       {}", log_path().display());
     let (server, url) = super::fresh_database(database_url, "postrunner_demo").await?;
     let where_ = if server.cluster.is_some() {
         "a private throwaway PostgreSQL cluster"
@@ -170,8 +179,10 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
         let _ = role.await;
     }
 
+    let sent = status_counts(&pool).await?.get("sent").copied().unwrap_or(0);
+    feedback(&pool).await?;
+
     let counts = status_counts(&pool).await?;
-    let sent = counts.get("sent").copied().unwrap_or(0);
     println!("\nsummary");
     println!("  {}", line(&counts));
     println!(
@@ -180,7 +191,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
         args.workers
     );
     let per_client: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT client, direction, sum(messages)::bigint FROM postrunner.report_outbox WHERE status = 'sent' GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT client, direction, sum(messages)::bigint FROM postrunner.report_outbox WHERE status IN ('sent', 'delivered', 'bounced', 'complained') GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .fetch_all(&pool)
     .await?;
@@ -195,7 +206,8 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
                 count(DISTINCT a.from_address) FILTER (WHERE a.outcome = 'sent'),
                 count(*) FILTER (WHERE a.outcome IN ('released', 'failed')
                                    AND EXISTS (SELECT 1 FROM postrunner.outbox o
-                                                WHERE o.id = a.message_id AND o.status = 'sent' AND o.provider <> p.name)),
+                                                WHERE o.id = a.message_id AND o.status IN ('sent', 'delivered', 'bounced', 'complained')
+                                                  AND o.provider <> p.name)),
                 count(*) FILTER (WHERE a.outcome IN ('released', 'failed') AND a.attempt > 1),
                 coalesce((SELECT string_agg(h.state::text, ' -> ' ORDER BY h.id)
                             FROM postrunner.provider_health_history h WHERE h.provider = p.name), 'up throughout')
@@ -207,6 +219,32 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     println!("  provider   sent  addresses  failed over  retried  health");
     for (provider, n, addresses, failed_over, retried, health) in per_provider {
         println!("  {provider:<8} {n:>6} {addresses:>10} {failed_over:>12} {retried:>8}  {health}");
+    }
+    let suppressions: Vec<(String, i64)> =
+        sqlx::query_as("SELECT reason::text, count(*) FROM postrunner.report_suppressions GROUP BY 1 ORDER BY 1")
+            .fetch_all(&pool)
+            .await?;
+    println!(
+        "  suppressed recipients: {}",
+        suppressions
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let pauses: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT kind, subject, coalesce(detail, '') FROM postrunner.alerts WHERE kind LIKE '%paused' AND state = 'firing' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await?;
+    for (kind, subject, detail) in &pauses {
+        println!(
+            "  automatic pause: {} {subject}: {detail}",
+            kind.trim_end_matches("_paused")
+        );
+    }
+    if pauses.is_empty() {
+        println!("  automatic pauses: none");
     }
     if server.cluster.is_none() {
         println!(
@@ -233,7 +271,12 @@ async fn health_line(pool: &PgPool) -> anyhow::Result<String> {
 async fn enqueue(pool: &PgPool, messages: u32) -> anyhow::Result<()> {
     let inserted = sqlx::query(
         "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, idempotency_key, metadata)
-         SELECT c.client, c.direction, 'person' || i || '@example.org', 'Hello #' || i, 'Hi, this is message ' || i,
+         SELECT c.client, c.direction,
+                -- A third of acme/q1-founders' list is stale (their mail will bounce) and a
+                -- few of globex's recipients will mark it as spam: the feedback loop's part.
+                CASE WHEN i % 9 = 0 THEN 'bounce-' WHEN i % 50 = 2 THEN 'complain-' ELSE '' END
+                    || 'person' || i || '@example.org',
+                'Hello #' || i, 'Hi, this is message ' || i,
                 'demo-' || i, jsonb_build_object('i', i)
            FROM generate_series(1, $1) AS i,
                 LATERAL (SELECT (ARRAY['acme','acme','globex'])[1 + i % 3] AS client,
@@ -297,7 +340,7 @@ async fn status_counts(pool: &PgPool) -> anyhow::Result<BTreeMap<String, i64>> {
 }
 
 fn line(counts: &BTreeMap<String, i64>) -> String {
-    [
+    let always = [
         "queued",
         "sending",
         "sent",
@@ -305,9 +348,80 @@ fn line(counts: &BTreeMap<String, i64>) -> String {
         "failed",
         "cancelled",
         "suppressed",
-    ]
-    .iter()
-    .map(|s| format!("{s} {:>5}", counts.get(*s).copied().unwrap_or(0)))
-    .collect::<Vec<_>>()
-    .join("  ")
+    ];
+    // What providers report back appears once it has.
+    let reported = ["delivered", "bounced", "complained"];
+    always
+        .iter()
+        .map(|s| (s, counts.get(*s).copied().unwrap_or(0)))
+        .chain(reported.iter().filter_map(|s| counts.get(*s).map(|n| (s, *n))))
+        .map(|(s, n)| format!("{s} {n:>5}"))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+/// The providers' part of the feedback loop, played for sg-main: every message it sent
+/// is reported back to a `postrunner web` on a local port as SendGrid would, signed:
+/// delivered, bounced (the stale addresses) or a spam report. postrunner verifies each
+/// request, stores the events, suppresses the recipients and pauses what bounces too
+/// much.
+async fn feedback(pool: &PgPool) -> anyhow::Result<()> {
+    const VARIABLE: &str = "POSTRUNNER_DEMO_SENDGRID_WEBHOOK_KEY";
+    let signer = crate::commands::signing::SendGridSigner::generate()?;
+    std::env::set_var(VARIABLE, signer.public_key());
+    sqlx::query("UPDATE postrunner.providers SET webhook_secret_env = $1 WHERE name = 'sg-main'")
+        .bind(VARIABLE)
+        .execute(pool)
+        .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/webhooks/sg-main", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    let web = tokio::spawn(crate::web::serve(
+        listener,
+        pool.clone(),
+        crate::web::WebConfig::default(),
+        stop.clone(),
+    ));
+
+    let sent: Vec<(uuid::Uuid, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, to_address, provider_message_id FROM postrunner.outbox WHERE provider = 'sg-main' AND status = 'sent' ORDER BY sent_at",
+    )
+    .fetch_all(pool)
+    .await?;
+    let client = reqwest::Client::new();
+    let now = chrono::Utc::now().timestamp();
+    let mut stored = 0;
+    for chunk in sent.chunks(100) {
+        let batch: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|(id, to, provider_id)| {
+                let mut event = serde_json::json!({"email": to, "timestamp": now, "sg_event_id": uuid::Uuid::new_v4().to_string(),
+                    "sg_message_id": provider_id, "postrunner_id": id.to_string()});
+                let fields = if to.starts_with("bounce-") {
+                    serde_json::json!({"event": "bounce", "type": "bounce", "status": "5.1.1",
+                                       "reason": "550 5.1.1 The email account that you tried to reach does not exist"})
+                } else if to.starts_with("complain-") {
+                    serde_json::json!({"event": "spamreport"})
+                } else {
+                    serde_json::json!({"event": "delivered", "response": "250 2.0.0 OK"})
+                };
+                event.as_object_mut().expect("an object").extend(fields.as_object().expect("an object").clone());
+                event
+            })
+            .collect();
+        let body = serde_json::Value::Array(batch).to_string();
+        let mut request = client.post(&url).body(body.clone());
+        for (name, value) in signer.headers(now, &body) {
+            request = request.header(name, value);
+        }
+        let answer: serde_json::Value = request.send().await?.error_for_status()?.json().await?;
+        stored += answer["stored"].as_i64().unwrap_or(0);
+    }
+    stop.cancel();
+    let _ = web.await;
+    println!(
+        "  >>> sg-main reports back: {stored} events for its {} messages, through postrunner web (signed webhooks)",
+        sent.len()
+    );
+    Ok(())
 }

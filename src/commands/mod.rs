@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod demo;
 pub mod import;
+pub mod signing;
 
 use anyhow::Context as _;
 use sqlx::Connection;

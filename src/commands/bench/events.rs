@@ -11,30 +11,18 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use base64::Engine as _;
-use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_ASN1_SIGNING};
 
+use crate::commands::signing::SendGridSigner;
 use crate::config::BenchEventsArgs;
 
 const SENDGRID_KEY_VARIABLE: &str = "POSTRUNNER_BENCH_SENDGRID_WEBHOOK_KEY";
 const RESEND_SECRET_VARIABLE: &str = "POSTRUNNER_BENCH_RESEND_WEBHOOK_SECRET";
 const RESEND_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-/// The DER prefix of a P-256 SubjectPublicKeyInfo, before the 65-byte point.
-const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
-    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-];
-
 pub async fn run(database_url: Option<String>, args: BenchEventsArgs) -> anyhow::Result<()> {
     let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench_events").await?;
     let pool = crate::db::pool(&url, 4, "postrunner-bench")?;
-    let rng = ring::rand::SystemRandom::new();
-    let pkcs8 =
-        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).map_err(|_| anyhow::anyhow!("key"))?;
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-        .map_err(|_| anyhow::anyhow!("key"))?;
-    let public =
-        base64::engine::general_purpose::STANDARD.encode([&P256_SPKI_PREFIX[..], key.public_key().as_ref()].concat());
+    let signer = SendGridSigner::generate()?;
+    let public = signer.public_key();
 
     let sendgrid_events = args.batches * args.batch;
     let total = sendgrid_events + args.requests;
@@ -115,14 +103,7 @@ pub async fn run(database_url: Option<String>, args: BenchEventsArgs) -> anyhow:
                 })
                 .collect();
             let body = serde_json::Value::Array(batch).to_string();
-            let signature = key.sign(&rng, format!("{now}{body}").as_bytes()).expect("signing");
-            let headers = vec![
-                ("X-Twilio-Email-Event-Webhook-Timestamp".to_owned(), now.to_string()),
-                (
-                    "X-Twilio-Email-Event-Webhook-Signature".to_owned(),
-                    base64::engine::general_purpose::STANDARD.encode(signature.as_ref()),
-                ),
-            ];
+            let headers = signer.headers(now, &body);
             (headers, body)
         })
         .collect();
