@@ -227,3 +227,46 @@ async fn an_event_that_arrives_before_the_send_is_recorded_still_sets_the_status
     drain_at(&worker, at("2026-12-01T12:00:00Z").max(Utc::now())).await;
     assert_eq!(status_of(pool, id).await, "delivered");
 }
+
+#[tokio::test]
+async fn cleanup_drops_old_payloads_and_nonces_and_keeps_the_events() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    exec(
+        pool,
+        "INSERT INTO postrunner.events (provider, dedupe_key, kind, occurred_at, received_at, payload) VALUES
+             ('p', 'old', 'delivered', now() - interval '40 days', now() - interval '40 days', '{\"a\": 1}'),
+             ('p', 'new', 'delivered', now(), now(), '{\"a\": 2}');
+         INSERT INTO postrunner.webhook_nonces (provider, nonce, seen_at) VALUES
+             ('p', 'old', now() - interval '3 days'), ('p', 'new', now());",
+    )
+    .await;
+    let (_, _, _, nonces, payloads): (i64, i64, i64, i64, i64) =
+        sqlx::query_as(include_str!("../sql/queue/cleanup.sql"))
+            .bind(std::time::Duration::from_secs(30 * 86400))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!((nonces, payloads), (1, 1));
+    assert_eq!(
+        count(pool, "SELECT count(*) FROM postrunner.events").await,
+        2,
+        "the events stay"
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM postrunner.events WHERE payload IS NULL AND dedupe_key = 'old'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM postrunner.webhook_nonces WHERE nonce = 'new'"
+        )
+        .await,
+        1
+    );
+}

@@ -565,3 +565,29 @@ async fn random_requests_to_every_provider_get_a_4xx_never_a_5xx() {
     }
     assert_eq!(events(pool).await, 0);
 }
+
+#[tokio::test]
+async fn a_request_whose_body_never_finishes_is_cut_off_with_a_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let db = TestDb::new().await;
+    provider_with_webhooks(&db.pool, "mg", "mailgun", &secret_variable("k")).await;
+    let base = serve_with(
+        &db.pool,
+        postrunner::web::WebConfig {
+            request_timeout: std::time::Duration::from_millis(500),
+            ..Default::default()
+        },
+    )
+    .await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // Announces 1,000 bytes and sends ten.
+    socket
+        .write_all(b"POST /webhooks/mg HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"sig\": 1,")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read_to_string(&mut answer)).await;
+    assert!(read.is_ok(), "the server answered and closed within the timeout");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
