@@ -469,7 +469,16 @@ async fn the_same_events_reaching_two_web_replicas_at_once_are_stored_once() {
         count(pool, "SELECT count(*) FROM postrunner.outbox WHERE status = 'bounced'").await,
         20
     );
-    drop(replicas);
+    // SIGTERM: each replica stops accepting, finishes what is in flight and exits cleanly.
+    for mut replica in replicas {
+        replica.signal("TERM");
+        let status = tokio::time::timeout(std::time::Duration::from_secs(10), replica.child.wait())
+            .await
+            .expect("the replica stops within 10 s")
+            .unwrap();
+        assert!(status.success(), "{status:?}: {}", replica.logs());
+        assert!(replica.logs().contains("web stopped"), "{}", replica.logs());
+    }
 }
 
 fn free_port() -> u16 {
