@@ -107,7 +107,8 @@ impl SendEmail {
     /// Counts a provider failure against its circuit breaker.
     async fn provider_failed(&self, provider: &str, error: &SendError) {
         match crate::providers::health::record_failure(&self.pool, provider, error).await {
-            Ok(Some(state)) if state == "down" => tracing::warn!(error = %error, "provider is down"),
+            // Once per change of state, not once per failed send.
+            Ok(change) if change.went_down() => tracing::warn!(error = %error, "provider is down"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not record the provider's failure"),
         }

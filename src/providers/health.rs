@@ -8,22 +8,38 @@ use super::SendError;
 const RECORD_FAILURE: &str = include_str!("../../sql/providers/record_failure.sql");
 const RECORD_PROBE_SUCCESSES: &str = include_str!("../../sql/providers/record_successes.sql");
 
+/// A provider's health after a failure was counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthChange {
+    /// `up`, `degraded` or `down`.
+    pub state: Option<String>,
+    pub previous: Option<String>,
+}
+
+impl HealthChange {
+    /// The failure took the provider down (it was not down before).
+    pub fn went_down(&self) -> bool {
+        self.state.as_deref() == Some("down") && self.previous.as_deref() != Some("down")
+    }
+}
+
 /// Counts a provider failure (with the provider's retry hint, if any) and returns the
-/// provider's new state (`up`, `degraded`, `down`).
+/// provider's new state and the one before.
 ///
 /// # Errors
 /// The database could not be reached.
-pub async fn record_failure(pool: &PgPool, provider: &str, error: &SendError) -> Result<Option<String>, sqlx::Error> {
+pub async fn record_failure(pool: &PgPool, provider: &str, error: &SendError) -> Result<HealthChange, sqlx::Error> {
     let retry_after = match error {
         SendError::Unavailable { retry_after, .. } => retry_after.map(|d| d.as_secs_f64()),
         _ => None,
     };
-    sqlx::query_scalar(RECORD_FAILURE)
+    let (state, previous) = sqlx::query_as(RECORD_FAILURE)
         .bind(provider)
         .bind(error.to_string())
         .bind(retry_after)
         .fetch_one(pool)
-        .await
+        .await?;
+    Ok(HealthChange { state, previous })
 }
 
 /// Probes of `providers` succeeded (a down provider on trial counts one trial success).
