@@ -211,3 +211,24 @@ async fn implicit_tls_on_smtps() {
         "{silent:?}"
     );
 }
+
+#[tokio::test]
+async fn with_a_bounce_address_each_message_has_its_own_verp_envelope_sender() {
+    let server = SmtpServer::start();
+    let smtp = plain(&server).with_bounce_address(Some("bounces@bounce.acme.test".into()));
+    let (first, second) = (message("jane@example.org"), message("joe@example.org"));
+    smtp.send(&first).await.unwrap();
+    smtp.send(&second).await.unwrap();
+    assert_eq!(
+        server.envelope_senders(),
+        [
+            format!("bounces+{}@bounce.acme.test", first.id.simple()),
+            format!("bounces+{}@bounce.acme.test", second.id.simple())
+        ]
+    );
+    // The From header is still the sender's.
+    assert!(server.messages()[0].contains("From: \"Alice Smith\" <alice@mail.acme.test>"));
+    // Without one, the envelope sender is the sender address.
+    plain(&server).send(&message("ann@example.org")).await.unwrap();
+    assert_eq!(server.envelope_senders()[2], "alice@mail.acme.test");
+}

@@ -95,7 +95,7 @@ impl Directory {
             may_have_taken: false,
         };
         let row: Option<ProviderRow> = sqlx::query_as(
-            "SELECT kind::text AS kind, endpoint, secret_env, region FROM postrunner.providers WHERE name = $1",
+            "SELECT kind::text AS kind, endpoint, secret_env, region, bounce_address FROM postrunner.providers WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -106,6 +106,7 @@ impl Directory {
             endpoint,
             secret_env,
             region,
+            bounce_address,
         }) = row
         else {
             return Err(unavailable("no such provider row".to_owned()));
@@ -119,7 +120,9 @@ impl Directory {
                 Some(variable) => Some(Secret::from_env(&variable).map_err(|e| unavailable(e.to_string()))?),
                 None => None,
             };
-            let smtp = Smtp::new(name, &endpoint, password, self.timeout).map_err(|e| unavailable(e.to_string()))?;
+            let smtp = Smtp::new(name, &endpoint, password, self.timeout)
+                .map_err(|e| unavailable(e.to_string()))?
+                .with_bounce_address(bounce_address);
             return Ok(Arc::new(smtp));
         }
         let endpoint = endpoint
@@ -159,6 +162,7 @@ struct ProviderRow {
     endpoint: Option<String>,
     secret_env: Option<String>,
     region: Option<String>,
+    bounce_address: Option<String>,
 }
 
 /// The public API base of each HTTP provider, used when the row has no endpoint.

@@ -43,9 +43,26 @@ pub struct Smtp {
     /// One pool of connections per sender address, so successive sends from an
     /// address reuse its session (and one address's traffic never rides another's).
     transports: Mutex<HashMap<String, AsyncSmtpTransport<Tokio1Executor>>>,
+    /// The provider row's `bounce_address`: each message's envelope sender is its VERP
+    /// form ([`verp_address`]), so bounce mail names the message.
+    bounce_address: Option<String>,
+}
+
+/// The VERP envelope sender of message `id` for bounce address `local@domain`:
+/// `local+<id, 32 hex>@domain` (crate::feedback::bounce_mail reads it back).
+pub fn verp_address(bounce_address: &str, id: uuid::Uuid) -> Option<String> {
+    let (local, domain) = bounce_address.rsplit_once('@')?;
+    Some(format!("{local}+{}@{domain}", id.simple()))
 }
 
 impl Smtp {
+    /// Sends with VERP envelope senders built from `bounce_address` (none: the sender
+    /// address itself is the envelope sender).
+    pub fn with_bounce_address(mut self, bounce_address: Option<String>) -> Self {
+        self.bounce_address = bounce_address;
+        self
+    }
+
     /// An adapter for `endpoint` (see the module docs), authenticating with `password`
     /// when the endpoint names a user.
     ///
@@ -100,6 +117,7 @@ impl Smtp {
             timeout,
             builder,
             transports: Mutex::default(),
+            bounce_address: None,
         })
     }
 
@@ -128,7 +146,14 @@ impl Smtp {
             .parse()
             .map_err(|e| rejected(format!("from address: {e}")))?;
         let to: Mailbox = message.to.parse().map_err(|e| rejected(format!("to address: {e}")))?;
-        let mut builder = Message::builder()
+        let mut builder = Message::builder();
+        if let Some(verp) = self.bounce_address.as_deref().and_then(|b| verp_address(b, message.id)) {
+            let sender = verp.parse().map_err(|e| rejected(format!("bounce address: {e}")))?;
+            let envelope = lettre::address::Envelope::new(Some(sender), vec![to.email.clone()])
+                .map_err(|e| rejected(format!("envelope: {e}")))?;
+            builder = builder.envelope(envelope);
+        }
+        let mut builder = builder
             .from(from)
             .to(to)
             .subject(message.subject.clone())

@@ -13,6 +13,8 @@ use mailin_embedded::{AuthMechanism, Handler, Response, Server, SslConfig};
 #[derive(Clone, Default)]
 struct Recorder {
     messages: Arc<Mutex<Vec<String>>>,
+    /// Each transaction's MAIL FROM (the envelope sender).
+    senders: Arc<Mutex<Vec<String>>>,
     connections: Arc<AtomicUsize>,
     current: Vec<u8>,
     credentials: Option<(String, String)>,
@@ -21,6 +23,11 @@ struct Recorder {
 impl Handler for Recorder {
     fn helo(&mut self, _ip: std::net::IpAddr, _domain: &str) -> Response {
         self.connections.fetch_add(1, Ordering::SeqCst);
+        OK
+    }
+
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, from: &str) -> Response {
+        self.senders.lock().unwrap().push(from.to_owned());
         OK
     }
 
@@ -130,6 +137,11 @@ impl SmtpServer {
     /// Raw messages received (headers and body, as sent after DATA).
     pub fn messages(&self) -> Vec<String> {
         self.recorder.messages.lock().unwrap().clone()
+    }
+
+    /// The envelope senders (MAIL FROM) of the transactions so far.
+    pub fn envelope_senders(&self) -> Vec<String> {
+        self.recorder.senders.lock().unwrap().clone()
     }
 
     /// SMTP sessions opened so far.
