@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bounce_mail;
 mod boundaries;
 mod config;
 mod failover;

@@ -95,13 +95,13 @@ BEGIN
                    occurred_at timestamptz, payload jsonb)
     ),
     matched AS (
-        SELECT g.*, m.id AS message_id, m.client
+        SELECT g.*, m.id AS message_id, m.client, m.to_address
           FROM given g
           LEFT JOIN LATERAL (
-                SELECT o.id, o.client FROM postrunner.outbox o
+                SELECT o.id, o.client, o.to_address FROM postrunner.outbox o
                  WHERE o.id = g.our_id AND (o.provider IS NULL OR o.provider = p_provider)
                 UNION ALL
-                SELECT o.id, o.client FROM postrunner.outbox o
+                SELECT o.id, o.client, o.to_address FROM postrunner.outbox o
                  WHERE g.provider_message_id IS NOT NULL
                    AND o.provider = p_provider AND o.provider_message_id = g.provider_message_id
                  LIMIT 1) m ON true
@@ -110,7 +110,9 @@ BEGIN
         INSERT INTO postrunner.events (provider, dedupe_key, kind, bounce_class, diagnostic, recipient,
                                        message_id, client, provider_message_id, occurred_at, payload)
         SELECT DISTINCT ON (dedupe_key)
-               p_provider, dedupe_key, kind, bounce_class, left(diagnostic, 1000), left(recipient, 320),
+               p_provider, dedupe_key, kind, bounce_class, left(diagnostic, 1000),
+               -- A bounce mail that does not name the recipient is about its message's.
+               left(coalesce(recipient, to_address), 320),
                message_id, client, left(provider_message_id, 300), occurred_at, payload
           FROM matched
          -- Key order: two batches sharing events insert them in the same order, so

@@ -6,6 +6,7 @@
 //! signature over the raw request and parses the payload into [`Event`]s. Nothing here
 //! touches the database except [`store`].
 
+pub mod bounce_mail;
 pub mod event;
 pub mod mailgun;
 pub mod postmark;
