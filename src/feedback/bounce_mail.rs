@@ -238,7 +238,8 @@ fn non_standard(
         .expect("a valid pattern")
     });
     static CODE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"(?:\b([45])\d\d[ -]|#)([45])\.\d{1,3}\.\d{1,3}\b|\b([45])\d\d[:\s]").expect("a valid pattern")
+        regex::Regex::new(r"(?:\b([45])\d\d[ -]|#)([45])\.\d{1,3}\.\d{1,3}\b|\b([45])\d\d[:\s]")
+            .expect("a valid pattern")
     });
     static ADDRESS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(r"<?([A-Za-z0-9._%+\-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)>?").expect("a valid pattern")
