@@ -1,6 +1,6 @@
 -- Tenant isolation (issue 8): an application or reporting login is bound by the
 -- operator to the clients whose mail it may see and write; row-level security on the
--- tables applications read enforces it (sql/security/tenancy.sql).
+-- tables applications read enforces it (policies in sql/security/tenancy.sql).
 --
 --   INSERT INTO postrunner.client_logins (login, client) VALUES ('crm_acme', 'acme');
 --   INSERT INTO postrunner.client_logins (login, client) VALUES ('agency_dashboard', NULL);  -- every client
@@ -16,5 +16,7 @@ CREATE TABLE postrunner.client_logins (
 );
 CREATE UNIQUE INDEX client_logins_login_client_idx ON postrunner.client_logins (login, coalesce(client, ''));
 
--- Row-level security is enabled by sql/security/tenancy.sql, after its policies and in
--- the same transaction, so that no moment of an upgrade has RLS on without policies.
+ALTER TABLE postrunner.outbox ENABLE ROW LEVEL SECURITY;
+ALTER TABLE postrunner.clients ENABLE ROW LEVEL SECURITY;
+ALTER TABLE postrunner.directions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE postrunner.client_logins ENABLE ROW LEVEL SECURITY;

@@ -67,9 +67,11 @@ DROP POLICY IF EXISTS bound_client ON postrunner.directions;
 CREATE POLICY bound_client ON postrunner.directions FOR SELECT TO postrunner_app, postrunner_reader
     USING (postrunner.may_act_for(client));
 
--- Enabled after the policies, in the definitions' one transaction: an upgrade never
--- has a moment where RLS is on and a login's rows are refused for want of a policy.
--- Idempotent (enabling an enabled table is a no-op).
+-- Enabled here too, after the policies (idempotent). Migration V13 enables it first:
+-- between V13's commit and this file's, on the one upgrade that adds V13, application
+-- and reporting logins see no rows (row-level security without a policy refuses
+-- everything: it fails closed), and the processes, the owner and superusers are
+-- unaffected.
 ALTER TABLE postrunner.outbox ENABLE ROW LEVEL SECURITY;
 ALTER TABLE postrunner.clients ENABLE ROW LEVEL SECURITY;
 ALTER TABLE postrunner.directions ENABLE ROW LEVEL SECURITY;
