@@ -42,7 +42,7 @@ pub fn parse(raw: &[u8], now: DateTime<Utc>) -> BounceMail {
     let key_base = message
         .message_id()
         .map(str::to_owned)
-        .unwrap_or_else(|| hex_digest(raw));
+        .unwrap_or_else(|| super::sha256_hex(raw));
     let at = message
         .date()
         .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0))
@@ -277,12 +277,4 @@ fn non_standard(
             && !a.contains('+')
     });
     Some((recipient, class, line))
-}
-
-fn hex_digest(raw: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, raw)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

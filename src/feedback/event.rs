@@ -57,8 +57,7 @@ impl Event {
     /// retries of the event equal.
     pub fn new(dedupe_key: String, kind: EventKind, occurred_at: DateTime<Utc>, payload: serde_json::Value) -> Self {
         let dedupe_key = if dedupe_key.len() > 300 {
-            let digest = ring::digest::digest(&ring::digest::SHA256, dedupe_key.as_bytes());
-            digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+            super::sha256_hex(dedupe_key.as_bytes())
         } else {
             dedupe_key
         };

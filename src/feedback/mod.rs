@@ -101,6 +101,16 @@ pub(crate) fn iso_time(text: &str) -> Option<DateTime<Utc>> {
         .filter(plausible)
 }
 
+/// The SHA-256 of `bytes` in hex: a stable key for what has no short identity of its own
+/// (an over-long provider event id, a bounce mail without a Message-ID).
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// An event time PostgreSQL can store and a provider could mean (anything else is a
 /// malformed payload, not a database error).
 fn plausible(at: &DateTime<Utc>) -> bool {
