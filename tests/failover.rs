@@ -83,7 +83,8 @@ async fn a_provider_failing_mid_run_is_taken_out_and_every_message_still_goes_on
         "UPDATE postrunner.settings SET value = '1' WHERE name = 'alert_provider_down_secs'",
     )
     .await;
-    let registry = kinds::registry(pool.clone(), Arc::new(directory));
+    let registry_directory = Arc::new(directory);
+    let registry = kinds::registry(pool.clone(), registry_directory.clone());
     let config = ExecutorConfig {
         concurrency: 16,
         ..fast_config()
@@ -101,6 +102,24 @@ async fn a_provider_failing_mid_run_is_taken_out_and_every_message_still_goes_on
         Fault::Drop,
     ]);
     messages(pool, "acme", "d", 600).await;
+    // The 503s went elsewhere at once; the timed-out and dropped sends may have been
+    // taken by pm, so they are held until pm's outbound search finds them (the
+    // resolver's lookup): sent once, by pm.
+    wait_for_count(
+        pool,
+        "SELECT count(*) FROM postrunner.outbox WHERE status IN ('queued', 'sending', 'retrying')",
+        0,
+        Duration::from_secs(60),
+    )
+    .await;
+    let held = count(
+        pool,
+        "SELECT count(*) FROM postrunner.outbox WHERE status = 'uncertain'",
+    )
+    .await;
+    let resolver = kinds::uncertain::ResolveUncertain::new(pool.clone(), registry_directory.clone(), None);
+    let settled = resolver.pass(None).await.unwrap();
+    assert_eq!(i64::from(settled.looked_up), held, "pm has every one it took");
     wait_for_count(pool, SENT, 900, Duration::from_secs(60)).await;
 
     let pm_state = health(pool, "pm").await;
@@ -137,19 +156,30 @@ async fn a_provider_failing_mid_run_is_taken_out_and_every_message_still_goes_on
     // using an attempt for the failure.
     let rerouted = count(
         pool,
-        "SELECT count(*) FROM postrunner.send_attempts WHERE provider = 'pm' AND outcome IN ('released', 'failed')",
+        "SELECT count(*) FROM postrunner.send_attempts WHERE provider = 'pm' AND outcome = 'released'",
     )
     .await;
-    assert!(rerouted >= 3, "pm failed {rerouted} sends before its breaker opened");
+    assert!(rerouted >= 1, "pm failed {rerouted} sends before its breaker opened");
     assert_eq!(
         count(
             pool,
             "SELECT count(*) FROM postrunner.send_attempts s JOIN postrunner.outbox o ON o.id = s.message_id
-              WHERE s.provider = 'pm' AND s.outcome IN ('released', 'failed') AND o.provider = 'pm'"
+              WHERE s.provider = 'pm' AND s.outcome = 'released' AND o.provider = 'pm'"
         )
         .await,
         0
     );
+    // What pm may have taken was never sent elsewhere.
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM postrunner.send_attempts s JOIN postrunner.outbox o ON o.id = s.message_id
+              WHERE s.resolution = 'lookup' AND (o.provider <> 'pm' OR s.provider <> 'pm')"
+        )
+        .await,
+        0
+    );
+
     assert_eq!(
         count(pool, "SELECT count(*) FROM postrunner.outbox WHERE attempts > 1").await,
         0,
@@ -415,13 +445,18 @@ async fn probes_take_a_failing_provider_down_and_bring_it_back() {
 }
 
 #[tokio::test]
-async fn a_worker_killed_during_a_send_resends_and_the_history_shows_both_attempts() {
+async fn a_worker_killed_during_a_send_holds_the_message_then_resends_it_after_the_wait() {
     let db = TestDb::new().await;
     let pool = &db.pool;
     let simulator = FakeProvider::start(Kind::SendGrid, KEY).await;
     // The first send hangs: the worker is killed while it waits for the answer.
     simulator.fail_next([Fault::Slow(Duration::from_secs(30))]);
     let variable = acme_on_sendgrid(pool, &simulator.url).await;
+    exec(
+        pool,
+        "UPDATE postrunner.settings SET value = '1' WHERE name = 'uncertain_wait_secs'",
+    )
+    .await;
     messages(pool, "acme", "d", 1).await;
     let mut worker = crate::support::run::Process::spawn_with_env(
         &db.url,
@@ -440,23 +475,38 @@ async fn a_worker_killed_during_a_send_resends_and_the_history_shows_both_attemp
     worker.signal("KILL");
     let _ = worker.child.wait().await;
 
-    // Another worker rescues it once the lease expires, and sends it again.
+    // Another worker rescues it once the lease expires: the provider may have taken
+    // it, so it is held, not sent again at once.
     std::env::set_var(&variable, KEY);
-    let rescuer = spawn(
+    let directory = Arc::new(Directory::new(pool.clone()));
+    let rescuer = spawn(pool, kinds::registry(pool.clone(), directory.clone()), fast_config());
+    wait_for_count(
         pool,
-        kinds::registry(pool.clone(), Arc::new(Directory::new(pool.clone()))),
-        fast_config(),
-    );
+        "SELECT count(*) FROM postrunner.outbox WHERE status = 'uncertain'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(simulator.received().len(), 1);
+    // No evidence within the wait: the client's policy (resend) sends it again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    kinds::uncertain::ResolveUncertain::new(pool.clone(), directory, None)
+        .pass(None)
+        .await
+        .unwrap();
     wait_for_count(pool, SENT, 1, Duration::from_secs(30)).await;
     rescuer.stop().await;
-    let history: Vec<(i32, String)> =
-        sqlx::query_as("SELECT attempt, outcome::text FROM postrunner.send_attempts ORDER BY id")
+    let history: Vec<(i32, String, Option<String>)> =
+        sqlx::query_as("SELECT attempt, outcome::text, resolution FROM postrunner.send_attempts ORDER BY id")
             .fetch_all(pool)
             .await
             .unwrap();
     assert_eq!(
         history,
-        [(1, "lost".to_owned()), (2, "sent".to_owned())],
+        [
+            (1, "failed".to_owned(), Some("resent".to_owned())),
+            (2, "sent".to_owned(), None)
+        ],
         "policy: resend"
     );
     assert_eq!(

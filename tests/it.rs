@@ -27,5 +27,6 @@ mod settings;
 mod smtp;
 mod sql_files;
 mod tenancy;
+mod uncertain;
 mod webhooks;
 mod workers;

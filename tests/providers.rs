@@ -243,6 +243,15 @@ async fn faults_are_classified_the_same_way_for_every_provider() {
     let cases: Vec<(Fault, &str)> = vec![
         (Fault::Reply(503, "Service Unavailable".into(), vec![]), "unavailable"),
         (Fault::Reply(500, "{}".into(), vec![]), "unavailable"),
+        // A gateway's: the provider behind it may have taken the message.
+        (
+            Fault::Reply(502, "Bad Gateway".into(), vec![]),
+            "unavailable_maybe_taken",
+        ),
+        (
+            Fault::Reply(504, "Gateway Timeout".into(), vec![]),
+            "unavailable_maybe_taken",
+        ),
         (Fault::Slow(Duration::from_secs(2)), "unavailable_maybe_taken"),
         (Fault::Drop, "unavailable_maybe_taken"),
     ];
@@ -352,7 +361,8 @@ async fn refusals_from_real_error_bodies() {
     assert_eq!(class(&mailgun.send(&message()).await), "rejected");
 
     // Resend: quota 429s are the provider's trouble; a concurrent request with the same
-    // idempotency key is worth asking again.
+    // idempotency key, or one with a changed body, says Resend already has the message:
+    // it may be sent, so it is uncertain, never rejected.
     let (fake, resend) = adapter(Kind::Resend, KEY).await;
     fake.fail_next([
         Fault::Reply(
@@ -372,8 +382,16 @@ async fn refusals_from_real_error_bodies() {
         ),
     ]);
     assert_eq!(class(&resend.send(&message()).await), "unavailable");
-    assert_eq!(class(&resend.send(&message()).await), "transient");
+    assert_eq!(class(&resend.send(&message()).await), "unavailable_maybe_taken");
     assert_eq!(class(&resend.send(&message()).await), "rejected");
+    // The same key with a changed body (another sender address on a later attempt).
+    let first = message();
+    resend.send(&first).await.unwrap();
+    let changed = OutgoingMessage {
+        from: "other@acme.test".into(),
+        ..first
+    };
+    assert_eq!(class(&resend.send(&changed).await), "unavailable_maybe_taken");
 }
 
 #[tokio::test]

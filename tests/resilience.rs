@@ -265,8 +265,17 @@ async fn a_shutdown_gives_back_the_capacity_of_sends_that_never_started() {
             .unwrap();
     assert_eq!(
         outcomes,
-        [("lost".to_owned(), 1), ("released".to_owned(), 9)],
+        [("released".to_owned(), 9), ("uncertain".to_owned(), 1)],
         "the interrupted send may have gone; the nine others surely did not"
+    );
+    assert_eq!(
+        crate::support::routing::count(
+            pool,
+            "SELECT count(*) FROM postrunner.outbox WHERE status = 'uncertain'"
+        )
+        .await,
+        1,
+        "the interrupted one is held, not sent again at once"
     );
     let used_today =
         crate::support::routing::count(pool, "SELECT sum(sent_on_day)::bigint FROM postrunner.address_usage").await;

@@ -486,11 +486,18 @@ async fn a_worker_that_dies_after_reserving_cannot_cause_an_overshoot() {
     };
     assert_eq!(claim(pool, request).await.unwrap().len(), 1);
     let rescued = rescue_expired(pool, Some(t + Duration::seconds(31))).await.unwrap();
-    assert_eq!(rescued.requeued, 1);
+    assert_eq!(rescued.held, 1, "its send may have gone: held, not requeued");
+    // No evidence within the wait (15 minutes): resent, by the client's default policy.
+    let (resent,): (i32,) = sqlx::query_as("SELECT resent FROM postrunner.settle_uncertain($1)")
+        .bind(t + Duration::minutes(16))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(resent, 1);
 
     // The lost attempt may have reached the provider: it still counts.
     let worker = executor(pool, registry(pool), fast_config());
-    assert_eq!(drain_at(&worker, t + Duration::minutes(5)).await, 0);
+    assert_eq!(drain_at(&worker, t + Duration::minutes(20)).await, 0);
     assert_eq!(blocked(pool, "acme", "d").await.0.as_deref(), Some("daily_limit"));
     // Tomorrow, once the pacing slot after the lost attempt has passed too.
     assert_eq!(drain_at(&worker, at("2027-01-05T12:00:00Z")).await, 1);
@@ -503,7 +510,7 @@ async fn a_worker_that_dies_after_reserving_cannot_cause_an_overshoot() {
     assert_eq!(
         outcomes,
         [
-            ("2027-01-04".to_owned(), "lost".to_owned()),
+            ("2027-01-04".to_owned(), "failed".to_owned()),
             ("2027-01-05".to_owned(), "sent".to_owned())
         ]
     );

@@ -11,6 +11,9 @@
 --      an event for no known message is kept, with message_id NULL, and counted;
 --   2. moves the message's status forward only: sent -> delivered -> bounced ->
 --      complained (a late 'delivered' after 'bounced' changes nothing);
+--   2b. a message held because its send was uncertain is resolved as sent, its job
+--      deleted (postrunner.resolve_uncertain: the held job is locked before the outbox
+--      row, the queue's order);
 --   3. applies the client's policies (postrunner.apply_event_policies) and pauses the
 --      addresses, directions and clients over their bounce or complaint thresholds
 --      (postrunner.evaluate_pauses, sql/feedback/pauses.sql).
@@ -18,7 +21,9 @@
 -- nonce is recorded in the same transaction: a second request with it is refused
 -- (replayed = true, nothing else done).
 --
--- Locks: the nonce's and the new events' index entries; the messages' outbox rows
+-- Locks: the nonce's and the new events' index entries; the held jobs of uncertain
+-- messages the events are about (FOR UPDATE in id order, before their outbox rows, the
+-- queue's order: sql/outbox/uncertain.sql); the messages' outbox rows
 -- (FOR NO KEY UPDATE, in id order, so two batches touching the same messages queue up
 -- instead of deadlocking); suppression rows through their unique index. A message
 -- still 'sending' is locked too: its completion then either waits for this commit and
@@ -73,6 +78,8 @@ SET search_path = pg_catalog, postrunner, pg_temp
 AS $fn$
 DECLARE
     new_ids bigint[];
+    held_ids uuid[];
+    held_provider_ids text[];
 BEGIN
     replayed := false;
     stored := 0;
@@ -128,6 +135,17 @@ BEGIN
     duplicates := jsonb_array_length(p_events) - stored;
     IF stored = 0 THEN
         RETURN;
+    END IF;
+
+    -- Held messages (sends whose outcome was uncertain) these events are about: the
+    -- provider has them, so they are sent, not sent again (sql/outbox/uncertain.sql).
+    SELECT array_agg(e.message_id), array_agg(e.provider_message_id)
+      INTO held_ids, held_provider_ids
+      FROM postrunner.events e
+      JOIN postrunner.outbox o ON o.id = e.message_id
+     WHERE e.id = ANY (new_ids) AND o.status = 'uncertain';
+    IF held_ids IS NOT NULL THEN
+        PERFORM postrunner.resolve_uncertain(p_provider, held_ids, held_provider_ids, 'event');
     END IF;
 
     -- Statuses, forward only, each message once (its furthest new status).

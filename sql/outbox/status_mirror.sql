@@ -3,8 +3,9 @@
 -- jobs_sync_outbox mirrors job transitions of email jobs into the outbox, and closes a
 -- reservation still 'reserved' in the ledger when its attempt leaves `running` (its
 -- worker was rescued after its lease expired, or released it at shutdown; a send that
--- failed was already closed by the worker, as 'failed' or 'released') as 'lost',
--- keeping its capacity.
+-- failed was already closed by the worker, as 'uncertain' or 'released'), keeping its
+-- capacity: 'uncertain' when the job is held (the send may have reached the provider:
+-- sql/outbox/uncertain.sql decides it), else 'lost' (the attempt never got that far).
 --
 -- A row trigger whose WHEN clause filters on the kind: other kinds of job pay only for
 -- evaluating the WHEN. The claim's own transition (available -> running) is not
@@ -20,6 +21,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE state
         WHEN 'running'   THEN 'sending'
         WHEN 'retryable' THEN 'retrying'
+        WHEN 'held'      THEN 'uncertain'
         WHEN 'discarded' THEN 'failed'
         WHEN 'cancelled' THEN 'cancelled'
         ELSE CASE WHEN attempts > 0 THEN 'retrying' ELSE 'queued' END
@@ -39,7 +41,7 @@ BEGIN
        AND (status, attempts, last_error) IS DISTINCT FROM (mirrored, NEW.attempts, NEW.last_error);
     IF OLD.state = 'running' AND NEW.state <> 'running' THEN
         UPDATE postrunner.send_attempts
-           SET outcome = 'lost',
+           SET outcome = CASE WHEN NEW.state = 'held' THEN 'uncertain' ELSE 'lost' END::postrunner.attempt_outcome,
                finished_at = now(),
                error = coalesce(NEW.last_error, 'released before the attempt started')
          WHERE job_id = NEW.id AND outcome = 'reserved';

@@ -6,15 +6,20 @@
 -- $3[i] = 'reroute': the attempt did not count (its provider failed; another may take
 -- the job): the job is available again at once, its attempt given back, its reroutes
 -- counted.
+--
+-- $3[i] = 'held': the provider may have taken the message (sql/outbox/uncertain.sql):
+-- the job waits uncertain_wait_secs for evidence, its attempt counted, before the
+-- client's duplicate policy decides ($4[i] is ignored).
 UPDATE postrunner.jobs AS j
    SET state = CASE WHEN f.state = 'reroute' THEN 'available' ELSE f.state END::postrunner.job_state,
        attempts = CASE WHEN f.state = 'reroute' THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
        reroutes = j.reroutes + (f.state = 'reroute')::integer,
-       run_at = coalesce($6::timestamptz, now()) + make_interval(secs => f.delay_secs),
+       run_at = coalesce($6::timestamptz, now())
+                + CASE WHEN f.state = 'held' THEN postrunner.uncertain_wait() ELSE make_interval(secs => f.delay_secs) END,
        last_error = f.error,
        errors = j.errors || jsonb_build_array(jsonb_build_object(
                     'attempt', j.attempts, 'at', coalesce($6::timestamptz, now()), 'error', f.error,
-                    'rerouted', f.state = 'reroute')),
+                    'rerouted', f.state = 'reroute', 'uncertain', f.state = 'held')),
        leased_by = NULL,
        lease_token = NULL,
        lease_expires_at = NULL,

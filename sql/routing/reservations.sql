@@ -35,7 +35,8 @@ $fn$;
 -- 'recipient', 'message', 'transient' or 'provider'; only 'provider' counts against the
 -- provider's health, sql/providers/breaker.sql). When the provider did not take the
 -- message (p_release) its capacity is given back ('released'); when it may have, it
--- stays used ('failed'). Idempotent: only a 'reserved' row changes.
+-- stays used ('uncertain': the job is held until evidence or the wait decides,
+-- sql/outbox/uncertain.sql). Idempotent: only a 'reserved' row changes.
 CREATE OR REPLACE FUNCTION postrunner.close_attempt(p_attempt_id bigint, p_release boolean, p_error text, p_fault text)
 RETURNS postrunner.attempt_outcome
 LANGUAGE plpgsql VOLATILE AS $fn$
@@ -43,7 +44,7 @@ DECLARE
     a postrunner.send_attempts;
 BEGIN
     UPDATE postrunner.send_attempts
-       SET outcome = CASE WHEN p_release THEN 'released' ELSE 'failed' END::postrunner.attempt_outcome,
+       SET outcome = CASE WHEN p_release THEN 'released' ELSE 'uncertain' END::postrunner.attempt_outcome,
            finished_at = now(),
            error = p_error,
            fault = p_fault
@@ -64,8 +65,9 @@ $fn$;
 -- (p_started[i] false: it was prefetched) gets its attempt back, and its reservation, if
 -- it has one, is released with its capacity: the provider never saw it. One interrupted
 -- mid-run (the grace period ran out) keeps its attempt, and is discarded if that was
--- its last; its reservation is left for the status mirror to close as 'lost' (the
--- provider may have taken it). Returns how many jobs were released.
+-- its last; an email job interrupted mid-send is held instead (the provider may have
+-- taken it: sql/outbox/uncertain.sql), its reservation closed 'uncertain' by the status
+-- mirror. Returns how many jobs were released.
 --
 -- Locks: the jobs (by key, waiting only for a statement on the same rows, which
 -- commits in milliseconds), then each released reservation as give_back does.
@@ -93,13 +95,16 @@ BEGIN
     ),
     jobs AS (
         UPDATE postrunner.jobs AS j
-           SET state = CASE WHEN mine.started AND j.attempts >= j.max_attempts
-                            THEN 'discarded' ELSE 'available' END::postrunner.job_state,
+           SET state = CASE WHEN mine.started AND j.kind = 'email.send' THEN 'held'
+                            WHEN mine.started AND j.attempts >= j.max_attempts THEN 'discarded'
+                            ELSE 'available' END::postrunner.job_state,
                attempts = CASE WHEN mine.started THEN j.attempts ELSE greatest(j.attempts - 1, 0) END,
                last_error = CASE WHEN mine.started THEN 'interrupted: the worker stopped before the attempt finished'
                                  ELSE j.last_error END,
-               finalized_at = CASE WHEN mine.started AND j.attempts >= j.max_attempts THEN now() END,
-               run_at = now(),
+               finalized_at = CASE WHEN mine.started AND j.kind <> 'email.send' AND j.attempts >= j.max_attempts
+                                   THEN now() END,
+               run_at = now() + CASE WHEN mine.started AND j.kind = 'email.send'
+                                     THEN postrunner.uncertain_wait() ELSE interval '0' END,
                leased_by = NULL,
                lease_token = NULL,
                lease_expires_at = NULL

@@ -27,7 +27,7 @@ SELECT p.name AS provider,
   LEFT JOIN postrunner.provider_health h ON h.provider = p.name
  CROSS JOIN LATERAL (
        SELECT count(*) FILTER (WHERE a.outcome = 'sent') AS sent_last_hour,
-              count(*) FILTER (WHERE a.outcome IN ('released', 'failed')) AS failed_last_hour
+              count(*) FILTER (WHERE a.outcome IN ('released', 'uncertain', 'failed')) AS failed_last_hour
          FROM postrunner.send_attempts a
         WHERE a.provider = p.name AND a.reserved_at > now() - interval '1 hour') s
  CROSS JOIN LATERAL (

@@ -75,7 +75,7 @@ SELECT l.client,
 CREATE OR REPLACE VIEW postrunner.report_daily_volume AS
 SELECT day, client, direction, provider, from_address AS address,
        count(*) FILTER (WHERE outcome = 'sent')                      AS sent,
-       count(*) FILTER (WHERE outcome IN ('reserved', 'lost', 'failed')) AS uncertain,
+       count(*) FILTER (WHERE outcome IN ('reserved', 'uncertain', 'lost', 'failed')) AS uncertain,
        count(*) FILTER (WHERE outcome = 'released')                  AS released
   FROM postrunner.send_attempts
  WHERE (SELECT postrunner.may_act_for(NULL)) OR client = ANY ((SELECT postrunner.bound_clients())::text[])

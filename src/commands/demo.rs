@@ -133,7 +133,9 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     );
 
     // pm-main breaks a fifth of the way through (503s, timeouts, dropped connections)
-    // and heals half way.
+    // and heals half way. Its 503s go to other providers at once; a timed-out or dropped
+    // send may have been taken, so it is held as uncertain until the resolver finds it in
+    // Postmark's outbound search (or the wait ends): no duplicate.
     let broken = &simulators[2].1;
     let total = i64::from(args.messages);
     let (mut broke, mut healed) = (false, false);
@@ -154,7 +156,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
             healed = true;
             println!("  >>> pm-main heals");
         }
-        let pending: i64 = ["queued", "sending", "retrying"]
+        let pending: i64 = ["queued", "sending", "retrying", "uncertain"]
             .iter()
             .map(|s| counts.get(*s).copied().unwrap_or(0))
             .sum();
@@ -246,6 +248,18 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     if pauses.is_empty() {
         println!("  automatic pauses: none");
     }
+    let (held, by_lookup, by_event, resent, given_up): (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE resolution IS NOT NULL OR outcome = 'uncertain'),
+                count(*) FILTER (WHERE resolution = 'lookup'), count(*) FILTER (WHERE resolution = 'event'),
+                count(*) FILTER (WHERE resolution = 'resent'), count(*) FILTER (WHERE resolution = 'given_up')
+           FROM postrunner.send_attempts",
+    )
+    .fetch_one(&pool)
+    .await?;
+    println!(
+        "  uncertain sends (timeouts, dropped connections): {held} held, {by_lookup} found at the provider, \
+         {by_event} shown sent by an event, {resent} sent again, {given_up} given up"
+    );
     if server.cluster.is_none() {
         println!(
             "\nexplore it:  psql '{}' -c 'SELECT * FROM postrunner.report_provider_health'",
@@ -349,8 +363,8 @@ fn line(counts: &BTreeMap<String, i64>) -> String {
         "cancelled",
         "suppressed",
     ];
-    // What providers report back appears once it has.
-    let reported = ["delivered", "bounced", "complained"];
+    // What providers report back, and sends held as uncertain, appear once there are any.
+    let reported = ["uncertain", "delivered", "bounced", "complained"];
     always
         .iter()
         .map(|s| (s, counts.get(*s).copied().unwrap_or(0)))

@@ -55,6 +55,7 @@ pub const DEFINITIONS: &[Definition] = definitions![
     "routing/route_lane.sql",
     "routing/claim_messages.sql",
     "feedback/record_events.sql",
+    "outbox/uncertain.sql",
     "feedback/policies.sql",
     "feedback/pauses.sql",
     "alerts/rules.sql",

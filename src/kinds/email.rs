@@ -6,7 +6,9 @@
 //! provider with no transaction open; `record` writes the provider's answer onto the
 //! outbox row and the ledger in the transaction that completes the job. A failed send
 //! closes its reservation at once, giving the capacity back when the provider surely
-//! did not take the message.
+//! did not take the message. When it may have (a timeout, a dropped connection, a 502
+//! or 504), the message is held as `uncertain` rather than sent again at once
+//! (sql/outbox/uncertain.sql).
 
 use std::sync::Arc;
 
@@ -54,7 +56,7 @@ impl SendEmail {
 
 /// The args a routed claim gives an email job.
 #[derive(Deserialize)]
-struct Routed {
+pub(crate) struct Routed {
     attempt_id: i64,
     reroutes: i32,
     provider: String,
@@ -83,6 +85,32 @@ struct Sent {
     from_address: String,
     provider_message_id: String,
     sent_at: DateTime<Utc>,
+}
+
+impl Routed {
+    /// The message as its provider gets it: the same request for every attempt from
+    /// the same address, and for a lookup that repeats it (Resend's idempotent replay).
+    pub(crate) fn into_outgoing(self, unsubscribe_base: Option<&str>) -> OutgoingMessage {
+        let headers = self
+            .message
+            .headers
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value.as_str()?.to_owned())))
+            .collect();
+        OutgoingMessage {
+            id: self.message.id,
+            from: self.from_address,
+            from_name: self.from_name,
+            to: self.message.to,
+            subject: self.message.subject,
+            text_body: self.message.text_body,
+            html_body: self.message.html_body,
+            headers,
+            unsubscribe_url: unsubscribe_base.map(|base| format!("{base}/{}", self.message.id)),
+            tag: Some(self.message.direction),
+        }
+    }
 }
 
 impl SendEmail {
@@ -139,29 +167,14 @@ impl Handler for SendEmail {
         let span = tracing::Span::current();
         span.record("provider", routed.provider.as_str());
         span.record("address", routed.from_address.as_str());
-        let headers = routed
-            .message
-            .headers
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(name, value)| Some((name, value.as_str()?.to_owned())))
-            .collect();
-        let message = OutgoingMessage {
-            id: routed.message.id,
-            from: routed.from_address,
-            from_name: routed.from_name,
-            to: routed.message.to,
-            subject: routed.message.subject,
-            text_body: routed.message.text_body,
-            html_body: routed.message.html_body,
-            headers,
-            unsubscribe_url: self
-                .unsubscribe_base
-                .as_ref()
-                .map(|base| format!("{base}/{}", routed.message.id)),
-            tag: Some(routed.message.direction.clone()),
-        };
-        let sent = match self.providers.get(&routed.provider).await {
+        let (attempt_id, reroutes, provider, client) = (
+            routed.attempt_id,
+            routed.reroutes,
+            routed.provider.clone(),
+            routed.message.client.clone(),
+        );
+        let message = routed.into_outgoing(self.unsubscribe_base.as_deref());
+        let sent = match self.providers.get(&provider).await {
             Ok(provider) => provider.send(&message).await,
             Err(e) => Err(e),
         }
@@ -170,8 +183,8 @@ impl Handler for SendEmail {
         match sent {
             Ok(accepted) => {
                 let sent = Sent {
-                    attempt_id: routed.attempt_id,
-                    provider: routed.provider,
+                    attempt_id,
+                    provider,
                     from_address: message.from,
                     provider_message_id: accepted.provider_message_id,
                     sent_at: Utc::now(),
@@ -180,17 +193,26 @@ impl Handler for SendEmail {
             }
             Err(e) => {
                 tracing::info!(error = %e, "send failed");
-                self.close_attempt(routed.attempt_id, &e).await;
+                self.close_attempt(attempt_id, &e).await;
                 match e {
                     SendError::RecipientRefused { .. } => {
-                        self.suppress(&routed.message.client, &message.to, &e).await;
+                        self.suppress(&client, &message.to, &e).await;
                         Err(JobError::Permanent(e.to_string()))
                     }
                     SendError::Rejected { .. } => Err(JobError::Permanent(e.to_string())),
                     SendError::Transient { .. } => Err(JobError::Retry(e.to_string())),
+                    // The provider may have taken it: sending it elsewhere now could
+                    // deliver it twice. Held until evidence or the wait decides
+                    // (sql/outbox/uncertain.sql; tests/uncertain.rs).
+                    SendError::Unavailable {
+                        may_have_taken: true, ..
+                    } => {
+                        self.provider_failed(&provider, &e).await;
+                        Err(JobError::Uncertain(e.to_string()))
+                    }
                     SendError::Unavailable { .. } => {
-                        self.provider_failed(&routed.provider, &e).await;
-                        if routed.reroutes < MAX_REROUTES {
+                        self.provider_failed(&provider, &e).await;
+                        if reroutes < MAX_REROUTES {
                             Err(JobError::Reroute(e.to_string()))
                         } else {
                             Err(JobError::Retry(e.to_string()))
@@ -199,6 +221,11 @@ impl Handler for SendEmail {
                 }
             }
         }
+    }
+
+    /// A send cut off by the job's timeout may have reached its provider.
+    fn interrupted_is_uncertain(&self) -> bool {
+        true
     }
 
     async fn record(&self, tx: &mut PgConnection, results: &[(JobId, serde_json::Value)]) -> Result<(), sqlx::Error> {

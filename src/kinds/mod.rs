@@ -2,14 +2,16 @@
 //!
 //! - `email.send` ([`email`]): send one outbox message.
 //! - `system.rescue_expired_leases`, `system.cleanup`, `system.evaluate_alerts`,
-//!   `system.probe_providers` ([`system`]): periodic upkeep,
-//!   enqueued by the scheduler from `postrunner.schedules`.
+//!   `system.probe_providers` ([`system`]), `system.resolve_uncertain`
+//!   ([`uncertain`]): periodic upkeep, enqueued by the scheduler from
+//!   `postrunner.schedules`.
 //! - `noop` ([`noop`]): does nothing (or sleeps, or fails on request); for benchmarks,
 //!   tests and checking a deployment end to end.
 
 pub mod email;
 pub mod noop;
 pub mod system;
+pub mod uncertain;
 
 use std::sync::Arc;
 
@@ -27,9 +29,11 @@ pub fn registry(pool: PgPool, providers: Arc<Directory>) -> Registry {
 /// `unsubscribe_base` when it is set.
 pub fn registry_with(pool: PgPool, providers: Arc<Directory>, unsubscribe_base: Option<String>) -> Registry {
     let mut registry = Registry::new();
-    let send = email::SendEmail::new(pool.clone(), providers.clone()).with_unsubscribe_base(unsubscribe_base);
+    let send = email::SendEmail::new(pool.clone(), providers.clone()).with_unsubscribe_base(unsubscribe_base.clone());
+    let resolve = uncertain::ResolveUncertain::new(pool.clone(), providers.clone(), unsubscribe_base);
     registry
         .register(email::KIND, send)
+        .register(uncertain::KIND, resolve)
         .register(
             system::PROBE_PROVIDERS,
             system::ProbeProviders::new(pool.clone(), providers),

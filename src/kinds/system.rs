@@ -37,10 +37,11 @@ impl Handler for RescueExpiredLeases {
         let rescued = rescue_expired(&self.pool, None)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
-        if rescued.requeued + rescued.discarded > 0 {
+        if rescued.requeued + rescued.discarded + rescued.held > 0 {
             tracing::warn!(
                 jobs.requeued = rescued.requeued,
                 jobs.discarded = rescued.discarded,
+                jobs.held = rescued.held,
                 "rescued jobs of lost workers"
             );
         }

@@ -78,7 +78,9 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// The common reading of a failed status: 429, 5xx, 401/403 (and 402, 404, 405: a
 /// misconfigured endpoint or account) are the provider's trouble; other 4xx reject this
-/// message as it is.
+/// message as it is. 502 and 504 come from a gateway in front of the provider whose
+/// upstream failed or did not answer in time: the provider itself may have taken the
+/// message, so they are uncertain, not refusals.
 pub fn status_error(provider: &str, status: StatusCode, headers: &HeaderMap, detail: String) -> SendError {
     let detail = format!("HTTP {}: {}", status.as_u16(), truncate(&detail, 300));
     match status.as_u16() {
@@ -86,7 +88,7 @@ pub fn status_error(provider: &str, status: StatusCode, headers: &HeaderMap, det
             provider: provider.to_owned(),
             detail,
             retry_after: retry_after(headers),
-            may_have_taken: false,
+            may_have_taken: matches!(status.as_u16(), 502 | 504),
         },
         _ => SendError::Rejected {
             provider: provider.to_owned(),

@@ -5,10 +5,11 @@
 //! (echoed as `user-variables`) and the `X-Postrunner-Id` header.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::http::{domain_of, exchange, status_error, truncate, Reply};
-use super::{Accepted, OutgoingMessage, Provider, SendError};
+use super::{Accepted, Lookup, OutgoingMessage, Provider, SendError};
 use crate::secret::Secret;
 
 pub struct Mailgun {
@@ -109,6 +110,40 @@ impl Provider for Mailgun {
             });
         }
         Err(status_error(&self.name, status, &headers, said))
+    }
+
+    fn can_look_up(&self) -> bool {
+        true
+    }
+
+    /// `GET /v3/{domain}/events?event=accepted&user-variables={"postrunner_id": id}`:
+    /// Mailgun's event log, filtered by the variable every send carries.
+    async fn lookup(&self, message: &OutgoingMessage, _attempted_at: DateTime<Utc>) -> Result<Lookup, SendError> {
+        let domain = self.domain.as_deref().unwrap_or_else(|| domain_of(&message.from));
+        let variables = serde_json::json!({ "postrunner_id": message.id.to_string() }).to_string();
+        let request = self
+            .http
+            .get(format!("{}/v3/{domain}/events", self.base))
+            .basic_auth("api", Some(self.key.expose()))
+            .query(&[
+                ("event", "accepted"),
+                ("limit", "1"),
+                ("user-variables", variables.as_str()),
+            ]);
+        let reply = exchange(&self.name, request).await?;
+        if !reply.status.is_success() {
+            return Err(status_error(&self.name, reply.status, &reply.headers, reply.text));
+        }
+        let Some(item) = reply.json.as_ref().and_then(|r| r.pointer("/items/0")) else {
+            return Ok(Lookup::Unknown);
+        };
+        let id = item
+            .pointer("/message/headers/message-id")
+            .and_then(Value::as_str)
+            .map(|id| id.trim_matches(|c| c == '<' || c == '>').to_owned());
+        Ok(Lookup::Taken {
+            provider_message_id: id,
+        })
     }
 
     /// `GET /v3/domains[/{domain}]`: the sending domain (or the account's domains).

@@ -22,6 +22,7 @@ pub mod smtp;
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 pub use directory::Directory;
 
 use uuid::Uuid;
@@ -179,6 +180,18 @@ impl SendError {
     }
 }
 
+/// What a provider's own records say about a message whose send was uncertain
+/// (sql/outbox/uncertain.sql).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// It has the message: the send went through (with the provider's id for it,
+    /// when the answer carries one).
+    Taken { provider_message_id: Option<String> },
+    /// It does not know the message, or not yet (a provider's search can lag behind
+    /// its sends by minutes): no evidence either way.
+    Unknown,
+}
+
 /// Something that can send mail.
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync + 'static {
@@ -192,5 +205,18 @@ pub trait Provider: Send + Sync + 'static {
     /// credentials (the scheduler's health probe), sending nothing.
     async fn probe(&self) -> Result<(), SendError> {
         Ok(())
+    }
+
+    /// Whether [`Provider::lookup`] can find a message; the uncertain-send resolver
+    /// asks only the providers that can.
+    fn can_look_up(&self) -> bool {
+        false
+    }
+
+    /// Asks the provider whether it has `message`, whose send at `attempted_at` ended
+    /// without an answer. Sends nothing new, except where the provider's own
+    /// idempotency makes a repeat of the very same request safe (Resend).
+    async fn lookup(&self, _message: &OutgoingMessage, _attempted_at: DateTime<Utc>) -> Result<Lookup, SendError> {
+        Ok(Lookup::Unknown)
     }
 }

@@ -4,10 +4,11 @@
 //! `Metadata` and the `X-Postrunner-Id` header.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::http::{exchange, status_error, truncate, Reply};
-use super::{Accepted, OutgoingMessage, Provider, SendError};
+use super::{Accepted, Lookup, OutgoingMessage, Provider, SendError};
 use crate::secret::Secret;
 
 pub struct Postmark {
@@ -110,6 +111,46 @@ impl Provider for Postmark {
             (422, Some(code)) => Err(self.refused(code, said)),
             _ => Err(status_error(&self.name, status, &headers, said)),
         }
+    }
+
+    fn can_look_up(&self) -> bool {
+        true
+    }
+
+    /// `GET /messages/outbound?metadata_postrunner_id=<id>`: Postmark's outbound
+    /// message search, by the metadata every send carries.
+    async fn lookup(&self, message: &OutgoingMessage, _attempted_at: DateTime<Utc>) -> Result<Lookup, SendError> {
+        let request = self
+            .http
+            .get(format!("{}/messages/outbound", self.endpoint))
+            .header("X-Postmark-Server-Token", self.token.expose())
+            .header("Accept", "application/json")
+            .query(&[
+                ("count", "1"),
+                ("offset", "0"),
+                ("metadata_postrunner_id", &message.id.to_string()),
+            ]);
+        let reply = exchange(&self.name, request).await?;
+        if !reply.status.is_success() {
+            return Err(status_error(&self.name, reply.status, &reply.headers, reply.text));
+        }
+        let found = reply
+            .json
+            .as_ref()
+            .and_then(|r| r.get("TotalCount"))
+            .and_then(Value::as_i64);
+        if found.unwrap_or(0) < 1 {
+            return Ok(Lookup::Unknown);
+        }
+        let id = reply
+            .json
+            .as_ref()
+            .and_then(|r| r.pointer("/Messages/0/MessageID"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(Lookup::Taken {
+            provider_message_id: id,
+        })
     }
 
     /// `GET /server`: the server the token belongs to.

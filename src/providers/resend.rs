@@ -4,10 +4,11 @@
 //! postrunner's id travels in `tags` and the `X-Postrunner-Id` header.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::http::{exchange, status_error, truncate, Reply};
-use super::{Accepted, OutgoingMessage, Provider, SendError};
+use super::{Accepted, Lookup, OutgoingMessage, Provider, SendError};
 use crate::secret::Secret;
 
 pub struct Resend {
@@ -92,10 +93,14 @@ impl Provider for Resend {
             .map_or_else(|| text.clone(), str::to_owned);
         let detail = format!("HTTP {} {name}: {}", status.as_u16(), truncate(&said, 300));
         match name {
-            // The first request with this key is still running: ask again shortly.
-            "concurrent_idempotent_requests" => Err(SendError::Transient {
+            // Resend already has a request with this message's key: the first is still
+            // running, or an earlier attempt (from another sender address) was taken.
+            // Either way it may be sent: uncertain, never a failure or a resend elsewhere.
+            "concurrent_idempotent_requests" | "invalid_idempotent_request" => Err(SendError::Unavailable {
                 provider: self.name.clone(),
                 detail,
+                retry_after: None,
+                may_have_taken: true,
             }),
             // A daily or monthly quota is not fixed by retrying this message elsewhere soon.
             "daily_quota_exceeded" | "monthly_quota_exceeded" => Err(SendError::Unavailable {
@@ -105,6 +110,31 @@ impl Provider for Resend {
                 may_have_taken: false,
             }),
             _ => Err(status_error(&self.name, status, &headers, format!("{name}: {said}"))),
+        }
+    }
+
+    fn can_look_up(&self) -> bool {
+        true
+    }
+
+    /// Resend keeps an `Idempotency-Key` for 24 hours: the very same request again gets
+    /// the first one's answer (and id) if Resend took it, and is sent now if it did not.
+    /// Either way Resend then has the message once. Past 23 hours the key may be
+    /// forgotten, and a repeat could send it twice: no lookup then.
+    async fn lookup(&self, message: &OutgoingMessage, attempted_at: DateTime<Utc>) -> Result<Lookup, SendError> {
+        if Utc::now() - attempted_at > chrono::Duration::hours(23) {
+            return Ok(Lookup::Unknown);
+        }
+        match self.send(message).await {
+            Ok(accepted) => Ok(Lookup::Taken {
+                provider_message_id: Some(accepted.provider_message_id).filter(|id| !id.is_empty()),
+            }),
+            // Still running at Resend, or a request with this key but another body:
+            // Resend has something under this key, but cannot say more.
+            Err(SendError::Unavailable {
+                may_have_taken: true, ..
+            }) => Ok(Lookup::Unknown),
+            Err(e) => Err(e),
         }
     }
 

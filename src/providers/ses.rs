@@ -153,11 +153,12 @@ impl Ses {
                 provider: self.name.clone(),
                 detail,
             },
+            // A gateway's 502 or 504: SES behind it may have taken the message.
             _ => SendError::Unavailable {
                 provider: self.name.clone(),
                 detail,
                 retry_after: retry_after(headers),
-                may_have_taken: false,
+                may_have_taken: matches!(status, 502 | 504),
             },
         }
     }

@@ -71,6 +71,9 @@ struct Inner {
     latency: Mutex<Duration>,
     /// Resend's idempotency memory: key -> (body, response).
     idempotent: Mutex<HashMap<String, (String, Value)>>,
+    /// Messages the fake took (answered 2xx, or processed before a fault cut the
+    /// answer off): postrunner's id -> the fake's id for it. What lookups search.
+    taken: Mutex<HashMap<String, String>>,
 }
 
 /// A running fake provider on 127.0.0.1.
@@ -91,6 +94,7 @@ impl FakeProvider {
             always: Mutex::default(),
             latency: Mutex::default(),
             idempotent: Mutex::default(),
+            taken: Mutex::default(),
         });
         let app = axum::Router::new().fallback(handle).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -115,9 +119,73 @@ impl FakeProvider {
         *self.inner.latency.lock().unwrap() = latency;
     }
 
-    /// Every request received so far.
+    /// Every request received so far (lookups aside).
     pub fn received(&self) -> Vec<Received> {
         self.inner.received.lock().unwrap().clone()
+    }
+
+    /// How many messages the fake took (processed), whatever its answer said.
+    pub fn taken(&self) -> usize {
+        self.inner.taken.lock().unwrap().len()
+    }
+}
+
+impl Inner {
+    /// Remembers that the message `r` carries (postrunner's id, from where this kind
+    /// puts it) was taken, under the fake's `id`.
+    fn took(&self, r: &Received, id: &str) {
+        let ours = match self.kind {
+            Kind::Postmark => r
+                .json
+                .as_ref()
+                .and_then(|b| b.pointer("/Metadata/postrunner_id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            Kind::Mailgun => r.field("v:postrunner_id").first().map(|v| (*v).to_owned()),
+            _ => r
+                .json
+                .as_ref()
+                .and_then(|b| b.pointer("/headers/X-Postrunner-Id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        };
+        let ours = ours.unwrap_or_else(|| format!("unknown-{}", uuid::Uuid::new_v4()));
+        self.taken.lock().unwrap().insert(ours, id.to_owned());
+    }
+}
+
+/// Postmark's outbound search and Mailgun's event log, over what the fake took.
+fn lookup(inner: &Inner, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    let query: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    match inner.kind {
+        Kind::Postmark if uri.path() == "/messages/outbound" => {
+            if header("x-postmark-server-token") != inner.key {
+                return Some(json_reply(401, json!({ "ErrorCode": 10, "Message": "bad token" })));
+            }
+            let found = param("metadata_postrunner_id").and_then(|id| inner.taken.lock().unwrap().get(&id).cloned());
+            let messages: Vec<Value> = found.iter().map(|id| json!({ "MessageID": id })).collect();
+            Some(json_reply(
+                200,
+                json!({ "TotalCount": messages.len(), "Messages": messages }),
+            ))
+        }
+        Kind::Mailgun if uri.path().starts_with("/v3/") && uri.path().ends_with("/events") => {
+            if header("authorization") != format!("Basic {}", base64_basic("api", &inner.key)) {
+                return Some((StatusCode::UNAUTHORIZED, "Forbidden").into_response());
+            }
+            let ours = param("user-variables")
+                .and_then(|v| serde_json::from_str::<Value>(&v).ok())
+                .and_then(|v| v.get("postrunner_id").and_then(Value::as_str).map(str::to_owned));
+            let found = ours.and_then(|id| inner.taken.lock().unwrap().get(&id).cloned());
+            let items: Vec<Value> = found
+                .iter()
+                .map(|id| json!({ "event": "accepted", "message": { "headers": { "message-id": id.trim_matches(|c| c == '<' || c == '>') } } }))
+                .collect();
+            Some(json_reply(200, json!({ "items": items, "paging": {} })))
+        }
+        _ => None,
     }
 }
 
@@ -128,6 +196,11 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if method == Method::GET {
+        if let Some(answer) = lookup(&inner, &uri, &headers) {
+            return answer;
+        }
+    }
     let text = String::from_utf8_lossy(&body).into_owned();
     let received = Received {
         path: uri.path().to_owned(),
@@ -157,33 +230,44 @@ async fn handle(
             for (name, value) in headers {
                 response.headers_mut().insert(name, value.parse().unwrap());
             }
-            return response;
+            response
         }
-        Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        // Taken at once, answered too late (the client may have given up by then).
+        Some(Fault::Slow(delay)) => {
+            let answer = respond(&inner, &method, &received);
+            tokio::time::sleep(delay).await;
+            answer
+        }
+        // Taken, then the connection breaks before the answer's body.
         Some(Fault::Drop) => {
+            let _taken = respond(&inner, &method, &received);
             let broken = futures_util::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped by the fake"))
             });
-            return Response::builder()
+            Response::builder()
                 .status(200)
                 .header("content-length", "100")
                 .body(Body::from_stream(broken))
-                .unwrap();
+                .unwrap()
         }
-        None => {}
+        None => respond(&inner, &method, &received),
     }
+}
+
+/// The provider's normal answer to a request.
+fn respond(inner: &Inner, method: &Method, received: &Received) -> Response {
     if method == Method::GET {
-        return probe(&inner, &received);
+        return probe(inner, received);
     }
     if method != Method::POST {
         return (StatusCode::METHOD_NOT_ALLOWED, "").into_response();
     }
     match inner.kind {
-        Kind::SendGrid => sendgrid(&inner, &received),
-        Kind::Postmark => postmark(&inner, &received),
-        Kind::Resend => resend(&inner, &received),
-        Kind::Mailgun => mailgun(&inner, &received),
-        Kind::Ses => ses(&inner, &received, "POST"),
+        Kind::SendGrid => sendgrid(inner, received),
+        Kind::Postmark => postmark(inner, received),
+        Kind::Resend => resend(inner, received),
+        Kind::Mailgun => mailgun(inner, received),
+        Kind::Ses => ses(inner, received, "POST"),
     }
 }
 
@@ -285,6 +369,7 @@ fn sendgrid(inner: &Inner, r: &Received) -> Response {
         );
     }
     let id = format!("SG{}", uuid::Uuid::new_v4().simple());
+    inner.took(r, &id);
     Response::builder()
         .status(202)
         .header("X-Message-Id", id)
@@ -312,11 +397,13 @@ fn postmark(inner: &Inner, r: &Received) -> Response {
     if !has("From") || !has("To") || !(has("TextBody") || has("HtmlBody")) {
         return refused(422, 300, "Invalid email request");
     }
+    let id = uuid::Uuid::new_v4().to_string();
+    inner.took(r, &id);
     json_reply(
         200,
         json!({
             "To": body["To"], "SubmittedAt": chrono::Utc::now().to_rfc3339(),
-            "MessageID": uuid::Uuid::new_v4().to_string(), "ErrorCode": 0, "Message": "OK"
+            "MessageID": id, "ErrorCode": 0, "Message": "OK"
         }),
     )
 }
@@ -355,11 +442,15 @@ fn resend(inner: &Inner, r: &Received) -> Response {
                 ),
                 None => {
                     seen.insert(key.to_owned(), (r.body.clone(), reply.clone()));
+                    inner.took(r, reply["id"].as_str().unwrap_or_default());
                     json_reply(200, reply)
                 }
             }
         }
-        None => json_reply(200, reply),
+        None => {
+            inner.took(r, reply["id"].as_str().unwrap_or_default());
+            json_reply(200, reply)
+        }
     }
 }
 
@@ -382,10 +473,13 @@ fn mailgun(inner: &Inner, r: &Received) -> Response {
             json!({ "message": "Need at least one of 'text', 'html', 'amp-html' or 'template' parameters specified" }),
         );
     }
-    json_reply(
-        200,
-        json!({ "id": format!("<{}.{}@{domain}>", chrono::Utc::now().format("%Y%m%d%H%M%S"), uuid::Uuid::new_v4().simple()), "message": "Queued. Thank you." }),
-    )
+    let id = format!(
+        "<{}.{}@{domain}>",
+        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        uuid::Uuid::new_v4().simple()
+    );
+    inner.took(r, &id);
+    json_reply(200, json!({ "id": id, "message": "Queued. Thank you." }))
 }
 
 fn ses(inner: &Inner, r: &Received, method: &str) -> Response {
@@ -457,10 +551,9 @@ fn ses(inner: &Inner, r: &Received, method: &str) -> Response {
     if body.pointer("/Content/Simple/Body/Text").is_none() && body.pointer("/Content/Simple/Body/Html").is_none() {
         return error(400, "MessageRejected", "Email body is empty.");
     }
-    json_reply(
-        200,
-        json!({ "MessageId": format!("0100{}-000000", uuid::Uuid::new_v4().simple()) }),
-    )
+    let id = format!("0100{}-000000", uuid::Uuid::new_v4().simple());
+    inner.took(r, &id);
+    json_reply(200, json!({ "MessageId": id }))
 }
 
 /// `user:password` in base64, as HTTP Basic sends it.

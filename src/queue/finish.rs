@@ -46,6 +46,8 @@ pub struct FinishReport {
     pub completed: usize,
     pub retried: usize,
     pub discarded: usize,
+    /// Jobs held because their attempt's outcome is uncertain.
+    pub held: usize,
     /// Jobs whose lease this worker no longer held: nothing was written for them.
     pub lost: usize,
     /// Jobs whose rows another transaction held at that instant (an application's lock
@@ -162,6 +164,7 @@ pub async fn finish(
                 Decision::RetryIn(delay) => ("retryable", delay.as_secs_f64()),
                 Decision::Discard => ("discarded", 0.0),
                 Decision::Reroute => ("reroute", 0.0),
+                Decision::Hold => ("held", 0.0),
             };
             states.push(state);
             delays.push(delay);
@@ -183,6 +186,8 @@ pub async fn finish(
             if written.contains(id) {
                 if *state == "retryable" || *state == "reroute" {
                     report.retried += 1;
+                } else if *state == "held" {
+                    report.held += 1;
                 } else {
                     report.discarded += 1;
                 }
@@ -212,7 +217,7 @@ pub async fn finish(
     }
 
     tx.commit().await.map_err(QueueError::wrap("commit finish"))?;
-    report.lost = batch.len() - report.completed - report.retried - report.discarded - report.busy.len();
+    report.lost = batch.len() - report.completed - report.retried - report.discarded - report.held - report.busy.len();
     Ok(report)
 }
 

@@ -27,6 +27,12 @@ pub enum JobError {
     /// again. The handler bounds how often (see `email.send`).
     #[error("{0}")]
     Reroute(String),
+    /// The attempt may have done its work without saying so (for a send: the provider
+    /// may have taken the message before the connection dropped): the job is held,
+    /// neither retried nor failed, until evidence or a wait decides
+    /// (sql/outbox/uncertain.sql). Only `email.send` has such attempts.
+    #[error("{0}")]
+    Uncertain(String),
 }
 
 /// One kind of job.
@@ -34,6 +40,12 @@ pub enum JobError {
 pub trait Handler: Send + Sync + 'static {
     /// Runs one attempt. `Ok(Some(value))` is passed to [`Handler::record`].
     async fn run(&self, job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError>;
+
+    /// Whether an attempt cut off midway (its time ran out) may still have done its
+    /// work: such a job is held like a [`JobError::Uncertain`] one instead of retried.
+    fn interrupted_is_uncertain(&self) -> bool {
+        false
+    }
 
     /// Records the results of completed jobs of this kind, inside the completing
     /// transaction (only jobs whose completion really happened are passed).

@@ -40,6 +40,9 @@ pub struct Rescued {
     pub requeued: i64,
     /// Jobs whose lost attempt was their last.
     pub discarded: i64,
+    /// Email jobs whose send may have reached the provider: held until evidence or
+    /// the uncertain wait decides (sql/outbox/uncertain.sql).
+    pub held: i64,
 }
 
 /// Returns jobs with expired leases to the queue (`now`: `None` is the database clock).
@@ -47,10 +50,14 @@ pub struct Rescued {
 /// # Errors
 /// [`QueueError`] when the database cannot be reached.
 pub async fn rescue_expired(pool: &PgPool, now: Option<DateTime<Utc>>) -> Result<Rescued, QueueError> {
-    let (requeued, discarded, _notified): (i64, i64, Option<bool>) = sqlx::query_as(RESCUE)
+    let (requeued, discarded, held, _notified): (i64, i64, i64, Option<bool>) = sqlx::query_as(RESCUE)
         .bind(now)
         .fetch_one(pool)
         .await
         .map_err(QueueError::wrap("rescue expired leases"))?;
-    Ok(Rescued { requeued, discarded })
+    Ok(Rescued {
+        requeued,
+        discarded,
+        held,
+    })
 }

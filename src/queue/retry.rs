@@ -24,6 +24,9 @@ pub enum Decision {
     /// The attempt does not count (the job's handler could not even start it, e.g. its
     /// provider was unavailable): run again at once, attempt given back.
     Reroute,
+    /// The attempt's outcome is unknown: hold the job until evidence or the uncertain
+    /// wait decides (sql/outbox/uncertain.sql), its attempt counted.
+    Hold,
 }
 
 impl Default for Backoff {

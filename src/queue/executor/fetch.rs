@@ -234,10 +234,11 @@ impl Fetch {
             Err(e) => self.outage.failed(&e),
         }
         match rescue_expired(&self.pool, None).await {
-            Ok(r) if r.requeued + r.discarded > 0 => {
+            Ok(r) if r.requeued + r.discarded + r.held > 0 => {
                 tracing::warn!(
                     jobs.requeued = r.requeued,
                     jobs.discarded = r.discarded,
+                    jobs.held = r.held,
                     "rescued jobs of lost workers"
                 );
             }
@@ -428,7 +429,16 @@ pub(super) async fn attempt(
                     error,
                     decision: Decision::Discard,
                 },
+                Ok(Ok(Err(JobError::Uncertain(error)))) => Outcome::Failed {
+                    error,
+                    decision: Decision::Hold,
+                },
                 Ok(Err(_panic)) => retry("the job's handler panicked".to_owned()),
+                // Cut off mid-attempt: a send may already have reached its provider.
+                Err(_elapsed) if handler.interrupted_is_uncertain() => Outcome::Failed {
+                    error: format!("timed out after {timeout:?}: the outcome is uncertain"),
+                    decision: Decision::Hold,
+                },
                 Err(_elapsed) => retry(format!("timed out after {timeout:?}")),
             }
         }

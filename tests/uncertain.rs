@@ -1,0 +1,429 @@
+//! Sends whose outcome is uncertain (sql/outbox/uncertain.sql): the provider may have
+//! taken the message (it processed the request, then the connection broke or the
+//! answer came too late), so the message is held, its capacity kept, and decided by
+//! evidence (a signed webhook event, a provider lookup) or, after the wait, by the
+//! client's duplicate policy. Real simulators that take the message and then fail the
+//! answer; events signed by independent code; the real worker and resolver.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use postrunner::kinds::{self, uncertain::ResolveUncertain};
+use postrunner::providers::mailgun::Mailgun;
+use postrunner::providers::postmark::Postmark;
+use postrunner::providers::resend::Resend;
+use postrunner::providers::sendgrid::SendGrid;
+use postrunner::providers::{http, Directory, Provider};
+use postrunner::secret::Secret;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::support::db::TestDb;
+use crate::support::fake_provider::{FakeProvider, Fault, Kind};
+use crate::support::routing::{count, exec};
+use crate::support::run::{fast_config, spawn, Running};
+use crate::support::webhooks::{headers_of, now_unix, post, secret_variable, sendgrid_event, serve, sign};
+use crate::support::{eventually, wait_for_count};
+
+const KEY: &str = "uncertain-key";
+
+/// Client acme (direction d) sending through one provider `p` of `kind` at the
+/// simulator (with a minute rate and a monthly budget, so both are counted), from one
+/// address whose pacing does not hold a resend back; a directory whose adapter for `p`
+/// gives up on an answer after 500 ms.
+async fn acme_on(db: &TestDb, kind: Kind) -> (FakeProvider, Arc<Directory>) {
+    let fake = FakeProvider::start(kind, KEY).await;
+    let kind_name = match kind {
+        Kind::SendGrid => "sendgrid",
+        Kind::Postmark => "postmark",
+        Kind::Resend => "resend",
+        Kind::Mailgun => "mailgun",
+        Kind::Ses => "ses",
+    };
+    exec(
+        &db.pool,
+        &format!(
+            "INSERT INTO postrunner.clients (name) VALUES ('acme');
+             INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
+             INSERT INTO postrunner.providers (name, kind, per_minute, monthly_budget)
+             VALUES ('p', '{kind_name}', 1000, 100000);
+             INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
+             VALUES ('alice@mail.acme.test', 'p', 'acme', 10000000);"
+        ),
+    )
+    .await;
+    let url = fake.url.clone();
+    let client = http::client(Duration::from_millis(500));
+    let directory = Directory::with_builder(db.pool.clone(), move |name| {
+        let key = Secret::new(KEY.to_owned());
+        let adapter: Arc<dyn Provider> = match (name, kind) {
+            ("p", Kind::SendGrid) => Arc::new(SendGrid::new(name, &url, key, client.clone())),
+            ("p", Kind::Postmark) => Arc::new(Postmark::new(name, &url, key, client.clone())),
+            ("p", Kind::Resend) => Arc::new(Resend::new(name, &url, key, client.clone())),
+            ("p", Kind::Mailgun) => Arc::new(Mailgun::new(name, &url, key, client.clone())),
+            _ => return None,
+        };
+        Some(adapter)
+    });
+    (fake, Arc::new(directory))
+}
+
+async fn one_message(pool: &PgPool) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+         VALUES ('acme', 'd', 'jane@example.org', 'Hello', 'Hi Jane') RETURNING id",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+fn worker(pool: &PgPool, directory: &Arc<Directory>) -> Running {
+    spawn(pool, kinds::registry(pool.clone(), directory.clone()), fast_config())
+}
+
+async fn status(pool: &PgPool, id: Uuid) -> String {
+    sqlx::query_scalar("SELECT status::text FROM postrunner.outbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The message's attempts: (attempt, outcome, resolution).
+async fn history(pool: &PgPool, id: Uuid) -> Vec<(i32, String, Option<String>)> {
+    sqlx::query_as(
+        "SELECT attempt, outcome::text, resolution FROM postrunner.send_attempts WHERE message_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Waits until message `id` is held as uncertain.
+async fn held(pool: &PgPool, id: Uuid) {
+    wait_for_count(
+        pool,
+        &format!(
+            "SELECT count(*) FROM postrunner.outbox o JOIN postrunner.jobs j ON j.id = o.job_id
+              WHERE o.id = '{id}' AND o.status = 'uncertain' AND j.state = 'held'"
+        ),
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+}
+
+/// The address's count for today and the provider's for this month: what the
+/// uncertain attempt keeps reserved.
+async fn capacity_used(pool: &PgPool) -> (i64, i64) {
+    let day = count(
+        pool,
+        "SELECT coalesce(sum(sent_on_day), 0) FROM postrunner.address_usage WHERE address = 'alice@mail.acme.test'",
+    )
+    .await;
+    let month = count(
+        pool,
+        "SELECT coalesce(sum(sent_in_month), 0) FROM postrunner.provider_usage WHERE provider = 'p'",
+    )
+    .await;
+    (day, month)
+}
+
+async fn wait_secs(pool: &PgPool, secs: u32) {
+    exec(
+        pool,
+        &format!("UPDATE postrunner.settings SET value = '{secs}' WHERE name = 'uncertain_wait_secs'"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_dropped_connection_holds_the_message_and_a_signed_delivered_event_sends_it_once() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fake, directory) = acme_on(&db, Kind::SendGrid).await;
+    // SendGrid takes the message, then the connection breaks before the answer.
+    fake.fail_next([Fault::Drop]);
+    wait_secs(pool, 2).await;
+    let id = one_message(pool).await;
+    let running = worker(pool, &directory);
+    held(pool, id).await;
+    assert_eq!(capacity_used(pool).await, (1, 1), "its capacity stays reserved");
+    assert_eq!(history(pool, id).await, [(1, "uncertain".to_owned(), None)]);
+
+    // SendGrid's delivered event comes back through the signed webhook.
+    let key = sign(json!({"op": "sendgrid-key"}));
+    let variable = secret_variable(key["public_b64"].as_str().unwrap());
+    exec(
+        pool,
+        &format!("UPDATE postrunner.providers SET webhook_secret_env = '{variable}' WHERE name = 'p'"),
+    )
+    .await;
+    let base = serve(pool).await;
+    let body = json!([sendgrid_event(
+        "delivered",
+        id,
+        "jane@example.org",
+        json!({"sg_message_id": "SGtaken.filter0001"})
+    )])
+    .to_string();
+    let signed = headers_of(&sign(json!({
+        "op": "sendgrid", "private_pem": key["private_pem"], "timestamp": now_unix(), "body": body
+    })));
+    let answer = post(&format!("{base}/webhooks/p"), &signed, body).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+
+    assert_eq!(status(pool, id).await, "delivered");
+    assert_eq!(
+        history(pool, id).await,
+        [(1, "sent".to_owned(), Some("event".to_owned()))]
+    );
+    assert_eq!(
+        count(pool, &format!("SELECT count(*) FROM postrunner.jobs WHERE id = (SELECT job_id FROM postrunner.outbox WHERE id = '{id}')")).await,
+        0,
+        "its job is done"
+    );
+    let provider_id: Option<String> =
+        sqlx::query_scalar("SELECT provider_message_id FROM postrunner.outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    // SendGrid's event id is its X-Message-Id and a suffix: the message's id is the prefix.
+    assert_eq!(provider_id.as_deref(), Some("SGtaken"));
+
+    // Past the wait, nothing is sent again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let settled = ResolveUncertain::new(pool.clone(), directory.clone(), None)
+        .pass(None)
+        .await
+        .unwrap();
+    assert_eq!(settled.resent, 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.stop().await;
+    assert_eq!(fake.received().len(), 1, "no duplicate");
+    assert_eq!(capacity_used(pool).await, (1, 1));
+}
+
+#[tokio::test]
+async fn without_evidence_it_is_sent_again_once_after_the_wait() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fake, directory) = acme_on(&db, Kind::SendGrid).await;
+    // Taken, but answered only after the client gave up (500 ms).
+    fake.fail_next([Fault::Slow(Duration::from_secs(2))]);
+    wait_secs(pool, 1).await;
+    let id = one_message(pool).await;
+    let running = worker(pool, &directory);
+    held(pool, id).await;
+    assert_eq!(fake.received().len(), 1);
+
+    // Before the wait is over, the resolver leaves it held.
+    let resolver = ResolveUncertain::new(pool.clone(), directory.clone(), None);
+    let early = resolver.pass(None).await.unwrap();
+    if early.resent == 0 {
+        assert_eq!(status(pool, id).await, "uncertain");
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let settled = resolver.pass(None).await.unwrap();
+    assert_eq!(settled.resent + early.resent, 1);
+    eventually(Duration::from_secs(20), "sent again", || async {
+        status(pool, id).await == "sent"
+    })
+    .await;
+    // Later passes change nothing.
+    resolver.pass(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.stop().await;
+    assert_eq!(fake.received().len(), 2, "resent once");
+    assert_eq!(
+        history(pool, id).await,
+        [
+            (1, "failed".to_owned(), Some("resent".to_owned())),
+            (2, "sent".to_owned(), None)
+        ]
+    );
+    assert_eq!(
+        capacity_used(pool).await,
+        (2, 2),
+        "both attempts count: the first may have been delivered"
+    );
+}
+
+#[tokio::test]
+async fn a_never_duplicate_client_fails_it_after_the_wait_instead() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fake, directory) = acme_on(&db, Kind::SendGrid).await;
+    exec(
+        pool,
+        "UPDATE postrunner.clients SET duplicate_policy = 'never-duplicate' WHERE name = 'acme'",
+    )
+    .await;
+    // A gateway's 504: the provider behind it may have taken the message.
+    fake.fail_next([Fault::Reply(504, "Gateway Timeout".into(), vec![])]);
+    wait_secs(pool, 1).await;
+    let id = one_message(pool).await;
+    let running = worker(pool, &directory);
+    held(pool, id).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let settled = ResolveUncertain::new(pool.clone(), directory.clone(), None)
+        .pass(None)
+        .await
+        .unwrap();
+    assert_eq!((settled.resent, settled.given_up), (0, 1));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.stop().await;
+    assert_eq!(status(pool, id).await, "failed");
+    let error: String = sqlx::query_scalar("SELECT last_error FROM postrunner.outbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(error.contains("never-duplicate"), "{error}");
+    assert_eq!(fake.received().len(), 1, "never sent twice");
+    assert_eq!(
+        history(pool, id).await,
+        [(1, "failed".to_owned(), Some("given_up".to_owned()))]
+    );
+}
+
+#[tokio::test]
+async fn postmark_and_mailgun_lookups_find_a_taken_message_and_it_is_sent() {
+    for kind in [Kind::Postmark, Kind::Mailgun] {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let (fake, directory) = acme_on(&db, kind).await;
+        fake.fail_next([Fault::Drop]);
+        let id = one_message(pool).await;
+        let running = worker(pool, &directory);
+        held(pool, id).await;
+        let settled = ResolveUncertain::new(pool.clone(), directory.clone(), None)
+            .pass(None)
+            .await
+            .unwrap();
+        running.stop().await;
+        assert_eq!(settled.looked_up, 1, "{kind:?}");
+        assert_eq!(status(pool, id).await, "sent", "{kind:?}");
+        assert_eq!(
+            history(pool, id).await,
+            [(1, "sent".to_owned(), Some("lookup".to_owned()))],
+            "{kind:?}"
+        );
+        let provider_id: Option<String> =
+            sqlx::query_scalar("SELECT provider_message_id FROM postrunner.outbox WHERE id = $1")
+                .bind(id)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert!(provider_id.is_some_and(|p| !p.is_empty()), "{kind:?}");
+        assert_eq!((fake.received().len(), fake.taken()), (1, 1), "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_lookup_that_finds_nothing_leaves_it_held() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fake, directory) = acme_on(&db, Kind::Postmark).await;
+    // A 502 from the gateway: Postmark never saw it, but postrunner cannot know that.
+    fake.fail_next([Fault::Reply(502, "Bad Gateway".into(), vec![])]);
+    let id = one_message(pool).await;
+    let running = worker(pool, &directory);
+    held(pool, id).await;
+    let resolver = ResolveUncertain::new(pool.clone(), directory.clone(), None);
+    assert_eq!(resolver.pass(None).await.unwrap().looked_up, 0);
+    running.stop().await;
+    assert_eq!(status(pool, id).await, "uncertain");
+    let asked = count(
+        pool,
+        "SELECT count(*) FROM postrunner.send_attempts WHERE outcome = 'uncertain' AND looked_up_at IS NOT NULL",
+    )
+    .await;
+    assert_eq!(
+        asked, 1,
+        "the lookup is recorded, and not repeated before uncertain_lookup_secs"
+    );
+}
+
+#[tokio::test]
+async fn resend_is_asked_by_replaying_the_same_idempotent_request() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fake, directory) = acme_on(&db, Kind::Resend).await;
+    fake.fail_next([Fault::Slow(Duration::from_secs(2))]);
+    let id = one_message(pool).await;
+    let running = worker(pool, &directory);
+    held(pool, id).await;
+    // Let the slow answer finish on the fake's side.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = ResolveUncertain::new(pool.clone(), directory.clone(), None)
+        .pass(None)
+        .await
+        .unwrap();
+    running.stop().await;
+    assert_eq!(settled.looked_up, 1);
+    assert_eq!(status(pool, id).await, "sent");
+    assert_eq!(fake.received().len(), 2, "the replay reached Resend");
+    assert_eq!(fake.taken(), 1, "and Resend has the message once");
+}
+
+#[tokio::test]
+async fn an_event_that_came_while_the_worker_still_waited_settles_it_at_once() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fake, directory) = acme_on(&db, Kind::SendGrid).await;
+    fake.fail_next([Fault::Slow(Duration::from_millis(1500))]);
+    let id = one_message(pool).await;
+    let running = worker(pool, &directory);
+    eventually(Duration::from_secs(20), "the send in flight", || async {
+        !fake.received().is_empty()
+    })
+    .await;
+    // A fast webhook: delivered before the worker has given up on the answer.
+    let events = json!([{
+        "dedupe_key": "early-1", "kind": "delivered", "our_id": id, "recipient": "jane@example.org",
+        "occurred_at": chrono::Utc::now(), "payload": {}
+    }]);
+    sqlx::query("SELECT * FROM postrunner.record_events('p', $1)")
+        .bind(&events)
+        .execute(pool)
+        .await
+        .unwrap();
+    held(pool, id).await;
+    let settled = ResolveUncertain::new(pool.clone(), directory.clone(), None)
+        .pass(None)
+        .await
+        .unwrap();
+    running.stop().await;
+    assert_eq!(settled.confirmed, 1);
+    assert_eq!(status(pool, id).await, "delivered");
+    assert_eq!(
+        history(pool, id).await,
+        [(1, "sent".to_owned(), Some("event".to_owned()))]
+    );
+}
+
+#[tokio::test]
+async fn an_uncertain_message_cannot_be_cancelled_or_redriven_by_an_application() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fake, directory) = acme_on(&db, Kind::SendGrid).await;
+    fake.fail_next([Fault::Drop]);
+    let id = one_message(pool).await;
+    let running = worker(pool, &directory);
+    held(pool, id).await;
+    running.stop().await;
+    let app = crate::support::logins::Login::create(&db, "postrunner_app", &[Some("acme")]).await;
+    for sql in [
+        format!("UPDATE postrunner.outbox SET status = 'cancelled' WHERE id = '{id}'"),
+        format!("SELECT postrunner.retry_message('{id}')"),
+    ] {
+        assert!(app.run(&sql).await.is_err(), "{sql}");
+    }
+    assert_eq!(status(pool, id).await, "uncertain");
+    app.remove(&db).await;
+}
