@@ -5,6 +5,7 @@
 mod support;
 
 mod bounce_mail;
+mod bounce_mailbox;
 mod boundaries;
 mod config;
 mod failover;

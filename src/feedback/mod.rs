@@ -8,6 +8,7 @@
 
 pub mod bounce_mail;
 pub mod event;
+pub mod imap;
 pub mod mailgun;
 pub mod postmark;
 pub mod resend;

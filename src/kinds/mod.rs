@@ -3,11 +3,12 @@
 //! - `email.send` ([`email`]): send one outbox message.
 //! - `system.rescue_expired_leases`, `system.cleanup`, `system.evaluate_alerts`,
 //!   `system.probe_providers` ([`system`]), `system.resolve_uncertain`
-//!   ([`uncertain`]): periodic upkeep, enqueued by the scheduler from
-//!   `postrunner.schedules`.
+//!   ([`uncertain`]), `system.read_bounce_mail` ([`bounce_mail`]): periodic upkeep,
+//!   enqueued by the scheduler from `postrunner.schedules`.
 //! - `noop` ([`noop`]): does nothing (or sleeps, or fails on request); for benchmarks,
 //!   tests and checking a deployment end to end.
 
+pub mod bounce_mail;
 pub mod email;
 pub mod noop;
 pub mod system;
@@ -34,6 +35,7 @@ pub fn registry_with(pool: PgPool, providers: Arc<Directory>, unsubscribe_base: 
     registry
         .register(email::KIND, send)
         .register(uncertain::KIND, resolve)
+        .register(bounce_mail::KIND, bounce_mail::ReadBounceMail::new(pool.clone()))
         .register(
             system::PROBE_PROVIDERS,
             system::ProbeProviders::new(pool.clone(), providers),

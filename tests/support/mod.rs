@@ -7,6 +7,7 @@ pub mod db;
 pub mod factory;
 pub mod fake_provider;
 pub mod gated;
+pub mod imap_server;
 pub mod logins;
 pub mod plans;
 pub mod routing;
