@@ -10,6 +10,7 @@ mod boundaries;
 mod config;
 mod failover;
 mod feedback;
+mod feedback_loop;
 mod import;
 mod migrate;
 mod outbox;

@@ -80,6 +80,7 @@ DECLARE
     new_ids bigint[];
     held_ids uuid[];
     held_provider_ids text[];
+    any_held boolean;
 BEGIN
     replayed := false;
     stored := 0;
@@ -102,13 +103,13 @@ BEGIN
                    occurred_at timestamptz, payload jsonb)
     ),
     matched AS (
-        SELECT g.*, m.id AS message_id, m.client, m.to_address
+        SELECT g.*, m.id AS message_id, m.client, m.to_address, m.status
           FROM given g
           LEFT JOIN LATERAL (
-                SELECT o.id, o.client, o.to_address FROM postrunner.outbox o
+                SELECT o.id, o.client, o.to_address, o.status FROM postrunner.outbox o
                  WHERE o.id = g.our_id AND (o.provider IS NULL OR o.provider = p_provider)
                 UNION ALL
-                SELECT o.id, o.client, o.to_address FROM postrunner.outbox o
+                SELECT o.id, o.client, o.to_address, o.status FROM postrunner.outbox o
                  WHERE g.provider_message_id IS NOT NULL
                    AND o.provider = p_provider AND o.provider_message_id = g.provider_message_id
                  LIMIT 1) m ON true
@@ -128,8 +129,9 @@ BEGIN
         ON CONFLICT ON CONSTRAINT events_once DO NOTHING
         RETURNING id, message_id
     )
-    SELECT coalesce(array_agg(id ORDER BY id), '{}'), count(*) FILTER (WHERE message_id IS NULL)
-      INTO new_ids, unmatched
+    SELECT coalesce(array_agg(id ORDER BY id), '{}'), count(*) FILTER (WHERE message_id IS NULL),
+           (SELECT bool_or(m.status = 'uncertain') FROM matched m)
+      INTO new_ids, unmatched, any_held
       FROM inserted;
     stored := cardinality(new_ids);
     duplicates := jsonb_array_length(p_events) - stored;
@@ -139,12 +141,13 @@ BEGIN
 
     -- Held messages (sends whose outcome was uncertain) these events are about: the
     -- provider has them, so they are sent, not sent again (sql/outbox/uncertain.sql).
-    SELECT array_agg(e.message_id), array_agg(e.provider_message_id)
-      INTO held_ids, held_provider_ids
-      FROM postrunner.events e
-      JOIN postrunner.outbox o ON o.id = e.message_id
-     WHERE e.id = ANY (new_ids) AND o.status = 'uncertain';
-    IF held_ids IS NOT NULL THEN
+    -- Rare: the statement runs only when a matched message was uncertain.
+    IF any_held THEN
+        SELECT array_agg(e.message_id), array_agg(e.provider_message_id)
+          INTO held_ids, held_provider_ids
+          FROM postrunner.events e
+          JOIN postrunner.outbox o ON o.id = e.message_id
+         WHERE e.id = ANY (new_ids) AND o.status = 'uncertain';
         PERFORM postrunner.resolve_uncertain(p_provider, held_ids, held_provider_ids, 'event');
     END IF;
 

@@ -27,12 +27,27 @@ pub fn addresses(text: &str, recipient: &str) -> String {
         .into_owned()
 }
 
+/// `text` with every occurrence of `needle`, in any ASCII letter case, replaced by
+/// `with`. No regex: this runs for every event's diagnostic, and compiling a pattern
+/// per call was most of a webhook batch's CPU (docs/bench/2026-12-01-events.md).
+/// ASCII lowercasing keeps byte offsets, so matches in the lowered copy are cut from
+/// the original.
 fn replace_ignoring_case(text: &str, needle: &str, with: &str) -> String {
-    if needle.is_empty() {
+    if needle.is_empty() || text.len() < needle.len() {
         return text.to_owned();
     }
-    let pattern = format!("(?i){}", regex::escape(needle));
-    Regex::new(&pattern).map_or_else(|_| text.to_owned(), |re| re.replace_all(text, with).into_owned())
+    let lowered = text.to_ascii_lowercase();
+    let needle = needle.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    while let Some(at) = lowered[from..].find(&needle) {
+        let start = from + at;
+        out.push_str(&text[from..start]);
+        out.push_str(with);
+        from = start + needle.len();
+    }
+    out.push_str(&text[from..]);
+    out
 }
 
 #[cfg(test)]
@@ -53,6 +68,14 @@ mod tests {
         assert_eq!(
             addresses("to=jane%40example.org invalid", "jane@example.org"),
             "to=<recipient> invalid"
+        );
+    }
+
+    #[test]
+    fn a_percent_encoded_recipient_is_replaced_in_any_case_and_every_time() {
+        assert_eq!(
+            addresses("a=JANE%40Example.ORG b=jane%40example.org é", "jane@example.org"),
+            "a=<recipient> b=<recipient> é"
         );
     }
 

@@ -11,6 +11,7 @@
 
 mod error;
 mod health;
+mod provider_rows;
 mod webhooks;
 
 use std::sync::Arc;
@@ -59,6 +60,7 @@ pub(crate) struct AppState {
     pub config: Arc<WebConfig>,
     pub readiness: Arc<health::Readiness>,
     pub sns: Arc<webhooks::SnsCertificates>,
+    pub providers: Arc<provider_rows::ProviderRows>,
 }
 
 /// The routes, with their limits.
@@ -71,6 +73,7 @@ pub fn router(pool: PgPool, config: WebConfig) -> Result<Router, reqwest::Error>
         sns: Arc::new(webhooks::SnsCertificates::new(config.sns_ca_pem.as_deref())?),
         config: Arc::new(config.clone()),
         readiness: Arc::default(),
+        providers: Arc::default(),
     };
     Ok(Router::new()
         .route("/healthz", get(health::healthz))

@@ -16,6 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 
+use super::provider_rows::ProviderRow;
 use super::{ApiError, AppState};
 use crate::feedback::store::{self, StoreError};
 use crate::feedback::{self, Refusal, Verifier, WebhookRequest};
@@ -28,13 +29,13 @@ pub(crate) async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<store::Recorded>, ApiError> {
     let body = body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
-    let row: Option<(String, Option<String>, Vec<String>)> =
-        sqlx::query_as("SELECT kind::text, webhook_secret_env, sns_topics FROM postrunner.providers WHERE name = $1")
-            .bind(&provider)
-            .fetch_optional(&state.pool)
-            .await
-            .map_err(unavailable)?;
-    let Some((kind, secret_env, topics)) = row else {
+    let row = state.providers.get(&state.pool, &provider).await.map_err(unavailable)?;
+    let Some(ProviderRow {
+        kind,
+        secret_env,
+        topics,
+    }) = row
+    else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such provider"));
     };
     let request = WebhookRequest {
