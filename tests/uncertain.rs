@@ -102,6 +102,19 @@ async fn history(pool: &PgPool, id: Uuid) -> Vec<(i32, String, Option<String>)> 
     .unwrap()
 }
 
+/// Enqueues one message and runs a worker until the message is held as uncertain.
+async fn send_and_hold(pool: &PgPool, directory: &Arc<Directory>) -> (Uuid, Running) {
+    let id = one_message(pool).await;
+    let running = worker(pool, directory);
+    held(pool, id).await;
+    (id, running)
+}
+
+/// The resolver task, as a worker runs it (no unsubscribe links).
+fn resolver(pool: &PgPool, directory: &Arc<Directory>) -> ResolveUncertain {
+    ResolveUncertain::new(pool.clone(), directory.clone(), None)
+}
+
 /// Waits until message `id` is held as uncertain.
 async fn held(pool: &PgPool, id: Uuid) {
     wait_for_count(
@@ -148,9 +161,7 @@ async fn a_dropped_connection_holds_the_message_and_a_signed_delivered_event_sen
     // SendGrid takes the message, then the connection breaks before the answer.
     fake.fail_next([Fault::Drop]);
     wait_secs(pool, 2).await;
-    let id = one_message(pool).await;
-    let running = worker(pool, &directory);
-    held(pool, id).await;
+    let (id, running) = send_and_hold(pool, &directory).await;
     assert_eq!(capacity_used(pool).await, (1, 1), "its capacity stays reserved");
     assert_eq!(history(pool, id).await, [(1, "uncertain".to_owned(), None)]);
 
@@ -197,10 +208,7 @@ async fn a_dropped_connection_holds_the_message_and_a_signed_delivered_event_sen
 
     // Past the wait, nothing is sent again.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let settled = ResolveUncertain::new(pool.clone(), directory.clone(), None)
-        .pass(None)
-        .await
-        .unwrap();
+    let settled = resolver(pool, &directory).pass(None).await.unwrap();
     assert_eq!(settled.resent, 0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     running.stop().await;
@@ -216,13 +224,11 @@ async fn without_evidence_it_is_sent_again_once_after_the_wait() {
     // Taken, but answered only after the client gave up (500 ms).
     fake.fail_next([Fault::Slow(Duration::from_secs(2))]);
     wait_secs(pool, 1).await;
-    let id = one_message(pool).await;
-    let running = worker(pool, &directory);
-    held(pool, id).await;
+    let (id, running) = send_and_hold(pool, &directory).await;
     assert_eq!(fake.received().len(), 1);
 
     // Before the wait is over, the resolver leaves it held.
-    let resolver = ResolveUncertain::new(pool.clone(), directory.clone(), None);
+    let resolver = resolver(pool, &directory);
     let early = resolver.pass(None).await.unwrap();
     if early.resent == 0 {
         assert_eq!(status(pool, id).await, "uncertain");
@@ -266,14 +272,9 @@ async fn a_never_duplicate_client_fails_it_after_the_wait_instead() {
     // A gateway's 504: the provider behind it may have taken the message.
     fake.fail_next([Fault::Reply(504, "Gateway Timeout".into(), vec![])]);
     wait_secs(pool, 1).await;
-    let id = one_message(pool).await;
-    let running = worker(pool, &directory);
-    held(pool, id).await;
+    let (id, running) = send_and_hold(pool, &directory).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let settled = ResolveUncertain::new(pool.clone(), directory.clone(), None)
-        .pass(None)
-        .await
-        .unwrap();
+    let settled = resolver(pool, &directory).pass(None).await.unwrap();
     assert_eq!((settled.resent, settled.given_up), (0, 1));
     tokio::time::sleep(Duration::from_millis(500)).await;
     running.stop().await;
@@ -298,13 +299,8 @@ async fn postmark_and_mailgun_lookups_find_a_taken_message_and_it_is_sent() {
         let pool = &db.pool;
         let (fake, directory) = acme_on(&db, kind).await;
         fake.fail_next([Fault::Drop]);
-        let id = one_message(pool).await;
-        let running = worker(pool, &directory);
-        held(pool, id).await;
-        let settled = ResolveUncertain::new(pool.clone(), directory.clone(), None)
-            .pass(None)
-            .await
-            .unwrap();
+        let (id, running) = send_and_hold(pool, &directory).await;
+        let settled = resolver(pool, &directory).pass(None).await.unwrap();
         running.stop().await;
         assert_eq!(settled.looked_up, 1, "{kind:?}");
         assert_eq!(status(pool, id).await, "sent", "{kind:?}");
@@ -331,10 +327,8 @@ async fn a_lookup_that_finds_nothing_leaves_it_held() {
     let (fake, directory) = acme_on(&db, Kind::Postmark).await;
     // A 502 from the gateway: Postmark never saw it, but postrunner cannot know that.
     fake.fail_next([Fault::Reply(502, "Bad Gateway".into(), vec![])]);
-    let id = one_message(pool).await;
-    let running = worker(pool, &directory);
-    held(pool, id).await;
-    let resolver = ResolveUncertain::new(pool.clone(), directory.clone(), None);
+    let (id, running) = send_and_hold(pool, &directory).await;
+    let resolver = resolver(pool, &directory);
     assert_eq!(resolver.pass(None).await.unwrap().looked_up, 0);
     running.stop().await;
     assert_eq!(status(pool, id).await, "uncertain");
@@ -355,15 +349,10 @@ async fn resend_is_asked_by_replaying_the_same_idempotent_request() {
     let pool = &db.pool;
     let (fake, directory) = acme_on(&db, Kind::Resend).await;
     fake.fail_next([Fault::Slow(Duration::from_secs(2))]);
-    let id = one_message(pool).await;
-    let running = worker(pool, &directory);
-    held(pool, id).await;
+    let (id, running) = send_and_hold(pool, &directory).await;
     // Let the slow answer finish on the fake's side.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let settled = ResolveUncertain::new(pool.clone(), directory.clone(), None)
-        .pass(None)
-        .await
-        .unwrap();
+    let settled = resolver(pool, &directory).pass(None).await.unwrap();
     running.stop().await;
     assert_eq!(settled.looked_up, 1);
     assert_eq!(status(pool, id).await, "sent");
@@ -394,10 +383,7 @@ async fn an_event_that_came_while_the_worker_still_waited_settles_it_at_once() {
         .await
         .unwrap();
     held(pool, id).await;
-    let settled = ResolveUncertain::new(pool.clone(), directory.clone(), None)
-        .pass(None)
-        .await
-        .unwrap();
+    let settled = resolver(pool, &directory).pass(None).await.unwrap();
     running.stop().await;
     assert_eq!(settled.confirmed, 1);
     assert_eq!(status(pool, id).await, "delivered");
@@ -413,9 +399,7 @@ async fn an_uncertain_message_cannot_be_cancelled_or_redriven_by_an_application(
     let pool = &db.pool;
     let (fake, directory) = acme_on(&db, Kind::SendGrid).await;
     fake.fail_next([Fault::Drop]);
-    let id = one_message(pool).await;
-    let running = worker(pool, &directory);
-    held(pool, id).await;
+    let (id, running) = send_and_hold(pool, &directory).await;
     running.stop().await;
     let app = crate::support::logins::Login::create(&db, "postrunner_app", &[Some("acme")]).await;
     for sql in [
