@@ -100,11 +100,17 @@ pub struct WebArgs {
 
 impl WebArgs {
     /// # Errors
-    /// The CA file cannot be read.
+    /// The CA file cannot be read, or the unsubscribe key is too short.
     pub fn web_config(&self) -> std::io::Result<crate::web::WebConfig> {
         let sns_ca_pem = match &self.sns_ca_file {
             Some(path) => Some(std::fs::read_to_string(path)?),
             None => None,
+        };
+        // Unsubscribe links are served when their key is set (the workers sign with it).
+        let unsubscribe = if std::env::var_os(crate::unsubscribe::KEY_VARIABLE).is_some_and(|v| !v.is_empty()) {
+            Some(crate::unsubscribe::UnsubscribeKeys::from_env().map_err(std::io::Error::other)?)
+        } else {
+            None
         };
         Ok(crate::web::WebConfig {
             max_body: self.max_body,
@@ -112,6 +118,7 @@ impl WebArgs {
             webhook_tolerance: self.webhook_tolerance,
             sns_trusted_hosts: self.sns_trusted_host.clone(),
             sns_ca_pem,
+            unsubscribe,
         })
     }
 }
@@ -170,8 +177,9 @@ pub struct WorkerArgs {
     /// Size of this process's connection pool.
     #[arg(long, env = "POSTRUNNER_MAX_CONNECTIONS", default_value_t = 10)]
     pub max_connections: u32,
-    /// Base URL of the unsubscribe pages: messages then carry RFC 8058 one-click
-    /// `List-Unsubscribe: <{url}/{message id}>` and `List-Unsubscribe-Post`.
+    /// Public base URL of `postrunner web`: messages then carry signed RFC 8058
+    /// one-click links, `List-Unsubscribe: <{url}/u/<token>>` and
+    /// `List-Unsubscribe-Post`, signed with the key in POSTRUNNER_UNSUBSCRIBE_KEY.
     #[arg(long, env = "POSTRUNNER_UNSUBSCRIBE_URL")]
     pub unsubscribe_url: Option<String>,
 }

@@ -17,7 +17,8 @@
 //! - [`providers`]: adapters that hand a message to an email provider.
 //! - [`periodic`]: cron schedules that run exactly once per tick across replicas.
 //! - [`feedback`]: provider events after a send (webhooks verified and normalised).
-//! - [`web`]: the HTTP routes (`/webhooks/<provider>`, `/healthz`, `/readyz`).
+//! - [`web`]: the HTTP routes (`/webhooks/<provider>`, `/u/<token>`, `/healthz`, `/readyz`).
+//! - [`unsubscribe`]: signed one-click unsubscribe links (RFC 8058).
 //! - [`roles`]: the long-running processes (`worker`, `scheduler`, `web`).
 //! - [`commands`]: one-shot commands (`demo`, `bench`).
 //! - [`telemetry`], [`shutdown`], [`secret`]: process plumbing.
@@ -38,6 +39,7 @@ pub mod routing;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
+pub mod unsubscribe;
 pub mod web;
 
 /// The version recorded in `postrunner.processes` for each running process.

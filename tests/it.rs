@@ -30,5 +30,6 @@ mod smtp;
 mod sql_files;
 mod tenancy;
 mod uncertain;
+mod unsubscribe;
 mod webhooks;
 mod workers;

@@ -12,7 +12,8 @@
 CREATE OR REPLACE VIEW postrunner.report_suppressions AS
 SELECT s.client, s.address, s.reason, s.detail, s.created_at, s.expires_at,
        (s.expires_at IS NULL OR s.expires_at > now()) AS active,
-       e.provider AS event_provider, e.kind AS event_kind, e.occurred_at AS event_at, s.event_id
+       e.provider AS event_provider, e.kind AS event_kind, e.occurred_at AS event_at, s.event_id,
+       s.message_id
   FROM postrunner.suppressions s
   LEFT JOIN postrunner.events e ON e.id = s.event_id
  WHERE (SELECT postrunner.may_act_for(NULL)) OR s.client = ANY ((SELECT postrunner.bound_clients())::text[]);

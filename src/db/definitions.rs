@@ -58,6 +58,7 @@ pub const DEFINITIONS: &[Definition] = definitions![
     "outbox/uncertain.sql",
     "feedback/policies.sql",
     "feedback/pauses.sql",
+    "feedback/unsubscribe.sql",
     "alerts/rules.sql",
     "security/tenancy.sql",
     "views/queue.sql",

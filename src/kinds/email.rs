@@ -20,8 +20,12 @@ use uuid::Uuid;
 use crate::providers::{Directory, OutgoingMessage, SendError};
 use crate::queue::handler::{Handler, JobError};
 use crate::queue::{ClaimedJob, JobId};
+use crate::unsubscribe::UnsubscribeLinks;
 
 pub const KIND: &str = "email.send";
+
+/// What a body says where the message's own unsubscribe link goes.
+pub const PLACEHOLDER: &str = "{{unsubscribe_url}}";
 
 const RECORD_SENT: &str = include_str!("../../sql/outbox/record_sent.sql");
 const CLOSE_ATTEMPT: &str = include_str!("../../sql/outbox/close_attempt.sql");
@@ -35,7 +39,7 @@ pub const MAX_REROUTES: i32 = 3;
 pub struct SendEmail {
     pool: PgPool,
     providers: Arc<Directory>,
-    unsubscribe_base: Option<String>,
+    unsubscribe: Option<UnsubscribeLinks>,
 }
 
 impl SendEmail {
@@ -43,13 +47,15 @@ impl SendEmail {
         Self {
             pool,
             providers,
-            unsubscribe_base: None,
+            unsubscribe: None,
         }
     }
 
-    /// Adds RFC 8058 one-click unsubscribe headers pointing at `{base}/{message id}`.
-    pub fn with_unsubscribe_base(mut self, base: Option<String>) -> Self {
-        self.unsubscribe_base = base.map(|b| b.trim_end_matches('/').to_owned());
+    /// Gives every message its signed RFC 8058 one-click unsubscribe link
+    /// (src/unsubscribe.rs), in its headers and in place of `{{unsubscribe_url}}` in
+    /// its bodies.
+    pub fn with_unsubscribe(mut self, links: Option<UnsubscribeLinks>) -> Self {
+        self.unsubscribe = links;
         self
     }
 }
@@ -90,7 +96,9 @@ struct Sent {
 impl Routed {
     /// The message as its provider gets it: the same request for every attempt from
     /// the same address, and for a lookup that repeats it (Resend's idempotent replay).
-    pub(crate) fn into_outgoing(self, unsubscribe_base: Option<&str>) -> OutgoingMessage {
+    /// With unsubscribe links, `{{unsubscribe_url}}` in a body becomes the message's own
+    /// link (HTML-escaped in the HTML body).
+    pub(crate) fn into_outgoing(self, unsubscribe: Option<&UnsubscribeLinks>) -> OutgoingMessage {
         let headers = self
             .message
             .headers
@@ -98,16 +106,23 @@ impl Routed {
             .into_iter()
             .filter_map(|(name, value)| Some((name, value.as_str()?.to_owned())))
             .collect();
+        let unsubscribe_url =
+            unsubscribe.map(|links| links.url(self.message.id, &self.message.client, &self.message.to));
+        let (mut text_body, mut html_body) = (self.message.text_body, self.message.html_body);
+        if let Some(url) = &unsubscribe_url {
+            text_body = text_body.map(|t| t.replace(PLACEHOLDER, url));
+            html_body = html_body.map(|h| h.replace(PLACEHOLDER, &url.replace('&', "&amp;").replace('"', "&quot;")));
+        }
         OutgoingMessage {
             id: self.message.id,
             from: self.from_address,
             from_name: self.from_name,
             to: self.message.to,
             subject: self.message.subject,
-            text_body: self.message.text_body,
-            html_body: self.message.html_body,
+            text_body,
+            html_body,
             headers,
-            unsubscribe_url: unsubscribe_base.map(|base| format!("{base}/{}", self.message.id)),
+            unsubscribe_url,
             tag: Some(self.message.direction),
         }
     }
@@ -173,7 +188,7 @@ impl Handler for SendEmail {
             routed.provider.clone(),
             routed.message.client.clone(),
         );
-        let message = routed.into_outgoing(self.unsubscribe_base.as_deref());
+        let message = routed.into_outgoing(self.unsubscribe.as_ref());
         let sent = match self.providers.get(&provider).await {
             Ok(provider) => provider.send(&message).await,
             Err(e) => Err(e),

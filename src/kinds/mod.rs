@@ -20,18 +20,19 @@ use sqlx::PgPool;
 
 use crate::providers::Directory;
 use crate::queue::handler::Registry;
+use crate::unsubscribe::UnsubscribeLinks;
 
 /// Every built-in kind, sending mail through the adapters of `providers`.
 pub fn registry(pool: PgPool, providers: Arc<Directory>) -> Registry {
     registry_with(pool, providers, None)
 }
 
-/// [`registry`], with messages carrying one-click unsubscribe links under
-/// `unsubscribe_base` when it is set.
-pub fn registry_with(pool: PgPool, providers: Arc<Directory>, unsubscribe_base: Option<String>) -> Registry {
+/// [`registry`], with messages carrying signed one-click unsubscribe links when
+/// `unsubscribe` is set.
+pub fn registry_with(pool: PgPool, providers: Arc<Directory>, unsubscribe: Option<UnsubscribeLinks>) -> Registry {
     let mut registry = Registry::new();
-    let send = email::SendEmail::new(pool.clone(), providers.clone()).with_unsubscribe_base(unsubscribe_base.clone());
-    let resolve = uncertain::ResolveUncertain::new(pool.clone(), providers.clone(), unsubscribe_base);
+    let send = email::SendEmail::new(pool.clone(), providers.clone()).with_unsubscribe(unsubscribe.clone());
+    let resolve = uncertain::ResolveUncertain::new(pool.clone(), providers.clone(), unsubscribe);
     registry
         .register(email::KIND, send)
         .register(uncertain::KIND, resolve)

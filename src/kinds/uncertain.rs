@@ -17,6 +17,7 @@ use crate::kinds::email::Routed;
 use crate::providers::{Directory, Lookup};
 use crate::queue::handler::{Handler, JobError};
 use crate::queue::ClaimedJob;
+use crate::unsubscribe::UnsubscribeLinks;
 
 pub const KIND: &str = "system.resolve_uncertain";
 
@@ -25,7 +26,7 @@ const LOOKUP_BATCH: i32 = 100;
 pub struct ResolveUncertain {
     pool: PgPool,
     providers: Arc<Directory>,
-    unsubscribe_base: Option<String>,
+    unsubscribe: Option<UnsubscribeLinks>,
 }
 
 /// What one pass did.
@@ -42,13 +43,13 @@ pub struct Settled {
 }
 
 impl ResolveUncertain {
-    /// `unsubscribe_base` must be the workers' own (`--unsubscribe-url`): Resend's
+    /// `unsubscribe` must be the workers' own (`--unsubscribe-url` and its key): Resend's
     /// replay has to be the very request the worker sent.
-    pub fn new(pool: PgPool, providers: Arc<Directory>, unsubscribe_base: Option<String>) -> Self {
+    pub fn new(pool: PgPool, providers: Arc<Directory>, unsubscribe: Option<UnsubscribeLinks>) -> Self {
         Self {
             pool,
             providers,
-            unsubscribe_base: unsubscribe_base.map(|b| b.trim_end_matches('/').to_owned()),
+            unsubscribe,
         }
     }
 
@@ -132,7 +133,7 @@ impl ResolveUncertain {
         attempted_at: DateTime<Utc>,
     ) -> Option<Option<String>> {
         let routed: Routed = serde_json::from_value(args).ok()?;
-        let message = routed.into_outgoing(self.unsubscribe_base.as_deref());
+        let message = routed.into_outgoing(self.unsubscribe.as_ref());
         let adapter = self.providers.get(provider).await.ok()?;
         match adapter.lookup(&message, attempted_at).await {
             Ok(Lookup::Taken { provider_message_id }) => Some(provider_message_id),

@@ -11,6 +11,7 @@ use super::presence::Presence;
 use crate::kinds;
 use crate::providers::Directory;
 use crate::queue::executor::{Executor, ExecutorConfig};
+use crate::unsubscribe::{UnsubscribeKeys, UnsubscribeLinks};
 
 /// Runs a worker until `shutdown`.
 ///
@@ -30,7 +31,14 @@ pub async fn run(
     presence.register(&pool).await.context("registering the worker")?;
     tracing::info!(worker.id = %presence.id, concurrency = config.concurrency, "worker started");
 
-    let registry = kinds::registry_with(pool.clone(), Arc::new(Directory::new(pool.clone())), unsubscribe_url);
+    let unsubscribe = match unsubscribe_url {
+        Some(base) => {
+            let keys = UnsubscribeKeys::from_env().context("--unsubscribe-url signs its links")?;
+            Some(UnsubscribeLinks::new(&base, keys))
+        }
+        None => None,
+    };
+    let registry = kinds::registry_with(pool.clone(), Arc::new(Directory::new(pool.clone())), unsubscribe);
     let executor = Executor::new(pool.clone(), registry, config, presence.id);
     executor.run(shutdown).await;
 

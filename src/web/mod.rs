@@ -12,6 +12,7 @@
 mod error;
 mod health;
 mod provider_rows;
+mod unsubscribe;
 mod webhooks;
 
 use std::sync::Arc;
@@ -39,6 +40,9 @@ pub struct WebConfig {
     pub sns_trusted_hosts: Vec<String>,
     /// An extra root certificate (PEM) for fetching from those hosts.
     pub sns_ca_pem: Option<String>,
+    /// The keys unsubscribe links are checked with (`/u/<token>`); without them those
+    /// routes answer 404.
+    pub unsubscribe: Option<crate::unsubscribe::UnsubscribeKeys>,
 }
 
 impl Default for WebConfig {
@@ -49,6 +53,7 @@ impl Default for WebConfig {
             webhook_tolerance: Duration::from_secs(600),
             sns_trusted_hosts: Vec::new(),
             sns_ca_pem: None,
+            unsubscribe: None,
         }
     }
 }
@@ -82,6 +87,7 @@ pub fn router(pool: PgPool, config: WebConfig) -> Result<Router, reqwest::Error>
             "/webhooks/{provider}",
             post(webhooks::receive).fallback(webhooks::wrong_method),
         )
+        .route("/u/{token}", get(unsubscribe::show).post(unsubscribe::confirm))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(config.max_body))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -1,0 +1,219 @@
+//! `/u/<token>`: one-click unsubscribe (RFC 8058) and its page.
+//!
+//! - `POST` with `List-Unsubscribe=One-Click` (as `application/x-www-form-urlencoded` or
+//!   `multipart/form-data`, both allowed by RFC 8058) suppresses the message's recipient
+//!   for its client (reason `unsubscribe`, naming the message) and answers 200 only once
+//!   that is committed; no redirect; a second POST changes nothing and answers 200.
+//! - `GET` shows a page naming the client with a button that makes that POST. A GET
+//!   alone never unsubscribes: mail scanners fetch links.
+//! - A malformed, tampered or foreign token (signed for another recipient or client, or
+//!   with another key) gets a 400 page and changes nothing.
+//!
+//! Pages are plain HTML with no script: they work without JavaScript and with a
+//! screen reader (one heading, one labelled button).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::AppState;
+use crate::unsubscribe::Token;
+
+/// What a token stands for once checked.
+struct Target {
+    message: uuid::Uuid,
+    display_name: String,
+    recipient: String,
+}
+
+/// Why a link cannot be used, as the page says it.
+enum Refused {
+    NotConfigured,
+    Invalid,
+    NotAsked,
+    Unavailable,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let (status, title, text) = match self {
+            Refused::NotConfigured => (
+                StatusCode::NOT_FOUND,
+                "Unsubscribe is not set up here",
+                "This server does not handle unsubscribe links.",
+            ),
+            Refused::Invalid => (
+                StatusCode::BAD_REQUEST,
+                "This unsubscribe link is not valid",
+                "The link may have been cut or changed. Use the unsubscribe link in the email itself.",
+            ),
+            Refused::NotAsked => (
+                StatusCode::BAD_REQUEST,
+                "Nothing was changed",
+                "The request did not ask to unsubscribe (List-Unsubscribe=One-Click).",
+            ),
+            Refused::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Please try again in a moment",
+                "Your request could not be recorded just now. Nothing was changed.",
+            ),
+        };
+        page(status, title, &format!("<p>{}</p>", escape(text)))
+    }
+}
+
+/// An HTML page: one heading, then `body` (already HTML).
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}\
+         button{{font-size:1rem;padding:.6rem 1.2rem}}</style></head>\
+         <body><main><h1>{title}</h1>{body}</main></body></html>\n",
+        title = escape(title),
+    );
+    (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+}
+
+/// Text made safe inside HTML text and attribute values.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// `jane@example.org` as `j***@example.org`: enough for the reader to recognise, not
+/// the whole address for whoever else holds the link.
+fn masked(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
+
+/// Checks `token` against its message's client and recipient.
+async fn target(state: &AppState, token: &str) -> Result<Target, Refused> {
+    let keys = state.config.unsubscribe.as_ref().ok_or(Refused::NotConfigured)?;
+    let token = Token::parse(token).ok_or(Refused::Invalid)?;
+    let row: Option<(String, String, String)> =
+        sqlx::query_as("SELECT client, display_name, recipient FROM postrunner.unsubscribe_target($1)")
+            .bind(token.message)
+            .fetch_optional(&state.pool)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "unsubscribe: cannot read the message");
+                Refused::Unavailable
+            })?;
+    let (client, display_name, recipient) = row.ok_or(Refused::Invalid)?;
+    if !keys.verify(&token, &client, &recipient) {
+        return Err(Refused::Invalid);
+    }
+    Ok(Target {
+        message: token.message,
+        display_name,
+        recipient,
+    })
+}
+
+/// `GET /u/<token>`: the confirmation page (changes nothing).
+pub(crate) async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    match target(&state, &token).await {
+        Ok(target) => page(
+            StatusCode::OK,
+            "Unsubscribe",
+            &format!(
+                "<p>Stop emails from <strong>{name}</strong> to {to}?</p>\
+                 <form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+                 <button type=\"submit\">Unsubscribe</button></form>",
+                name = escape(&target.display_name),
+                to = escape(&masked(&target.recipient)),
+            ),
+        ),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// `POST /u/<token>`: one-click unsubscribe, from a mail client or the page's button.
+pub(crate) async fn confirm(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = match target(&state, &token).await {
+        Ok(target) => target,
+        Err(refused) => return refused.into_response(),
+    };
+    if !asks_to_unsubscribe(&headers, body).await {
+        return Refused::NotAsked.into_response();
+    }
+    let done: Result<bool, sqlx::Error> = sqlx::query_scalar("SELECT postrunner.unsubscribe($1)")
+        .bind(target.message)
+        .fetch_one(&state.pool)
+        .await;
+    match done {
+        Ok(_) => page(
+            StatusCode::OK,
+            "You are unsubscribed",
+            &format!(
+                "<p>{to} will get no more emails from <strong>{name}</strong>.</p>",
+                to = escape(&masked(&target.recipient)),
+                name = escape(&target.display_name),
+            ),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "unsubscribe: cannot record it");
+            Refused::Unavailable.into_response()
+        }
+    }
+}
+
+/// Whether the body carries `List-Unsubscribe=One-Click`, in either encoding RFC 8058
+/// allows (a body without a content type is read as the URL-encoded form).
+async fn asks_to_unsubscribe(headers: &HeaderMap, body: Bytes) -> bool {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let is_one_click = |name: &str, value: &str| name == "List-Unsubscribe" && value.trim() == "One-Click";
+    if content_type.starts_with("multipart/form-data") {
+        let Ok(boundary) = multer::parse_boundary(content_type) else {
+            return false;
+        };
+        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+        let mut form = multer::Multipart::new(stream, boundary);
+        while let Ok(Some(field)) = form.next_field().await {
+            let name = field.name().unwrap_or_default().to_owned();
+            if let Ok(value) = field.text().await {
+                if is_one_click(&name, &value) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+    if !(content_type.is_empty() || content_type.starts_with("application/x-www-form-urlencoded")) {
+        return false;
+    }
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+        .map(|pairs| pairs.iter().any(|(name, value)| is_one_click(name, value)))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_masked_and_text_escaped() {
+        assert_eq!(masked("jane@example.org"), "j***@example.org");
+        assert_eq!(escape("<b>\"A&B\"</b>"), "&lt;b&gt;&quot;A&amp;B&quot;&lt;/b&gt;");
+    }
+}

@@ -1,0 +1,333 @@
+//! One-click unsubscribe (RFC 8058): a worker signs each message's link into its
+//! headers and bodies, and `postrunner web` honours it: the POST (either encoding)
+//! suppresses the recipient for the client, once, committed before the 200; the GET
+//! page changes nothing; tampered, foreign and malformed tokens get a 400.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use postrunner::kinds;
+use postrunner::providers::sendgrid::SendGrid;
+use postrunner::providers::{http, Directory, Provider};
+use postrunner::secret::Secret;
+use postrunner::unsubscribe::{UnsubscribeKeys, UnsubscribeLinks};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::support::db::TestDb;
+use crate::support::fake_provider::{FakeProvider, Kind};
+use crate::support::routing::{count, exec};
+use crate::support::run::{fast_config, spawn};
+use crate::support::wait_for_count;
+use crate::support::webhooks::serve_with;
+
+const KEY: &[u8] = b"an unsubscribe key of 32 bytes or more, for tests";
+const OLD_KEY: &[u8] = b"the key before the rotation, also 32 bytes or more";
+
+fn keys() -> UnsubscribeKeys {
+    UnsubscribeKeys::new(KEY, Some(OLD_KEY)).unwrap()
+}
+
+/// The web role with unsubscribe links configured; its base URL.
+async fn web(pool: &PgPool) -> String {
+    serve_with(
+        pool,
+        postrunner::web::WebConfig {
+            unsubscribe: Some(keys()),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Client acme ("Acme Outreach" on its page) sending through the SendGrid simulator.
+async fn acme(pool: &PgPool) -> FakeProvider {
+    exec(
+        pool,
+        "INSERT INTO postrunner.clients (name, display_name) VALUES ('acme', 'Acme Outreach'), ('globex', NULL);
+         INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd'), ('globex', 'd');
+         INSERT INTO postrunner.providers (name, kind) VALUES ('sg', 'sendgrid');
+         INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
+         VALUES ('alice@mail.acme.test', 'sg', 'acme', 10000000), ('bob@mail.globex.test', 'sg', 'globex', 10000000);",
+    )
+    .await;
+    FakeProvider::start(Kind::SendGrid, "sg-key").await
+}
+
+/// Sends one message of `client` to `to` through `fake` with links under `base`.
+async fn send(pool: &PgPool, fake: &FakeProvider, base: &str, client: &str, to: &str) -> Uuid {
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, html_body)
+         VALUES ($1, 'd', $2, 'Hello', 'Hi. Unsubscribe: {{unsubscribe_url}}',
+                 '<p>Hi. <a href=\"{{unsubscribe_url}}\">Unsubscribe</a></p>') RETURNING id",
+    )
+    .bind(client)
+    .bind(to)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let url = fake.url.clone();
+    let directory = Directory::with_builder(pool.clone(), move |name| {
+        let adapter: Arc<dyn Provider> = Arc::new(SendGrid::new(
+            name,
+            &url,
+            Secret::new("sg-key".to_owned()),
+            http::client(Duration::from_secs(5)),
+        ));
+        Some(adapter)
+    });
+    let links = UnsubscribeLinks::new(base, UnsubscribeKeys::new(KEY, None).unwrap());
+    let registry = kinds::registry_with(pool.clone(), Arc::new(directory), Some(links));
+    let worker = spawn(pool, registry, fast_config());
+    wait_for_count(
+        pool,
+        &format!("SELECT count(*) FROM postrunner.outbox WHERE id = '{id}' AND status IN ('sent', 'suppressed')"),
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+    worker.stop().await;
+    id
+}
+
+/// The link in the last request the simulator received, checked to be the same in
+/// the header and both bodies.
+fn link_sent(fake: &FakeProvider) -> String {
+    let request = fake.received().pop().unwrap();
+    let body = request.json.unwrap();
+    let header = body["headers"]["List-Unsubscribe"].as_str().unwrap().to_owned();
+    let url = header.trim_matches(|c| c == '<' || c == '>').to_owned();
+    let contents: Vec<String> = body["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        contents.iter().all(|c| c.contains(&url) && !c.contains("{{")),
+        "{contents:?}"
+    );
+    assert_eq!(body["headers"]["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click");
+    url
+}
+
+async fn one_click(url: &str, content_type: &str, body: String) -> (u16, String) {
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn suppressions(pool: &PgPool) -> Vec<(String, String, String, Option<Uuid>)> {
+    sqlx::query_as(
+        "SELECT client, address, reason::text, message_id FROM postrunner.report_suppressions ORDER BY client, address",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_sent_message_carries_its_signed_link_and_one_click_unsubscribes_once() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let fake = acme(pool).await;
+    let base = web(pool).await;
+    let id = send(pool, &fake, &base, "acme", "Jane@Example.org").await;
+    let url = link_sent(&fake);
+    assert!(url.starts_with(&format!("{base}/u/{}.", id.simple())), "{url}");
+    assert!(!url.to_lowercase().contains("jane"), "no address in the link");
+
+    // The page names the client and changes nothing (scanners fetch links).
+    let page = reqwest::get(&url).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Acme Outreach") && html.contains("<button"), "{html}");
+    assert!(html.contains("J***@Example.org"), "{html}");
+    assert!(suppressions(pool).await.is_empty());
+
+    // RFC 8058's POST, as a mail client sends it; then again (idempotent).
+    for _ in 0..2 {
+        let (status, _) = one_click(
+            &url,
+            "application/x-www-form-urlencoded",
+            "List-Unsubscribe=One-Click".into(),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(
+        suppressions(pool).await,
+        [(
+            "acme".to_owned(),
+            "Jane@Example.org".to_owned(),
+            "unsubscribe".to_owned(),
+            Some(id)
+        )]
+    );
+    // A later message to her from acme is never sent.
+    let later = send(pool, &fake, &base, "acme", "jane@example.org").await;
+    assert_eq!(
+        count(
+            pool,
+            &format!("SELECT count(*) FROM postrunner.outbox WHERE id = '{later}' AND status = 'suppressed'")
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_multipart_one_click_post_works_too_and_a_post_without_it_changes_nothing() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let fake = acme(pool).await;
+    let base = web(pool).await;
+    send(pool, &fake, &base, "acme", "jane@example.org").await;
+    let url = link_sent(&fake);
+
+    let (status, _) = one_click(
+        &url,
+        "application/x-www-form-urlencoded",
+        "List-Unsubscribe=Maybe".into(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = one_click(&url, "text/plain", "List-Unsubscribe=One-Click".into()).await;
+    assert_eq!(status, 400, "not a form");
+    assert!(suppressions(pool).await.is_empty());
+
+    let boundary = "----postrunner-test-boundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--{boundary}--\r\n"
+    );
+    let (status, html) = one_click(&url, &format!("multipart/form-data; boundary={boundary}"), body).await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(suppressions(pool).await.len(), 1);
+}
+
+#[tokio::test]
+async fn tampered_foreign_and_malformed_tokens_get_a_400_and_change_nothing() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let fake = acme(pool).await;
+    let base = web(pool).await;
+    let jane = send(pool, &fake, &base, "acme", "jane@example.org").await;
+    let jane_url = link_sent(&fake);
+    let joe = send(pool, &fake, &base, "globex", "joe@example.org").await;
+    let joe_url = link_sent(&fake);
+    let joe_tag = joe_url.rsplit_once('.').unwrap().1;
+
+    let other_key = UnsubscribeKeys::new(b"somebody else's key, 32 bytes or more", None).unwrap();
+    // The tag's last character changed.
+    let flipped = if jane_url.ends_with('A') { 'B' } else { 'A' };
+    let tampered = format!("{}{flipped}", &jane_url[..jane_url.len() - 1]);
+    let cases = [
+        // Jane's message with Joe's (valid, but foreign) tag.
+        format!("{base}/u/{}.{joe_tag}", jane.simple()),
+        // Signed with a key this server does not hold.
+        format!("{base}/u/{}", other_key.token(jane, "acme", "jane@example.org")),
+        // Signed for another recipient of the same message's client.
+        format!("{base}/u/{}", keys().token(jane, "acme", "joe@example.org")),
+        tampered,
+        format!("{base}/u/not-a-token"),
+        format!("{base}/u/{}.{joe_tag}", Uuid::new_v4().simple()),
+    ];
+    for url in &cases {
+        let (status, html) = one_click(
+            url,
+            "application/x-www-form-urlencoded",
+            "List-Unsubscribe=One-Click".into(),
+        )
+        .await;
+        assert_eq!(status, 400, "{url}: {html}");
+        assert!(html.contains("not valid"), "{html}");
+        assert_eq!(reqwest::get(url).await.unwrap().status().as_u16(), 400, "{url}");
+    }
+    // Random tokens, well-shaped or not: a 400 (never a 5xx, never a crash).
+    use rand::Rng as _;
+    let mut rng = rand::thread_rng();
+    for i in 0..60 {
+        let junk: String = (0..rng.gen_range(0..80))
+            .map(|_| rng.sample(rand::distributions::Alphanumeric) as char)
+            .collect();
+        let token = if i % 2 == 0 {
+            format!("{}.{junk}", Uuid::new_v4().simple())
+        } else {
+            junk
+        };
+        let (status, _) = one_click(
+            &format!("{base}/u/{token}"),
+            "application/x-www-form-urlencoded",
+            "List-Unsubscribe=One-Click".into(),
+        )
+        .await;
+        assert!(
+            status == 400 || (token.is_empty() && status == 404),
+            "{token}: {status}"
+        );
+    }
+    assert!(suppressions(pool).await.is_empty());
+    let _ = joe;
+}
+
+#[tokio::test]
+async fn a_link_signed_with_the_previous_key_still_works_after_a_rotation() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    acme(pool).await;
+    let base = web(pool).await;
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+         VALUES ('acme', 'd', 'kim@example.org', 'Hello', 'Hi') RETURNING id",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let before_rotation = UnsubscribeKeys::new(OLD_KEY, None).unwrap();
+    let url = format!("{base}/u/{}", before_rotation.token(id, "acme", "kim@example.org"));
+    let (status, _) = one_click(
+        &url,
+        "application/x-www-form-urlencoded",
+        "List-Unsubscribe=One-Click".into(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(suppressions(pool).await.len(), 1);
+}
+
+#[tokio::test]
+async fn without_keys_the_web_role_has_no_unsubscribe_route() {
+    let db = TestDb::new().await;
+    let base = crate::support::webhooks::serve(&db.pool).await;
+    let status = reqwest::get(format!("{base}/u/{}.abc", Uuid::new_v4().simple()))
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_worker_asked_for_unsubscribe_links_without_a_key_refuses_to_start() {
+    let db = TestDb::new().await;
+    let mut worker =
+        crate::support::run::Process::spawn(&db.url, &["worker", "--unsubscribe-url", "https://mail.acme.test"]);
+    let status = tokio::time::timeout(Duration::from_secs(30), worker.child.wait())
+        .await
+        .expect("it exits")
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        worker.logs().contains("POSTRUNNER_UNSUBSCRIBE_KEY"),
+        "{}",
+        worker.logs()
+    );
+}
