@@ -331,3 +331,70 @@ async fn a_worker_asked_for_unsubscribe_links_without_a_key_refuses_to_start() {
         worker.logs()
     );
 }
+
+/// Runs tests/support/browser.py (Selenium and Chromium) on `url`; what the page said
+/// before and after its button was clicked. Screenshots go to `dir`.
+fn in_a_browser(url: &str, dir: &std::path::Path) -> serde_json::Value {
+    use std::io::Write as _;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/browser.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (bin/setup installs selenium, chromium and chromium-driver)");
+    let request = serde_json::json!({"url": url, "dir": dir});
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "browser.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_person_unsubscribes_from_the_page_in_a_real_browser() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let fake = acme(pool).await;
+    let base = web(pool).await;
+    let id = send(pool, &fake, &base, "acme", "jane@example.org").await;
+    let url = link_sent(&fake);
+    // Kept as the test's artifact: target/test-artifacts/unsubscribe/*.png
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts/unsubscribe");
+    let url_for_browser = url.clone();
+    let dir_for_browser = dir.clone();
+    let seen = tokio::task::spawn_blocking(move || in_a_browser(&url_for_browser, &dir_for_browser))
+        .await
+        .unwrap();
+    let (before, after) = (seen["before"].as_str().unwrap(), seen["after"].as_str().unwrap());
+    assert!(
+        before.contains("Acme Outreach") && before.contains("Unsubscribe"),
+        "{before}"
+    );
+    assert!(
+        after.contains("You are unsubscribed") && after.contains("Acme Outreach"),
+        "{after}"
+    );
+    for png in ["unsubscribe-page.png", "unsubscribe-confirmed.png"] {
+        let bytes = std::fs::read(dir.join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 1000, "{png}");
+    }
+    assert_eq!(
+        suppressions(pool).await,
+        [(
+            "acme".to_owned(),
+            "jane@example.org".to_owned(),
+            "unsubscribe".to_owned(),
+            Some(id)
+        )]
+    );
+}
