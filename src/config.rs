@@ -257,6 +257,21 @@ pub enum BenchWhat {
     Send(BenchSendArgs),
     /// Provider webhooks through a `postrunner web` process: signed, verified, committed.
     Events(BenchEventsArgs),
+    /// One-click unsubscribe POSTs through a `postrunner web` process: checked, committed.
+    Unsubscribe(BenchUnsubscribeArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BenchUnsubscribeArgs {
+    /// POSTs, one per message.
+    #[arg(long, default_value_t = 5000)]
+    pub requests: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// The web process's connection pool.
+    #[arg(long, default_value_t = 10)]
+    pub connections: u32,
 }
 
 #[derive(Clone, Debug, Args)]

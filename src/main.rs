@@ -71,6 +71,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             BenchWhat::Route(args) => commands::bench::route::run(cli.database_url.clone(), args.clone()).await,
             BenchWhat::Send(args) => commands::bench::send::run(cli.database_url.clone(), args.clone()).await,
             BenchWhat::Events(args) => commands::bench::events::run(cli.database_url.clone(), args.clone()).await,
+            BenchWhat::Unsubscribe(args) => {
+                commands::bench::unsubscribe::run(cli.database_url.clone(), args.clone()).await
+            }
         },
     }
 }

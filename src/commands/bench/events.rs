@@ -8,10 +8,9 @@
 //! for a message already sent, so each one is matched, stored and moves its message
 //! to `delivered`, the work of a real event.
 
-use std::time::{Duration, Instant};
-
 use anyhow::Context as _;
 
+use super::load::{blast, WebProcess};
 use crate::commands::signing::SendGridSigner;
 use crate::config::BenchEventsArgs;
 
@@ -59,35 +58,17 @@ pub async fn run(database_url: Option<String>, args: BenchEventsArgs) -> anyhow:
     let rs = messages.split_off(sendgrid_events.min(messages.len()));
     let sg = messages;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut web = tokio::process::Command::new(std::env::current_exe()?)
-        .args([
-            "web",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--max-connections",
-            &args.connections.to_string(),
-        ])
-        .env("DATABASE_URL", &url)
-        .env(SENDGRID_KEY_VARIABLE, &public)
-        .env(RESEND_SECRET_VARIABLE, RESEND_SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting a web process")?;
-    let base = format!("http://127.0.0.1:{port}");
+    let web = WebProcess::start(
+        &url,
+        args.connections,
+        &[
+            (SENDGRID_KEY_VARIABLE, public.as_str()),
+            (RESEND_SECRET_VARIABLE, RESEND_SECRET),
+        ],
+    )
+    .await?;
+    let base = web.base.clone();
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        anyhow::ensure!(Instant::now() < deadline, "the web process did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     // SendGrid: batches of delivered events, signed over timestamp + body.
     let now = chrono::Utc::now().timestamp();
@@ -107,7 +88,9 @@ pub async fn run(database_url: Option<String>, args: BenchEventsArgs) -> anyhow:
             (headers, body)
         })
         .collect();
-    let sendgrid = blast(&client, &format!("{base}/webhooks/sg"), requests, args.concurrency).await?;
+    let url_sg = format!("{base}/webhooks/sg");
+    let requests = requests.into_iter().map(|(h, b)| (url_sg.clone(), h, b)).collect();
+    let sendgrid = blast(&client, requests, args.concurrency).await?;
 
     // Resend: one event per request, Svix-signed.
     let webhook = standardwebhooks::Webhook::new(RESEND_SECRET).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -128,8 +111,10 @@ pub async fn run(database_url: Option<String>, args: BenchEventsArgs) -> anyhow:
             (headers, body)
         })
         .collect();
-    let resend = blast(&client, &format!("{base}/webhooks/rs"), requests, args.concurrency).await?;
-    let _ = web.start_kill();
+    let url_rs = format!("{base}/webhooks/rs");
+    let requests = requests.into_iter().map(|(h, b)| (url_rs.clone(), h, b)).collect();
+    let resend = blast(&client, requests, args.concurrency).await?;
+    drop(web);
 
     let (stored, delivered): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM postrunner.events), (SELECT count(*) FROM postrunner.outbox WHERE status = 'delivered')",
@@ -170,48 +155,4 @@ pub async fn run(database_url: Option<String>, args: BenchEventsArgs) -> anyhow:
         sendgrid.p(99.0).max(resend.p(99.0))
     );
     Ok(())
-}
-
-struct Blast {
-    seconds: f64,
-    /// Milliseconds, sorted.
-    latencies: Vec<f64>,
-}
-
-impl Blast {
-    fn p(&self, p: f64) -> f64 {
-        super::percentile(&self.latencies, p)
-    }
-}
-
-/// Posts every request, `concurrency` at a time; each must be answered 200.
-async fn blast(
-    client: &reqwest::Client,
-    url: &str,
-    requests: Vec<(Vec<(String, String)>, String)>,
-    concurrency: usize,
-) -> anyhow::Result<Blast> {
-    use futures_util::StreamExt as _;
-    let started = Instant::now();
-    let mut latencies: Vec<f64> = futures_util::stream::iter(requests)
-        .map(|(headers, body)| async move {
-            let mut request = client.post(url).body(body);
-            for (name, value) in headers {
-                request = request.header(name, value);
-            }
-            let sent = Instant::now();
-            let response = request.send().await.context("posting")?;
-            let status = response.status();
-            let text = response.text().await.unwrap_or_default();
-            anyhow::ensure!(status.as_u16() == 200, "answered {status}: {text}");
-            Ok(sent.elapsed().as_secs_f64() * 1000.0)
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<anyhow::Result<f64>>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    let seconds = started.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
-    Ok(Blast { seconds, latencies })
 }

@@ -2,9 +2,11 @@
 //! `key=value` figures (recorded in docs/bench/).
 
 pub mod events;
+pub mod load;
 pub mod queue;
 pub mod route;
 pub mod send;
+pub mod unsubscribe;
 
 /// The p-th percentile (0..=100) of sorted `values`, or 0 when empty.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
