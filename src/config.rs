@@ -69,6 +69,20 @@ pub enum Command {
     Bench(BenchArgs),
     /// Bulk-load configuration from a CSV file (upsert by key: re-importing is a no-op).
     Import(ImportArgs),
+    /// GDPR: erase everything held about a person for a client (they stay suppressed, as a hash).
+    Erase(PersonArgs),
+    /// GDPR: print everything held about a person for a client, as JSON.
+    Export(PersonArgs),
+}
+
+/// A person, for a client (GDPR erase and export).
+#[derive(Clone, Debug, Args)]
+pub struct PersonArgs {
+    #[arg(long)]
+    pub client: String,
+    /// Their email address (matched in any letter case).
+    #[arg(long)]
+    pub address: String,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -66,6 +66,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::ensure!(report.succeeded(), "nothing was imported");
             Ok(())
         }
+        Command::Erase(ref person) => {
+            let pool = db::pool_with(&required_url()?, 1, "postrunner-erase", limits)?;
+            let erased = commands::gdpr::erase(&pool, &person.client, &person.address).await?;
+            println!("{erased}");
+            Ok(())
+        }
+        Command::Export(ref person) => {
+            let pool = db::pool_with(&required_url()?, 1, "postrunner-export", limits)?;
+            let held = commands::gdpr::export(&pool, &person.client, &person.address).await?;
+            println!("{held:#}");
+            Ok(())
+        }
         Command::Bench(ref bench) => match &bench.what {
             BenchWhat::Queue(args) => commands::bench::queue::run(cli.database_url.clone(), args.clone()).await,
             BenchWhat::Route(args) => commands::bench::route::run(cli.database_url.clone(), args.clone()).await,

@@ -11,6 +11,7 @@ mod config;
 mod failover;
 mod feedback;
 mod feedback_loop;
+mod gdpr;
 mod import;
 mod migrate;
 mod outbox;

@@ -1,5 +1,5 @@
 -- Each outbox row is carried by exactly one job of kind 'email.send' in its direction's
--- lane. One set-based INSERT of the carrying jobs per statement (and so one NOTIFY),
+-- lane (except one born suppressed: its recipient was erased). One set-based INSERT of the carrying jobs per statement (and so one NOTIFY),
 -- using the rows that were really inserted: ON CONFLICT DO NOTHING skips create no job.
 --
 -- SECURITY DEFINER: the enqueueing role has no privilege on the queue.
@@ -12,7 +12,9 @@ BEGIN
            CASE WHEN n.send_after > now() THEN 'scheduled' ELSE 'available' END::postrunner.job_state,
            l.id
       FROM new_messages n
-      JOIN postrunner.lanes l ON (l.client, l.direction) = (n.client, n.direction);
+      JOIN postrunner.lanes l ON (l.client, l.direction) = (n.client, n.direction)
+     -- A message to an erased person is born suppressed: nothing to send.
+     WHERE n.status <> 'suppressed';
     RETURN NULL;
 END
 $$;

@@ -161,6 +161,20 @@ BEGIN
     NEW.sent_at := NULL;
     NEW.created_at := now();
     NEW.job_id := nextval(pg_get_serial_sequence('postrunner.jobs', 'id'));
+    -- A person erased for this client (sql/gdpr/erasure.sql) is never mailed again,
+    -- nor stored in clear: the message is kept, suppressed, without its contents, and
+    -- gets no job (outbox_enqueue_jobs).
+    IF EXISTS (SELECT 1 FROM postrunner.erasures e WHERE e.client = NEW.client)  -- most clients: none
+       AND postrunner.is_erased(NEW.client, NEW.to_address) THEN
+        NEW.to_address := postrunner.erased_address(postrunner.address_hash(NEW.client, NEW.to_address));
+        NEW.subject := '[erased]';
+        NEW.text_body := NULL;
+        NEW.html_body := NULL;
+        NEW.headers := NULL;
+        NEW.metadata := NULL;
+        NEW.status := 'suppressed';
+        NEW.last_error := 'the recipient was erased (GDPR) for this client';
+    END IF;
     RETURN NEW;
 END
 $$;

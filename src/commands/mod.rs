@@ -1,9 +1,10 @@
-//! One-shot commands: `demo`, `bench` and `import`. `demo` and `bench` run on the
+//! One-shot commands: `demo`, `bench`, `import`, and GDPR's `erase` and `export`. `demo` and `bench` run on the
 //! embedded default database when `DATABASE_URL` is unset (see
 //! [`crate::db::local_cluster`]).
 
 pub mod bench;
 pub mod demo;
+pub mod gdpr;
 pub mod import;
 pub mod signing;
 

@@ -35,6 +35,7 @@ pub const DEFINITIONS: &[Definition] = definitions![
     "queue/job_triggers.sql",
     "queue/job_control.sql",
     "queue/claim_jobs.sql",
+    "gdpr/erasure.sql",
     "outbox/validate.sql",
     "outbox/enqueue_jobs.sql",
     "outbox/status_mirror.sql",
