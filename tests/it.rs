@@ -8,6 +8,7 @@ mod bounce_mail;
 mod bounce_mailbox;
 mod boundaries;
 mod config;
+mod dkim;
 mod failover;
 mod feedback;
 mod feedback_loop;

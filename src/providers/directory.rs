@@ -120,9 +120,13 @@ impl Directory {
                 Some(variable) => Some(Secret::from_env(&variable).map_err(|e| unavailable(e.to_string()))?),
                 None => None,
             };
+            let dkim = super::dkim::DkimSigners::load(&self.pool)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
             let smtp = Smtp::new(name, &endpoint, password, self.timeout)
                 .map_err(|e| unavailable(e.to_string()))?
-                .with_bounce_address(bounce_address);
+                .with_bounce_address(bounce_address)
+                .with_dkim(dkim);
             return Ok(Arc::new(smtp));
         }
         let endpoint = endpoint

@@ -8,6 +8,7 @@
 //! adapters follow the same trait.
 
 pub mod directory;
+pub mod dkim;
 pub mod health;
 pub mod http;
 pub mod log;

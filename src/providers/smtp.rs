@@ -46,6 +46,7 @@ pub struct Smtp {
     /// The provider row's `bounce_address`: each message's envelope sender is its VERP
     /// form ([`verp_address`]), so bounce mail names the message.
     bounce_address: Option<String>,
+    dkim: super::dkim::DkimSigners,
 }
 
 /// The VERP envelope sender of message `id` for bounce address `local@domain`:
@@ -60,6 +61,12 @@ impl Smtp {
     /// address itself is the envelope sender).
     pub fn with_bounce_address(mut self, bounce_address: Option<String>) -> Self {
         self.bounce_address = bounce_address;
+        self
+    }
+
+    /// Signs mail from the domains `dkim` has keys for (src/providers/dkim.rs).
+    pub fn with_dkim(mut self, dkim: super::dkim::DkimSigners) -> Self {
+        self.dkim = dkim;
         self
     }
 
@@ -118,6 +125,7 @@ impl Smtp {
             builder,
             transports: Mutex::default(),
             bounce_address: None,
+            dkim: super::dkim::DkimSigners::default(),
         })
     }
 
@@ -174,7 +182,13 @@ impl Smtp {
             (None, Some(html)) => builder.singlepart(SinglePart::html(html.clone())),
             (None, None) => return Err(rejected("no body".to_owned())),
         };
-        built.map_err(|e| rejected(format!("building the message: {e}")))
+        let mut built = built.map_err(|e| rejected(format!("building the message: {e}")))?;
+        self.dkim.sign(
+            &mut built,
+            super::http::domain_of(&message.from),
+            message.unsubscribe_url.is_some(),
+        );
+        Ok(built)
     }
 
     fn classify(&self, error: &lettre::transport::smtp::Error) -> SendError {
