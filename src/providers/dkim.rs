@@ -37,6 +37,16 @@ pub struct DkimSigners {
     domains: HashMap<String, DomainKey>,
 }
 
+/// A `sender_domains` row postrunner signs for.
+#[derive(sqlx::FromRow)]
+struct SenderDomain {
+    domain: String,
+    selector: String,
+    algorithm: String,
+    key_env: Option<String>,
+    key_file: Option<String>,
+}
+
 const SIGNED: [&str; 5] = ["From", "To", "Subject", "Date", "Message-ID"];
 const UNSUBSCRIBE: [&str; 2] = ["List-Unsubscribe", "List-Unsubscribe-Post"];
 
@@ -46,14 +56,21 @@ impl DkimSigners {
     /// # Errors
     /// The table cannot be read, or a key is missing or unreadable.
     pub async fn load(pool: &PgPool) -> Result<Self, DkimError> {
-        let rows: Vec<(String, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        let rows: Vec<SenderDomain> = sqlx::query_as(
             "SELECT domain, selector, algorithm, key_env, key_file FROM postrunner.sender_domains
               WHERE signer = 'postrunner'",
         )
         .fetch_all(pool)
         .await?;
         let mut signers = Self::default();
-        for (domain, selector, algorithm, key_env, key_file) in rows {
+        for SenderDomain {
+            domain,
+            selector,
+            algorithm,
+            key_env,
+            key_file,
+        } in rows
+        {
             let key_error = |detail: String| DkimError::Key {
                 domain: domain.clone(),
                 detail,
