@@ -253,6 +253,9 @@ pub struct DemoArgs {
     /// How long the simulated providers take to answer, in milliseconds.
     #[arg(long, default_value_t = 50)]
     pub send_ms: u64,
+    /// Keep `postrunner web` (webhooks, unsubscribe pages) up this long after the summary.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub linger: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,7 @@ use crate::providers::simulator::{FakeProvider, Fault, Kind};
 use crate::providers::Directory;
 use crate::queue::executor::{Executor, ExecutorConfig};
 use crate::roles::presence::Presence;
+use crate::unsubscribe::{UnsubscribeKeys, UnsubscribeLinks};
 
 /// Clients, directions and 1,200 sender addresses over four providers; the providers'
 /// endpoints (the simulators) are filled in at run time.
@@ -102,13 +103,35 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
 
     enqueue(&pool, args.messages).await?;
 
+    // One `postrunner web` for the whole demo: SendGrid's webhooks later, and the
+    // messages' signed one-click unsubscribe links (a fresh key for this run).
+    let key = format!(
+        "demo-{}-{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let keys = UnsubscribeKeys::new(key.as_bytes(), None)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let web_base = format!("http://{}", listener.local_addr()?);
+    let web_stop = CancellationToken::new();
+    let web = tokio::spawn(crate::web::serve(
+        listener,
+        pool.clone(),
+        crate::web::WebConfig {
+            unsubscribe: Some(keys.clone()),
+            ..Default::default()
+        },
+        web_stop.clone(),
+    ));
+    let links = UnsubscribeLinks::new(&web_base, keys);
+
     let shutdown = CancellationToken::new();
     let mut roles = Vec::new();
     for _ in 0..args.workers {
         let presence = Presence::new("worker", Some(8), Duration::from_secs(1));
         presence.register(&pool).await?;
         let providers = Directory::new(pool.clone()).with_send_timeout(Duration::from_secs(1));
-        let registry = kinds::registry(pool.clone(), Arc::new(providers));
+        let registry = kinds::registry_with(pool.clone(), Arc::new(providers), Some(links.clone()));
         let config = ExecutorConfig {
             concurrency: 8,
             heartbeat: Duration::from_secs(1),
@@ -182,7 +205,8 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     }
 
     let sent = status_counts(&pool).await?.get("sent").copied().unwrap_or(0);
-    feedback(&pool).await?;
+    feedback(&pool, &web_base).await?;
+    unsubscribe_links(&pool, &links).await?;
 
     let counts = status_counts(&pool).await?;
     println!("\nsummary");
@@ -266,6 +290,43 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
             super::redact(&url)
         );
     }
+    if !args.linger.is_zero() {
+        println!(
+            "\npostrunner web stays up for {} (--linger): try the unsubscribe link above",
+            humantime::format_duration(args.linger)
+        );
+        tokio::time::sleep(args.linger).await;
+    }
+    web_stop.cancel();
+    let _ = web.await;
+    Ok(())
+}
+
+/// Every message went out with its signed one-click link: one recipient's mail client
+/// uses it (RFC 8058's POST), and one more link is printed to open in a browser.
+async fn unsubscribe_links(pool: &PgPool, links: &UnsubscribeLinks) -> anyhow::Result<()> {
+    let delivered: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(
+        "SELECT id, client, to_address FROM postrunner.outbox WHERE status = 'delivered' ORDER BY sent_at LIMIT 2",
+    )
+    .fetch_all(pool)
+    .await?;
+    let [(clicked, clicked_client, clicked_to), (shown, shown_client, shown_to)] = delivered.as_slice() else {
+        return Ok(());
+    };
+    let answer = reqwest::Client::new()
+        .post(links.url(*clicked, clicked_client, clicked_to))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await?;
+    println!(
+        "  >>> a recipient's mail client uses its one-click unsubscribe link (RFC 8058 POST): {}",
+        answer.status()
+    );
+    println!(
+        "  unsubscribe link of another message (open it in a browser; served while the demo runs):\n    {}",
+        links.url(*shown, shown_client, shown_to)
+    );
     Ok(())
 }
 
@@ -379,7 +440,7 @@ fn line(counts: &BTreeMap<String, i64>) -> String {
 /// delivered, bounced (the stale addresses) or a spam report. postrunner verifies each
 /// request, stores the events, suppresses the recipients and pauses what bounces too
 /// much.
-async fn feedback(pool: &PgPool) -> anyhow::Result<()> {
+async fn feedback(pool: &PgPool, web_base: &str) -> anyhow::Result<()> {
     const VARIABLE: &str = "POSTRUNNER_DEMO_SENDGRID_WEBHOOK_KEY";
     let signer = crate::commands::signing::SendGridSigner::generate()?;
     std::env::set_var(VARIABLE, signer.public_key());
@@ -387,15 +448,7 @@ async fn feedback(pool: &PgPool) -> anyhow::Result<()> {
         .bind(VARIABLE)
         .execute(pool)
         .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/webhooks/sg-main", listener.local_addr()?);
-    let stop = CancellationToken::new();
-    let web = tokio::spawn(crate::web::serve(
-        listener,
-        pool.clone(),
-        crate::web::WebConfig::default(),
-        stop.clone(),
-    ));
+    let url = format!("{web_base}/webhooks/sg-main");
 
     let sent: Vec<(uuid::Uuid, String, Option<String>)> = sqlx::query_as(
         "SELECT id, to_address, provider_message_id FROM postrunner.outbox WHERE provider = 'sg-main' AND status = 'sent' ORDER BY sent_at",
@@ -431,8 +484,6 @@ async fn feedback(pool: &PgPool) -> anyhow::Result<()> {
         let answer: serde_json::Value = request.send().await?.error_for_status()?.json().await?;
         stored += answer["stored"].as_i64().unwrap_or(0);
     }
-    stop.cancel();
-    let _ = web.await;
     println!(
         "  >>> sg-main reports back: {stored} events for its {} messages, through postrunner web (signed webhooks)",
         sent.len()
