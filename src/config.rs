@@ -69,10 +69,19 @@ pub enum Command {
     Bench(BenchArgs),
     /// Bulk-load configuration from a CSV file (upsert by key: re-importing is a no-op).
     Import(ImportArgs),
+    /// Look up SPF, DKIM, DMARC and MX of every sender domain (report_domains); exits 1 if any fails.
+    CheckDomains(CheckDomainsArgs),
     /// GDPR: erase everything held about a person for a client (they stay suppressed, as a hash).
     Erase(PersonArgs),
     /// GDPR: print everything held about a person for a client, as JSON.
     Export(PersonArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct CheckDomainsArgs {
+    /// The nameserver to ask (`ip:port`); the system's configuration when unset.
+    #[arg(long, env = "POSTRUNNER_NAMESERVER")]
+    pub nameserver: Option<std::net::SocketAddr>,
 }
 
 /// A person, for a client (GDPR erase and export).

@@ -19,6 +19,7 @@
 //! - [`feedback`]: provider events after a send (webhooks verified and normalised).
 //! - [`web`]: the HTTP routes (`/webhooks/<provider>`, `/u/<token>`, `/healthz`, `/readyz`).
 //! - [`unsubscribe`]: signed one-click unsubscribe links (RFC 8058).
+//! - [`compliance`]: SPF, DKIM, DMARC and MX checks of the sender domains.
 //! - [`roles`]: the long-running processes (`worker`, `scheduler`, `web`).
 //! - [`commands`]: one-shot commands (`demo`, `bench`).
 //! - [`telemetry`], [`shutdown`], [`secret`]: process plumbing.
@@ -27,6 +28,7 @@
 //! each with a header saying what it locks and why); the code `include_str!`s it.
 
 pub mod commands;
+pub mod compliance;
 pub mod config;
 pub mod db;
 pub mod feedback;

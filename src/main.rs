@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use postrunner::config::{BenchWhat, Cli, Command};
-use postrunner::{commands, db, roles, shutdown, telemetry};
+use postrunner::{commands, compliance, db, roles, shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -64,6 +64,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = commands::import::run(&pool, args).await?;
             println!("{report}");
             anyhow::ensure!(report.succeeded(), "nothing was imported");
+            Ok(())
+        }
+        Command::CheckDomains(ref args) => {
+            let pool = db::pool_with(&required_url()?, 2, "postrunner-check-domains", limits)?;
+            let resolver = compliance::domains::resolver(args.nameserver).map_err(anyhow::Error::msg)?;
+            let reports = compliance::domains::check_all(&pool, &resolver).await?;
+            for report in &reports {
+                println!("{} {}", report.domain, if report.ok() { "ok" } else { "FAILING" });
+                for (name, check) in [
+                    ("spf", &report.spf),
+                    ("dkim", &report.dkim),
+                    ("dmarc", &report.dmarc),
+                    ("mx", &report.mx),
+                ] {
+                    println!(
+                        "  {name:<6} {:<4} {}",
+                        if check.ok { "ok" } else { "FAIL" },
+                        check.detail
+                    );
+                }
+            }
+            let failing = reports.iter().filter(|r| !r.ok()).count();
+            anyhow::ensure!(
+                failing == 0,
+                "{failing} of {} sender domains fail their checks",
+                reports.len()
+            );
             Ok(())
         }
         Command::Erase(ref person) => {

@@ -14,29 +14,8 @@ use crate::support::smtp_server::SmtpServer;
 use crate::support::webhooks::secret_variable;
 
 /// Runs tests/support/dkim_verify.py with `request`.
-fn dkim_py(request: Value) -> Value {
-    use std::io::Write as _;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/dkim_verify.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs (bin/setup installs dkimpy and pynacl)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "dkim_verify.py: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+pub fn dkim_py(request: Value) -> Value {
+    crate::support::python::run("dkim_verify.py", &request)
 }
 
 fn message(from: &str, unsubscribe: bool) -> OutgoingMessage {

@@ -9,6 +9,7 @@ mod bounce_mailbox;
 mod boundaries;
 mod config;
 mod dkim;
+mod domain_checks;
 mod failover;
 mod feedback;
 mod feedback_loop;

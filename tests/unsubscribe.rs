@@ -335,29 +335,7 @@ async fn a_worker_asked_for_unsubscribe_links_without_a_key_refuses_to_start() {
 /// Runs tests/support/browser.py (Selenium and Chromium) on `url`; what the page said
 /// before and after its button was clicked. Screenshots go to `dir`.
 fn in_a_browser(url: &str, dir: &std::path::Path) -> serde_json::Value {
-    use std::io::Write as _;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/browser.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs (bin/setup installs selenium, chromium and chromium-driver)");
-    let request = serde_json::json!({"url": url, "dir": dir});
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "browser.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    crate::support::python::run("browser.py", &serde_json::json!({"url": url, "dir": dir}))
 }
 
 #[tokio::test]

@@ -66,6 +66,7 @@ pub const DEFINITIONS: &[Definition] = definitions![
     "views/routing.sql",
     "views/health.sql",
     "views/feedback.sql",
+    "views/domains.sql",
     "security/grants.sql",
 ];
 

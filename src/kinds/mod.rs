@@ -43,6 +43,7 @@ pub fn registry_with(pool: PgPool, providers: Arc<Directory>, unsubscribe: Optio
         )
         .register(system::RESCUE, system::RescueExpiredLeases::new(pool.clone()))
         .register(system::CLEANUP, system::Cleanup::new(pool.clone()))
+        .register(system::CHECK_DOMAINS, system::CheckDomains::new(pool.clone()))
         .register(system::EVALUATE_ALERTS, system::EvaluateAlerts::new(pool))
         .register(noop::KIND, noop::Noop);
     registry

@@ -178,3 +178,33 @@ impl Handler for ProbeProviders {
         Ok(None)
     }
 }
+
+/// Checks SPF, DKIM, DMARC and MX of every sender domain (daily; `report_domains`),
+/// asking the nameserver in `POSTRUNNER_NAMESERVER` or the system's. A failing domain
+/// is warned about.
+pub struct CheckDomains {
+    pool: PgPool,
+}
+
+pub const CHECK_DOMAINS: &str = "system.check_domains";
+
+impl CheckDomains {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for CheckDomains {
+    async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
+        let nameserver = std::env::var("POSTRUNNER_NAMESERVER").ok().and_then(|v| v.parse().ok());
+        let resolver = crate::compliance::domains::resolver(nameserver).map_err(JobError::Retry)?;
+        let reports = crate::compliance::domains::check_all(&self.pool, &resolver)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        for report in reports.iter().filter(|r| !r.ok()) {
+            tracing::warn!(domain = %report.domain, "sender domain fails its DNS checks (see postrunner.report_domains)");
+        }
+        Ok(None)
+    }
+}

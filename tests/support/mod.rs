@@ -4,12 +4,14 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod dns_server;
 pub mod factory;
 pub mod fake_provider;
 pub mod gated;
 pub mod imap_server;
 pub mod logins;
 pub mod plans;
+pub mod python;
 pub mod routing;
 pub mod run;
 pub mod smtp_server;
