@@ -10,6 +10,28 @@ use crate::support::routing::exec;
 use crate::support::run::Process;
 use crate::support::webhooks::secret_variable;
 
+/// A row of report_domains.
+#[derive(Clone, Debug, sqlx::FromRow)]
+struct Row {
+    domain: String,
+    ok: bool,
+    spf_ok: bool,
+    dkim_ok: bool,
+    dmarc_ok: bool,
+    mx_ok: bool,
+    spf_detail: String,
+    dkim_detail: String,
+    dmarc_detail: String,
+    mx_detail: String,
+}
+
+impl Row {
+    /// (ok, spf, dkim, dmarc, mx).
+    fn verdicts(&self) -> (bool, bool, bool, bool, bool) {
+        (self.ok, self.spf_ok, self.dkim_ok, self.dmarc_ok, self.mx_ok)
+    }
+}
+
 #[tokio::test]
 async fn check_domains_reports_what_each_sender_domain_publishes() {
     let db = TestDb::new().await;
@@ -63,14 +85,14 @@ async fn check_domains_reports_what_each_sender_domain_publishes() {
     let output = check.logs();
     assert!(!status.success(), "two domains fail: exit 1\n{output}");
 
-    let rows: Vec<(String, bool, bool, bool, bool, bool, String, String, String, String)> = sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT domain, ok, spf_ok, dkim_ok, dmarc_ok, mx_ok, spf_detail, dkim_detail, dmarc_detail, mx_detail
            FROM postrunner.report_domains ORDER BY domain",
     )
     .fetch_all(pool)
     .await
     .unwrap();
-    let by = |name: &str| rows.iter().find(|r| r.0 == name).unwrap().clone();
+    let by = |name: &str| rows.iter().find(|r| r.domain == name).unwrap().clone();
 
     let good = by("good.test");
     assert_eq!(
