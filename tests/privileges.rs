@@ -34,6 +34,7 @@ const READER: &[&str] = &[
     "table report_capacity_rollup SELECT",
     "table report_cost SELECT",
     "table report_daily_volume SELECT",
+    "table report_domains SELECT",
     "table report_events SELECT",
     "table report_outbox SELECT",
     "table report_provider_health SELECT",
