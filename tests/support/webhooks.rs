@@ -13,28 +13,7 @@ use super::routing::exec;
 
 /// Runs `sign_webhook.py` with `request`; its JSON answer.
 pub fn sign(request: Value) -> Value {
-    use std::io::Write as _;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/sign_webhook.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs (bin/setup installs tests/support/requirements.txt)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "sign_webhook.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    super::python::run("sign_webhook.py", &request)
 }
 
 /// Headers of a signer's answer.
