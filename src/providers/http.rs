@@ -88,13 +88,19 @@ pub fn status_error(provider: &str, status: StatusCode, headers: &HeaderMap, det
             provider: provider.to_owned(),
             detail,
             retry_after: retry_after(headers),
-            may_have_taken: matches!(status.as_u16(), 502 | 504),
+            may_have_taken: gateway_failed(status.as_u16()),
         },
         _ => SendError::Rejected {
             provider: provider.to_owned(),
             detail,
         },
     }
+}
+
+/// A 502 or 504: a gateway in front of the provider whose upstream failed or did not
+/// answer in time, so the provider itself may have taken the request.
+pub fn gateway_failed(status: u16) -> bool {
+    matches!(status, 502 | 504)
 }
 
 /// A provider's answer, read whole.

@@ -158,7 +158,7 @@ impl Ses {
                 provider: self.name.clone(),
                 detail,
                 retry_after: retry_after(headers),
-                may_have_taken: matches!(status, 502 | 504),
+                may_have_taken: super::http::gateway_failed(status),
             },
         }
     }
