@@ -203,6 +203,7 @@ pub struct WorkerArgs {
     /// Public base URL of `postrunner web`: messages then carry signed RFC 8058
     /// one-click links, `List-Unsubscribe: <{url}/u/<token>>` and
     /// `List-Unsubscribe-Post`, signed with the key in POSTRUNNER_UNSUBSCRIBE_KEY.
+    /// Without it, the worker routes only the messages of clients marked `bulk = false`.
     #[arg(long, env = "POSTRUNNER_UNSUBSCRIBE_URL")]
     pub unsubscribe_url: Option<String>,
 }
@@ -247,6 +248,7 @@ impl WorkerArgs {
             grace: self.grace,
             job_timeout: self.job_timeout,
             backoff: self.backoff.clone(),
+            signs_unsubscribe: self.unsubscribe_url.is_some(),
         })
     }
 }

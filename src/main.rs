@@ -70,6 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = db::pool_with(&required_url()?, 2, "postrunner-check-domains", limits)?;
             let resolver = compliance::domains::resolver(args.nameserver).map_err(anyhow::Error::msg)?;
             let reports = compliance::domains::check_all(&pool, &resolver).await?;
+            let gate = compliance::domains::apply_gate(&pool).await?;
             for report in &reports {
                 println!("{} {}", report.domain, if report.ok() { "ok" } else { "FAILING" });
                 for (name, check) in [
@@ -85,6 +86,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
+            println!("{gate}");
             let failing = reports.iter().filter(|r| !r.ok()).count();
             anyhow::ensure!(
                 failing == 0,

@@ -140,6 +140,17 @@ impl UnsubscribeLinks {
     pub fn url(&self, message: Uuid, client: &str, recipient: &str) -> String {
         format!("{}/u/{}", self.base, self.keys.token(message, client, recipient))
     }
+
+    /// A `mailto:` URI for List-Unsubscribe beside the link: the client's `mailbox`,
+    /// with the message's token in the subject so that whoever reads that mailbox can
+    /// tell which message (and recipient) it is about (the token holds only
+    /// URL-safe characters).
+    pub fn mailto(&self, mailbox: &str, message: Uuid, client: &str, recipient: &str) -> String {
+        format!(
+            "mailto:{mailbox}?subject=unsubscribe%20{}",
+            self.keys.token(message, client, recipient)
+        )
+    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ async fn smtp_provider_reading(pool: &PgPool, url: &str) {
     exec(
         pool,
         &format!(
-            "INSERT INTO postrunner.clients (name) VALUES ('acme');
+            "INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false);
              INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
              INSERT INTO postrunner.providers (name, kind, endpoint, bounce_address, bounce_mailbox, bounce_mailbox_secret_env)
              VALUES ('smtp1', 'smtp', 'smtp://127.0.0.1:2525', 'bounces@acme.test', '{url}', '{variable}');"

@@ -29,6 +29,7 @@ fn message(from: &str, unsubscribe: bool) -> OutgoingMessage {
         html_body: Some("<p>Hi Jane, shall we talk?</p>".into()),
         headers: vec![],
         unsubscribe_url: unsubscribe.then(|| "https://mail.acme.test/u/abc.def".to_owned()),
+        unsubscribe_mailto: None,
         tag: None,
     }
 }

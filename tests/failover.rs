@@ -37,7 +37,7 @@ async fn three_providers(db: &TestDb) -> (Fakes, Directory) {
     };
     exec(
         &db.pool,
-        "INSERT INTO postrunner.clients (name) VALUES ('acme');
+        "INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false);
          INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
          INSERT INTO postrunner.providers (name, kind) VALUES ('sg', 'sendgrid'), ('pm', 'postmark'), ('rs', 'resend');
          INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
@@ -596,7 +596,7 @@ async fn refused_recipients_do_not_count_against_the_providers_health() {
 async fn a_down_provider_past_its_cool_down(pool: &sqlx::PgPool) {
     exec(
         pool,
-        "INSERT INTO postrunner.clients (name) VALUES ('acme');
+        "INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false);
          INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
          INSERT INTO postrunner.providers (name, kind) VALUES ('p', 'log');
          INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)

@@ -88,7 +88,7 @@ async fn sends_their_events_through_two_web_replicas_and_what_follows() {
     exec(
         pool,
         &format!(
-            "INSERT INTO postrunner.clients (name) VALUES ('acme');
+            "INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false);
              INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
              INSERT INTO postrunner.providers (name, kind, endpoint, webhook_secret_env)
              VALUES ('sg', 'sendgrid', 'http://127.0.0.1:9', '{variable}');

@@ -48,7 +48,7 @@ async fn found_anywhere(pool: &PgPool, needle: &str) -> Vec<(String, String, i64
 async fn jane_and_joe(pool: &PgPool) {
     exec(
         pool,
-        "INSERT INTO postrunner.clients (name) VALUES ('acme');
+        "INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false);
          INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
          INSERT INTO postrunner.providers (name, kind) VALUES ('sg', 'sendgrid');",
     )

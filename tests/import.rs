@@ -36,7 +36,7 @@ carol@acme.test,mg-eu,acme,40,,
 ";
 
 async fn acme(db: &TestDb) {
-    sqlx::query("INSERT INTO postrunner.clients (name) VALUES ('acme')")
+    sqlx::query("INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false)")
         .execute(&db.pool)
         .await
         .unwrap();

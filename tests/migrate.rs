@@ -136,7 +136,7 @@ async fn each_role_works_with_a_login_of_its_own_and_no_superuser() {
     assert!(!report.definitions.is_empty());
     let owner_pool = postrunner::db::pool(&owner_url, 2, "test").unwrap();
     sqlx::raw_sql(&format!(
-        "INSERT INTO postrunner.clients (name) VALUES ('acme');
+        "INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false);
          INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
          INSERT INTO postrunner.providers (name, kind) VALUES ('log', 'log');
          INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit) VALUES ('s@acme.test', 'log', 'acme', 1000);

@@ -216,6 +216,7 @@ async fn a_claimed_message_reads_as_sending() {
         lease: std::time::Duration::from_secs(30),
         now: None,
         after: None,
+        signs_unsubscribe: false,
     };
     postrunner::queue::claim::claim(&db.pool, request).await.unwrap();
     assert_eq!(factory::status(&db.pool, id).await, "sending");

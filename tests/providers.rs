@@ -31,6 +31,7 @@ fn message() -> OutgoingMessage {
         html_body: Some("<p>Hi Jane</p>".into()),
         headers: vec![("Reply-To".into(), "owner@acme.test".into())],
         unsubscribe_url: Some("https://u.acme.test/u/abc".into()),
+        unsubscribe_mailto: None,
         tag: Some("q1-founders".into()),
     }
 }

@@ -50,6 +50,7 @@ async fn eight_concurrent_claimers_take_disjoint_jobs() {
                     lease: Duration::from_secs(300),
                     now: None,
                     after: None,
+                    signs_unsubscribe: false,
                 };
                 let batch = claim(&pool, request).await.unwrap();
                 if batch.is_empty() {
@@ -265,6 +266,7 @@ async fn a_worker_whose_lease_was_rescued_cannot_complete_the_job() {
             lease,
             now: Some(now),
             after: None,
+            signs_unsubscribe: false,
         },
     )
     .await
@@ -279,6 +281,7 @@ async fn a_worker_whose_lease_was_rescued_cannot_complete_the_job() {
             lease,
             now: Some(now + secs(32)),
             after: None,
+            signs_unsubscribe: false,
         },
     )
     .await
@@ -332,6 +335,7 @@ async fn a_rescued_job_that_used_its_last_attempt_fails() {
             lease: Duration::from_secs(5),
             now: Some(now),
             after: None,
+            signs_unsubscribe: false,
         },
     )
     .await

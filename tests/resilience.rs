@@ -226,7 +226,7 @@ async fn a_shutdown_gives_back_the_capacity_of_sends_that_never_started() {
     let pool = &db.pool;
     exec(
         pool,
-        "INSERT INTO postrunner.clients (name) VALUES ('acme');
+        "INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false);
          INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
          INSERT INTO postrunner.providers (name, kind, per_minute) VALUES ('p', 'log', 100);
          INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)

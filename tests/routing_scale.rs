@@ -15,8 +15,8 @@ use crate::support::routing::{at, count, drain_all_at, exec};
 use crate::support::run::{executor, fast_config, registry};
 
 const SETUP: &str = "
-INSERT INTO postrunner.clients (name, time_zone) VALUES
-    ('c1', 'UTC'), ('c2', 'America/New_York'), ('c3', 'Asia/Tokyo');
+INSERT INTO postrunner.clients (name, time_zone, bulk) VALUES
+    ('c1', 'UTC', false), ('c2', 'America/New_York', false), ('c3', 'Asia/Tokyo', false);
 INSERT INTO postrunner.directions (client, name) VALUES
     ('c1', 'all'), ('c1', 'only-p2'), ('c2', 'all'), ('c3', 'all');
 -- Office hours in New York, Monday to Friday.

@@ -47,7 +47,7 @@ impl Sns {
         exec(
             &db.pool,
             &format!(
-                "INSERT INTO postrunner.clients (name) VALUES ('acme');
+                "INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false);
                  INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
                  INSERT INTO postrunner.providers (name, kind, region, sns_topics) VALUES ('ses', 'ses', 'us-east-1', '{{{TOPIC}}}');"
             ),

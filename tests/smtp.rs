@@ -21,6 +21,7 @@ fn message(to: &str) -> OutgoingMessage {
         html_body: Some("<p>Hi Jane</p>".into()),
         headers: vec![("Reply-To".into(), "owner@acme.test".into())],
         unsubscribe_url: Some("https://u.acme.test/u/abc".into()),
+        unsubscribe_mailto: None,
         tag: None,
     }
 }

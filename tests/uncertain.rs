@@ -44,7 +44,7 @@ async fn acme_on(db: &TestDb, kind: Kind) -> (FakeProvider, Arc<Directory>) {
     exec(
         &db.pool,
         &format!(
-            "INSERT INTO postrunner.clients (name) VALUES ('acme');
+            "INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false);
              INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
              INSERT INTO postrunner.providers (name, kind, per_minute, monthly_budget)
              VALUES ('p', '{kind_name}', 1000, 100000);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use postrunner::kinds;
 use postrunner::providers::sendgrid::SendGrid;
 use postrunner::providers::{http, Directory, Provider};
+use postrunner::queue::executor::ExecutorConfig;
 use postrunner::secret::Secret;
 use postrunner::unsubscribe::{UnsubscribeKeys, UnsubscribeLinks};
 use sqlx::PgPool;
@@ -78,7 +79,11 @@ async fn send(pool: &PgPool, fake: &FakeProvider, base: &str, client: &str, to: 
     });
     let links = UnsubscribeLinks::new(base, UnsubscribeKeys::new(KEY, None).unwrap());
     let registry = kinds::registry_with(pool.clone(), Arc::new(directory), Some(links));
-    let worker = spawn(pool, registry, fast_config());
+    let config = ExecutorConfig {
+        signs_unsubscribe: true,
+        ..fast_config()
+    };
+    let worker = spawn(pool, registry, config);
     wait_for_count(
         pool,
         &format!("SELECT count(*) FROM postrunner.outbox WHERE id = '{id}' AND status IN ('sent', 'suppressed')"),
@@ -375,4 +380,176 @@ async fn a_person_unsubscribes_from_the_page_in_a_real_browser() {
             Some(id)
         )]
     );
+}
+
+#[tokio::test]
+async fn a_bulk_clients_messages_wait_for_a_worker_that_signs_links() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let fake = acme(pool).await;
+    // acme sends bulk mail (the default); globex only transactional mail.
+    exec(pool, "UPDATE postrunner.clients SET bulk = false WHERE name = 'globex'").await;
+    let enqueue = |client: &'static str, to: &'static str| async move {
+        sqlx::query_scalar::<_, Uuid>(
+            "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+             VALUES ($1, 'd', $2, 'Hello', 'Hi') RETURNING id",
+        )
+        .bind(client)
+        .bind(to)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+    let bulk = enqueue("acme", "jane@example.org").await;
+    let transactional = enqueue("globex", "joe@example.org").await;
+
+    // A worker without unsubscribe links sends globex's message and leaves acme's.
+    let url = fake.url.clone();
+    let directory = move |pool: &PgPool| {
+        let url = url.clone();
+        Arc::new(Directory::with_builder(pool.clone(), move |name| {
+            let adapter: Arc<dyn Provider> = Arc::new(SendGrid::new(
+                name,
+                &url,
+                Secret::new("sg-key".to_owned()),
+                http::client(Duration::from_secs(5)),
+            ));
+            Some(adapter)
+        }))
+    };
+    let plain = spawn(pool, kinds::registry(pool.clone(), directory(pool)), fast_config());
+    let sent = |id: Uuid| format!("SELECT count(*) FROM postrunner.outbox WHERE id = '{id}' AND status = 'sent'");
+    wait_for_count(pool, &sent(transactional), 1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    plain.stop().await;
+    assert_eq!(fake.received().len(), 1);
+    let status: String = sqlx::query_scalar("SELECT status::text FROM postrunner.outbox WHERE id = $1")
+        .bind(bulk)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "queued");
+    let blocked: Vec<(String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT client, waiting_for, detail FROM postrunner.report_blocked ORDER BY client")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(blocked[0].0, "acme");
+    assert_eq!(blocked[0].1.as_deref(), Some("unsubscribe"));
+    assert!(
+        blocked[0].2.as_deref().unwrap().contains("--unsubscribe-url"),
+        "{blocked:?}"
+    );
+    assert_eq!((blocked[1].0.as_str(), blocked[1].1.as_deref()), ("globex", None));
+
+    // A worker that signs registers as such (the report no longer blames unsubscribe)
+    // and sends acme's message with its headers.
+    let presence =
+        postrunner::roles::presence::Presence::new("worker", Some(8), Duration::from_secs(5)).signing_unsubscribe(true);
+    presence.register(pool).await.unwrap();
+    let config = ExecutorConfig {
+        signs_unsubscribe: true,
+        ..fast_config()
+    };
+    let signing = spawn(
+        pool,
+        kinds::registry_with(pool.clone(), directory(pool), Some(links_for_test())),
+        config,
+    );
+    wait_for_count(pool, &sent(bulk), 1, Duration::from_secs(20)).await;
+    signing.stop().await;
+    let request = fake.received().pop().unwrap().json.unwrap();
+    assert_eq!(
+        request["headers"]["List-Unsubscribe-Post"],
+        "List-Unsubscribe=One-Click"
+    );
+    let link = links_for_test().url(bulk, "acme", "jane@example.org");
+    assert_eq!(request["headers"]["List-Unsubscribe"], format!("<{link}>"));
+    let reason: Option<String> =
+        sqlx::query_scalar("SELECT waiting_for FROM postrunner.report_blocked WHERE client = 'acme'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(reason, None);
+}
+
+#[tokio::test]
+async fn a_clients_mailbox_is_advertised_and_its_footer_carries_the_link() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let fake = acme(pool).await;
+    exec(
+        pool,
+        "UPDATE postrunner.clients
+            SET unsubscribe_mailto = 'unsubscribe@acme.test',
+                unsubscribe_footer = 'You get this because you met Acme. Unsubscribe: {{unsubscribe_url}}'
+          WHERE name = 'acme'",
+    )
+    .await;
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, html_body)
+         VALUES ('acme', 'd', 'jane@example.org', 'Hello', 'Hi Jane', '<html><body><p>Hi Jane</p></body></html>')
+         RETURNING id",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let links = links_for_test();
+    let url = fake.url.clone();
+    let directory = Directory::with_builder(pool.clone(), move |name| {
+        let adapter: Arc<dyn Provider> = Arc::new(SendGrid::new(
+            name,
+            &url,
+            Secret::new("sg-key".to_owned()),
+            http::client(Duration::from_secs(5)),
+        ));
+        Some(adapter)
+    });
+    let config = ExecutorConfig {
+        signs_unsubscribe: true,
+        ..fast_config()
+    };
+    let worker = spawn(
+        pool,
+        kinds::registry_with(pool.clone(), Arc::new(directory), Some(links.clone())),
+        config,
+    );
+    wait_for_count(
+        pool,
+        &format!("SELECT count(*) FROM postrunner.outbox WHERE id = '{id}' AND status = 'sent'"),
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+    worker.stop().await;
+
+    let body = fake.received().pop().unwrap().json.unwrap();
+    let link = links.url(id, "acme", "jane@example.org");
+    let token = link.rsplit('/').next().unwrap();
+    assert_eq!(
+        body["headers"]["List-Unsubscribe"],
+        format!("<{link}>, <mailto:unsubscribe@acme.test?subject=unsubscribe%20{token}>")
+    );
+    assert_eq!(body["headers"]["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click");
+    let contents: Vec<&str> = body["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contents[0],
+        format!("Hi Jane\n\nYou get this because you met Acme. Unsubscribe: {link}\n")
+    );
+    assert!(
+        contents[1].ends_with(&format!(
+            "<p class=\"unsubscribe\">You get this because you met Acme. Unsubscribe: <a href=\"{link}\">{link}</a></p></body></html>"
+        )),
+        "{}",
+        contents[1]
+    );
+}
+
+fn links_for_test() -> UnsubscribeLinks {
+    UnsubscribeLinks::new("https://mail.acme.test", keys())
 }

@@ -48,7 +48,10 @@ $fn$;
 CREATE OR REPLACE FUNCTION postrunner.settings_check() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
-    problem text := postrunner.setting_problem(NEW.type, NEW.value, NEW.min_value, NEW.max_value);
+    problem text := CASE
+        WHEN NEW.type <> 'choice' THEN postrunner.setting_problem(NEW.type, NEW.value, NEW.min_value, NEW.max_value)
+        WHEN NEW.value IS NULL OR NEW.value <> ALL (NEW.choices)
+        THEN 'must be one of ' || array_to_string(NEW.choices, ', ') END;
 BEGIN
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION USING
@@ -69,4 +72,10 @@ CREATE OR REPLACE TRIGGER settings_check
 CREATE OR REPLACE FUNCTION postrunner.setting_number(p_name text, fallback float8) RETURNS float8
 LANGUAGE sql STABLE AS $$
     SELECT coalesce((SELECT value::float8 FROM postrunner.settings WHERE name = p_name), fallback)
+$$;
+
+-- A word setting's value (type 'choice'), or `fallback` when it is not set.
+CREATE OR REPLACE FUNCTION postrunner.setting_choice(p_name text, fallback text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT value FROM postrunner.settings WHERE name = p_name), fallback)
 $$;

@@ -197,10 +197,12 @@ AS $$
                    'message', jsonb_build_object(
                        'id', o.id, 'client', o.client, 'direction', o.direction, 'to', o.to_address,
                        'subject', o.subject, 'text_body', o.text_body, 'html_body', o.html_body,
-                       'headers', o.headers)) AS args
+                       'headers', o.headers, 'unsubscribe_mailto', cl.unsubscribe_mailto,
+                       'unsubscribe_footer', cl.unsubscribe_footer)) AS args
           FROM postrunner.jobs j
           JOIN postrunner.send_attempts a ON a.job_id = j.id AND a.outcome = 'uncertain'
           JOIN postrunner.outbox o ON o.job_id = j.id
+          JOIN postrunner.clients cl ON cl.name = o.client
           LEFT JOIN postrunner.sender_addresses s ON s.address = a.from_address
          WHERE j.state = 'held'
            AND a.provider = ANY (p_providers)

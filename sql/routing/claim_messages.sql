@@ -14,12 +14,19 @@
 -- cannot starve a small one. A lane is locked (SKIP LOCKED) only when it is served, so
 -- concurrent claimers spread over the lanes; within one lane, routing is serial.
 --
+-- A bulk client's lanes (clients.bulk, the default) are served only by a claimer that
+-- signs one-click unsubscribe links (p_signs_unsubscribe: `worker --unsubscribe-url`):
+-- no message of theirs can leave without its RFC 8058 headers. The lanes are not gated
+-- for it, so a signing worker takes them at once; report_blocked says 'unsubscribe'
+-- while no live worker signs (tests/unsubscribe.rs).
+--
 -- Plans are generic (plan_cache_mode), so that planning never probes index ends full
 -- of dead entries from a fast drain; "has messages waiting" is a one-row probe of
 -- jobs_lane_idx per lane, in index order, so statistics cannot turn it into a scan of
 -- the jobs table (tests/plans.rs).
+DROP FUNCTION IF EXISTS postrunner.claim_messages(bigint, uuid, uuid, interval, timestamptz);
 CREATE OR REPLACE FUNCTION postrunner.claim_messages(
-    p_limit bigint, p_worker uuid, p_token uuid, p_lease interval, p_now timestamptz
+    p_limit bigint, p_worker uuid, p_token uuid, p_lease interval, p_now timestamptz, p_signs_unsubscribe boolean
 ) RETURNS TABLE (
     id bigint, kind text, args jsonb, attempts integer, max_attempts integer, priority smallint,
     run_at timestamptz, created_at timestamptz, attempted_at timestamptz
@@ -42,6 +49,7 @@ BEGIN
         SELECT l.id
           FROM postrunner.lanes l
          WHERE l.ready_at <= at_
+           AND postrunner.lane_servable(l.client, p_signs_unsubscribe)
            AND EXISTS (SELECT 1 FROM postrunner.lane_next_job(l.id, at_))
          ORDER BY l.served_at, l.id
          LIMIT 64);

@@ -16,13 +16,24 @@ LANGUAGE sql STABLE AS $$
      LIMIT 1
 $$;
 
+-- Whether a claimer may serve a lane of `p_client`: a bulk client's only when it signs
+-- one-click unsubscribe links (claim_messages.sql).
+CREATE OR REPLACE FUNCTION postrunner.lane_servable(p_client text, p_signs_unsubscribe boolean)
+RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT p_signs_unsubscribe OR NOT (SELECT c.bulk FROM postrunner.clients c WHERE c.name = p_client)
+$$;
+
 -- When a claim could next route something: the earliest gate among lanes with messages
 -- waiting (a time in the past means now: a lane was busy in another claim). NULL when
--- no lane has messages waiting. Workers sleep until then instead of polling. Clamped
+-- no lane this claimer may serve has messages waiting. Workers sleep until then instead of polling. Clamped
 -- to [now, now + 1 day], so a client never sees the infinities gates may hold.
-CREATE OR REPLACE FUNCTION postrunner.lanes_next_ready(p_now timestamptz) RETURNS timestamptz
+DROP FUNCTION IF EXISTS postrunner.lanes_next_ready(timestamptz);
+CREATE OR REPLACE FUNCTION postrunner.lanes_next_ready(p_now timestamptz, p_signs_unsubscribe boolean)
+RETURNS timestamptz
 LANGUAGE sql STABLE AS $$
     SELECT least(greatest(min(l.ready_at), coalesce(p_now, now())), coalesce(p_now, now()) + interval '1 day')
       FROM postrunner.lanes l
-     WHERE EXISTS (SELECT 1 FROM postrunner.lane_next_job(l.id, coalesce(p_now, now())))
+     WHERE postrunner.lane_servable(l.client, p_signs_unsubscribe)
+       AND EXISTS (SELECT 1 FROM postrunner.lane_next_job(l.id, coalesce(p_now, now())))
 $$;

@@ -87,8 +87,10 @@ BEGIN
                   j.reroutes
     ),
     messages AS (
-        SELECT o.id, o.job_id, o.client, o.direction, o.to_address, o.subject, o.text_body, o.html_body, o.headers
+        SELECT o.id, o.job_id, o.client, o.direction, o.to_address, o.subject, o.text_body, o.html_body, o.headers,
+               cl.unsubscribe_mailto, cl.unsubscribe_footer
           FROM postrunner.outbox o
+          JOIN postrunner.clients cl ON cl.name = o.client
          WHERE o.job_id = ANY (job_ids)
     ),
     ledger AS (
@@ -110,7 +112,8 @@ BEGIN
                'message', jsonb_build_object(
                    'id', m.id, 'client', m.client, 'direction', m.direction, 'to', m.to_address,
                    'subject', m.subject, 'text_body', m.text_body, 'html_body', m.html_body,
-                   'headers', m.headers)),
+                   'headers', m.headers, 'unsubscribe_mailto', m.unsubscribe_mailto,
+                   'unsubscribe_footer', m.unsubscribe_footer)),
            c.attempts, c.max_attempts, c.priority, c.run_at, c.created_at, c.attempted_at
       FROM claimed c
       JOIN picks p ON p.job_id = c.id

@@ -9,7 +9,8 @@
 -- Live postrunner processes: each row is refreshed by its process's heartbeat.
 CREATE OR REPLACE VIEW postrunner.workers AS
 SELECT p.id, p.role, p.host, p.pid, p.version, p.concurrency, p.started_at, p.heartbeat_at,
-       (SELECT count(*) FROM postrunner.jobs j WHERE j.state = 'running' AND j.leased_by = p.id) AS running_jobs
+       (SELECT count(*) FROM postrunner.jobs j WHERE j.state = 'running' AND j.leased_by = p.id) AS running_jobs,
+       p.signs_unsubscribe
   FROM postrunner.processes p
  WHERE p.heartbeat_at > now() - 3 * p.heartbeat_interval
    AND (SELECT postrunner.may_act_for(NULL));

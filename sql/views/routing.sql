@@ -55,16 +55,30 @@ SELECT 'direction', d.client || '/' || d.name, count(r.address), sum(r.effective
 
 -- Why messages wait: per direction, the messages ready to go, and for a gated lane the
 -- reason and the moment it may send again (window, pacing, daily_limit, provider_rate,
--- budget, provider_down, provider_disabled, no_address, no_provider, paused).
+-- budget, provider_down, provider_disabled, no_address, no_provider, paused), or
+-- 'unsubscribe' for a bulk client while no live worker signs one-click unsubscribe
+-- links (claim_messages.sql).
 CREATE OR REPLACE VIEW postrunner.report_blocked AS
+WITH signing AS (
+    SELECT EXISTS (SELECT 1 FROM postrunner.processes p
+                    WHERE p.role = 'worker' AND p.signs_unsubscribe
+                      AND p.heartbeat_at > now() - 3 * p.heartbeat_interval) AS live
+)
 SELECT l.client,
        l.direction,
        w.waiting,
        w.oldest_waiting,
-       CASE WHEN l.ready_at > now() THEN l.waiting_for END                                        AS waiting_for,
+       CASE WHEN l.ready_at > now() THEN l.waiting_for
+            WHEN c.bulk AND NOT s.live THEN 'unsubscribe' END                                     AS waiting_for,
        CASE WHEN l.ready_at > now() AND l.ready_at < 'infinity' THEN l.ready_at END               AS until,
-       CASE WHEN l.ready_at > now() THEN l.waiting_detail END                                     AS detail
+       CASE WHEN l.ready_at > now() THEN l.waiting_detail
+            WHEN c.bulk AND NOT s.live
+            THEN 'the client sends bulk mail and no live worker signs one-click unsubscribe links: '
+                 'run workers with --unsubscribe-url (and POSTRUNNER_UNSUBSCRIBE_KEY), or mark the client bulk = false'
+       END                                                                                        AS detail
   FROM postrunner.lanes l
+  JOIN postrunner.clients c ON c.name = l.client
+ CROSS JOIN signing s
  CROSS JOIN LATERAL (SELECT count(*) AS waiting, now() - min(j.run_at) AS oldest_waiting
                        FROM postrunner.jobs j WHERE j.lane = l.id AND j.state = 'available') w
  WHERE (SELECT postrunner.may_act_for(NULL)) OR l.client = ANY ((SELECT postrunner.bound_clients())::text[]);

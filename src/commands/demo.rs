@@ -128,13 +128,14 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     let shutdown = CancellationToken::new();
     let mut roles = Vec::new();
     for _ in 0..args.workers {
-        let presence = Presence::new("worker", Some(8), Duration::from_secs(1));
+        let presence = Presence::new("worker", Some(8), Duration::from_secs(1)).signing_unsubscribe(true);
         presence.register(&pool).await?;
         let providers = Directory::new(pool.clone()).with_send_timeout(Duration::from_secs(1));
         let registry = kinds::registry_with(pool.clone(), Arc::new(providers), Some(links.clone()));
         let config = ExecutorConfig {
             concurrency: 8,
             heartbeat: Duration::from_secs(1),
+            signs_unsubscribe: true,
             ..ExecutorConfig::default()
         };
         let executor = Executor::new(pool.clone(), registry, config, presence.id);

@@ -10,6 +10,10 @@
 //!   for, the very public key of its private key.
 //! - DMARC: a `v=DMARC1` record at `_dmarc.<domain>`; `p=none` passes with a warning.
 //! - MX: at least one.
+//!
+//! What a failing domain does then is decided in SQL ([`apply_gate`],
+//! sql/compliance/domain_gate.sql): an alert, and with `domain_check_policy = 'block'`
+//! its addresses paused until it passes.
 
 use std::net::SocketAddr;
 
@@ -278,6 +282,36 @@ pub async fn check_all(pool: &PgPool, resolver: &TokioResolver) -> Result<Vec<Do
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// What the gate did after a round of checks (sql/compliance/domain_gate.sql).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct GateOutcome {
+    pub fired: i32,
+    pub resolved: i32,
+    pub paused: i32,
+    pub resumed: i32,
+}
+
+impl std::fmt::Display for GateOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "alerts fired {}, resolved {}; sender addresses paused {}, resumed {}",
+            self.fired, self.resolved, self.paused, self.resumed
+        )
+    }
+}
+
+/// Alerts on failing domains and, when the policy says 'block', pauses (or resumes)
+/// their addresses, from the stored results.
+///
+/// # Errors
+/// The database cannot be written.
+pub async fn apply_gate(pool: &PgPool) -> Result<GateOutcome, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM postrunner.apply_domain_checks()")
+        .fetch_one(pool)
+        .await
 }
 
 #[cfg(test)]

@@ -60,6 +60,7 @@ pub const DEFINITIONS: &[Definition] = definitions![
     "feedback/policies.sql",
     "feedback/pauses.sql",
     "feedback/unsubscribe.sql",
+    "compliance/domain_gate.sql",
     "alerts/rules.sql",
     "security/tenancy.sql",
     "views/queue.sql",

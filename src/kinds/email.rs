@@ -27,6 +27,8 @@ pub const KIND: &str = "email.send";
 /// What a body says where the message's own unsubscribe link goes.
 pub const PLACEHOLDER: &str = "{{unsubscribe_url}}";
 
+mod footer;
+
 const RECORD_SENT: &str = include_str!("../../sql/outbox/record_sent.sql");
 const CLOSE_ATTEMPT: &str = include_str!("../../sql/outbox/close_attempt.sql");
 const SUPPRESS_RECIPIENT: &str = include_str!("../../sql/outbox/suppress_recipient.sql");
@@ -81,6 +83,10 @@ struct Message {
     text_body: Option<String>,
     html_body: Option<String>,
     headers: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The client's unsubscribe mailbox (clients.unsubscribe_mailto).
+    unsubscribe_mailto: Option<String>,
+    /// The client's automatic footer (clients.unsubscribe_footer).
+    unsubscribe_footer: Option<String>,
 }
 
 /// What `run` hands to `record`.
@@ -97,33 +103,39 @@ impl Routed {
     /// The message as its provider gets it: the same request for every attempt from
     /// the same address, and for a lookup that repeats it (Resend's idempotent replay).
     /// With unsubscribe links, `{{unsubscribe_url}}` in a body becomes the message's own
-    /// link (HTML-escaped in the HTML body).
+    /// link (HTML-escaped in the HTML body); a body without it gets the client's footer,
+    /// when it has one; the client's mailbox, when it has one, is advertised beside the
+    /// link with the same token.
     pub(crate) fn into_outgoing(self, unsubscribe: Option<&UnsubscribeLinks>) -> OutgoingMessage {
-        let headers = self
-            .message
+        let message = self.message;
+        let headers = message
             .headers
             .unwrap_or_default()
             .into_iter()
             .filter_map(|(name, value)| Some((name, value.as_str()?.to_owned())))
             .collect();
-        let unsubscribe_url =
-            unsubscribe.map(|links| links.url(self.message.id, &self.message.client, &self.message.to));
-        let (mut text_body, mut html_body) = (self.message.text_body, self.message.html_body);
+        let unsubscribe_url = unsubscribe.map(|links| links.url(message.id, &message.client, &message.to));
+        let unsubscribe_mailto = unsubscribe
+            .zip(message.unsubscribe_mailto.as_deref())
+            .map(|(links, mailbox)| links.mailto(mailbox, message.id, &message.client, &message.to));
+        let (mut text_body, mut html_body) = (message.text_body, message.html_body);
         if let Some(url) = &unsubscribe_url {
-            text_body = text_body.map(|t| t.replace(PLACEHOLDER, url));
-            html_body = html_body.map(|h| h.replace(PLACEHOLDER, &url.replace('&', "&amp;").replace('"', "&quot;")));
+            let footer = message.unsubscribe_footer.as_deref();
+            text_body = text_body.map(|t| footer::text(t, url, footer));
+            html_body = html_body.map(|h| footer::html(h, url, footer));
         }
         OutgoingMessage {
-            id: self.message.id,
+            id: message.id,
             from: self.from_address,
             from_name: self.from_name,
-            to: self.message.to,
-            subject: self.message.subject,
+            to: message.to,
+            subject: message.subject,
             text_body,
             html_body,
             headers,
             unsubscribe_url,
-            tag: Some(self.message.direction),
+            unsubscribe_mailto,
+            tag: Some(message.direction),
         }
     }
 }

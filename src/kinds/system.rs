@@ -181,7 +181,8 @@ impl Handler for ProbeProviders {
 
 /// Checks SPF, DKIM, DMARC and MX of every sender domain (daily; `report_domains`),
 /// asking the nameserver in `POSTRUNNER_NAMESERVER` or the system's. A failing domain
-/// is warned about.
+/// raises an alert, and with `domain_check_policy = 'block'` its addresses are paused
+/// until it passes (sql/compliance/domain_gate.sql).
 pub struct CheckDomains {
     pool: PgPool,
 }
@@ -204,6 +205,12 @@ impl Handler for CheckDomains {
             .map_err(|e| JobError::Retry(e.to_string()))?;
         for report in reports.iter().filter(|r| !r.ok()) {
             tracing::warn!(domain = %report.domain, "sender domain fails its DNS checks (see postrunner.report_domains)");
+        }
+        let gate = crate::compliance::domains::apply_gate(&self.pool)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        if gate != Default::default() {
+            tracing::info!(%gate, "domain checks applied");
         }
         Ok(None)
     }

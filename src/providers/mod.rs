@@ -44,6 +44,8 @@ pub struct OutgoingMessage {
     pub headers: Vec<(String, String)>,
     /// One-click unsubscribe URL (RFC 8058) when unsubscribe pages are configured.
     pub unsubscribe_url: Option<String>,
+    /// A `mailto:` URI advertised beside it (the client's unsubscribe mailbox).
+    pub unsubscribe_mailto: Option<String>,
     /// A tag for the provider's reports (the direction).
     pub tag: Option<String>,
 }
@@ -70,14 +72,19 @@ impl OutgoingMessage {
 
     /// The headers to send besides From, To and Subject: the ones postrunner sets
     /// (Message-ID, X-Postrunner-Id, and with an unsubscribe URL RFC 8058's
-    /// List-Unsubscribe and List-Unsubscribe-Post), then the application's.
+    /// List-Unsubscribe, with the mailto URI after the HTTPS one when there is one, and
+    /// List-Unsubscribe-Post), then the application's.
     pub fn headers_to_send(&self) -> Vec<(String, String)> {
         let mut headers = vec![
             ("Message-ID".to_owned(), self.message_id()),
             ("X-Postrunner-Id".to_owned(), self.id.to_string()),
         ];
         if let Some(url) = &self.unsubscribe_url {
-            headers.push(("List-Unsubscribe".to_owned(), format!("<{url}>")));
+            let value = match &self.unsubscribe_mailto {
+                Some(mailto) => format!("<{url}>, <{mailto}>"),
+                None => format!("<{url}>"),
+            };
+            headers.push(("List-Unsubscribe".to_owned(), value));
             headers.push((
                 "List-Unsubscribe-Post".to_owned(),
                 "List-Unsubscribe=One-Click".to_owned(),

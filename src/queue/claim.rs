@@ -26,6 +26,9 @@ pub struct ClaimRequest {
     pub now: Option<DateTime<Utc>>,
     /// Claim only jobs after this position in claim order; `None` claims from the start.
     pub after: Option<Cursor>,
+    /// The claimer signs one-click unsubscribe links, so it may route a bulk client's
+    /// messages (sql/routing/claim_messages.sql).
+    pub signs_unsubscribe: bool,
 }
 
 impl ClaimRequest {
@@ -37,6 +40,7 @@ impl ClaimRequest {
             lease,
             now: None,
             after: None,
+            signs_unsubscribe: false,
         }
     }
 }

@@ -17,6 +17,8 @@ pub struct Presence {
     pub role: &'static str,
     pub concurrency: Option<i32>,
     pub heartbeat: Duration,
+    /// A worker that signs one-click unsubscribe links (report_blocked reads it).
+    pub signs_unsubscribe: bool,
 }
 
 impl Presence {
@@ -26,7 +28,13 @@ impl Presence {
             role,
             concurrency: concurrency.map(|c| i32::try_from(c).unwrap_or(i32::MAX)),
             heartbeat,
+            signs_unsubscribe: false,
         }
+    }
+
+    pub fn signing_unsubscribe(mut self, signs: bool) -> Self {
+        self.signs_unsubscribe = signs;
+        self
     }
 
     /// Inserts the process row.
@@ -45,6 +53,7 @@ impl Presence {
             .bind(crate::VERSION)
             .bind(self.concurrency)
             .bind(self.heartbeat)
+            .bind(self.signs_unsubscribe)
             .execute(pool)
             .await?;
         Ok(())

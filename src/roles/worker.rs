@@ -24,20 +24,26 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    crate::db::wait_until_ready(&pool, Duration::from_secs(60))
-        .await
-        .context("connecting to the database")?;
-    let presence = Presence::new("worker", Some(config.concurrency), config.heartbeat);
-    presence.register(&pool).await.context("registering the worker")?;
-    tracing::info!(worker.id = %presence.id, concurrency = config.concurrency, "worker started");
-
-    let unsubscribe = match unsubscribe_url {
+    // The keys first: a worker told to sign links but unable to never starts.
+    let unsubscribe = match &unsubscribe_url {
         Some(base) => {
             let keys = UnsubscribeKeys::from_env().context("--unsubscribe-url signs its links")?;
-            Some(UnsubscribeLinks::new(&base, keys))
+            Some(UnsubscribeLinks::new(base, keys))
         }
         None => None,
     };
+    crate::db::wait_until_ready(&pool, Duration::from_secs(60))
+        .await
+        .context("connecting to the database")?;
+    let presence =
+        Presence::new("worker", Some(config.concurrency), config.heartbeat).signing_unsubscribe(unsubscribe.is_some());
+    presence.register(&pool).await.context("registering the worker")?;
+    tracing::info!(worker.id = %presence.id, concurrency = config.concurrency, "worker started");
+    if unsubscribe.is_none() {
+        tracing::warn!(
+            "no --unsubscribe-url: this worker sends only for clients marked bulk = false (bulk mail needs one-click unsubscribe links)"
+        );
+    }
     let registry = kinds::registry_with(pool.clone(), Arc::new(Directory::new(pool.clone())), unsubscribe);
     let executor = Executor::new(pool.clone(), registry, config, presence.id);
     executor.run(shutdown).await;

@@ -36,6 +36,7 @@ pub async fn claim_messages(
         .bind(token)
         .bind(request.lease)
         .bind(request.now)
+        .bind(request.signs_unsubscribe)
         .fetch_all(pool)
         .await
         .map_err(QueueError::wrap("routed claim"))?;
@@ -47,10 +48,19 @@ pub async fn claim_messages(
 }
 
 /// When a claim could next route a message: `None` when no message is waiting in any
-/// lane, a past instant when one is waiting in an open lane (busy in another claim).
+/// lane this claimer may serve (`signs_unsubscribe`: see [`ClaimRequest`]), a past
+/// instant when one is waiting in an open lane (busy in another claim).
 ///
 /// # Errors
 /// The database could not be reached.
-pub async fn next_ready(pool: &PgPool, now: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar(NEXT_READY).bind(now).fetch_one(pool).await
+pub async fn next_ready(
+    pool: &PgPool,
+    now: Option<DateTime<Utc>>,
+    signs_unsubscribe: bool,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(NEXT_READY)
+        .bind(now)
+        .bind(signs_unsubscribe)
+        .fetch_one(pool)
+        .await
 }

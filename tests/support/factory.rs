@@ -25,9 +25,11 @@ pub async fn client(pool: &PgPool, client: &str, direction: &str) {
     .unwrap();
 }
 
-/// A client with one direction and nothing else.
+/// A client with one direction and nothing else. It is marked as not sending bulk
+/// mail, so that executors without unsubscribe links route it (tests/unsubscribe.rs
+/// covers bulk clients, the default).
 pub async fn bare_client(pool: &PgPool, client: &str, direction: &str) {
-    sqlx::query("INSERT INTO postrunner.clients (name) VALUES ($1) ON CONFLICT DO NOTHING")
+    sqlx::query("INSERT INTO postrunner.clients (name, bulk) VALUES ($1, false) ON CONFLICT DO NOTHING")
         .bind(client)
         .execute(pool)
         .await

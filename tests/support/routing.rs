@@ -28,7 +28,7 @@ pub async fn client(pool: &PgPool, client: &str, tz: &str, direction: &str) {
     exec(
         pool,
         &format!(
-            "INSERT INTO postrunner.clients (name, time_zone) VALUES ('{client}', '{tz}') ON CONFLICT DO NOTHING;
+            "INSERT INTO postrunner.clients (name, time_zone, bulk) VALUES ('{client}', '{tz}', false) ON CONFLICT DO NOTHING;
              INSERT INTO postrunner.directions (client, name) VALUES ('{client}', '{direction}');"
         ),
     )
@@ -143,7 +143,7 @@ pub async fn acme_on_sendgrid(pool: &PgPool, endpoint: &str) -> String {
     exec(
         pool,
         &format!(
-            "INSERT INTO postrunner.clients (name) VALUES ('acme');
+            "INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false);
              INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
              INSERT INTO postrunner.providers (name, kind, endpoint, secret_env) VALUES ('sg', 'sendgrid', '{endpoint}', '{variable}');
              INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit) VALUES ('alice@acme.test', 'sg', 'acme', 10000000);"

@@ -101,7 +101,7 @@ pub async fn provider_with_webhooks(pool: &PgPool, name: &str, kind: &str, secre
     exec(
         pool,
         &format!(
-            "INSERT INTO postrunner.clients (name) VALUES ('acme') ON CONFLICT DO NOTHING;
+            "INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false) ON CONFLICT DO NOTHING;
              INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd') ON CONFLICT DO NOTHING;
              INSERT INTO postrunner.providers (name, kind, endpoint, webhook_secret_env)
              VALUES ('{name}', '{kind}', 'http://127.0.0.1:9', '{secret_env}');"

@@ -22,7 +22,8 @@ use crate::providers::Directory;
 use crate::queue::executor::{Executor, ExecutorConfig};
 
 const SETUP: &str = "
-INSERT INTO postrunner.clients (name, time_zone) VALUES ('c1', 'UTC'), ('c2', 'America/New_York'), ('c3', 'Asia/Tokyo');
+-- Not bulk: the bench's in-process workers sign no unsubscribe links; routing is measured.
+INSERT INTO postrunner.clients (name, time_zone, bulk) VALUES ('c1', 'UTC', false), ('c2', 'America/New_York', false), ('c3', 'Asia/Tokyo', false);
 INSERT INTO postrunner.directions (client, name) SELECT c, d FROM unnest(ARRAY['c1', 'c2', 'c3']) c, unnest(ARRAY['d1', 'd2']) d;
 INSERT INTO postrunner.providers (name, kind, weight) VALUES ('p1', 'log', 100), ('p2', 'log', 200), ('p3', 'log', 100), ('p4', 'log', 100);
 ";

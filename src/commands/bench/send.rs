@@ -53,9 +53,16 @@ pub async fn run(database_url: Option<String>, args: BenchSendArgs) -> anyhow::R
             &args.concurrency.to_string(),
             "--prefetch",
             &args.prefetch.to_string(),
+            // Bulk clients: every message is signed, as in production.
+            "--unsubscribe-url",
+            "https://unsubscribe.bench.test",
         ])
         .env("DATABASE_URL", &url)
         .env(KEY_VARIABLE, KEY)
+        .env(
+            crate::unsubscribe::KEY_VARIABLE,
+            "bench-unsubscribe-key-of-at-least-32-bytes",
+        )
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)

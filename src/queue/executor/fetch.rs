@@ -100,6 +100,7 @@ impl Fetch {
                 lease: self.config.lease,
                 now: None,
                 after: cursor,
+                signs_unsubscribe: self.config.signs_unsubscribe,
             };
             let started = Instant::now();
             let routing = self.lanes().may_route();
@@ -181,7 +182,7 @@ impl Fetch {
                 // Lanes are known to be gated until then (or to have nothing waiting).
                 nap = nap.min(self.lanes().until_ready());
             } else {
-                match crate::routing::next_ready(&self.pool, None).await {
+                match crate::routing::next_ready(&self.pool, None, self.config.signs_unsubscribe).await {
                     Ok(ready) => nap = nap.min(self.lanes().sleep_until(ready, self.config.poll_interval)),
                     Err(source) => self.outage.failed(&crate::queue::QueueError {
                         doing: "read when lanes may send",

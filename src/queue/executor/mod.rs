@@ -56,6 +56,9 @@ pub struct ExecutorConfig {
     pub grace: Duration,
     pub job_timeout: Duration,
     pub backoff: Backoff,
+    /// The email handler signs one-click unsubscribe links (`worker --unsubscribe-url`),
+    /// so this executor may route a bulk client's messages.
+    pub signs_unsubscribe: bool,
 }
 
 impl Default for ExecutorConfig {
@@ -69,6 +72,7 @@ impl Default for ExecutorConfig {
             grace: Duration::from_secs(10),
             job_timeout: Duration::from_secs(300),
             backoff: Backoff::default(),
+            signs_unsubscribe: false,
         }
     }
 }
@@ -134,6 +138,7 @@ impl Executor {
             lease: self.config.lease,
             now,
             after: None,
+            signs_unsubscribe: self.config.signs_unsubscribe,
         };
         let claimed = claim_both(&self.pool, request, Sources::BOTH).await?;
         if let Err(e) = &claimed.routing {
