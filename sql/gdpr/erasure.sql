@@ -77,6 +77,7 @@ BEGIN
            html_body = NULL,
            headers = NULL,
            metadata = NULL,
+           recipient_time_zone = NULL,
            idempotency_key = NULL,
            last_error = NULL,
            status = CASE WHEN o.status IN ('queued', 'retrying') THEN 'cancelled'
@@ -116,7 +117,8 @@ AS $$
         'messages', coalesce((SELECT jsonb_agg(jsonb_build_object(
                 'id', m.id, 'direction', m.direction, 'to', m.to_address, 'subject', m.subject,
                 'text_body', m.text_body, 'html_body', m.html_body, 'headers', m.headers,
-                'metadata', m.metadata, 'status', m.status, 'provider', m.provider,
+                'metadata', m.metadata, 'recipient_time_zone', m.recipient_time_zone,
+                'status', m.status, 'provider', m.provider,
                 'from_address', m.from_address, 'created_at', m.created_at, 'sent_at', m.sent_at,
                 'attempts', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                                  'attempt', a.attempt, 'provider', a.provider, 'from_address', a.from_address,

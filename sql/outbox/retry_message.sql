@@ -28,15 +28,16 @@ $$;
 
 -- A message set back to 'queued' from 'failed' or 'cancelled' is re-driven: its job, or
 -- a new one carrying it when the cleanup task already deleted the finished job
--- (created cancelled, so that retry_job makes the transition the mirror sees).
+-- (created cancelled, so that retry_job makes the transition the mirror sees), in the
+-- message's lane (routing/lane_key.sql).
 -- SECURITY DEFINER: the application has no privilege on the queue.
 CREATE OR REPLACE FUNCTION postrunner.outbox_redrive_job() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM postrunner.jobs WHERE id = NEW.job_id) THEN
         INSERT INTO postrunner.jobs (id, kind, state, finalized_at, lane)
-        SELECT NEW.job_id, 'email.send', 'cancelled', now(), l.id
-          FROM postrunner.lanes l WHERE (l.client, l.direction) = (NEW.client, NEW.direction);
+        VALUES (NEW.job_id, 'email.send', 'cancelled', now(),
+                postrunner.message_lane(NEW.client, NEW.direction, NEW.to_address, NEW.recipient_time_zone));
     END IF;
     PERFORM postrunner.retry_job(NEW.job_id);
     RETURN NULL;

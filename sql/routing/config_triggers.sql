@@ -12,7 +12,7 @@ CREATE OR REPLACE FUNCTION postrunner.directions_add_lane() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
 BEGIN
     INSERT INTO postrunner.lanes (client, direction) SELECT client, name FROM new_directions
-    ON CONFLICT (client, direction) DO NOTHING;
+    ON CONFLICT DO NOTHING;
     RETURN NULL;
 END
 $$;
@@ -99,3 +99,46 @@ CREATE OR REPLACE TRIGGER settings_wake_lanes AFTER INSERT OR UPDATE ON postrunn
     FOR EACH STATEMENT EXECUTE FUNCTION postrunner.wake_lanes();
 CREATE OR REPLACE TRIGGER provider_health_wake_lanes AFTER UPDATE OF state ON postrunner.provider_health
     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION postrunner.wake_lanes();
+
+-- ---------------------------------------------------------------------------------
+-- Mailbox group limits (mailbox_groups.sql). A new limit gets its counter row, counting
+-- what the client already sent to that group in the current client-local hour and day
+-- (from the ledger, and for sends made before the client had group limits, from the
+-- recipients' domains), so that a limit set mid-day holds for the rest of it. Then the
+-- waiting messages of the clients that now have limits move out of their lanes
+-- without a group into lanes per group (or, for domains not known yet, into lanes that
+-- wait for the MX lookup).
+CREATE OR REPLACE FUNCTION postrunner.mailbox_group_limits_added() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+BEGIN
+    INSERT INTO postrunner.mailbox_group_usage (client, mailbox_group, hour, sent_in_hour, day, sent_on_day)
+    SELECT n.client, n.mailbox_group, date_trunc('hour', now() AT TIME ZONE c.time_zone),
+           (SELECT count(*) FROM postrunner.send_attempts a
+              JOIN postrunner.outbox o ON o.id = a.message_id
+              LEFT JOIN postrunner.recipient_domains r ON r.domain = postrunner.recipient_domain(o.to_address)
+             WHERE a.day = postrunner.local_day(now(), c.time_zone) AND a.client = n.client
+               AND postrunner.counts_as_sent(a.outcome)
+               AND coalesce(a.mailbox_group, r.mailbox_group) = n.mailbox_group
+               AND date_trunc('hour', a.reserved_at AT TIME ZONE c.time_zone) = date_trunc('hour', now() AT TIME ZONE c.time_zone)),
+           postrunner.local_day(now(), c.time_zone),
+           (SELECT count(*) FROM postrunner.send_attempts a
+              JOIN postrunner.outbox o ON o.id = a.message_id
+              LEFT JOIN postrunner.recipient_domains r ON r.domain = postrunner.recipient_domain(o.to_address)
+             WHERE a.day = postrunner.local_day(now(), c.time_zone) AND a.client = n.client
+               AND postrunner.counts_as_sent(a.outcome)
+               AND coalesce(a.mailbox_group, r.mailbox_group) = n.mailbox_group)
+      FROM new_limits n
+      JOIN postrunner.clients c ON c.name = n.client
+    ON CONFLICT DO NOTHING;
+    PERFORM postrunner.relane(ARRAY(
+        SELECT l.id FROM postrunner.lanes l
+         WHERE l.mailbox_group = '' AND l.client IN (SELECT DISTINCT client FROM new_limits)));
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER mailbox_group_limits_added
+    AFTER INSERT ON postrunner.mailbox_group_limits
+    REFERENCING NEW TABLE AS new_limits
+    FOR EACH STATEMENT EXECUTE FUNCTION postrunner.mailbox_group_limits_added();
+CREATE OR REPLACE TRIGGER mailbox_group_limits_wake_lanes AFTER INSERT OR UPDATE OR DELETE ON postrunner.mailbox_group_limits
+    FOR EACH STATEMENT EXECUTE FUNCTION postrunner.wake_lanes();

@@ -2,7 +2,7 @@
 -- surely did not take the message.
 --
 -- Locks, in the one order every waiting writer of these rows uses: the ledger row, then
--- provider_usage, then address_usage, then the lane. Only single reservations are
+-- provider_usage, then address_usage, then mailbox_group_usage, then the lane. Only single reservations are
 -- closed here (a failed send, a shutdown's unstarted jobs), so waits are short; the
 -- claim takes the same rows with SKIP LOCKED and never waits on them.
 
@@ -10,7 +10,8 @@
 -- provider's minute and month counters (when they still count that minute and month),
 -- the address's count for that day, and its pacing slot when this was its latest
 -- reservation: the slot had come when the reservation was made, so the address may
--- send again from then. The lane's gate is opened, since capacity came back.
+-- send again from then; its mailbox group's hour and day counts (mailbox_groups.sql).
+-- The direction's lanes are opened, since capacity came back.
 CREATE OR REPLACE FUNCTION postrunner.give_back(a postrunner.send_attempts)
 RETURNS void
 LANGUAGE plpgsql VOLATILE AS $fn$
@@ -26,6 +27,9 @@ BEGIN
            next_slot_at = CASE WHEN u.last_sent_at = a.reserved_at THEN least(u.next_slot_at, a.reserved_at)
                                ELSE u.next_slot_at END
      WHERE u.address = a.from_address AND u.day = a.day;
+    IF a.mailbox_group IS NOT NULL THEN
+        PERFORM postrunner.give_back_group(a);
+    END IF;
     UPDATE postrunner.lanes SET ready_at = '-infinity', waiting_for = NULL, waiting_detail = NULL
      WHERE (client, direction) = (a.client, a.direction) AND ready_at > '-infinity';
 END

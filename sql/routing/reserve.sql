@@ -1,7 +1,8 @@
 -- Step 6 of the routed claim (route_lane): reserve the picks and lease their jobs, in
 -- one statement: each address's day count and next pacing slot, each limited
 -- provider's minute and month counters, each trial provider's admissions, a ledger row
--- (send_attempts) per reservation, and the jobs leased to the worker. Returns the
+-- (send_attempts) per reservation, naming the lane's mailbox group (p_mailbox_group, ''
+-- for none; its counter is route_lane's), and the jobs leased to the worker. Returns the
 -- claimed jobs with what a send needs in args (the message without its metadata, the
 -- route and the reservation); sending costs no query of its own.
 --
@@ -11,9 +12,10 @@
 --
 -- Pacing: an address's next slot is its window length / effective limit after this
 -- send, +- pacing_jitter; once the day's limit is used, no sooner than the day's end.
+DROP FUNCTION IF EXISTS postrunner.lane_reserve(postrunner.route_pick[], uuid, uuid, interval, timestamptz, float8, text);
 CREATE OR REPLACE FUNCTION postrunner.lane_reserve(
     p_picks postrunner.route_pick[], p_worker uuid, p_token uuid, p_lease interval,
-    p_at timestamptz, p_window_secs float8, p_client_tz text)
+    p_at timestamptz, p_window_secs float8, p_client_tz text, p_mailbox_group text)
 RETURNS TABLE (
     id bigint, kind text, args jsonb, attempts integer, max_attempts integer, priority smallint,
     run_at timestamptz, created_at timestamptz, attempted_at timestamptz
@@ -95,8 +97,10 @@ BEGIN
     ),
     ledger AS (
         INSERT INTO postrunner.send_attempts
-               (message_id, job_id, attempt, client, direction, provider, from_address, day, reserved_at, trial)
-        SELECT m.id, c.id, c.attempts, m.client, m.direction, p.provider, p.address, p.day, p_at, p.trial
+               (message_id, job_id, attempt, client, direction, provider, from_address, day, reserved_at, trial,
+                mailbox_group)
+        SELECT m.id, c.id, c.attempts, m.client, m.direction, p.provider, p.address, p.day, p_at, p.trial,
+               nullif(p_mailbox_group, '')
           FROM claimed c
           JOIN picks p ON p.job_id = c.id
           JOIN messages m ON m.job_id = c.id

@@ -4,14 +4,20 @@
 -- the claimed jobs; args carries the message and its route.
 --
 --  0. a paused direction or client: the lane is gated until it is resumed;
---  1. the direction's sending window: closed -> the lane is gated until it opens;
+--  1. the sending window, in the direction's time zone or, for a direction whose
+--     window follows the recipient, in the lane's recipient time zone: closed -> the
+--     lane is gated until it opens (tests/recipient_windows.rs);
+--     a lane whose recipients' domain waits for its MX lookup is gated until the
+--     lookup moves its messages on (recipient_domains.sql); a lane whose mailbox
+--     group's hourly or daily limit is spent is gated until it frees, and otherwise
+--     takes no more messages than the limit allows (mailbox_groups.sql);
 --  2. the lane's next messages with their outbox rows (take_messages.sql);
 --  3. the providers the direction may use now, what each may take, and the claim's
 --     instant (lane_providers.sql);
 --  4. candidate addresses merged across providers by weight, and
 --  5. the chosen ones locked and re-checked (pick_senders.sql);
---  6. reservations, ledger and leases in one statement (reserve.sql), then the lane's
---     stride turns and round-robin position;
+--  6. reservations, ledger and leases in one statement (reserve.sql), the mailbox
+--     group's count, then the lane's stride turns and round-robin position;
 --  7. messages left without an address: the lane is gated until the earliest moment
 --     capacity frees, with the reason (lane_blocked.sql, report_blocked), unless that
 --     is only because other claims held some rows at this instant.
@@ -41,9 +47,14 @@ DECLARE
     senders record;
     routed integer;
     gate record;
+    grp record;
+    want bigint := p_want;
 BEGIN
-    SELECT l.id, l.client, l.direction, l.turns, d.send_days, d.window_start, d.window_end,
-           coalesce(d.time_zone, c.time_zone) AS window_tz, c.time_zone AS client_tz,
+    SELECT l.id, l.client, l.direction, l.turns, l.mailbox_group, d.send_days, d.window_start, d.window_end,
+           CASE WHEN d.window_basis = 'recipient' AND l.recipient_zone <> '' THEN l.recipient_zone
+                ELSE coalesce(d.time_zone, c.time_zone) END AS window_tz,
+           CASE WHEN d.window_basis = 'recipient' AND l.recipient_zone <> '' THEN 'recipient local, ' ELSE '' END AS window_basis,
+           c.time_zone AS client_tz,
            CASE WHEN d.paused_at IS NOT NULL THEN coalesce(d.paused_reason, 'the direction is paused')
                 WHEN c.paused_at IS NOT NULL THEN coalesce(c.paused_reason, 'the client is paused') END AS paused_reason
       INTO lane
@@ -66,14 +77,38 @@ BEGIN
         UPDATE postrunner.lanes
            SET ready_at = postrunner.window_opens_at(lane.send_days, lane.window_start, lane.window_tz, p_at),
                waiting_for = 'window',
-               waiting_detail = format('sends %s to %s (%s), ISO days %s', lane.window_start, lane.window_end,
-                                       lane.window_tz, array_to_string(lane.send_days, ','))
+               waiting_detail = format('sends %s to %s (%s%s), ISO days %s', lane.window_start, lane.window_end,
+                                       lane.window_basis, lane.window_tz, array_to_string(lane.send_days, ','))
          WHERE id = p_lane;
         RETURN;
     END IF;
 
+    -- 1b. Recipients whose mailbox group is not known yet.
+    IF lane.mailbox_group = '?' THEN
+        UPDATE postrunner.lanes
+           SET ready_at = 'infinity', waiting_for = 'mailbox_lookup',
+               waiting_detail = 'the recipients'' domains wait for their MX lookup (system.classify_recipient_domains)'
+         WHERE id = p_lane;
+        RETURN;
+    END IF;
+
+    -- 1c. The mailbox group's limits.
+    SELECT * INTO grp FROM postrunner.lane_group_allowance(lane.client, lane.mailbox_group, lane.client_tz, p_at);
+    IF grp.busy THEN
+        RETURN;
+    END IF;
+    IF grp.limited THEN
+        IF grp.allowance = 0 THEN
+            UPDATE postrunner.lanes
+               SET ready_at = grp.frees_at, waiting_for = 'mailbox_group', waiting_detail = grp.detail
+             WHERE id = p_lane;
+            RETURN;
+        END IF;
+        want := least(want, grp.allowance);
+    END IF;
+
     -- 2. The messages.
-    messages := postrunner.lane_take_messages(p_lane, p_want, p_at);
+    messages := postrunner.lane_take_messages(p_lane, want, p_at);
     -- None (every candidate busy in another claim, or held by an application's
     -- transaction): nothing to gate; workers back off while an open lane gives nothing
     -- (src/queue/executor/fetch.rs).
@@ -93,7 +128,10 @@ BEGIN
     IF routed > 0 THEN
         RETURN QUERY SELECT * FROM postrunner.lane_reserve(
             senders.picks, p_worker, p_token, p_lease, usable.claim_at,
-            extract(epoch FROM (lane.window_end - lane.window_start)), lane.client_tz);
+            extract(epoch FROM (lane.window_end - lane.window_start)), lane.client_tz, lane.mailbox_group);
+        IF grp.limited THEN
+            PERFORM postrunner.count_group_sends(lane.client, lane.mailbox_group, lane.client_tz, usable.claim_at, routed);
+        END IF;
         UPDATE postrunner.lanes
            SET served_at = usable.claim_at,
                turns = postrunner.lane_turns(lane.turns, usable.providers, senders.picks, senders.offered)

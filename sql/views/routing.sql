@@ -53,9 +53,11 @@ SELECT 'direction', d.client || '/' || d.name, count(r.address), sum(r.effective
                     WHERE (dp.client, dp.direction) = (d.client, d.name))
  GROUP BY d.client, d.name;
 
--- Why messages wait: per direction, the messages ready to go, and for a gated lane the
--- reason and the moment it may send again (window, pacing, daily_limit, provider_rate,
--- budget, provider_down, provider_disabled, no_address, no_provider, paused), or
+-- Why messages wait: per lane (a direction, and where they apply its recipients' time
+-- zone and mailbox group), the messages ready to go, and for a gated lane the reason
+-- and the moment it may send again (window, pacing, daily_limit, provider_rate,
+-- budget, provider_down, provider_disabled, no_address, no_provider, paused,
+-- mailbox_group, mailbox_lookup), or
 -- 'unsubscribe' for a bulk client while no live worker signs one-click unsubscribe
 -- links (claim_messages.sql).
 CREATE OR REPLACE VIEW postrunner.report_blocked AS
@@ -75,7 +77,9 @@ SELECT l.client,
             WHEN c.bulk AND NOT s.live
             THEN 'the client sends bulk mail and no live worker signs one-click unsubscribe links: '
                  'run workers with --unsubscribe-url (and POSTRUNNER_UNSUBSCRIBE_KEY), or mark the client bulk = false'
-       END                                                                                        AS detail
+       END                                                                                        AS detail,
+       nullif(l.recipient_zone, '')                                                               AS recipient_zone,
+       nullif(l.mailbox_group, '')                                                                AS mailbox_group
   FROM postrunner.lanes l
   JOIN postrunner.clients c ON c.name = l.client
  CROSS JOIN signing s

@@ -3,7 +3,8 @@
 //! - `email.send` ([`email`]): send one outbox message.
 //! - `system.rescue_expired_leases`, `system.cleanup`, `system.evaluate_alerts`,
 //!   `system.probe_providers` ([`system`]), `system.resolve_uncertain`
-//!   ([`uncertain`]), `system.read_bounce_mail` ([`bounce_mail`]): periodic upkeep,
+//!   ([`uncertain`]), `system.read_bounce_mail` ([`bounce_mail`]),
+//!   `system.check_domains`, `system.classify_recipient_domains` ([`system`]): periodic upkeep,
 //!   enqueued by the scheduler from `postrunner.schedules`.
 //! - `noop` ([`noop`]): does nothing (or sleeps, or fails on request); for benchmarks,
 //!   tests and checking a deployment end to end.
@@ -44,6 +45,10 @@ pub fn registry_with(pool: PgPool, providers: Arc<Directory>, unsubscribe: Optio
         .register(system::RESCUE, system::RescueExpiredLeases::new(pool.clone()))
         .register(system::CLEANUP, system::Cleanup::new(pool.clone()))
         .register(system::CHECK_DOMAINS, system::CheckDomains::new(pool.clone()))
+        .register(
+            system::CLASSIFY_RECIPIENT_DOMAINS,
+            system::ClassifyRecipientDomains::new(pool.clone()),
+        )
         .register(system::EVALUATE_ALERTS, system::EvaluateAlerts::new(pool))
         .register(noop::KIND, noop::Noop);
     registry

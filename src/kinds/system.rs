@@ -215,3 +215,39 @@ impl Handler for CheckDomains {
         Ok(None)
     }
 }
+
+/// Looks up the MX of recipient domains that messages of clients with mailbox group
+/// limits wait for, places them in their groups and moves the messages on (every 15 s;
+/// src/compliance/recipient_domains.rs). Uses the nameserver in `POSTRUNNER_NAMESERVER`
+/// or the system's.
+pub struct ClassifyRecipientDomains {
+    pool: PgPool,
+}
+
+pub const CLASSIFY_RECIPIENT_DOMAINS: &str = "system.classify_recipient_domains";
+
+impl ClassifyRecipientDomains {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for ClassifyRecipientDomains {
+    async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
+        let nameserver = std::env::var("POSTRUNNER_NAMESERVER").ok().and_then(|v| v.parse().ok());
+        let resolver = crate::compliance::domains::resolver(nameserver).map_err(JobError::Retry)?;
+        let done = crate::compliance::recipient_domains::classify_pending(&self.pool, &resolver)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        if done.looked_up > 0 || done.moved > 0 {
+            tracing::info!(
+                looked_up = done.looked_up,
+                failed = done.failed,
+                moved = done.moved,
+                "recipient domains classified"
+            );
+        }
+        Ok(None)
+    }
+}
