@@ -154,7 +154,7 @@ async fn queue_statements(db: &TestDb) -> Vec<(&'static str, String, String)> {
         (
             "when lanes may send",
             include_str!("../sql/routing/next_ready.sql").to_owned(),
-            "NULL".to_owned(),
+            "NULL, true".to_owned(),
         ),
     ]
 }
@@ -221,7 +221,7 @@ async fn the_routed_claim_and_its_records_scan_no_queue_table_whole_with_a_full_
     statements.push((
         "routed claim",
         include_str!("../sql/routing/claim.sql").to_owned(),
-        format!("80, {WORKER}, gen_random_uuid(), '20s', NULL"),
+        format!("80, {WORKER}, gen_random_uuid(), '20s', NULL, true"),
     ));
     statements.push((
         "record sent",
