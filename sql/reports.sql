@@ -40,10 +40,16 @@ SELECT day, client, provider, sum(sent) AS sent, sum(uncertain) AS uncertain, su
  ORDER BY day, client, provider;
 
 -- Spend this month against each provider's hard budget, and where it is heading.
-SELECT provider, messages, spend, budget, projected, budget_reached
+SELECT provider, messages, spend, budget, budget_used, projected, budget_reached
   FROM postrunner.report_cost
- WHERE level = 'provider'
+ WHERE level = 'provider' AND month = date_trunc('month', now() AT TIME ZONE 'UTC')::date
  ORDER BY spend DESC;
+
+-- Spend per client and month.
+SELECT month, client, provider, messages, spend
+  FROM postrunner.report_cost
+ WHERE level = 'client'
+ ORDER BY month DESC, client, provider;
 
 -- Provider health, probe latency and the last hour of sends.
 SELECT provider, state, since, consecutive_failures, latency_p50_ms, latency_p95_ms,

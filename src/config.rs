@@ -39,6 +39,15 @@ pub struct Cli {
     #[arg(long, env = "POSTRUNNER_STATEMENT_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration, global = true)]
     pub statement_timeout: Duration,
 
+    /// Serve Prometheus metrics on this address (`/metrics`; the web role also
+    /// `/metrics/database`), for the worker, scheduler and web roles.
+    #[arg(long, env = "POSTRUNNER_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<std::net::SocketAddr>,
+
+    /// How long the web role reuses one read of the database metrics.
+    #[arg(long, env = "POSTRUNNER_DATABASE_METRICS_CACHE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub database_metrics_cache: Duration,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -142,6 +151,7 @@ impl WebArgs {
             sns_trusted_hosts: self.sns_trusted_host.clone(),
             sns_ca_pem,
             unsubscribe,
+            database_metrics: None,
         })
     }
 }

@@ -19,7 +19,9 @@
 //! - [`feedback`]: provider events after a send (webhooks verified and normalised).
 //! - [`web`]: the HTTP routes (`/webhooks/<provider>`, `/u/<token>`, `/healthz`, `/readyz`).
 //! - [`unsubscribe`]: signed one-click unsubscribe links (RFC 8058).
-//! - [`compliance`]: SPF, DKIM, DMARC and MX checks of the sender domains.
+//! - [`compliance`]: SPF, DKIM, DMARC and MX checks of the sender domains, recipient
+//!   domains' mailbox groups.
+//! - [`metrics`]: Prometheus metrics, per process and from the database.
 //! - [`roles`]: the long-running processes (`worker`, `scheduler`, `web`).
 //! - [`commands`]: one-shot commands (`demo`, `bench`).
 //! - [`telemetry`], [`shutdown`], [`secret`]: process plumbing.
@@ -33,6 +35,7 @@ pub mod config;
 pub mod db;
 pub mod feedback;
 pub mod kinds;
+pub mod metrics;
 pub mod periodic;
 pub mod providers;
 pub mod queue;

@@ -2,11 +2,30 @@
 //! command. Errors end here, printed with their whole chain, exit code 1.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
 use postrunner::config::{BenchWhat, Cli, Command};
-use postrunner::{commands, compliance, db, roles, shutdown, telemetry};
+use postrunner::{commands, compliance, db, metrics, roles, shutdown, telemetry};
+
+/// Names the role in the metrics, and serves them on `bind` when given, until `shutdown`.
+fn serve_metrics(
+    role: &'static str,
+    bind: Option<std::net::SocketAddr>,
+    database: Option<Arc<metrics::database::DatabaseMetrics>>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) {
+    metrics::process::set_role(role);
+    if let Some(bind) = bind {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(error) = metrics::server::serve(bind, database, shutdown).await {
+                tracing::error!(error = format!("{error:#}"), "the metrics endpoint stopped");
+            }
+        });
+    }
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -47,16 +66,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(ref args) => {
             let config = args.executor_config()?;
             let pool = db::pool_with(&required_url()?, args.max_connections, "postrunner-worker", limits)?;
-            roles::worker::run(pool, config, args.unsubscribe_url.clone(), shutdown::on_signals()).await
+            let shutdown = shutdown::on_signals();
+            serve_metrics("worker", cli.metrics_bind, None, &shutdown);
+            roles::worker::run(pool, config, args.unsubscribe_url.clone(), shutdown).await
         }
         Command::Scheduler => {
             let pool = db::pool_with(&required_url()?, 3, "postrunner-scheduler", limits)?;
-            roles::scheduler::run(pool, shutdown::on_signals()).await
+            let shutdown = shutdown::on_signals();
+            serve_metrics("scheduler", cli.metrics_bind, None, &shutdown);
+            roles::scheduler::run(pool, shutdown).await
         }
         Command::Web(ref args) => {
             let pool = db::pool_with(&required_url()?, args.max_connections, "postrunner-web", limits)?;
-            let config = args.web_config().context("reading --sns-ca-file")?;
-            roles::web::run(pool, args.bind, config, shutdown::on_signals()).await
+            let mut config = args.web_config().context("reading --sns-ca-file")?;
+            let database = Arc::new(metrics::database::DatabaseMetrics::new(
+                pool.clone(),
+                cli.database_metrics_cache,
+            ));
+            config.database_metrics = Some(database.clone());
+            let shutdown = shutdown::on_signals();
+            serve_metrics("web", cli.metrics_bind, Some(database), &shutdown);
+            roles::web::run(pool, args.bind, config, shutdown).await
         }
         Command::Demo(ref args) => commands::demo::run(cli.database_url.clone(), args.clone()).await,
         Command::Import(ref args) => {

@@ -16,6 +16,7 @@ mod feedback_loop;
 mod gdpr;
 mod import;
 mod mailbox_groups;
+mod metrics;
 mod migrate;
 mod outbox;
 mod pauses;

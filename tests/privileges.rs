@@ -53,6 +53,7 @@ const READER: &[&str] = &[
     "function counts_as_sent(outcome postrunner.attempt_outcome) EXECUTE",
     "function breaker_cooldown() EXECUTE",
     "function utc_month(at timestamp with time zone) EXECUTE",
+    "function monthly_sends(p_from date) EXECUTE",
 ];
 
 /// Every privilege `role` holds on the schema's objects, one line each.

@@ -4,7 +4,9 @@
 -- concurrent evaluations.
 
 -- Fires `provider_down` for providers down longer than alert_provider_down_secs, and
--- resolves the firing ones whose provider is no longer down. Safe to run from several
+-- resolves the firing ones whose provider is no longer down; fires `budget_80` when a
+-- provider has spent 80 % of this month's budget and `budget_reached` at the hard stop
+-- (report_cost), each resolved when no longer so (a new month, a raised budget). Safe to run from several
 -- schedulers at once (the unique index makes a second firing a no-op). Returns how
 -- many alerts fired and resolved.
 CREATE OR REPLACE FUNCTION postrunner.evaluate_alerts(OUT fired integer, OUT resolved integer)
@@ -28,5 +30,33 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM postrunner.provider_health h JOIN postrunner.providers p ON p.name = h.provider
                         WHERE h.provider = a.subject AND h.state = 'down' AND p.enabled);
     GET DIAGNOSTICS resolved = ROW_COUNT;
+
+    WITH budgets AS (
+        SELECT c.provider, c.spend, c.budget, c.budget_used, c.budget_reached
+          FROM postrunner.report_cost c
+         WHERE c.level = 'provider' AND c.month = postrunner.utc_month(now()) AND c.budget IS NOT NULL
+    ),
+    state AS (
+        SELECT b.provider, k.kind, b.spend, b.budget,
+               CASE k.kind WHEN 'budget_80' THEN b.budget_used >= 0.8 ELSE b.budget_reached END AS on
+          FROM budgets b CROSS JOIN (VALUES ('budget_80'), ('budget_reached')) AS k(kind)
+    ),
+    new_alerts AS (
+        INSERT INTO postrunner.alerts (kind, subject, detail)
+        SELECT s.kind, s.provider,
+               format('%s has spent %s of its %s budget this month%s', s.provider, s.spend, s.budget,
+                      CASE WHEN s.kind = 'budget_reached' THEN ': it gets no more messages until the month ends or the budget is raised' ELSE '' END)
+          FROM state s WHERE s.on
+        ON CONFLICT (kind, subject) WHERE state = 'firing' DO NOTHING
+        RETURNING 1
+    ),
+    cleared_alerts AS (
+        UPDATE postrunner.alerts a
+           SET state = 'resolved', resolved_at = now()
+         WHERE a.kind IN ('budget_80', 'budget_reached') AND a.state = 'firing'
+           AND NOT EXISTS (SELECT 1 FROM state s WHERE s.provider = a.subject AND s.kind = a.kind AND s.on)
+        RETURNING 1
+    )
+    SELECT fired + (SELECT count(*) FROM new_alerts), resolved + (SELECT count(*) FROM cleared_alerts) INTO fired, resolved;
 END
 $fn$;

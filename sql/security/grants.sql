@@ -61,5 +61,6 @@ GRANT EXECUTE ON FUNCTION
     postrunner.local_day(timestamptz, text),
     postrunner.counts_as_sent(postrunner.attempt_outcome),
     postrunner.breaker_cooldown(),
-    postrunner.utc_month(timestamptz)
+    postrunner.utc_month(timestamptz),
+    postrunner.monthly_sends(date)
     TO postrunner_reader;

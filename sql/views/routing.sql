@@ -99,39 +99,55 @@ SELECT day, client, direction, provider, from_address AS address,
  WHERE (SELECT postrunner.may_act_for(NULL)) OR client = ANY ((SELECT postrunner.bound_clients())::text[])
  GROUP BY day, client, direction, provider, from_address;
 
--- Spend this month (UTC) per provider: monthly fee plus price per 1,000 messages
--- reserved, against the hard monthly budget, with a straight-line projection to the
--- end of the month. Per client, the same split by who sent (the fee is the provider's).
+-- Spend per UTC month (this one and the eleven before) per provider: its plan's fixed
+-- fee plus price per 1,000 messages reserved, against the hard monthly budget
+-- (budget_used: the share spent; budget_reached: the hard stop is in effect, the claim
+-- routes nothing more to it this month), and for this month a straight-line forecast
+-- to its end. Per client, the same split by who sent (the fee is the provider's). Read
+-- from the monthly rollups plus the ledger rows not rolled up yet
+-- (sql/metrics/rollups.sql), never a scan of the ledger.
 CREATE OR REPLACE VIEW postrunner.report_cost AS
 WITH month AS (
-    SELECT date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS starts,
-           (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC' AS ends
+    SELECT postrunner.utc_month(now()) AS current,
+           extract(epoch FROM (postrunner.utc_month(now()) + interval '1 month')::timestamp AT TIME ZONE 'UTC'
+                              - postrunner.utc_month(now())::timestamp AT TIME ZONE 'UTC') AS length_secs,
+           greatest(extract(epoch FROM now() - postrunner.utc_month(now())::timestamp AT TIME ZONE 'UTC'), 1) AS elapsed_secs
 ),
 used AS (
-    SELECT s.provider, s.client, count(*) AS messages
-      FROM postrunner.send_attempts s, month m
-     WHERE s.reserved_at >= m.starts AND s.reserved_at < m.ends AND postrunner.counts_as_sent(s.outcome)
-     GROUP BY s.provider, s.client
+    SELECT m.month, m.provider, m.client, m.used AS messages
+      FROM postrunner.monthly_sends((postrunner.utc_month(now()) - interval '11 months')::date) m
+),
+months AS (
+    SELECT DISTINCT u.month, u.provider FROM used u
+    UNION
+    SELECT (SELECT current FROM month), p.name FROM postrunner.providers p
 ),
 per_provider AS (
-    SELECT p.name AS provider, coalesce(sum(u.messages), 0)::bigint AS messages,
+    SELECT ms.month, p.name AS provider, coalesce(sum(u.messages), 0)::bigint AS messages,
            p.monthly_fee + coalesce(sum(u.messages), 0) * p.price_per_1000 / 1000 AS spend,
            p.monthly_fee, p.price_per_1000, p.monthly_budget
-      FROM postrunner.providers p LEFT JOIN used u ON u.provider = p.name
-     GROUP BY p.name
+      FROM months ms
+      JOIN postrunner.providers p ON p.name = ms.provider
+      LEFT JOIN used u ON u.provider = ms.provider AND u.month = ms.month
+     GROUP BY ms.month, p.name
 )
 SELECT 'provider' AS level, pp.provider, NULL::text AS client, pp.messages,
        round(pp.spend, 2) AS spend, pp.monthly_budget AS budget,
-       round(pp.monthly_fee + (pp.spend - pp.monthly_fee)
-             * extract(epoch FROM m.ends - m.starts) / greatest(extract(epoch FROM now() - m.starts), 1), 2) AS projected,
-       pp.monthly_budget IS NOT NULL AND pp.spend + pp.price_per_1000 / 1000 > pp.monthly_budget AS budget_reached
+       round(CASE WHEN pp.month = m.current
+                  THEN pp.monthly_fee + (pp.spend - pp.monthly_fee) * m.length_secs / m.elapsed_secs
+                  ELSE pp.spend END, 2) AS projected,
+       pp.monthly_budget IS NOT NULL AND pp.spend + pp.price_per_1000 / 1000 > pp.monthly_budget AS budget_reached,
+       pp.month,
+       pp.monthly_fee AS fee,
+       pp.price_per_1000,
+       round(pp.spend / nullif(pp.monthly_budget, 0), 4) AS budget_used
   FROM per_provider pp, month m
  WHERE (SELECT postrunner.may_act_for(NULL))
 UNION ALL
 SELECT 'client', u.provider, u.client, u.messages,
        round(u.messages * p.price_per_1000 / 1000, 2), NULL,
        round(u.messages * p.price_per_1000 / 1000
-             * extract(epoch FROM m.ends - m.starts) / greatest(extract(epoch FROM now() - m.starts), 1), 2),
-       NULL
+             * CASE WHEN u.month = m.current THEN m.length_secs / m.elapsed_secs ELSE 1 END, 2),
+       NULL, u.month, NULL, p.price_per_1000, NULL
   FROM used u JOIN postrunner.providers p ON p.name = u.provider, month m
  WHERE (SELECT postrunner.may_act_for(NULL)) OR u.client = ANY ((SELECT postrunner.bound_clients())::text[]);

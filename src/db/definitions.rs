@@ -65,6 +65,8 @@ pub const DEFINITIONS: &[Definition] = definitions![
     "compliance/domain_gate.sql",
     "compliance/recipient_domains.sql",
     "alerts/rules.sql",
+    "metrics/rollups.sql",
+    "metrics/snapshot.sql",
     "security/tenancy.sql",
     "views/queue.sql",
     "views/routing.sql",

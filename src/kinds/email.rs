@@ -201,12 +201,14 @@ impl Handler for SendEmail {
             routed.message.client.clone(),
         );
         let message = routed.into_outgoing(self.unsubscribe.as_ref());
+        let started = std::time::Instant::now();
         let sent = match self.providers.get(&provider).await {
             Ok(provider) => provider.send(&message).await,
             Err(e) => Err(e),
         }
         // From here on the provider's words are logged and stored: without addresses.
         .map_err(|e| e.redacted(&message.to));
+        crate::metrics::process::send_finished(&provider, sent.as_ref().map(|_| ()), started.elapsed());
         match sent {
             Ok(accepted) => {
                 let sent = Sent {
@@ -240,6 +242,7 @@ impl Handler for SendEmail {
                     SendError::Unavailable { .. } => {
                         self.provider_failed(&provider, &e).await;
                         if reroutes < MAX_REROUTES {
+                            crate::metrics::process::rerouted(&provider);
                             Err(JobError::Reroute(e.to_string()))
                         } else {
                             Err(JobError::Retry(e.to_string()))

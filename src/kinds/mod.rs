@@ -4,7 +4,8 @@
 //! - `system.rescue_expired_leases`, `system.cleanup`, `system.evaluate_alerts`,
 //!   `system.probe_providers` ([`system`]), `system.resolve_uncertain`
 //!   ([`uncertain`]), `system.read_bounce_mail` ([`bounce_mail`]),
-//!   `system.check_domains`, `system.classify_recipient_domains` ([`system`]): periodic upkeep,
+//!   `system.check_domains`, `system.classify_recipient_domains`, `system.rollup_sends`
+//!   ([`system`]): periodic upkeep,
 //!   enqueued by the scheduler from `postrunner.schedules`.
 //! - `noop` ([`noop`]): does nothing (or sleeps, or fails on request); for benchmarks,
 //!   tests and checking a deployment end to end.
@@ -45,6 +46,7 @@ pub fn registry_with(pool: PgPool, providers: Arc<Directory>, unsubscribe: Optio
         .register(system::RESCUE, system::RescueExpiredLeases::new(pool.clone()))
         .register(system::CLEANUP, system::Cleanup::new(pool.clone()))
         .register(system::CHECK_DOMAINS, system::CheckDomains::new(pool.clone()))
+        .register(system::ROLLUP_SENDS, system::RollupSends::new(pool.clone()))
         .register(
             system::CLASSIFY_RECIPIENT_DOMAINS,
             system::ClassifyRecipientDomains::new(pool.clone()),

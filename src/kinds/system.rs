@@ -251,3 +251,29 @@ impl Handler for ClassifyRecipientDomains {
         Ok(None)
     }
 }
+
+/// Rolls the settled part of the ledger up into hourly and monthly counts, which the
+/// metrics, the cost report and the status page read instead of the ledger (every
+/// minute; sql/metrics/rollups.sql).
+pub struct RollupSends {
+    pool: PgPool,
+}
+
+pub const ROLLUP_SENDS: &str = "system.rollup_sends";
+
+impl RollupSends {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for RollupSends {
+    async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
+        let rolled: i64 = sqlx::query_scalar("SELECT postrunner.rollup_sends()")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        Ok((rolled > 0).then(|| serde_json::json!({ "rolled": rolled })))
+    }
+}

@@ -122,17 +122,25 @@ pub struct Claimed {
 /// [`QueueError`] when the generic claim fails.
 #[tracing::instrument(name = "queue.claim", skip_all, fields(limit = request.limit))]
 pub async fn claim_both(pool: &PgPool, request: ClaimRequest, sources: Sources) -> Result<Claimed, QueueError> {
+    use crate::metrics::process::claimed;
     let token = Uuid::new_v4();
     let mut jobs = if sources.generic {
-        claim_jobs(pool, &request, token).await?
+        let started = std::time::Instant::now();
+        let jobs = claim_jobs(pool, &request, token).await?;
+        claimed("generic", jobs.len(), started.elapsed());
+        jobs
     } else {
         Vec::new()
     };
     let left = request.limit - jobs.len() as i64;
     let mut routing = Ok(());
     if sources.routed && left > 0 {
+        let started = std::time::Instant::now();
         match crate::routing::claim_messages(pool, &request, left, token).await {
-            Ok(routed) => jobs.extend(routed),
+            Ok(routed) => {
+                claimed("routed", routed.len(), started.elapsed());
+                jobs.extend(routed);
+            }
             Err(e) => routing = Err(e),
         }
     }

@@ -4,7 +4,8 @@
 //! - `GET /healthz`: the process is up;
 //! - `GET /readyz`: the database answers and has this binary's migrations and definitions;
 //! - `POST /webhooks/<provider name>`: a provider's events, verified the way that
-//!   provider signs ([`crate::feedback`]), answered 2xx only once committed.
+//!   provider signs ([`crate::feedback`]), answered 2xx only once committed;
+//! - `GET /metrics`, `GET /metrics/database`: Prometheus metrics ([`crate::metrics`]).
 //!
 //! Every route has a body limit and a timeout; a malformed request gets a 4xx with a
 //! short JSON reason, never a 5xx (tests/web.rs).
@@ -43,6 +44,9 @@ pub struct WebConfig {
     /// The keys unsubscribe links are checked with (`/u/<token>`); without them those
     /// routes answer 404.
     pub unsubscribe: Option<crate::unsubscribe::UnsubscribeKeys>,
+    /// The database's metrics, served on `/metrics/database` (shared with the
+    /// `--metrics-bind` endpoint: one cache).
+    pub database_metrics: Option<Arc<crate::metrics::database::DatabaseMetrics>>,
 }
 
 impl Default for WebConfig {
@@ -54,6 +58,7 @@ impl Default for WebConfig {
             sns_trusted_hosts: Vec::new(),
             sns_ca_pem: None,
             unsubscribe: None,
+            database_metrics: None,
         }
     }
 }
@@ -88,6 +93,7 @@ pub fn router(pool: PgPool, config: WebConfig) -> Result<Router, reqwest::Error>
             post(webhooks::receive).fallback(webhooks::wrong_method),
         )
         .route("/u/{token}", get(unsubscribe::show).post(unsubscribe::confirm))
+        .merge(crate::metrics::server::routes(config.database_metrics.clone()))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(config.max_body))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

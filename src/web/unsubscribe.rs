@@ -147,11 +147,16 @@ pub(crate) async fn confirm(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    use crate::metrics::process::unsubscribe as count;
     let target = match target(&state, &token).await {
         Ok(target) => target,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => {
+            count("invalid");
+            return refused.into_response();
+        }
     };
     if !asks_to_unsubscribe(&headers, body).await {
+        count("invalid");
         return Refused::NotAsked.into_response();
     }
     let done: Result<bool, sqlx::Error> = sqlx::query_scalar("SELECT postrunner.unsubscribe($1)")
@@ -159,16 +164,20 @@ pub(crate) async fn confirm(
         .fetch_one(&state.pool)
         .await;
     match done {
-        Ok(_) => page(
-            StatusCode::OK,
-            "You are unsubscribed",
-            &format!(
-                "<p>{to} will get no more emails from <strong>{name}</strong>.</p>",
-                to = escape(&masked(&target.recipient)),
-                name = escape(&target.display_name),
-            ),
-        ),
+        Ok(new) => {
+            count(if new { "new" } else { "repeated" });
+            page(
+                StatusCode::OK,
+                "You are unsubscribed",
+                &format!(
+                    "<p>{to} will get no more emails from <strong>{name}</strong>.</p>",
+                    to = escape(&masked(&target.recipient)),
+                    name = escape(&target.display_name),
+                ),
+            )
+        }
         Err(e) => {
+            crate::metrics::process::database_error("record an unsubscribe");
             tracing::warn!(error = %e, "unsubscribe: cannot record it");
             Refused::Unavailable.into_response()
         }

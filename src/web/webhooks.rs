@@ -76,7 +76,19 @@ async fn record(
     verified: &feedback::Verified,
 ) -> Result<Json<store::Recorded>, ApiError> {
     match store::record(&state.pool, provider, verified).await {
-        Ok(recorded) => Ok(Json(recorded)),
+        Ok(recorded) => {
+            let mut kinds = std::collections::BTreeMap::<String, u64>::new();
+            for event in &verified.events {
+                let kind = serde_json::to_value(event.kind).ok();
+                *kinds
+                    .entry(kind.as_ref().and_then(|k| k.as_str()).unwrap_or("other").to_owned())
+                    .or_default() += 1;
+            }
+            for (kind, n) in kinds {
+                crate::metrics::process::events_stored(provider, &kind, n);
+            }
+            Ok(Json(recorded))
+        }
         Err(StoreError::Replayed) => Err(refused(provider, Refusal::Replayed)),
         Err(StoreError::Database(error)) => Err(unavailable(error)),
     }
@@ -196,11 +208,24 @@ fn refused(provider: &str, refusal: Refusal) -> ApiError {
         Refusal::Malformed(_) => StatusCode::BAD_REQUEST,
         Refusal::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
+    crate::metrics::process::webhook_refused(
+        provider,
+        match refusal {
+            Refusal::Unsigned(_) => "unsigned",
+            Refusal::BadSignature => "bad_signature",
+            Refusal::Stale => "stale",
+            Refusal::Replayed => "replay",
+            Refusal::WrongOrigin(_) => "wrong_origin",
+            Refusal::Malformed(_) => "malformed",
+            Refusal::NotConfigured(_) => "not_configured",
+        },
+    );
     tracing::info!(provider, reason = %refusal, status = status.as_u16(), "webhook refused");
     ApiError::new(status, refusal.to_string())
 }
 
 fn not_configured(provider: &str, why: &str) -> ApiError {
+    crate::metrics::process::webhook_refused(provider, "not_configured");
     tracing::error!(provider, why, "webhook secret not configured: refusing its webhooks");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -209,6 +234,7 @@ fn not_configured(provider: &str, why: &str) -> ApiError {
 }
 
 fn unavailable(error: sqlx::Error) -> ApiError {
+    crate::metrics::process::database_error("record webhook events");
     tracing::warn!(%error, "webhook not recorded: database unavailable");
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "try again later")
 }

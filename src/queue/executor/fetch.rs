@@ -444,8 +444,21 @@ pub(super) async fn attempt(
             }
         }
     };
-    if let Outcome::Failed { error, decision } = &outcome {
-        tracing::warn!(error = %error, ?decision, "job attempt failed");
+    use crate::metrics::process::{job_finished, Finished};
+    match &outcome {
+        Outcome::Completed(_) => job_finished(&job.kind, Finished::Completed),
+        Outcome::Failed { error, decision } => {
+            tracing::warn!(error = %error, ?decision, "job attempt failed");
+            job_finished(
+                &job.kind,
+                match decision {
+                    Decision::RetryIn(_) => Finished::Retried,
+                    Decision::Discard => Finished::Failed,
+                    Decision::Reroute => Finished::Rerouted,
+                    Decision::Hold => Finished::Held,
+                },
+            );
+        }
     }
     outcome
 }

@@ -333,6 +333,7 @@ pub(crate) struct Outage {
 
 impl Outage {
     pub(crate) fn failed(&self, error: &QueueError) {
+        crate::metrics::process::database_error(error.doing);
         let mut since = self.since.lock().expect("outage lock");
         if since.is_none() {
             *since = Some(Instant::now());
