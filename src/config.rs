@@ -84,6 +84,15 @@ pub enum Command {
     Erase(PersonArgs),
     /// GDPR: print everything held about a person for a client, as JSON.
     Export(PersonArgs),
+    /// The operator's summary: queue, providers, capacity today, open alerts, processes, last backup.
+    Status(StatusArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct StatusArgs {
+    /// Print the summary as JSON (postrunner.status_summary()) for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -130,9 +139,12 @@ pub struct WebArgs {
     pub sns_ca_file: Option<std::path::PathBuf>,
 }
 
+/// The environment variable holding the `/status` page's token.
+pub const STATUS_TOKEN_VARIABLE: &str = "POSTRUNNER_STATUS_TOKEN";
+
 impl WebArgs {
     /// # Errors
-    /// The CA file cannot be read, or the unsubscribe key is too short.
+    /// The CA file cannot be read, or the unsubscribe key or the status token is too short.
     pub fn web_config(&self) -> std::io::Result<crate::web::WebConfig> {
         let sns_ca_pem = match &self.sns_ca_file {
             Some(path) => Some(std::fs::read_to_string(path)?),
@@ -144,6 +156,16 @@ impl WebArgs {
         } else {
             None
         };
+        // The status page exists when its token is set; a short one is refused.
+        let status_token = match std::env::var(STATUS_TOKEN_VARIABLE) {
+            Ok(token) if token.len() >= 16 => Some(crate::secret::Secret::new(token)),
+            Ok(token) if !token.is_empty() => {
+                return Err(std::io::Error::other(format!(
+                    "{STATUS_TOKEN_VARIABLE} must be at least 16 characters (e.g. openssl rand -hex 16)"
+                )))
+            }
+            _ => None,
+        };
         Ok(crate::web::WebConfig {
             max_body: self.max_body,
             request_timeout: self.request_timeout,
@@ -152,6 +174,7 @@ impl WebArgs {
             sns_ca_pem,
             unsubscribe,
             database_metrics: None,
+            status_token,
         })
     }
 }
@@ -297,6 +320,24 @@ pub enum BenchWhat {
     Events(BenchEventsArgs),
     /// One-click unsubscribe POSTs through a `postrunner web` process: checked, committed.
     Unsubscribe(BenchUnsubscribeArgs),
+    /// Scrapes of /metrics/database (uncached, over a busy deployment's tables) and /metrics.
+    Metrics(BenchMetricsArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BenchMetricsArgs {
+    /// Sent messages in the outbox (history).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub outbox: i64,
+    /// Messages still queued (with their jobs).
+    #[arg(long, default_value_t = 20_000)]
+    pub queued: i64,
+    /// Reservations in the ledger, over 60 days.
+    #[arg(long, default_value_t = 3_000_000)]
+    pub ledger: i64,
+    /// Scrapes of the database endpoint (five times as many of the process's).
+    #[arg(long, default_value_t = 200)]
+    pub scrapes: usize,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -343,6 +384,10 @@ pub struct BenchSendArgs {
     /// second (routing costs a fixed amount per lane served in a claim).
     #[arg(long, default_value_t = 256)]
     pub prefetch: usize,
+    /// Serve the worker's metrics (`--metrics-bind`) and scrape them every second, as
+    /// Prometheus would: compare with a run without to see what metrics cost.
+    #[arg(long)]
+    pub metrics: bool,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -78,7 +78,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Web(ref args) => {
             let pool = db::pool_with(&required_url()?, args.max_connections, "postrunner-web", limits)?;
-            let mut config = args.web_config().context("reading --sns-ca-file")?;
+            let mut config = args.web_config().context("configuring the web role (--sns-ca-file, the unsubscribe key, the status token)")?;
             let database = Arc::new(metrics::database::DatabaseMetrics::new(
                 pool.clone(),
                 cli.database_metrics_cache,
@@ -137,11 +137,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{held:#}");
             Ok(())
         }
+        Command::Status(ref args) => {
+            let pool = db::pool_with(&required_url()?, 1, "postrunner-status", limits)?;
+            if args.json {
+                println!("{:#}", postrunner::status::read_json(&pool).await?);
+            } else {
+                print!("{}", postrunner::status::text::render(&postrunner::status::read(&pool).await?));
+            }
+            Ok(())
+        }
         Command::Bench(ref bench) => match &bench.what {
             BenchWhat::Queue(args) => commands::bench::queue::run(cli.database_url.clone(), args.clone()).await,
             BenchWhat::Route(args) => commands::bench::route::run(cli.database_url.clone(), args.clone()).await,
             BenchWhat::Send(args) => commands::bench::send::run(cli.database_url.clone(), args.clone()).await,
             BenchWhat::Events(args) => commands::bench::events::run(cli.database_url.clone(), args.clone()).await,
+            BenchWhat::Metrics(args) => commands::bench::metrics::run(cli.database_url.clone(), args.clone()).await,
             BenchWhat::Unsubscribe(args) => {
                 commands::bench::unsubscribe::run(cli.database_url.clone(), args.clone()).await
             }

@@ -36,6 +36,7 @@ const READER: &[&str] = &[
     "table report_daily_volume SELECT",
     "table report_domains SELECT",
     "table report_events SELECT",
+    "table report_notifications SELECT",
     "table report_outbox SELECT",
     "table report_provider_health SELECT",
     "table report_queue SELECT",

@@ -88,3 +88,17 @@ LANGUAGE sql STABLE AS $$
               FROM postrunner.unrolled_sends() u WHERE u.reserved_at >= p_since) x
      GROUP BY 1, 2, 3
 $$;
+
+-- Sends accepted per UTC hour and provider since p_since (the status page's chart):
+-- the rollups, then the rows past the watermark.
+CREATE OR REPLACE FUNCTION postrunner.hourly_sends(p_since timestamptz)
+RETURNS TABLE (hour timestamptz, provider text, sent bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT x.hour, x.provider, sum(x.sent)::bigint
+      FROM (SELECT h.hour, h.provider, h.sent
+              FROM postrunner.send_rollups_hourly h WHERE h.hour >= date_trunc('hour', p_since)
+            UNION ALL
+            SELECT date_trunc('hour', u.reserved_at), u.provider, (u.outcome = 'sent')::int
+              FROM postrunner.unrolled_sends() u WHERE u.reserved_at >= date_trunc('hour', p_since)) x
+     GROUP BY 1, 2
+$$;

@@ -45,3 +45,14 @@ SELECT kind, subject, state, detail, fired_at, resolved_at,
   FROM postrunner.alerts
  WHERE (SELECT postrunner.may_act_for(NULL))
  ORDER BY state = 'firing' DESC, fired_at DESC;
+
+-- Alert notifications and how they went (sql/alerts/notifications.sql), newest first.
+CREATE OR REPLACE VIEW postrunner.report_notifications AS
+SELECT n.channel, c.kind AS channel_kind, a.kind AS alert, a.subject, n.transition, n.status,
+       n.created_at, n.sent_at, n.last_error, j.attempts
+  FROM postrunner.notifications n
+  JOIN postrunner.notification_channels c ON c.name = n.channel
+  JOIN postrunner.alerts a ON a.id = n.alert_id
+  LEFT JOIN postrunner.jobs j ON j.id = n.job_id
+ WHERE (SELECT postrunner.may_act_for(NULL))
+ ORDER BY n.id DESC;

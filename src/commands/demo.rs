@@ -114,15 +114,24 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let web_base = format!("http://{}", listener.local_addr()?);
     let web_stop = CancellationToken::new();
+    // The status page (behind a fresh token) and the metrics, on the same port.
+    let status_token = uuid::Uuid::new_v4().simple().to_string();
     let web = tokio::spawn(crate::web::serve(
         listener,
         pool.clone(),
         crate::web::WebConfig {
             unsubscribe: Some(keys.clone()),
+            status_token: Some(crate::secret::Secret::new(status_token.clone())),
+            database_metrics: Some(Arc::new(crate::metrics::database::DatabaseMetrics::new(
+                pool.clone(),
+                Duration::from_secs(5),
+            ))),
             ..Default::default()
         },
         web_stop.clone(),
     ));
+    println!("  status     {web_base}/status?token={status_token}");
+    println!("  metrics    {web_base}/metrics  {web_base}/metrics/database");
     let links = UnsubscribeLinks::new(&web_base, keys);
 
     let shutdown = CancellationToken::new();
@@ -293,7 +302,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     }
     if !args.linger.is_zero() {
         println!(
-            "\npostrunner web stays up for {} (--linger): try the unsubscribe link above",
+            "\npostrunner web stays up for {} (--linger): try the unsubscribe link, the status page and the metrics above",
             humantime::format_duration(args.linger)
         );
         tokio::time::sleep(args.linger).await;

@@ -22,6 +22,8 @@ const MIGRATION_LOCK: i64 = 0x706f_7374_6d69_6772; // "postmigr"
 pub enum MigrateError {
     #[error("cannot connect to the database to migrate it")]
     Connect(#[source] tokio_postgres::Error),
+    #[error("cannot set up TLS to the database")]
+    Tls(#[source] super::tls::TlsConfigError),
     #[error("cannot take the migration lock")]
     Lock(#[source] tokio_postgres::Error),
     #[error("a migration failed")]
@@ -60,6 +62,17 @@ impl std::fmt::Display for MigrateReport {
     }
 }
 
+/// Drives the migration connection until it closes.
+async fn closed<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "migration connection closed");
+    }
+}
+
 /// Applies every pending migration, then the definitions when any changed, and says
 /// what it did (nothing, when the database was already up to date).
 ///
@@ -67,14 +80,21 @@ impl std::fmt::Display for MigrateReport {
 /// See [`MigrateError`]; a failed migration is rolled back by refinery, failed
 /// definitions by their transaction.
 pub async fn run(database_url: &str) -> Result<MigrateReport, MigrateError> {
-    let (mut client, connection) = tokio_postgres::connect(database_url, NoTls)
-        .await
-        .map_err(MigrateError::Connect)?;
-    let connection = tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "migration connection closed");
+    let target = super::tls::for_migrations(database_url).map_err(MigrateError::Tls)?;
+    let (mut client, connection) = match target.tls {
+        Some(tls) => {
+            let (client, connection) = tokio_postgres::connect(&target.url, tls)
+                .await
+                .map_err(MigrateError::Connect)?;
+            (client, tokio::spawn(closed(connection)))
         }
-    });
+        None => {
+            let (client, connection) = tokio_postgres::connect(&target.url, NoTls)
+                .await
+                .map_err(MigrateError::Connect)?;
+            (client, tokio::spawn(closed(connection)))
+        }
+    };
 
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])

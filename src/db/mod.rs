@@ -4,6 +4,7 @@
 pub mod definitions;
 pub mod local_cluster;
 pub mod migrate;
+pub mod tls;
 
 use std::str::FromStr;
 use std::time::Duration;

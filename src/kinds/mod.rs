@@ -5,7 +5,8 @@
 //!   `system.probe_providers` ([`system`]), `system.resolve_uncertain`
 //!   ([`uncertain`]), `system.read_bounce_mail` ([`bounce_mail`]),
 //!   `system.check_domains`, `system.classify_recipient_domains`, `system.rollup_sends`
-//!   ([`system`]): periodic upkeep,
+//!   ([`system`]), `system.dispatch_notifications` and `system.notify` ([`notify`]):
+//!   periodic upkeep and alert notifications,
 //!   enqueued by the scheduler from `postrunner.schedules`.
 //! - `noop` ([`noop`]): does nothing (or sleeps, or fails on request); for benchmarks,
 //!   tests and checking a deployment end to end.
@@ -13,6 +14,7 @@
 pub mod bounce_mail;
 pub mod email;
 pub mod noop;
+pub mod notify;
 pub mod system;
 pub mod uncertain;
 
@@ -41,7 +43,7 @@ pub fn registry_with(pool: PgPool, providers: Arc<Directory>, unsubscribe: Optio
         .register(bounce_mail::KIND, bounce_mail::ReadBounceMail::new(pool.clone()))
         .register(
             system::PROBE_PROVIDERS,
-            system::ProbeProviders::new(pool.clone(), providers),
+            system::ProbeProviders::new(pool.clone(), providers.clone()),
         )
         .register(system::RESCUE, system::RescueExpiredLeases::new(pool.clone()))
         .register(system::CLEANUP, system::Cleanup::new(pool.clone()))
@@ -51,6 +53,8 @@ pub fn registry_with(pool: PgPool, providers: Arc<Directory>, unsubscribe: Optio
             system::CLASSIFY_RECIPIENT_DOMAINS,
             system::ClassifyRecipientDomains::new(pool.clone()),
         )
+        .register(notify::DISPATCH, notify::DispatchNotifications::new(pool.clone()))
+        .register(notify::KIND, notify::Notify::new(pool.clone(), providers.clone()))
         .register(system::EVALUATE_ALERTS, system::EvaluateAlerts::new(pool))
         .register(noop::KIND, noop::Noop);
     registry

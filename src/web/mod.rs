@@ -5,7 +5,8 @@
 //! - `GET /readyz`: the database answers and has this binary's migrations and definitions;
 //! - `POST /webhooks/<provider name>`: a provider's events, verified the way that
 //!   provider signs ([`crate::feedback`]), answered 2xx only once committed;
-//! - `GET /metrics`, `GET /metrics/database`: Prometheus metrics ([`crate::metrics`]).
+//! - `GET /metrics`, `GET /metrics/database`: Prometheus metrics ([`crate::metrics`]);
+//! - `GET /status`: the status page, behind a token ([`crate::status`]).
 //!
 //! Every route has a body limit and a timeout; a malformed request gets a 4xx with a
 //! short JSON reason, never a 5xx (tests/web.rs).
@@ -13,6 +14,7 @@
 mod error;
 mod health;
 mod provider_rows;
+mod status;
 mod unsubscribe;
 mod webhooks;
 
@@ -47,6 +49,8 @@ pub struct WebConfig {
     /// The database's metrics, served on `/metrics/database` (shared with the
     /// `--metrics-bind` endpoint: one cache).
     pub database_metrics: Option<Arc<crate::metrics::database::DatabaseMetrics>>,
+    /// The token of the `/status` page; without one that page answers 404.
+    pub status_token: Option<crate::secret::Secret<String>>,
 }
 
 impl Default for WebConfig {
@@ -59,6 +63,7 @@ impl Default for WebConfig {
             sns_ca_pem: None,
             unsubscribe: None,
             database_metrics: None,
+            status_token: None,
         }
     }
 }
@@ -93,6 +98,7 @@ pub fn router(pool: PgPool, config: WebConfig) -> Result<Router, reqwest::Error>
             post(webhooks::receive).fallback(webhooks::wrong_method),
         )
         .route("/u/{token}", get(unsubscribe::show).post(unsubscribe::confirm))
+        .route("/status", get(status::page))
         .merge(crate::metrics::server::routes(config.database_metrics.clone()))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(config.max_body))

@@ -12,6 +12,7 @@ pub mod imap_server;
 pub mod logins;
 pub mod plans;
 pub mod python;
+pub mod receiver;
 pub mod routing;
 pub mod run;
 pub mod smtp_server;

@@ -18,6 +18,14 @@ impl WebProcess {
     /// # Errors
     /// It could not be started, or did not become ready within 30 s.
     pub async fn start(url: &str, connections: u32, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_with(url, connections, env, &[]).await
+    }
+
+    /// [`WebProcess::start`] with extra flags.
+    ///
+    /// # Errors
+    /// As [`WebProcess::start`].
+    pub async fn start_with(url: &str, connections: u32, env: &[(&str, &str)], flags: &[&str]) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = tokio::process::Command::new(std::env::current_exe()?)
             .args([
@@ -27,6 +35,7 @@ impl WebProcess {
                 "--max-connections",
                 &connections.to_string(),
             ])
+            .args(flags)
             .env("DATABASE_URL", url)
             .envs(env.iter().copied())
             .env("RUST_LOG", "warn")

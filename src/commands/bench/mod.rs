@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod load;
+pub mod metrics;
 pub mod queue;
 pub mod route;
 pub mod send;

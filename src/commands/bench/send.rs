@@ -45,8 +45,15 @@ pub async fn run(database_url: Option<String>, args: BenchSendArgs) -> anyhow::R
     .context("enqueueing")?;
     sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
 
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let metrics_flags = if args.metrics {
+        vec!["--metrics-bind".to_owned(), format!("127.0.0.1:{metrics_port}")]
+    } else {
+        Vec::new()
+    };
     let started = Instant::now();
     let mut worker = tokio::process::Command::new(std::env::current_exe()?)
+        .args(&metrics_flags)
         .args([
             "worker",
             "--concurrency",
@@ -69,6 +76,23 @@ pub async fn run(database_url: Option<String>, args: BenchSendArgs) -> anyhow::R
         .spawn()
         .context("starting a worker process")?;
     let pid = worker.id().context("the worker's pid")?;
+    // Prometheus's part: a scrape a second while the worker sends.
+    let scrapes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let scraper = args.metrics.then(|| {
+        let scrapes = scrapes.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Ok(response) = client.get(&url).send().await {
+                    if response.status().is_success() && response.bytes().await.is_ok() {
+                        scrapes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    });
     loop {
         let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.outbox WHERE status = 'sent'")
             .fetch_one(&pool)
@@ -86,6 +110,9 @@ pub async fn run(database_url: Option<String>, args: BenchSendArgs) -> anyhow::R
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = started.elapsed().as_secs_f64();
+    if let Some(scraper) = scraper {
+        scraper.abort();
+    }
     let (peak_kb, now_kb) = memory_kb(pid)?;
     // SIGTERM for a clean stop.
     let _ = std::process::Command::new("kill")
@@ -101,6 +128,12 @@ pub async fn run(database_url: Option<String>, args: BenchSendArgs) -> anyhow::R
         args.messages, args.concurrency, args.prefetch
     );
     println!("  end to end      {secs:>8.2} s   {per_sec:>8.0} msgs/s   ({requests} HTTP requests)");
+    if args.metrics {
+        println!(
+            "  metrics         served on --metrics-bind, {} scrapes of /metrics during the run",
+            scrapes.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
     println!(
         "  worker memory   peak RSS {:.1} MB, at the end {:.1} MB",
         peak_kb as f64 / 1024.0,

@@ -1,0 +1,63 @@
+//! `GET /status`: the read-only status page (src/status/page.rs), behind a token.
+//!
+//! The token comes from `POSTRUNNER_STATUS_TOKEN` and is given as `?token=` (a
+//! bookmark) or `Authorization: Bearer`; without the variable the page does not exist
+//! (404). The page holds no recipient data and never writes.
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use super::AppState;
+
+#[derive(Deserialize)]
+pub(crate) struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Compares digests, so the time taken says nothing about how much of the token matched.
+fn same_token(given: &str, expected: &str) -> bool {
+    let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+    digest(given).as_ref() == digest(expected).as_ref()
+}
+
+fn given_token<'a>(headers: &'a HeaderMap, query: &'a TokenQuery) -> Option<&'a str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or(query.token.as_deref())
+}
+
+pub(crate) async fn page(State(state): State<AppState>, Query(query): Query<TokenQuery>, headers: HeaderMap) -> Response {
+    let Some(expected) = &state.config.status_token else {
+        return super::error::not_found().await.into_response();
+    };
+    if !given_token(&headers, &query).is_some_and(|given| same_token(given, expected.expose())) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CACHE_CONTROL, "no-store")],
+            Html("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>postrunner status</title></head>\
+                  <body><main><h1>Not authorised</h1><p>This page needs its token: <code>/status?token=…</code>.</p></main></body></html>\n"),
+        )
+            .into_response();
+    }
+    match crate::status::read(&state.pool).await {
+        Ok(summary) => (
+            [(header::CACHE_CONTROL, "no-store")],
+            Html(crate::status::page::render(&summary)),
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "status page: the summary could not be read");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CACHE_CONTROL, "no-store")],
+                Html("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>postrunner status</title></head>\
+                      <body><main><h1>Database unavailable</h1><p>Try again in a moment.</p></main></body></html>\n"),
+            )
+                .into_response()
+        }
+    }
+}
