@@ -93,7 +93,7 @@ fn queue_section(summary: &Summary) -> String {
     let state = |name: &str| q.by_state.get(name).copied().unwrap_or(0.0);
     let oldest = q
         .oldest_waiting_seconds
-        .map_or("nothing waiting".to_owned(), |s| format!("{s:.0} s"));
+        .map_or("none".to_owned(), |s| format!("{s:.0} s"));
     format!(
         "<section aria-labelledby=\"queue\"><h2 id=\"queue\">Queue</h2><div class=\"cards\">\
          <div class=\"card\">Messages waiting<b>{}</b></div><div class=\"card\">Jobs running<b>{}</b></div>\
@@ -286,7 +286,8 @@ fn bounce_section(summary: &Summary) -> String {
     format!("<section aria-labelledby=\"bounces\"><h2 id=\"bounces\">Bounce rates, last 24 hours</h2>{svg}</section>")
 }
 
-/// Capacity left today per client: used and left of each client's daily capacity.
+/// Capacity left today per client: the part of each client's daily capacity still
+/// unused (green) against the whole (grey).
 fn capacity_section(summary: &Summary) -> String {
     if summary.capacity.is_empty() {
         return "<section aria-labelledby=\"capacity\"><h2 id=\"capacity\">Capacity left today</h2>\
@@ -303,12 +304,12 @@ fn capacity_section(summary: &Summary) -> String {
     for (i, c) in summary.capacity.iter().enumerate() {
         let y = row * i as f64 + 4.0;
         let total = c.capacity_today.max(1.0);
-        let used_w = plot_w * ((c.capacity_today - c.left_today).max(0.0) / total).min(1.0);
+        let left_w = plot_w * (c.left_today.max(0.0) / total).min(1.0);
         let _ = write!(
             svg,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{name}</text>\
              <rect x=\"{left}\" y=\"{y:.1}\" width=\"{plot_w:.1}\" height=\"{h:.1}\" fill=\"#d8dde3\"/>\
-             <rect class=\"bar\" x=\"{left}\" y=\"{y:.1}\" width=\"{used_w:.1}\" height=\"{h:.1}\" fill=\"#009E73\">\
+             <rect class=\"bar\" x=\"{left}\" y=\"{y:.1}\" width=\"{left_w:.1}\" height=\"{h:.1}\" fill=\"#009E73\">\
              <title>{name}: {left_today} left of {capacity}</title></rect>\
              <text x=\"{:.1}\" y=\"{:.1}\">{left_today} left of {capacity}</text>",
             left - 8.0,
