@@ -78,7 +78,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Web(ref args) => {
             let pool = db::pool_with(&required_url()?, args.max_connections, "postrunner-web", limits)?;
-            let mut config = args.web_config().context("configuring the web role (--sns-ca-file, the unsubscribe key, the status token)")?;
+            let mut config = args
+                .web_config()
+                .context("configuring the web role (--sns-ca-file, the unsubscribe key, the status token)")?;
             let database = Arc::new(metrics::database::DatabaseMetrics::new(
                 pool.clone(),
                 cli.database_metrics_cache,
@@ -142,7 +144,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if args.json {
                 println!("{:#}", postrunner::status::read_json(&pool).await?);
             } else {
-                print!("{}", postrunner::status::text::render(&postrunner::status::read(&pool).await?));
+                print!(
+                    "{}",
+                    postrunner::status::text::render(&postrunner::status::read(&pool).await?)
+                );
             }
             Ok(())
         }

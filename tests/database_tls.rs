@@ -21,7 +21,9 @@ fn certificates() -> Certificates {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "postrunner test CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "postrunner test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let server_key = KeyPair::generate().unwrap();
     let mut server_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
@@ -37,7 +39,10 @@ fn certificates() -> Certificates {
 /// Turns TLS on in `cluster` with `certs`, and refuses every connection without it.
 async fn require_tls(cluster: &LocalCluster, certs: &Certificates) {
     let admin = sqlx::PgPool::connect(&cluster.admin_url()).await.unwrap();
-    let data: String = sqlx::query_scalar("SHOW data_directory").fetch_one(&admin).await.unwrap();
+    let data: String = sqlx::query_scalar("SHOW data_directory")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
     let data = PathBuf::from(data);
     let owner = std::fs::metadata(&data).unwrap();
     for (name, pem) in [("server.crt", &certs.server_pem), ("server.key", &certs.server_key_pem)] {
@@ -81,9 +86,14 @@ async fn verify_full_connects_the_migrations_and_the_pools_and_refuses_impostors
 
     // Without TLS the server refuses: whatever connects below, connects encrypted.
     let plain = sqlx::PgPool::connect(&url("127.0.0.1", "sslmode=disable")).await;
-    assert!(plain.unwrap_err().to_string().contains("no encryption"), "hostnossl reject");
+    assert!(
+        plain.unwrap_err().to_string().contains("no encryption"),
+        "hostnossl reject"
+    );
 
-    let report = postrunner::db::migrate::run(&verified).await.expect("migrations over verify-full");
+    let report = postrunner::db::migrate::run(&verified)
+        .await
+        .expect("migrations over verify-full");
     assert!(!report.migrations.is_empty());
     let pool = postrunner::db::pool(&verified, 2, "postrunner-tls-test").unwrap();
     let (ssl, version): (bool, String) =
@@ -105,8 +115,14 @@ async fn verify_full_connects_the_migrations_and_the_pools_and_refuses_impostors
 
     // Another CA's server, or a name the certificate does not carry: refused by both.
     for (what, impostor) in [
-        ("signed by another CA", url("localhost", &format!("sslmode=verify-full&sslrootcert={other_ca}"))),
-        ("not the certificate's name", url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}"))),
+        (
+            "signed by another CA",
+            url("localhost", &format!("sslmode=verify-full&sslrootcert={other_ca}")),
+        ),
+        (
+            "not the certificate's name",
+            url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}")),
+        ),
     ] {
         let migrated = postrunner::db::migrate::run(&impostor).await;
         assert!(migrated.is_err(), "migrate must refuse a server {what}");

@@ -3,7 +3,6 @@
 //! schedulers evaluate and dispatch, retries, digests, and each channel's wire format
 //! (a JSON webhook, an SMTP server, Twilio's Messages API) at a real local server.
 
-
 use sqlx::PgPool;
 
 use crate::support::db::TestDb;
@@ -18,7 +17,11 @@ async fn exec(pool: &PgPool, sql: &str) {
 
 /// Runs the jobs due now (dispatch, then the notify jobs it enqueues).
 async fn dispatch_and_send(pool: &PgPool) {
-    exec(pool, "INSERT INTO postrunner.jobs (kind) VALUES ('system.dispatch_notifications')").await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.jobs (kind) VALUES ('system.dispatch_notifications')",
+    )
+    .await;
     executor(pool, registry(pool), fast_config()).drain(None).await.unwrap();
 }
 
@@ -43,7 +46,11 @@ async fn statuses(pool: &PgPool) -> Vec<(String, String, String)> {
 async fn a_channel_is_checked_by_its_insert() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    exec(pool, "INSERT INTO postrunner.providers (name, kind) VALUES ('smtp', 'log')").await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.providers (name, kind) VALUES ('smtp', 'log')",
+    )
+    .await;
     let refused = [
         ("a secret in the table", "INSERT INTO postrunner.notification_channels (name, kind, target, config) VALUES ('s', 'sms', '+15551234567', '{\"account_sid\": \"AC1\", \"from\": \"+15557654321\", \"auth_token\": \"hunter2\"}')", "secret"),
         ("no token variable", "INSERT INTO postrunner.notification_channels (name, kind, target, config) VALUES ('s', 'sms', '+15551234567', '{\"account_sid\": \"AC1\", \"from\": \"+15557654321\"}')", "auth_token_env"),
@@ -75,9 +82,19 @@ async fn one_notification_per_change_across_dispatchers() {
     let db = TestDb::new().await;
     let pool = &db.pool;
     let hook = Receiver::start().await;
-    exec(pool, "INSERT INTO postrunner.providers (name, kind) VALUES ('sg', 'log')").await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.providers (name, kind) VALUES ('sg', 'log')",
+    )
+    .await;
     webhook_channel(pool, "ops", &format!("{}/hook", hook.base), None).await;
-    webhook_channel(pool, "budget-only", &format!("{}/budget", hook.base), Some(&["budget_80"])).await;
+    webhook_channel(
+        pool,
+        "budget-only",
+        &format!("{}/budget", hook.base),
+        Some(&["budget_80"]),
+    )
+    .await;
     let others = db.another_pool(16);
 
     let all_at_once = |sql: &'static str| {
@@ -98,8 +115,17 @@ async fn one_notification_per_change_across_dispatchers() {
     let received = hook.received();
     assert_eq!(received.len(), 1, "one notification of the firing: {received:#?}");
     let fired = received[0].json();
-    assert_eq!(received[0].path, "/hook", "the budget channel does not hear provider_down");
-    assert!(fired["text"].as_str().unwrap().starts_with("postrunner: FIRING provider_down sg"), "{fired}");
+    assert_eq!(
+        received[0].path, "/hook",
+        "the budget channel does not hear provider_down"
+    );
+    assert!(
+        fired["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("postrunner: FIRING provider_down sg"),
+        "{fired}"
+    );
     assert!(fired["text"].as_str().unwrap().contains("503 from sg"), "{fired}");
     assert_eq!(fired["postrunner"]["changes"][0]["transition"], "fired");
 
@@ -108,13 +134,20 @@ async fn one_notification_per_change_across_dispatchers() {
     dispatch_and_send(pool).await;
     assert_eq!(hook.received().len(), 1);
 
-    exec(pool, "UPDATE postrunner.provider_health SET state = 'up' WHERE provider = 'sg'").await;
+    exec(
+        pool,
+        "UPDATE postrunner.provider_health SET state = 'up' WHERE provider = 'sg'",
+    )
+    .await;
     all_at_once("SELECT postrunner.evaluate_alerts()").await;
     all_at_once("SELECT postrunner.dispatch_notifications()").await;
     dispatch_and_send(pool).await;
     let received = hook.received();
     assert_eq!(received.len(), 2, "and one of the resolution: {received:#?}");
-    assert!(received[1].json()["text"].as_str().unwrap().starts_with("postrunner: RESOLVED provider_down sg"));
+    assert!(received[1].json()["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("postrunner: RESOLVED provider_down sg"));
     assert_eq!(
         statuses(pool).await,
         [
@@ -136,7 +169,11 @@ async fn a_refused_delivery_is_retried_with_the_same_key_then_sent() {
     let hook = Receiver::start().await;
     webhook_channel(pool, "ops", &hook.base, None).await;
     hook.answer(&[503]);
-    exec(pool, "INSERT INTO postrunner.alerts (kind, subject, detail) VALUES ('queue_depth', 'all', 'deep')").await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.alerts (kind, subject, detail) VALUES ('queue_depth', 'all', 'deep')",
+    )
+    .await;
     dispatch_and_send(pool).await;
     assert_eq!(hook.received().len(), 1);
     let (status, error): (String, Option<String>) =
@@ -152,14 +189,24 @@ async fn a_refused_delivery_is_retried_with_the_same_key_then_sent() {
     .fetch_one(pool)
     .await
     .unwrap();
-    assert!((50.0..=61.0).contains(&run_at_in), "retried after a minute: {run_at_in}");
+    assert!(
+        (50.0..=61.0).contains(&run_at_in),
+        "retried after a minute: {run_at_in}"
+    );
 
     // The retry, a minute later.
-    exec(pool, "UPDATE postrunner.jobs SET run_at = now() WHERE kind = 'system.notify'").await;
+    exec(
+        pool,
+        "UPDATE postrunner.jobs SET run_at = now() WHERE kind = 'system.notify'",
+    )
+    .await;
     dispatch_and_send(pool).await;
     let received = hook.received();
     assert_eq!(received.len(), 2);
-    assert_eq!(received[0].headers["idempotency-key"], received[1].headers["idempotency-key"]);
+    assert_eq!(
+        received[0].headers["idempotency-key"],
+        received[1].headers["idempotency-key"]
+    );
     assert_eq!(statuses(pool).await[0].2, "sent");
 }
 
@@ -170,10 +217,18 @@ async fn a_delivery_that_fails_every_attempt_is_marked_failed() {
     let hook = Receiver::start().await;
     webhook_channel(pool, "ops", &hook.base, None).await;
     hook.answer(&[500, 500]);
-    exec(pool, "INSERT INTO postrunner.alerts (kind, subject) VALUES ('queue_depth', 'all')").await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.alerts (kind, subject) VALUES ('queue_depth', 'all')",
+    )
+    .await;
     exec(pool, "SELECT postrunner.dispatch_notifications(); UPDATE postrunner.jobs SET max_attempts = 2 WHERE kind = 'system.notify'").await;
     dispatch_and_send(pool).await;
-    exec(pool, "UPDATE postrunner.jobs SET run_at = now() WHERE kind = 'system.notify' AND state <> 'discarded'").await;
+    exec(
+        pool,
+        "UPDATE postrunner.jobs SET run_at = now() WHERE kind = 'system.notify' AND state <> 'discarded'",
+    )
+    .await;
     dispatch_and_send(pool).await;
     let (status, error): (String, String) =
         sqlx::query_as("SELECT status, last_error FROM postrunner.report_notifications")
@@ -198,14 +253,28 @@ async fn many_changes_at_once_become_one_digest() {
     .await;
     dispatch_and_send(pool).await;
     let received = hook.received();
-    assert_eq!(received.len(), 1, "one digest (more than notification_digest_after = 3 due)");
+    assert_eq!(
+        received.len(),
+        1,
+        "one digest (more than notification_digest_after = 3 due)"
+    );
     let digest = received[0].json();
-    assert!(digest["text"].as_str().unwrap().starts_with("postrunner: 6 alert changes (5 firing, 1 resolved)"), "{digest}");
+    assert!(
+        digest["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("postrunner: 6 alert changes (5 firing, 1 resolved)"),
+        "{digest}"
+    );
     assert_eq!(digest["postrunner"]["changes"].as_array().unwrap().len(), 6);
     assert!(statuses(pool).await.iter().all(|(_, _, status)| status == "sent"));
 
     // Three at once stay three notifications.
-    exec(pool, "INSERT INTO postrunner.alerts (kind, subject) SELECT 'budget_80', 'p' || i FROM generate_series(1, 3) i").await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.alerts (kind, subject) SELECT 'budget_80', 'p' || i FROM generate_series(1, 3) i",
+    )
+    .await;
     dispatch_and_send(pool).await;
     assert_eq!(hook.received().len(), 4);
 }
@@ -230,7 +299,11 @@ async fn an_email_channel_sends_through_an_smtp_provider() {
     dispatch_and_send(pool).await;
     let messages = server.messages();
     assert_eq!(messages.len(), 1);
-    assert!(messages[0].contains("Subject: postrunner: FIRING budget_reached sg"), "{}", messages[0]);
+    assert!(
+        messages[0].contains("Subject: postrunner: FIRING budget_reached sg"),
+        "{}",
+        messages[0]
+    );
     assert!(messages[0].contains("To: ops@agency.test"), "{}", messages[0]);
     assert!(messages[0].contains("sg has spent 400 of its 400 budget"));
     assert_eq!(statuses(pool).await[0].2, "sent");
@@ -252,7 +325,11 @@ async fn an_sms_channel_posts_to_twilio_with_its_account_and_token() {
     .execute(pool)
     .await
     .unwrap();
-    exec(pool, "INSERT INTO postrunner.alerts (kind, subject) VALUES ('provider_down', 'ses')").await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.alerts (kind, subject) VALUES ('provider_down', 'ses')",
+    )
+    .await;
     dispatch_and_send(pool).await;
     let received = twilio.received();
     assert_eq!(received.len(), 1);
@@ -263,7 +340,10 @@ async fn an_sms_channel_posts_to_twilio_with_its_account_and_token() {
     let form = received[0].form();
     assert_eq!(form["To"], "+15551234567");
     assert_eq!(form["From"], "+15557654321");
-    assert!(form["Body"].starts_with("postrunner: FIRING provider_down ses"), "{form:?}");
+    assert!(
+        form["Body"].starts_with("postrunner: FIRING provider_down ses"),
+        "{form:?}"
+    );
     let stored: String = sqlx::query_scalar("SELECT config::text FROM postrunner.notification_channels")
         .fetch_one(pool)
         .await

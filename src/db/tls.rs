@@ -69,7 +69,10 @@ pub fn for_migrations(database_url: &str) -> Result<MigrationConnect, TlsConfigE
         kept.push(("sslmode".to_owned(), "require".to_owned()));
     } else if let Some(mode) = mode {
         // tokio-postgres has no `allow`; it is `prefer` without TLS, as here.
-        kept.push(("sslmode".to_owned(), if mode == "allow" { "prefer".to_owned() } else { mode }));
+        kept.push((
+            "sslmode".to_owned(),
+            if mode == "allow" { "prefer".to_owned() } else { mode },
+        ));
     }
     url.set_query(None);
     if !kept.is_empty() {

@@ -92,8 +92,8 @@ struct Args {
 #[async_trait::async_trait]
 impl Handler for Notify {
     async fn run(&self, job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
-        let args: Args = serde_json::from_value(job.args.clone())
-            .map_err(|e| JobError::Permanent(format!("bad arguments: {e}")))?;
+        let args: Args =
+            serde_json::from_value(job.args.clone()).map_err(|e| JobError::Permanent(format!("bad arguments: {e}")))?;
         let rows: Vec<Row> = sqlx::query_as(BATCH_SQL)
             .bind(&args.channel)
             .bind(&args.notifications)
@@ -127,7 +127,10 @@ impl Handler for Notify {
                 resolved_at: r.resolved_at,
             })
             .collect();
-        let key = format!("postrunner-notification-{}", ids.iter().map(i64::to_string).collect::<Vec<_>>().join("-"));
+        let key = format!(
+            "postrunner-notification-{}",
+            ids.iter().map(i64::to_string).collect::<Vec<_>>().join("-")
+        );
         let rendered = render(&changes);
         match channel.deliver(&self.providers, &key, &rendered, &changes).await {
             Ok(()) => {
@@ -138,7 +141,8 @@ impl Handler for Notify {
             Err(error) => {
                 let last = job.attempts >= job.max_attempts || matches!(error, DeliveryError::Config(_));
                 let message = error.to_string();
-                self.record(&ids, if last { "failed" } else { "queued" }, Some(&message)).await?;
+                self.record(&ids, if last { "failed" } else { "queued" }, Some(&message))
+                    .await?;
                 tracing::warn!(channel.kind = channel.kind(), error = %message, last_attempt = last, "alert notification failed");
                 Err(if matches!(error, DeliveryError::Config(_)) {
                     JobError::Permanent(message)

@@ -25,9 +25,21 @@ const TWILIO_API: &str = "https://api.twilio.com";
 /// A channel as configured (validated by the table's trigger).
 #[derive(Clone, Debug)]
 pub enum Channel {
-    Email { to: String, from: String, provider: String },
-    Webhook { url: UrlSource },
-    Sms { to: String, from: String, account_sid: String, auth_token_env: String, api_base: String },
+    Email {
+        to: String,
+        from: String,
+        provider: String,
+    },
+    Webhook {
+        url: UrlSource,
+    },
+    Sms {
+        to: String,
+        from: String,
+        account_sid: String,
+        auth_token_env: String,
+        api_base: String,
+    },
 }
 
 /// A webhook URL, or the environment variable holding it (Slack's URLs are secrets).
@@ -158,10 +170,11 @@ impl Channel {
                     "{}/2010-04-01/Accounts/{account_sid}/Messages.json",
                     api_base.trim_end_matches('/')
                 );
-                let request = client()
-                    .post(url)
-                    .basic_auth(account_sid, Some(token.expose()))
-                    .form(&[("To", to.as_str()), ("From", from.as_str()), ("Body", body.as_str())]);
+                let request = client().post(url).basic_auth(account_sid, Some(token.expose())).form(&[
+                    ("To", to.as_str()),
+                    ("From", from.as_str()),
+                    ("Body", body.as_str()),
+                ]);
                 answered(request.send().await).await
             }
         }

@@ -94,9 +94,15 @@ mod tests {
     fn one_change_reads_as_its_state() {
         let fired = render(&[change(1, "fired")]);
         assert_eq!(fired.summary, "postrunner: FIRING provider_down p1");
-        assert!(fired.text.ends_with("FIRING provider_down p1: refused (since 2026-12-05 12:00 UTC)"));
+        assert!(fired
+            .text
+            .ends_with("FIRING provider_down p1: refused (since 2026-12-05 12:00 UTC)"));
         let resolved = render(&[change(1, "resolved")]);
-        assert!(resolved.text.ends_with("RESOLVED provider_down p1 after 7m 30s"), "{}", resolved.text);
+        assert!(
+            resolved.text.ends_with("RESOLVED provider_down p1 after 7m 30s"),
+            "{}",
+            resolved.text
+        );
     }
 
     #[test]

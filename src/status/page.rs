@@ -59,7 +59,10 @@ pub fn render(summary: &Summary) -> String {
         alerts = if firing == 0 {
             "<strong class=\"ok\">No alerts firing.</strong>".to_owned()
         } else {
-            format!("<strong class=\"bad\">{firing} alert{} firing.</strong>", if firing == 1 { "" } else { "s" })
+            format!(
+                "<strong class=\"bad\">{firing} alert{} firing.</strong>",
+                if firing == 1 { "" } else { "s" }
+            )
         }
     );
     body.push_str(&queue_section(summary));
@@ -191,7 +194,13 @@ fn sends_section(summary: &Summary) -> String {
     svg.push_str("</svg>");
     let legend: String = providers
         .iter()
-        .map(|p| format!("<span><i style=\"background:{}\"></i>{}</span>", colour_of(&providers, p), escape(p)))
+        .map(|p| {
+            format!(
+                "<span><i style=\"background:{}\"></i>{}</span>",
+                colour_of(&providers, p),
+                escape(p)
+            )
+        })
         .collect();
     format!(
         "<section aria-labelledby=\"sends\"><h2 id=\"sends\">Sends per hour (UTC), last 24 hours</h2>{svg}\
@@ -202,7 +211,11 @@ fn sends_section(summary: &Summary) -> String {
 fn providers_section(summary: &Summary) -> String {
     let mut rows = String::new();
     for p in &summary.providers {
-        let state = if p.enabled { p.state.as_deref().unwrap_or("unknown") } else { "disabled" };
+        let state = if p.enabled {
+            p.state.as_deref().unwrap_or("unknown")
+        } else {
+            "disabled"
+        };
         let class = match state {
             "up" | "degraded" | "down" => state,
             _ => "unknown",
@@ -237,7 +250,11 @@ fn providers_section(summary: &Summary) -> String {
 /// Hard bounce and complaint rates over 24 h per provider: horizontal bars with the
 /// alert threshold.
 fn bounce_section(summary: &Summary) -> String {
-    let rated: Vec<_> = summary.providers.iter().filter(|p| p.bounce_rate_24h.is_some()).collect();
+    let rated: Vec<_> = summary
+        .providers
+        .iter()
+        .filter(|p| p.bounce_rate_24h.is_some())
+        .collect();
     if rated.is_empty() {
         return "<section aria-labelledby=\"bounces\"><h2 id=\"bounces\">Bounce rates, last 24 hours</h2>\
                 <p>No sends in the last 24 hours.</p></section>"
@@ -363,6 +380,9 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        assert_eq!(escape("<svg onload=\"x\">&'"), "&lt;svg onload=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<svg onload=\"x\">&'"),
+            "&lt;svg onload=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

@@ -7,7 +7,11 @@ use super::Summary;
 /// The summary as text, one section per subject.
 pub fn render(summary: &Summary) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "postrunner status at {}", summary.generated_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    let _ = writeln!(
+        out,
+        "postrunner status at {}",
+        summary.generated_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
 
     let _ = writeln!(out, "\nqueue");
     let _ = writeln!(out, "  messages waiting   {}", summary.queue.email_waiting);
@@ -25,7 +29,11 @@ pub fn render(summary: &Summary) -> String {
         "name", "state", "latency", "sent today", "bounce", "spend", "budget"
     );
     for p in &summary.providers {
-        let state = if p.enabled { p.state.as_deref().unwrap_or("-") } else { "disabled" };
+        let state = if p.enabled {
+            p.state.as_deref().unwrap_or("-")
+        } else {
+            "disabled"
+        };
         let _ = writeln!(
             out,
             "  {:<16} {:<9} {:>8} {:>11} {:>9} {:>10} {:>10}",
@@ -33,7 +41,8 @@ pub fn render(summary: &Summary) -> String {
             state,
             p.latency_ms.map_or("-".to_owned(), |ms| format!("{ms:.0} ms")),
             p.sends_today,
-            p.bounce_rate_24h.map_or("-".to_owned(), |r| format!("{:.2} %", r * 100.0)),
+            p.bounce_rate_24h
+                .map_or("-".to_owned(), |r| format!("{:.2} %", r * 100.0)),
             p.month_spend.map_or("-".to_owned(), |s| format!("${s:.2}")),
             p.month_budget.map_or("-".to_owned(), |b| format!("${b:.2}")),
         );
@@ -65,7 +74,11 @@ pub fn render(summary: &Summary) -> String {
 
     let _ = writeln!(out, "\nprocesses");
     for role in ["worker", "scheduler", "web"] {
-        let _ = writeln!(out, "  {role:<10} {}", summary.workers.get(role).copied().unwrap_or(0.0));
+        let _ = writeln!(
+            out,
+            "  {role:<10} {}",
+            summary.workers.get(role).copied().unwrap_or(0.0)
+        );
     }
     let _ = writeln!(
         out,

@@ -30,7 +30,11 @@ fn given_token<'a>(headers: &'a HeaderMap, query: &'a TokenQuery) -> Option<&'a 
         .or(query.token.as_deref())
 }
 
-pub(crate) async fn page(State(state): State<AppState>, Query(query): Query<TokenQuery>, headers: HeaderMap) -> Response {
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
     let Some(expected) = &state.config.status_token else {
         return super::error::not_found().await.into_response();
     };

@@ -33,7 +33,9 @@ pub async fn run(database_url: Option<String>, args: BenchMetricsArgs) -> anyhow
     let started = Instant::now();
     sqlx::raw_sql(SETUP).execute(&pool).await.context("configuring")?;
     let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *tx).await?;
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "INSERT INTO postrunner.outbox (id, job_id, client, direction, to_address, subject, text_body, status,
                                         provider, from_address, sent_at, created_at)
@@ -78,7 +80,9 @@ pub async fn run(database_url: Option<String>, args: BenchMetricsArgs) -> anyhow
     .bind(args.queued)
     .execute(&pool)
     .await?;
-    let rolled: i64 = sqlx::query_scalar("SELECT postrunner.rollup_sends()").fetch_one(&pool).await?;
+    let rolled: i64 = sqlx::query_scalar("SELECT postrunner.rollup_sends()")
+        .fetch_one(&pool)
+        .await?;
     sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
     let setup_secs = started.elapsed().as_secs_f64();
 
@@ -89,7 +93,11 @@ pub async fn run(database_url: Option<String>, args: BenchMetricsArgs) -> anyhow
     for _ in 0..args.scrapes {
         let started = Instant::now();
         let response = client.get(format!("{}/metrics/database", web.base)).send().await?;
-        anyhow::ensure!(response.status() == 200, "the database scrape failed: {}", response.status());
+        anyhow::ensure!(
+            response.status() == 200,
+            "the database scrape failed: {}",
+            response.status()
+        );
         bytes = response.bytes().await?.len();
         database.push(started.elapsed().as_secs_f64() * 1000.0);
     }
