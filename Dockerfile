@@ -8,7 +8,7 @@ COPY sql sql
 RUN cargo build --release --locked --bin postrunner
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates postgresql-client-15 && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/postrunner /usr/local/bin/postrunner
 COPY sql /usr/share/postrunner/sql
 USER nobody

@@ -86,6 +86,40 @@ pub enum Command {
     Export(PersonArgs),
     /// The operator's summary: queue, providers, capacity today, open alerts, processes, last backup.
     Status(StatusArgs),
+    /// Backups to S3-compatible storage (POSTRUNNER_BACKUP_S3_*): take, list, check, restore.
+    Backup(BackupArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub what: BackupWhat,
+}
+
+#[derive(Clone, Debug, Subcommand)]
+pub enum BackupWhat {
+    /// Take a backup now, check it by restoring it into a scratch database, apply retention.
+    Now,
+    /// Every backup, newest first, with its status.
+    List,
+    /// Check a backup again: download, compare with its manifest, restore into a scratch database.
+    Check {
+        /// The backup's key (from `backup list`).
+        key: String,
+    },
+    /// Restore a backup into a new, empty database, then re-apply later erasures.
+    Restore {
+        /// The backup's key (from `backup list`).
+        key: String,
+        /// The empty database to restore into.
+        #[arg(long)]
+        into: String,
+        /// The database the backup was taken from, if still readable: the erasures and
+        /// suppressions made since the backup are copied from it before the erasure
+        /// log is applied again.
+        #[arg(long)]
+        catch_up_from: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, Args)]

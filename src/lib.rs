@@ -29,6 +29,7 @@
 //! SQL that matters lives in `migrations/` (schema) and `sql/` (one statement per file,
 //! each with a header saying what it locks and why); the code `include_str!`s it.
 
+pub mod backup;
 pub mod commands;
 pub mod compliance;
 pub mod config;

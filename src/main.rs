@@ -139,6 +139,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{held:#}");
             Ok(())
         }
+        Command::Backup(ref args) => {
+            let url = required_url()?;
+            let pool = db::pool_with(&url, 2, "postrunner-backup", limits)?;
+            commands::backup::run(&pool, &url, &args.what).await
+        }
         Command::Status(ref args) => {
             let pool = db::pool_with(&required_url()?, 1, "postrunner-status", limits)?;
             if args.json {

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod backups;
 mod bounce_mail;
 mod bounce_mailbox;
 mod boundaries;

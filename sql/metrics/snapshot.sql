@@ -136,5 +136,6 @@ SELECT 'workers_live', jsonb_build_object('role', r.role),
          WHERE p.role = r.role AND p.heartbeat_at > now() - 3 * p.heartbeat_interval)
   FROM (VALUES ('worker'), ('scheduler'), ('web')) AS r(role)
 UNION ALL
-SELECT 'backup_last_success_timestamp_seconds', '{}'::jsonb, 0
+SELECT 'backup_last_success_timestamp_seconds', '{}'::jsonb,
+       coalesce((SELECT extract(epoch FROM max(b.verified_at)) FROM postrunner.backups b WHERE b.status = 'verified'), 0)::float8
 $$;

@@ -53,6 +53,9 @@ SELECT jsonb_build_object(
     'sends_per_hour', coalesce((SELECT jsonb_agg(jsonb_build_object('hour', h.hour, 'provider', h.provider, 'sent', h.sent)
                                                  ORDER BY h.hour, h.provider) FROM hours h), '[]'),
     'workers', coalesce((SELECT jsonb_object_agg(m.labels ->> 'role', m.value) FROM m WHERE m.metric = 'workers_live'), '{}'),
-    'last_backup', NULL
+    'last_backup', (SELECT jsonb_build_object('key', b.object_key, 'status', b.status, 'started_at', b.started_at,
+                                              'verified_at', b.verified_at, 'size_bytes', b.size_bytes, 'error', b.error)
+                      FROM postrunner.backups b WHERE b.status IN ('verified', 'failed', 'uploaded')
+                     ORDER BY b.started_at DESC LIMIT 1)
 )
 $$;

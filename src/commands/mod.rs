@@ -2,6 +2,7 @@
 //! embedded default database when `DATABASE_URL` is unset (see
 //! [`crate::db::local_cluster`]).
 
+pub mod backup;
 pub mod bench;
 pub mod demo;
 pub mod gdpr;

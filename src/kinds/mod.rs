@@ -11,6 +11,7 @@
 //! - `noop` ([`noop`]): does nothing (or sleeps, or fails on request); for benchmarks,
 //!   tests and checking a deployment end to end.
 
+pub mod backup;
 pub mod bounce_mail;
 pub mod email;
 pub mod noop;
@@ -53,6 +54,7 @@ pub fn registry_with(pool: PgPool, providers: Arc<Directory>, unsubscribe: Optio
             system::CLASSIFY_RECIPIENT_DOMAINS,
             system::ClassifyRecipientDomains::new(pool.clone()),
         )
+        .register(backup::KIND, backup::Backup::new(pool.clone()))
         .register(notify::DISPATCH, notify::DispatchNotifications::new(pool.clone()))
         .register(notify::KIND, notify::Notify::new(pool.clone(), providers.clone()))
         .register(system::EVALUATE_ALERTS, system::EvaluateAlerts::new(pool))

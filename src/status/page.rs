@@ -101,13 +101,26 @@ fn queue_section(summary: &Summary) -> String {
         "<section aria-labelledby=\"queue\"><h2 id=\"queue\">Queue</h2><div class=\"cards\">\
          <div class=\"card\">Messages waiting<b>{}</b></div><div class=\"card\">Jobs running<b>{}</b></div>\
          <div class=\"card\">Retrying<b>{}</b></div><div class=\"card\">Oldest waiting<b>{}</b></div>\
-         <div class=\"card\">Workers live<b>{}</b></div></div></section>",
+         <div class=\"card\">Workers live<b>{}</b></div><div class=\"card\">Last backup<b>{}</b></div></div></section>",
         count(q.email_waiting),
         count(state("running")),
         count(state("retryable")),
         escape(&oldest),
         count(summary.workers.get("worker").copied().unwrap_or(0.0)),
+        escape(&last_backup(summary)),
     )
+}
+
+/// `verified 03:00 UTC`, `failed 03:00 UTC` or `none`.
+fn last_backup(summary: &Summary) -> String {
+    let Some(backup) = &summary.last_backup else {
+        return "none".to_owned();
+    };
+    let at = backup["started_at"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map_or(String::new(), |t| t.with_timezone(&Utc).format(" %m-%d %H:%M UTC").to_string());
+    format!("{}{at}", backup["status"].as_str().unwrap_or("?"))
 }
 
 /// The 24 hours ending with the current one, oldest first.

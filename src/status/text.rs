@@ -84,7 +84,13 @@ pub fn render(summary: &Summary) -> String {
         out,
         "\nlast backup\n  {}",
         match &summary.last_backup {
-            Some(backup) => backup.to_string(),
+            Some(backup) => format!(
+                "{} {} (started {}){}",
+                backup["key"].as_str().unwrap_or("?"),
+                backup["status"].as_str().unwrap_or("?"),
+                backup["started_at"].as_str().unwrap_or("?"),
+                backup["error"].as_str().map_or(String::new(), |e| format!(": {e}"))
+            ),
             None => "none recorded".to_owned(),
         }
     );

@@ -15,6 +15,7 @@ pub mod python;
 pub mod receiver;
 pub mod routing;
 pub mod run;
+pub mod s3_server;
 pub mod smtp_server;
 pub mod webhooks;
 

@@ -1,0 +1,105 @@
+//! Restoring a backup into an empty database, then making it safe to send from: a
+//! backup is up to a day old, and what happened since must not be undone. With the
+//! database the backup was taken from still readable (`--catch-up-from`), the erasures
+//! logged and the suppressions added since are copied over; then every logged erasure
+//! is applied again (`postrunner.replay_erasures()`), so a person erased after the
+//! backup is erased again before any worker runs. tests/backups.rs checks both.
+//!
+//! Not done here: pulling the providers' own suppression lists (SendGrid, Mailgun,
+//! Postmark, SES) again; their webhooks keep delivering what they retry.
+
+use sqlx::{Connection as _, PgConnection};
+
+use super::check::{download, pg_restore};
+use super::store::BackupStore;
+use super::{BackupError, Manifest, Progress};
+
+/// What a restore did.
+#[derive(Debug, Default)]
+pub struct Restored {
+    pub erasures_copied: u64,
+    pub suppressions_copied: u64,
+    pub messages_erased_again: i32,
+}
+
+/// Restores backup `key` into the empty database at `into`; see the module docs.
+///
+/// # Errors
+/// [`BackupError::Refused`] when `into` already holds a postrunner schema; a checksum
+/// mismatch; pg_restore's or the database's errors.
+pub async fn restore(
+    store: &BackupStore,
+    key: &str,
+    into: &str,
+    catch_up_from: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<(Manifest, Restored), BackupError> {
+    let mut target = PgConnection::connect(into).await?;
+    let occupied: bool = sqlx::query_scalar("SELECT to_regnamespace('postrunner') IS NOT NULL")
+        .fetch_one(&mut target)
+        .await?;
+    if occupied {
+        return Err(BackupError::Refused(
+            "the target database already has a postrunner schema: restore into a new, empty database".to_owned(),
+        ));
+    }
+    progress.stage("downloading and checking the checksum");
+    let (manifest, file) = download(store, key, progress).await?;
+    progress.stage("restoring");
+    pg_restore(&file.0, into, &["--no-owner"]).await?;
+    progress.stage("applying this binary's migrations");
+    crate::db::migrate::run(into)
+        .await
+        .map_err(|e| BackupError::Refused(format!("migrations do not apply to the restored database: {e}")))?;
+
+    let mut restored = Restored::default();
+    if let Some(source) = catch_up_from {
+        progress.stage("copying the erasures and suppressions made since the backup");
+        let mut newer = PgConnection::connect(source).await?;
+        let erasures: Vec<(String, String, chrono::DateTime<chrono::Utc>, serde_json::Value)> =
+            sqlx::query_as("SELECT client, address_hash, erased_at, erased FROM postrunner.erasures")
+                .fetch_all(&mut newer)
+                .await?;
+        let suppressions: Vec<(String, String, String, Option<String>, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT client, address, reason::text, detail, created_at FROM postrunner.suppressions")
+                .fetch_all(&mut newer)
+                .await?;
+        let mut tx = target.begin().await?;
+        for (client, hash, erased_at, erased) in erasures {
+            restored.erasures_copied += sqlx::query(
+                "INSERT INTO postrunner.erasures (client, address_hash, erased_at, erased)
+                 SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM postrunner.clients WHERE name = $1)
+                 ON CONFLICT (client, address_hash) DO NOTHING",
+            )
+            .bind(client)
+            .bind(hash)
+            .bind(erased_at)
+            .bind(erased)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        for (client, address, reason, detail, created_at) in suppressions {
+            restored.suppressions_copied += sqlx::query(
+                "INSERT INTO postrunner.suppressions (client, address, reason, detail, created_at)
+                 SELECT $1, $2, $3::postrunner.suppression_reason, $4, $5
+                  WHERE EXISTS (SELECT 1 FROM postrunner.clients WHERE name = $1)
+                 ON CONFLICT (client, lower(address)) DO NOTHING",
+            )
+            .bind(client)
+            .bind(address)
+            .bind(reason)
+            .bind(detail)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+    }
+    progress.stage("applying the erasure log again");
+    restored.messages_erased_again = sqlx::query_scalar("SELECT postrunner.replay_erasures()")
+        .fetch_one(&mut target)
+        .await?;
+    Ok((manifest, restored))
+}

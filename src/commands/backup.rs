@@ -1,0 +1,120 @@
+//! `postrunner backup now | list | check <key> | restore <key> --into <url>`, with
+//! progress bars (indicatif) on a terminal.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sqlx::PgPool;
+
+use crate::backup::{self, store::BackupStore, Progress};
+use crate::config::BackupWhat;
+
+/// A byte counter and the current stage, drawn by indicatif (hidden when stderr is not
+/// a terminal).
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed:>4} {binary_bytes:>10} {binary_bytes_per_sec:>12}  {msg}")
+                .expect("a valid template"),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Self(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn bytes(&self, done: u64) {
+        self.0.set_position(done);
+    }
+    fn stage(&self, what: &str) {
+        self.0.set_position(0);
+        self.0.set_message(what.to_owned());
+    }
+}
+
+/// A row of `backup list`.
+#[derive(sqlx::FromRow)]
+struct Listed {
+    object_key: String,
+    status: String,
+    started_at: chrono::DateTime<chrono::Utc>,
+    size_bytes: Option<i64>,
+    error: Option<String>,
+}
+
+/// Runs one `backup` subcommand.
+///
+/// # Errors
+/// What failed, for the binary's edge to print.
+pub async fn run(pool: &PgPool, database_url: &str, what: &BackupWhat) -> anyhow::Result<()> {
+    match what {
+        BackupWhat::List => {
+            let rows: Vec<Listed> = sqlx::query_as(include_str!("../../sql/backups/list.sql"))
+                .fetch_all(pool)
+                .await?;
+            println!("{:<48} {:<9} {:>12}  {:<20} error", "key", "status", "size", "started");
+            for row in rows {
+                println!(
+                    "{:<48} {:<9} {:>12}  {:<20} {}",
+                    row.object_key,
+                    row.status,
+                    row.size_bytes
+                        .map_or("-".to_owned(), |s| indicatif::HumanBytes(s as u64).to_string()),
+                    row.started_at.format("%Y-%m-%d %H:%M:%S"),
+                    row.error.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        BackupWhat::Now => {
+            let store = BackupStore::from_env()?;
+            let bar = Bar::new();
+            let (manifest, pruned) =
+                crate::kinds::backup::backup_check_prune(pool, database_url, &store, "manual", &bar).await?;
+            bar.0.finish_and_clear();
+            println!(
+                "backup {} ({}, sha256 {}) taken, restored into a scratch database and checked; {pruned} old backups pruned",
+                manifest.key,
+                indicatif::HumanBytes(manifest.size_bytes),
+                manifest.sha256
+            );
+            Ok(())
+        }
+        BackupWhat::Check { key } => {
+            let store = BackupStore::from_env()?;
+            let bar = Bar::new();
+            let server = std::env::var("POSTRUNNER_BACKUP_SCRATCH_URL").unwrap_or_else(|_| database_url.to_owned());
+            let checked = backup::check::check(pool, &server, &store, key, &bar).await;
+            bar.0.finish_and_clear();
+            let manifest = checked?;
+            println!(
+                "backup {} restores: {} tables, row counts and schema version {} as in its manifest",
+                manifest.key,
+                manifest.row_counts.len(),
+                manifest.schema_version
+            );
+            Ok(())
+        }
+        BackupWhat::Restore {
+            key,
+            into,
+            catch_up_from,
+        } => {
+            let store = BackupStore::from_env()?;
+            let bar = Bar::new();
+            let restored = backup::restore::restore(&store, key, into, catch_up_from.as_deref(), &bar).await;
+            bar.0.finish_and_clear();
+            let (manifest, restored) = restored?;
+            println!(
+                "restored {} into {}; copied {} erasures and {} suppressions made since; erased {} messages again",
+                manifest.key,
+                super::redact(into),
+                restored.erasures_copied,
+                restored.suppressions_copied,
+                restored.messages_erased_again
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Backups against moto's S3 server and real pg_dump, pg_restore and PostgreSQL: taken
+//! with a manifest that matches what the dump holds, checked by a restore into a scratch
+//! database (and caught when the object is corrupted, truncated or its manifest lost),
+//! restored into an empty database with the erasures and suppressions made since
+//! re-applied.
+
+use postrunner::backup::store::BackupStore;
+use postrunner::backup::{check, dump, restore, BackupError, Quiet};
+use sqlx::PgPool;
+
+use crate::support::db::TestDb;
+use crate::support::factory;
+use crate::support::s3_server::S3Server;
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn prefix() -> String {
+    format!("test-{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn three_messages(pool: &PgPool) {
+    factory::client(pool, "acme", "main").await;
+    for to in ["jane@example.org", "john@example.org", "joan@example.org"] {
+        factory::message(pool, "acme", "main", to).await;
+    }
+}
+
+async fn scalar_i64(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn backup_now_takes_checks_and_lists_a_backup() {
+    let db = TestDb::new().await;
+    three_messages(&db.pool).await;
+    let s3 = S3Server::start().await;
+    let prefix = prefix();
+    let run = |args: &'static [&'static str]| {
+        let (url, env) = (db.url.clone(), s3.env(&prefix));
+        async move {
+            let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_postrunner"))
+                .args(args)
+                .env("DATABASE_URL", url)
+                .envs(env)
+                .env("RUST_LOG", "warn")
+                .output()
+                .await
+                .unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            String::from_utf8(output.stdout).unwrap()
+        }
+    };
+    let said = run(&["backup", "now"]).await;
+    assert!(said.contains("taken, restored into a scratch database and checked"), "{said}");
+
+    let (key, status, size, sha256, counts): (String, String, i64, String, serde_json::Value) = sqlx::query_as(
+        "SELECT object_key, status, size_bytes, sha256, row_counts FROM postrunner.backups",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "verified");
+    assert_eq!(counts["postrunner.outbox"], 3);
+    assert_eq!(counts["postrunner.clients"], 1);
+
+    // What is in the bucket, read without postrunner's code.
+    let dump = s3.get(&format!("{prefix}/{key}.dump")).await.expect("the dump is in the bucket");
+    assert!(dump.starts_with(b"PGDMP"), "pg_dump's custom format");
+    assert_eq!(dump.len() as i64, size);
+    assert_eq!(sha256_hex(&dump), sha256);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&s3.get(&format!("{prefix}/{key}.manifest.json")).await.unwrap()).unwrap();
+    assert_eq!(manifest["sha256"], sha256);
+    assert_eq!(manifest["row_counts"], counts);
+    assert!(manifest["schema_version"].as_str().unwrap().starts_with('V'));
+
+    let listed = run(&["backup", "list"]).await;
+    assert!(listed.contains(&key) && listed.contains("verified"), "{listed}");
+    let last: f64 = sqlx::query_scalar(
+        "SELECT value FROM postrunner.metrics_snapshot() WHERE metric = 'backup_last_success_timestamp_seconds'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!((chrono::Utc::now().timestamp() as f64 - last).abs() < 120.0, "{last}");
+}
+
+#[tokio::test]
+async fn the_restore_check_catches_a_corrupted_truncated_or_orphaned_backup() {
+    let db = TestDb::new().await;
+    three_messages(&db.pool).await;
+    let s3 = S3Server::start().await;
+    let prefix = prefix();
+    let store = BackupStore::new(&s3.config(&prefix)).unwrap();
+    let status = |key: String| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<String>)>("SELECT status, error FROM postrunner.backups WHERE object_key = $1")
+                .bind(key)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+
+    // One flipped bit.
+    let manifest = dump::take(&db.pool, &db.url, &store, "manual", &Quiet).await.unwrap();
+    let path = format!("{prefix}/{}.dump", manifest.key);
+    let mut bytes = s3.get(&path).await.unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    s3.put(&path, bytes.clone()).await;
+    let error = check::check(&db.pool, &db.url, &store, &manifest.key, &Quiet).await.unwrap_err();
+    assert!(matches!(error, BackupError::Mismatch(_)) && error.to_string().contains("SHA-256"), "{error}");
+    let (state, reason) = status(manifest.key.clone()).await;
+    assert_eq!(state, "failed");
+    assert!(reason.unwrap().contains("SHA-256"));
+
+    // Cut in half.
+    bytes.truncate(middle);
+    s3.put(&path, bytes).await;
+    let error = check::check(&db.pool, &db.url, &store, &manifest.key, &Quiet).await.unwrap_err();
+    assert!(error.to_string().contains("bytes in storage"), "{error}");
+
+    // A backup whose manifest is gone cannot be checked.
+    let orphan = dump::take(&db.pool, &db.url, &store, "manual", &Quiet).await.unwrap();
+    s3.delete(&format!("{prefix}/{}.manifest.json", orphan.key)).await;
+    assert!(check::check(&db.pool, &db.url, &store, &orphan.key, &Quiet).await.is_err());
+    assert_eq!(status(orphan.key.clone()).await.0, "failed");
+
+    // An intact one passes.
+    let good = dump::take(&db.pool, &db.url, &store, "manual", &Quiet).await.unwrap();
+    check::check(&db.pool, &db.url, &store, &good.key, &Quiet).await.unwrap();
+    assert_eq!(status(good.key.clone()).await.0, "verified");
+}
+
+#[tokio::test]
+async fn a_restore_brings_the_data_back_and_keeps_later_erasures_and_unsubscribes() {
+    let db = TestDb::new().await;
+    three_messages(&db.pool).await;
+    let s3 = S3Server::start().await;
+    let prefix = prefix();
+    let store = BackupStore::new(&s3.config(&prefix)).unwrap();
+    let manifest = dump::take(&db.pool, &db.url, &store, "manual", &Quiet).await.unwrap();
+
+    // After the backup: Jane asks to be erased, Bob unsubscribes.
+    sqlx::raw_sql(
+        "SELECT postrunner.erase_recipient('acme', 'jane@example.org');
+         INSERT INTO postrunner.suppressions (client, address, reason) VALUES ('acme', 'bob@example.org', 'unsubscribe');",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    // Never over a database that has postrunner in it.
+    let occupied = TestDb::new().await;
+    let refused = restore::restore(&store, &manifest.key, &occupied.url, None, &Quiet).await;
+    assert!(matches!(refused, Err(BackupError::Refused(_))), "{refused:?}");
+
+    let name = format!("pr_restore_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&db.pool).await.unwrap();
+    let into = postrunner::backup::with_database(&db.url, &name);
+    let (_, restored) = restore::restore(&store, &manifest.key, &into, Some(&db.url), &Quiet).await.unwrap();
+    assert_eq!(restored.erasures_copied, 1);
+    assert!(restored.suppressions_copied >= 1);
+    assert!(restored.messages_erased_again >= 1, "{restored:?}");
+
+    let copy = PgPool::connect(&into).await.unwrap();
+    assert_eq!(scalar_i64(&copy, "SELECT count(*) FROM postrunner.outbox").await, 3, "every message is back");
+    assert_eq!(
+        scalar_i64(&copy, "SELECT count(*) FROM postrunner.outbox WHERE to_address = 'john@example.org'").await,
+        1
+    );
+    assert_eq!(
+        scalar_i64(&copy, "SELECT count(*) FROM postrunner.outbox WHERE to_address ILIKE '%jane%'").await,
+        0,
+        "erased after the backup, erased in the restored copy too"
+    );
+    let erased: bool = sqlx::query_scalar("SELECT postrunner.is_erased('acme', 'jane@example.org')")
+        .fetch_one(&copy)
+        .await
+        .unwrap();
+    assert!(erased);
+    assert_eq!(
+        scalar_i64(&copy, "SELECT count(*) FROM postrunner.suppressions WHERE address = 'bob@example.org'").await,
+        1,
+        "unsubscribed after the backup, still unsubscribed"
+    );
+    copy.close().await;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&db.pool).await.unwrap();
+}
