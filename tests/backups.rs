@@ -57,20 +57,25 @@ async fn backup_now_takes_checks_and_lists_a_backup() {
         }
     };
     let said = run(&["backup", "now"]).await;
-    assert!(said.contains("taken, restored into a scratch database and checked"), "{said}");
+    assert!(
+        said.contains("taken, restored into a scratch database and checked"),
+        "{said}"
+    );
 
-    let (key, status, size, sha256, counts): (String, String, i64, String, serde_json::Value) = sqlx::query_as(
-        "SELECT object_key, status, size_bytes, sha256, row_counts FROM postrunner.backups",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+    let (key, status, size, sha256, counts): (String, String, i64, String, serde_json::Value) =
+        sqlx::query_as("SELECT object_key, status, size_bytes, sha256, row_counts FROM postrunner.backups")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(status, "verified");
     assert_eq!(counts["postrunner.outbox"], 3);
     assert_eq!(counts["postrunner.clients"], 1);
 
     // What is in the bucket, read without postrunner's code.
-    let dump = s3.get(&format!("{prefix}/{key}.dump")).await.expect("the dump is in the bucket");
+    let dump = s3
+        .get(&format!("{prefix}/{key}.dump"))
+        .await
+        .expect("the dump is in the bucket");
     assert!(dump.starts_with(b"PGDMP"), "pg_dump's custom format");
     assert_eq!(dump.len() as i64, size);
     assert_eq!(sha256_hex(&dump), sha256);
@@ -101,11 +106,13 @@ async fn the_restore_check_catches_a_corrupted_truncated_or_orphaned_backup() {
     let status = |key: String| {
         let pool = db.pool.clone();
         async move {
-            sqlx::query_as::<_, (String, Option<String>)>("SELECT status, error FROM postrunner.backups WHERE object_key = $1")
-                .bind(key)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
+            sqlx::query_as::<_, (String, Option<String>)>(
+                "SELECT status, error FROM postrunner.backups WHERE object_key = $1",
+            )
+            .bind(key)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
         }
     };
 
@@ -116,8 +123,13 @@ async fn the_restore_check_catches_a_corrupted_truncated_or_orphaned_backup() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     s3.put(&path, bytes.clone()).await;
-    let error = check::check(&db.pool, &db.url, &store, &manifest.key, &Quiet).await.unwrap_err();
-    assert!(matches!(error, BackupError::Mismatch(_)) && error.to_string().contains("SHA-256"), "{error}");
+    let error = check::check(&db.pool, &db.url, &store, &manifest.key, &Quiet)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, BackupError::Mismatch(_)) && error.to_string().contains("SHA-256"),
+        "{error}"
+    );
     let (state, reason) = status(manifest.key.clone()).await;
     assert_eq!(state, "failed");
     assert!(reason.unwrap().contains("SHA-256"));
@@ -125,18 +137,24 @@ async fn the_restore_check_catches_a_corrupted_truncated_or_orphaned_backup() {
     // Cut in half.
     bytes.truncate(middle);
     s3.put(&path, bytes).await;
-    let error = check::check(&db.pool, &db.url, &store, &manifest.key, &Quiet).await.unwrap_err();
+    let error = check::check(&db.pool, &db.url, &store, &manifest.key, &Quiet)
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("bytes in storage"), "{error}");
 
     // A backup whose manifest is gone cannot be checked.
     let orphan = dump::take(&db.pool, &db.url, &store, "manual", &Quiet).await.unwrap();
     s3.delete(&format!("{prefix}/{}.manifest.json", orphan.key)).await;
-    assert!(check::check(&db.pool, &db.url, &store, &orphan.key, &Quiet).await.is_err());
+    assert!(check::check(&db.pool, &db.url, &store, &orphan.key, &Quiet)
+        .await
+        .is_err());
     assert_eq!(status(orphan.key.clone()).await.0, "failed");
 
     // An intact one passes.
     let good = dump::take(&db.pool, &db.url, &store, "manual", &Quiet).await.unwrap();
-    check::check(&db.pool, &db.url, &store, &good.key, &Quiet).await.unwrap();
+    check::check(&db.pool, &db.url, &store, &good.key, &Quiet)
+        .await
+        .unwrap();
     assert_eq!(status(good.key.clone()).await.0, "verified");
 }
 
@@ -164,21 +182,38 @@ async fn a_restore_brings_the_data_back_and_keeps_later_erasures_and_unsubscribe
     assert!(matches!(refused, Err(BackupError::Refused(_))), "{refused:?}");
 
     let name = format!("pr_restore_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&db.pool).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let into = postrunner::backup::with_database(&db.url, &name);
-    let (_, restored) = restore::restore(&store, &manifest.key, &into, Some(&db.url), &Quiet).await.unwrap();
+    let (_, restored) = restore::restore(&store, &manifest.key, &into, Some(&db.url), &Quiet)
+        .await
+        .unwrap();
     assert_eq!(restored.erasures_copied, 1);
     assert!(restored.suppressions_copied >= 1);
     assert!(restored.messages_erased_again >= 1, "{restored:?}");
 
     let copy = PgPool::connect(&into).await.unwrap();
-    assert_eq!(scalar_i64(&copy, "SELECT count(*) FROM postrunner.outbox").await, 3, "every message is back");
     assert_eq!(
-        scalar_i64(&copy, "SELECT count(*) FROM postrunner.outbox WHERE to_address = 'john@example.org'").await,
+        scalar_i64(&copy, "SELECT count(*) FROM postrunner.outbox").await,
+        3,
+        "every message is back"
+    );
+    assert_eq!(
+        scalar_i64(
+            &copy,
+            "SELECT count(*) FROM postrunner.outbox WHERE to_address = 'john@example.org'"
+        )
+        .await,
         1
     );
     assert_eq!(
-        scalar_i64(&copy, "SELECT count(*) FROM postrunner.outbox WHERE to_address ILIKE '%jane%'").await,
+        scalar_i64(
+            &copy,
+            "SELECT count(*) FROM postrunner.outbox WHERE to_address ILIKE '%jane%'"
+        )
+        .await,
         0,
         "erased after the backup, erased in the restored copy too"
     );
@@ -188,10 +223,64 @@ async fn a_restore_brings_the_data_back_and_keeps_later_erasures_and_unsubscribe
         .unwrap();
     assert!(erased);
     assert_eq!(
-        scalar_i64(&copy, "SELECT count(*) FROM postrunner.suppressions WHERE address = 'bob@example.org'").await,
+        scalar_i64(
+            &copy,
+            "SELECT count(*) FROM postrunner.suppressions WHERE address = 'bob@example.org'"
+        )
+        .await,
         1,
         "unsubscribed after the backup, still unsubscribed"
     );
     copy.close().await;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&db.pool).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn no_verified_backup_for_26_hours_raises_an_alert_once_backups_are_on() {
+    let db = TestDb::new().await;
+    let alerts = || async {
+        sqlx::query_as::<_, (String, String)>("SELECT kind, state FROM postrunner.alerts WHERE kind = 'backup_stale'")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap()
+    };
+    let evaluate = || async {
+        sqlx::query("SELECT postrunner.evaluate_alerts()")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    };
+    sqlx::raw_sql(
+        "INSERT INTO postrunner.backups (object_key, status, started_at, verified_at)
+              VALUES ('old', 'verified', now() - interval '27 hours', now() - interval '27 hours')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    evaluate().await;
+    assert!(
+        alerts().await.is_empty(),
+        "backups are off (the schedule is disabled by default)"
+    );
+
+    sqlx::query("UPDATE postrunner.schedules SET enabled = true WHERE name = 'backup'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    evaluate().await;
+    evaluate().await;
+    assert_eq!(alerts().await, [("backup_stale".to_owned(), "firing".to_owned())]);
+
+    sqlx::query(
+        "INSERT INTO postrunner.backups (object_key, status, started_at, verified_at)
+              VALUES ('new', 'verified', now() - interval '1 hour', now() - interval '50 minutes')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    evaluate().await;
+    assert_eq!(alerts().await, [("backup_stale".to_owned(), "resolved".to_owned())]);
 }

@@ -22,7 +22,11 @@ const FAILED: &str = include_str!("../../sql/backups/failed.sql");
 ///
 /// # Errors
 /// [`BackupError::Mismatch`] when size or checksum differ; storage errors.
-pub async fn download(store: &BackupStore, key: &str, progress: &dyn Progress) -> Result<(Manifest, TempFile), BackupError> {
+pub async fn download(
+    store: &BackupStore,
+    key: &str,
+    progress: &dyn Progress,
+) -> Result<(Manifest, TempFile), BackupError> {
     let manifest = store.read_manifest(key).await?;
     let file = TempFile::new(key);
     let mut out = tokio::fs::File::create(&file.0).await?;
@@ -162,9 +166,10 @@ async fn compare(scratch_url: &str, manifest: &Manifest) -> Result<(), BackupErr
     let mut differences = Vec::new();
     for (table, expected) in &manifest.row_counts {
         let (schema, name) = table.split_once('.').unwrap_or(("postrunner", table));
-        let count: Result<i64, _> = sqlx::query_scalar(&format!("SELECT count(*) FROM {}.{}", quote(schema), quote(name)))
-            .fetch_one(&mut restored)
-            .await;
+        let count: Result<i64, _> =
+            sqlx::query_scalar(&format!("SELECT count(*) FROM {}.{}", quote(schema), quote(name)))
+                .fetch_one(&mut restored)
+                .await;
         match count {
             Ok(count) if count == *expected => {}
             Ok(count) => differences.push(format!("{table}: {count} rows restored, {expected} in the manifest")),

@@ -65,7 +65,11 @@ pub async fn take(
 ) -> Result<Manifest, BackupError> {
     let created_at = Utc::now();
     let key = key_for(created_at);
-    let id: i64 = sqlx::query_scalar(START).bind(&key).bind(trigger).fetch_one(pool).await?;
+    let id: i64 = sqlx::query_scalar(START)
+        .bind(&key)
+        .bind(trigger)
+        .fetch_one(pool)
+        .await?;
     match dump(pool, url, store, &key, created_at, progress).await {
         Ok(manifest) => {
             sqlx::query(UPLOADED)
@@ -79,7 +83,11 @@ pub async fn take(
             Ok(manifest)
         }
         Err(error) => {
-            let _ = sqlx::query(FAILED).bind(&key).bind(error.to_string()).execute(pool).await;
+            let _ = sqlx::query(FAILED)
+                .bind(&key)
+                .bind(error.to_string())
+                .execute(pool)
+                .await;
             Err(error)
         }
     }

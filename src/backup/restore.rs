@@ -14,6 +14,10 @@ use super::check::{download, pg_restore};
 use super::store::BackupStore;
 use super::{BackupError, Manifest, Progress};
 
+/// A suppression row copied from the newer database: client, address, reason, detail,
+/// created_at.
+type Suppression = (String, String, String, Option<String>, chrono::DateTime<chrono::Utc>);
+
 /// What a restore did.
 #[derive(Debug, Default)]
 pub struct Restored {
@@ -60,7 +64,7 @@ pub async fn restore(
             sqlx::query_as("SELECT client, address_hash, erased_at, erased FROM postrunner.erasures")
                 .fetch_all(&mut newer)
                 .await?;
-        let suppressions: Vec<(String, String, String, Option<String>, chrono::DateTime<chrono::Utc>)> =
+        let suppressions: Vec<Suppression> =
             sqlx::query_as("SELECT client, address, reason::text, detail, created_at FROM postrunner.suppressions")
                 .fetch_all(&mut newer)
                 .await?;

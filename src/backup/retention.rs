@@ -25,7 +25,7 @@ pub struct Kept {
 /// The keys to delete under the policy (see the module docs).
 pub fn to_prune(backups: &[Kept], daily: usize, weekly: usize) -> Vec<String> {
     let mut verified: Vec<&Kept> = backups.iter().filter(|b| b.status == "verified").collect();
-    verified.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    verified.sort_by_key(|b| std::cmp::Reverse(b.started_at));
     let mut keep: BTreeSet<&str> = BTreeSet::new();
     let mut days = BTreeSet::new();
     let mut weeks = BTreeSet::new();
@@ -54,13 +54,19 @@ pub fn to_prune(backups: &[Kept], daily: usize, weekly: usize) -> Vec<String> {
 /// # Errors
 /// The database or the storage refused.
 pub async fn prune(pool: &PgPool, store: &BackupStore, daily: usize, weekly: usize) -> Result<usize, BackupError> {
-    let rows: Vec<(i64, String, String, DateTime<Utc>)> =
-        sqlx::query_as(&format!("SELECT id, object_key, status, started_at FROM ({}) b", LIST.trim()))
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(&format!(
+        "SELECT id, object_key, status, started_at FROM ({}) b",
+        LIST.trim()
+    ))
+    .fetch_all(pool)
+    .await?;
     let backups: Vec<Kept> = rows
         .into_iter()
-        .map(|(_, key, status, started_at)| Kept { key, started_at, status })
+        .map(|(_, key, status, started_at)| Kept {
+            key,
+            started_at,
+            status,
+        })
         .collect();
     let doomed = to_prune(&backups, daily, weekly);
     for key in &doomed {
@@ -91,19 +97,30 @@ mod tests {
         let mut backups: Vec<Kept> = (1..=30).map(|d| backup(d, 3, "verified")).collect();
         backups.push(backup(30, 12, "verified"));
         let pruned: BTreeSet<String> = to_prune(&backups, 7, 4).into_iter().collect();
-        let kept: BTreeSet<String> = backups.iter().map(|b| b.key.clone()).filter(|k| !pruned.contains(k)).collect();
+        let kept: BTreeSet<String> = backups
+            .iter()
+            .map(|b| b.key.clone())
+            .filter(|k| !pruned.contains(k))
+            .collect();
         // 7 days: 30 (12:00, the newest that day), 29 .. 24; weeks: the newest of the
         // weeks of the 30th, 29th (Sunday, same week as the 23rd), 22nd and 15th.
-        let expected: BTreeSet<String> = ["30-12", "29-03", "28-03", "27-03", "26-03", "25-03", "24-03", "22-03", "15-03"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        let expected: BTreeSet<String> = [
+            "30-12", "29-03", "28-03", "27-03", "26-03", "25-03", "24-03", "22-03", "15-03",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
         assert_eq!(kept, expected);
     }
 
     #[test]
     fn failed_backups_go_and_unchecked_new_ones_stay() {
-        let backups = vec![backup(1, 3, "failed"), backup(2, 3, "verified"), backup(3, 3, "uploaded"), backup(3, 4, "running")];
+        let backups = vec![
+            backup(1, 3, "failed"),
+            backup(2, 3, "verified"),
+            backup(3, 3, "uploaded"),
+            backup(3, 4, "running"),
+        ];
         assert_eq!(to_prune(&backups, 7, 4), ["01-03"]);
         // Nothing verified yet: nothing is deleted.
         assert!(to_prune(&[backup(1, 3, "failed")], 7, 4).is_empty());

@@ -91,6 +91,8 @@ impl BackupStore {
     /// # Errors
     /// The configuration is not usable.
     pub fn new(config: &StoreConfig) -> Result<Self, BackupError> {
+        // OpenDAL's HTTP client (reqwest with rustls), installed once per process.
+        opendal::install_default();
         let mut builder = S3::default()
             .bucket(&config.bucket)
             .root(&format!("/{}", config.prefix.trim_matches('/')))
@@ -102,9 +104,7 @@ impl BackupStore {
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint(endpoint);
         }
-        let operator = Operator::new(builder)?
-            .layer(opendal::layers::RetryLayer::new())
-            .finish();
+        let operator = Operator::new(builder)?.layer(opendal::layers::RetryLayer::new());
         Ok(Self { operator })
     }
 

@@ -45,7 +45,13 @@ pub async fn backup_check_prune(
     let manifest = backup::dump::take(pool, database_url, store, trigger, progress).await?;
     let scratch_server = std::env::var(SCRATCH_URL).unwrap_or_else(|_| database_url.to_owned());
     backup::check::check(pool, &scratch_server, store, &manifest.key, progress).await?;
-    let pruned = backup::retention::prune(pool, store, count_from_env(KEEP_DAILY, 7), count_from_env(KEEP_WEEKLY, 4)).await?;
+    let pruned = backup::retention::prune(
+        pool,
+        store,
+        count_from_env(KEEP_DAILY, 7),
+        count_from_env(KEEP_WEEKLY, 4),
+    )
+    .await?;
     Ok((manifest, pruned))
 }
 
@@ -53,7 +59,8 @@ pub async fn backup_check_prune(
 impl Handler for Backup {
     async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
         let store = BackupStore::from_env().map_err(|e| JobError::Permanent(e.to_string()))?;
-        let url = std::env::var("DATABASE_URL").map_err(|_| JobError::Permanent("DATABASE_URL is not set".to_owned()))?;
+        let url =
+            std::env::var("DATABASE_URL").map_err(|_| JobError::Permanent("DATABASE_URL is not set".to_owned()))?;
         match backup_check_prune(&self.pool, &url, &store, "schedule", &Quiet).await {
             Ok((manifest, pruned)) => {
                 tracing::info!(
@@ -62,7 +69,9 @@ impl Handler for Backup {
                     backups.pruned = pruned,
                     "backup taken and verified"
                 );
-                Ok(Some(serde_json::json!({"key": manifest.key, "bytes": manifest.size_bytes, "pruned": pruned})))
+                Ok(Some(
+                    serde_json::json!({"key": manifest.key, "bytes": manifest.size_bytes, "pruned": pruned}),
+                ))
             }
             Err(error) => {
                 tracing::error!(%error, "backup failed");

@@ -119,7 +119,9 @@ fn last_backup(summary: &Summary) -> String {
     let at = backup["started_at"]
         .as_str()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map_or(String::new(), |t| t.with_timezone(&Utc).format(" %m-%d %H:%M UTC").to_string());
+        .map_or(String::new(), |t| {
+            t.with_timezone(&Utc).format(" %m-%d %H:%M UTC").to_string()
+        });
     format!("{}{at}", backup["status"].as_str().unwrap_or("?"))
 }
 

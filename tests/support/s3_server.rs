@@ -1,6 +1,6 @@
 //! moto's S3 server (PyPI `moto[server]`, independent of postrunner's code) on a free
-//! local port, with a bucket; and raw, unsigned access to its objects so a test can
-//! corrupt one the way a failing disk or a careless operator would.
+//! local port, with a bucket; and access to its objects through boto3 (independent of
+//! postrunner) so a test can corrupt one the way a failing disk or an operator would.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -15,7 +15,11 @@ pub const BUCKET: &str = "backups";
 impl S3Server {
     /// Starts moto and creates [`BUCKET`].
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new("python3")
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -27,7 +31,11 @@ impl S3Server {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(response) = client.put(format!("{endpoint}/{BUCKET}")).send().await {
-                assert!(response.status().is_success(), "creating the bucket: {}", response.status());
+                assert!(
+                    response.status().is_success(),
+                    "creating the bucket: {}",
+                    response.status()
+                );
                 break;
             }
             assert!(tokio::time::Instant::now() < deadline, "moto did not start");
@@ -59,29 +67,35 @@ impl S3Server {
         ]
     }
 
-    /// Object `path` (from the bucket's root), unsigned.
-    pub async fn get(&self, path: &str) -> Option<Vec<u8>> {
-        let response = reqwest::get(format!("{}/{BUCKET}/{path}", self.endpoint)).await.unwrap();
-        response.status().is_success().then_some(())?;
-        Some(response.bytes().await.unwrap().to_vec())
+    /// One request through boto3 (tests/support/s3_object.py).
+    async fn object(&self, op: &str, key: &str, body: Option<&[u8]>) -> serde_json::Value {
+        use base64::Engine as _;
+        let request = serde_json::json!({
+            "endpoint": self.endpoint, "bucket": BUCKET, "key": key, "op": op,
+            "body": body.map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+        });
+        tokio::task::spawn_blocking(move || crate::support::python::run("s3_object.py", &request))
+            .await
+            .unwrap()
     }
 
-    pub async fn put(&self, path: &str, body: Vec<u8>) {
-        let response = reqwest::Client::new()
-            .put(format!("{}/{BUCKET}/{path}", self.endpoint))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
+    /// Object `key` (from the bucket's root), when it exists.
+    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        let answer = self.object("get", key, None).await;
+        answer["found"].as_bool().unwrap().then(|| {
+            base64::engine::general_purpose::STANDARD
+                .decode(answer["body"].as_str().unwrap())
+                .unwrap()
+        })
     }
 
-    pub async fn delete(&self, path: &str) {
-        reqwest::Client::new()
-            .delete(format!("{}/{BUCKET}/{path}", self.endpoint))
-            .send()
-            .await
-            .unwrap();
+    pub async fn put(&self, key: &str, body: Vec<u8>) {
+        self.object("put", key, Some(&body)).await;
+    }
+
+    pub async fn delete(&self, key: &str) {
+        self.object("delete", key, None).await;
     }
 }
 
