@@ -319,3 +319,27 @@ async fn every_role_serves_its_metrics_on_metrics_bind() {
         .status();
     assert_eq!(status.as_u16(), 404);
 }
+
+/// The web role is a live process like the others: in `workers` and in
+/// `workers_live{role="web"}` while it serves, gone after SIGTERM.
+#[tokio::test]
+async fn the_web_role_counts_as_a_live_process() {
+    let db = TestDb::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let web = crate::support::run::Process::spawn(&db.url, &["web", "--bind", &format!("127.0.0.1:{port}")]);
+    let live_web = "SELECT count(*) FROM postrunner.workers WHERE role = 'web'";
+    crate::support::wait_for_count(&db.pool, live_web, 1, Duration::from_secs(20)).await;
+    let metric: f64 = sqlx::query_scalar(
+        "SELECT value FROM postrunner.metrics_snapshot() WHERE metric = 'workers_live' AND labels ->> 'role' = 'web'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(metric, 1.0);
+    web.signal("TERM");
+    crate::support::wait_for_count(&db.pool, "SELECT count(*) FROM postrunner.processes WHERE role = 'web'", 0, Duration::from_secs(20)).await;
+}
