@@ -9,6 +9,7 @@ use postrunner::backup::{check, dump, restore, BackupError, Quiet};
 use sqlx::PgPool;
 
 use crate::support::db::TestDb;
+use crate::support::run::postrunner_output;
 use crate::support::factory;
 use crate::support::s3_server::S3Server;
 
@@ -41,21 +42,8 @@ async fn backup_now_takes_checks_and_lists_a_backup() {
     three_messages(&db.pool).await;
     let s3 = S3Server::start().await;
     let prefix = prefix();
-    let run = |args: &'static [&'static str]| {
-        let (url, env) = (db.url.clone(), s3.env(&prefix));
-        async move {
-            let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_postrunner"))
-                .args(args)
-                .env("DATABASE_URL", url)
-                .envs(env)
-                .env("RUST_LOG", "warn")
-                .output()
-                .await
-                .unwrap();
-            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-            String::from_utf8(output.stdout).unwrap()
-        }
-    };
+    let env = s3.env(&prefix);
+    let run = |args: &'static [&'static str]| postrunner_output(&db.url, args, &env);
     let said = run(&["backup", "now"]).await;
     assert!(
         said.contains("taken, restored into a scratch database and checked"),

@@ -104,14 +104,7 @@ async fn verify_full_connects_the_migrations_and_the_pools_and_refuses_impostors
     assert!(ssl && version.starts_with("TLS"), "{version}");
 
     // The binary, as a deployment runs it.
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_postrunner"))
-        .args(["status", "--json"])
-        .env("DATABASE_URL", &verified)
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    crate::support::run::postrunner_output(&verified, &["status", "--json"], &[]).await;
 
     // Another CA's server, or a name the certificate does not carry: refused by both.
     for (what, impostor) in [

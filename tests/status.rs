@@ -8,6 +8,7 @@ use postrunner::secret::Secret;
 use sqlx::PgPool;
 
 use crate::support::db::TestDb;
+use crate::support::run::postrunner_output;
 use crate::support::webhooks::{get, serve_with};
 
 const TOKEN: &str = "status-token-0123456789";
@@ -89,20 +90,7 @@ async fn the_summary_counts_what_happened() {
 async fn the_status_command_prints_text_and_json() {
     let db = TestDb::new().await;
     busy_deployment(&db.pool).await;
-    let run = |args: &'static [&'static str]| {
-        let url = db.url.clone();
-        async move {
-            let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_postrunner"))
-                .args(args)
-                .env("DATABASE_URL", url)
-                .env("RUST_LOG", "warn")
-                .output()
-                .await
-                .unwrap();
-            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-            String::from_utf8(output.stdout).unwrap()
-        }
-    };
+    let run = |args: &'static [&'static str]| postrunner_output(&db.url, args, &[]);
     let text = run(&["status"]).await;
     assert!(text.contains("FIRING provider_down mg"), "{text}");
     let sg_line = text.lines().find(|l| l.trim_start().starts_with("sg ")).unwrap();

@@ -176,3 +176,23 @@ impl Drop for Process {
         let _ = std::fs::remove_file(&self.log);
     }
 }
+
+/// Runs `postrunner <args>` against `url` with `env` to its end, as an operator would;
+/// its standard output. Panics with its standard error when it fails.
+pub async fn postrunner_output(url: &str, args: &[&str], env: &[(&str, String)]) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_postrunner"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "postrunner {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
