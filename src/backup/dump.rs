@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 
 use chrono::Utc;
-use sqlx::PgPool;
+use sqlx::{Connection as _, PgPool};
 use tokio::io::AsyncReadExt as _;
 
 use super::store::BackupStore;
@@ -45,14 +45,24 @@ fn percent_decode(text: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The database URL backups are taken with: `POSTRUNNER_BACKUP_DATABASE_URL` (a login
+/// that may read every table, e.g. `IN ROLE pg_read_all_data`; the processes' own
+/// logins may not read the migration history), or `database_url`.
+pub fn source_url(database_url: &str) -> String {
+    std::env::var("POSTRUNNER_BACKUP_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| database_url.to_owned())
+}
+
 /// The object key of a backup started at `at`: one folder per day.
 pub fn key_for(at: chrono::DateTime<Utc>) -> String {
     at.format("%Y/%m/%d/postrunner-%Y%m%dT%H%M%S%.3fZ").to_string()
 }
 
-/// Takes a backup of the database `pool` and `url` point at into `store`; records it in
-/// `postrunner.backups` (`uploaded`, or `failed` with the reason) and returns its
-/// manifest.
+/// Takes a backup of the database at `url` (as its role: one that reads everything,
+/// see [`source_url`]) into `store`; records it through `pool` in `postrunner.backups`
+/// (`uploaded`, or `failed` with the reason) and returns its manifest.
 ///
 /// # Errors
 /// [`BackupError`]: pg_dump failed, the storage refused, or the database did.
@@ -70,7 +80,7 @@ pub async fn take(
         .bind(trigger)
         .fetch_one(pool)
         .await?;
-    match dump(pool, url, store, &key, created_at, progress).await {
+    match dump(url, store, &key, created_at, progress).await {
         Ok(manifest) => {
             sqlx::query(UPLOADED)
                 .bind(id)
@@ -94,7 +104,6 @@ pub async fn take(
 }
 
 async fn dump(
-    pool: &PgPool,
     url: &str,
     store: &BackupStore,
     key: &str,
@@ -102,7 +111,9 @@ async fn dump(
     progress: &dyn Progress,
 ) -> Result<Manifest, BackupError> {
     progress.stage("counting rows in the dump's snapshot");
-    let mut snapshot = pool.begin().await?;
+    // As the role pg_dump runs as: what it may read is what gets counted.
+    let mut source = sqlx::PgConnection::connect(url).await?;
+    let mut snapshot = source.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *snapshot)
         .await?;
@@ -168,6 +179,7 @@ async fn dump(
     let errors = errors.await.unwrap_or_default();
     // The snapshot is no longer needed once pg_dump is done with it.
     snapshot.rollback().await?;
+    let _ = source.close().await;
     if let Err(error) = streamed {
         let _ = writer.abort().await;
         return Err(error);

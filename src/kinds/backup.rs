@@ -42,7 +42,7 @@ pub async fn backup_check_prune(
     trigger: &str,
     progress: &dyn backup::Progress,
 ) -> Result<(backup::Manifest, usize), BackupError> {
-    let manifest = backup::dump::take(pool, database_url, store, trigger, progress).await?;
+    let manifest = backup::dump::take(pool, &backup::dump::source_url(database_url), store, trigger, progress).await?;
     let scratch_server = std::env::var(SCRATCH_URL).unwrap_or_else(|_| database_url.to_owned());
     backup::check::check(pool, &scratch_server, store, &manifest.key, progress).await?;
     let pruned = backup::retention::prune(
