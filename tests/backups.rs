@@ -272,3 +272,24 @@ async fn no_verified_backup_for_26_hours_raises_an_alert_once_backups_are_on() {
     evaluate().await;
     assert_eq!(alerts().await, [("backup_stale".to_owned(), "resolved".to_owned())]);
 }
+
+/// The compose stack's backup login: no superuser, only pg_read_all_data, BYPASSRLS (so
+/// the tenancy policies hide no row from the dump) and CREATEDB (for the scratch copy).
+#[tokio::test]
+async fn a_read_all_data_login_takes_and_checks_backups() {
+    let db = TestDb::new().await;
+    three_messages(&db.pool).await;
+    let role = format!("pr_backup_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    sqlx::query(&format!("CREATE ROLE {role} LOGIN CREATEDB BYPASSRLS IN ROLE pg_read_all_data"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let url = db.url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    assert_ne!(url, db.url);
+    let s3 = S3Server::start().await;
+    let store = BackupStore::new(&s3.config(&prefix())).unwrap();
+    let manifest = dump::take(&db.pool, &url, &store, "manual", &Quiet).await.unwrap();
+    assert_eq!(manifest.row_counts["postrunner.outbox"], 3, "no row hidden by row-level security");
+    check::check(&db.pool, &url, &store, &manifest.key, &Quiet).await.unwrap();
+    sqlx::query(&format!("DROP ROLE {role}")).execute(&db.pool).await.unwrap();
+}

@@ -6,7 +6,8 @@
 #   postrunner_worker     `postrunner worker`, a member of postrunner_service
 #   postrunner_scheduler  `postrunner scheduler`, a member of postrunner_service
 #   postrunner_web        `postrunner web`, a member of postrunner_service
-#   postrunner_backup     the workers' backups: reads everything (pg_read_all_data) for
+#   postrunner_backup     the workers' backups: reads everything (pg_read_all_data,
+#                         BYPASSRLS: row-level security must not hide rows) for
 #                         pg_dump, and may create the scratch database of the restore check
 #
 # plus the three NOLOGIN group roles `migrate` grants to (sql/roles.sql creates them
@@ -27,6 +28,6 @@ CREATE ROLE postrunner_owner LOGIN PASSWORD :'owner_password';
 CREATE ROLE postrunner_worker LOGIN PASSWORD :'worker_password' IN ROLE postrunner_service;
 CREATE ROLE postrunner_scheduler LOGIN PASSWORD :'scheduler_password' IN ROLE postrunner_service;
 CREATE ROLE postrunner_web LOGIN PASSWORD :'web_password' IN ROLE postrunner_service;
-CREATE ROLE postrunner_backup LOGIN CREATEDB PASSWORD :'backup_password' IN ROLE pg_read_all_data;
+CREATE ROLE postrunner_backup LOGIN CREATEDB BYPASSRLS PASSWORD :'backup_password' IN ROLE pg_read_all_data;
 CREATE DATABASE postrunner OWNER postrunner_owner;
 SQL
