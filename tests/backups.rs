@@ -9,8 +9,8 @@ use postrunner::backup::{check, dump, restore, BackupError, Quiet};
 use sqlx::PgPool;
 
 use crate::support::db::TestDb;
-use crate::support::run::postrunner_output;
 use crate::support::factory;
+use crate::support::run::postrunner_output;
 use crate::support::s3_server::S3Server;
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -280,16 +280,28 @@ async fn a_read_all_data_login_takes_and_checks_backups() {
     let db = TestDb::new().await;
     three_messages(&db.pool).await;
     let role = format!("pr_backup_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    sqlx::query(&format!("CREATE ROLE {role} LOGIN CREATEDB BYPASSRLS IN ROLE pg_read_all_data"))
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let url = db.url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    sqlx::query(&format!(
+        "CREATE ROLE {role} LOGIN CREATEDB BYPASSRLS IN ROLE pg_read_all_data"
+    ))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let url = db
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
     assert_ne!(url, db.url);
     let s3 = S3Server::start().await;
     let store = BackupStore::new(&s3.config(&prefix())).unwrap();
     let manifest = dump::take(&db.pool, &url, &store, "manual", &Quiet).await.unwrap();
-    assert_eq!(manifest.row_counts["postrunner.outbox"], 3, "no row hidden by row-level security");
-    check::check(&db.pool, &url, &store, &manifest.key, &Quiet).await.unwrap();
-    sqlx::query(&format!("DROP ROLE {role}")).execute(&db.pool).await.unwrap();
+    assert_eq!(
+        manifest.row_counts["postrunner.outbox"], 3,
+        "no row hidden by row-level security"
+    );
+    check::check(&db.pool, &url, &store, &manifest.key, &Quiet)
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP ROLE {role}"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
 }

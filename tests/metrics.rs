@@ -341,5 +341,11 @@ async fn the_web_role_counts_as_a_live_process() {
     .unwrap();
     assert_eq!(metric, 1.0);
     web.signal("TERM");
-    crate::support::wait_for_count(&db.pool, "SELECT count(*) FROM postrunner.processes WHERE role = 'web'", 0, Duration::from_secs(20)).await;
+    crate::support::wait_for_count(
+        &db.pool,
+        "SELECT count(*) FROM postrunner.processes WHERE role = 'web'",
+        0,
+        Duration::from_secs(20),
+    )
+    .await;
 }
