@@ -88,6 +88,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Backups to S3-compatible storage (POSTRUNNER_BACKUP_S3_*): take, list, check, restore.
     Backup(BackupArgs),
+    /// Read every provider's own suppression lists (SendGrid, Mailgun, Postmark, SES) into postrunner.suppressions.
+    PullSuppressions,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -119,6 +121,10 @@ pub enum BackupWhat {
         /// log is applied again.
         #[arg(long)]
         catch_up_from: Option<String>,
+        /// Do not read the providers' own suppression lists into the restored database
+        /// (they need the providers' secrets in this environment).
+        #[arg(long)]
+        skip_provider_suppressions: bool,
     },
 }
 

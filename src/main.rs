@@ -144,6 +144,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = db::pool_with(&url, 2, "postrunner-backup", limits)?;
             commands::backup::run(&pool, &url, &args.what).await
         }
+        Command::PullSuppressions => {
+            let pool = db::pool_with(&required_url()?, 2, "postrunner-pull-suppressions", limits)?;
+            let providers = postrunner::providers::Directory::new(pool.clone());
+            let pulled = postrunner::feedback::provider_suppressions::pull(&pool, &providers).await?;
+            for p in &pulled {
+                println!("{p}");
+            }
+            let failed = pulled
+                .iter()
+                .filter(|p| {
+                    matches!(
+                        p.outcome,
+                        postrunner::feedback::provider_suppressions::Outcome::Failed(_)
+                    )
+                })
+                .count();
+            anyhow::ensure!(failed == 0, "{failed} providers' suppression lists could not be read");
+            Ok(())
+        }
         Command::Status(ref args) => {
             let pool = db::pool_with(&required_url()?, 1, "postrunner-status", limits)?;
             if args.json {

@@ -166,7 +166,7 @@ async fn a_restore_brings_the_data_back_and_keeps_later_erasures_and_unsubscribe
 
     // Never over a database that has postrunner in it.
     let occupied = TestDb::new().await;
-    let refused = restore::restore(&store, &manifest.key, &occupied.url, None, &Quiet).await;
+    let refused = restore::restore(&store, &manifest.key, &occupied.url, None, true, &Quiet).await;
     assert!(matches!(refused, Err(BackupError::Refused(_))), "{refused:?}");
 
     let name = format!("pr_restore_{}", uuid::Uuid::new_v4().simple());
@@ -175,7 +175,7 @@ async fn a_restore_brings_the_data_back_and_keeps_later_erasures_and_unsubscribe
         .await
         .unwrap();
     let into = postrunner::backup::with_database(&db.url, &name);
-    let (_, restored) = restore::restore(&store, &manifest.key, &into, Some(&db.url), &Quiet)
+    let (_, restored) = restore::restore(&store, &manifest.key, &into, Some(&db.url), true, &Quiet)
         .await
         .unwrap();
     assert_eq!(restored.erasures_copied, 1);

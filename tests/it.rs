@@ -26,6 +26,7 @@ mod pauses;
 mod periodic;
 mod plans;
 mod privileges;
+mod provider_suppressions;
 mod providers;
 mod queue;
 mod recipient_windows;

@@ -5,8 +5,10 @@
 //! is applied again (`postrunner.replay_erasures()`), so a person erased after the
 //! backup is erased again before any worker runs. tests/backups.rs checks both.
 //!
-//! Not done here: pulling the providers' own suppression lists (SendGrid, Mailgun,
-//! Postmark, SES) again; their webhooks keep delivering what they retry.
+//! Then the providers' own suppression lists (SendGrid, Mailgun, Postmark, SES) are read
+//! into the restored database (src/feedback/provider_suppressions.rs), with the
+//! providers' secrets from this process's environment, so what they learnt since the
+//! backup is not lost even when the newer database is.
 
 use sqlx::{Connection as _, PgConnection};
 
@@ -24,6 +26,8 @@ pub struct Restored {
     pub erasures_copied: u64,
     pub suppressions_copied: u64,
     pub messages_erased_again: i32,
+    /// Each provider's suppression lists, read into the restored database.
+    pub provider_lists: Vec<crate::feedback::provider_suppressions::Pulled>,
 }
 
 /// Restores backup `key` into the empty database at `into`; see the module docs.
@@ -36,6 +40,7 @@ pub async fn restore(
     key: &str,
     into: &str,
     catch_up_from: Option<&str>,
+    pull_provider_lists: bool,
     progress: &dyn Progress,
 ) -> Result<(Manifest, Restored), BackupError> {
     let mut target = PgConnection::connect(into).await?;
@@ -105,5 +110,12 @@ pub async fn restore(
     restored.messages_erased_again = sqlx::query_scalar("SELECT postrunner.replay_erasures()")
         .fetch_one(&mut target)
         .await?;
+    if pull_provider_lists {
+        progress.stage("reading the providers' suppression lists");
+        let pool = crate::db::pool(into, 2, "postrunner-restore")?;
+        let providers = crate::providers::Directory::new(pool.clone());
+        restored.provider_lists = crate::feedback::provider_suppressions::pull(&pool, &providers).await?;
+        pool.close().await;
+    }
     Ok((manifest, restored))
 }

@@ -100,10 +100,19 @@ pub async fn run(pool: &PgPool, database_url: &str, what: &BackupWhat) -> anyhow
             key,
             into,
             catch_up_from,
+            skip_provider_suppressions,
         } => {
             let store = BackupStore::from_env()?;
             let bar = Bar::new();
-            let restored = backup::restore::restore(&store, key, into, catch_up_from.as_deref(), &bar).await;
+            let restored = backup::restore::restore(
+                &store,
+                key,
+                into,
+                catch_up_from.as_deref(),
+                !skip_provider_suppressions,
+                &bar,
+            )
+            .await;
             bar.0.finish_and_clear();
             let (manifest, restored) = restored?;
             println!(
@@ -113,6 +122,18 @@ pub async fn run(pool: &PgPool, database_url: &str, what: &BackupWhat) -> anyhow
                 restored.erasures_copied,
                 restored.suppressions_copied,
                 restored.messages_erased_again
+            );
+            for pulled in &restored.provider_lists {
+                println!("  {pulled}");
+            }
+            let failed = restored
+                .provider_lists
+                .iter()
+                .filter(|p| matches!(p.outcome, crate::feedback::provider_suppressions::Outcome::Failed(_)))
+                .count();
+            anyhow::ensure!(
+                failed == 0,
+                "{failed} providers' suppression lists could not be read: run `postrunner pull-suppressions` once they can, before sending"
             );
             Ok(())
         }

@@ -62,6 +62,7 @@ pub const DEFINITIONS: &[Definition] = definitions![
     "feedback/policies.sql",
     "feedback/pauses.sql",
     "feedback/unsubscribe.sql",
+    "feedback/provider_suppressions.sql",
     "compliance/domain_gate.sql",
     "compliance/recipient_domains.sql",
     "alerts/rules.sql",

@@ -11,6 +11,7 @@ pub mod event;
 pub mod imap;
 pub mod mailgun;
 pub mod postmark;
+pub mod provider_suppressions;
 pub mod resend;
 pub mod sendgrid;
 pub mod ses;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::http::{domain_of, exchange, status_error, truncate, Reply};
-use super::{Accepted, Lookup, OutgoingMessage, Provider, SendError};
+use super::{Accepted, Lookup, OutgoingMessage, Provider, SendError, Suppressed};
 use crate::secret::Secret;
 
 pub struct Mailgun {
@@ -144,6 +144,52 @@ impl Provider for Mailgun {
         Ok(Lookup::Taken {
             provider_message_id: id,
         })
+    }
+
+    /// `GET /v3/{domain}/{bounces,complaints,unsubscribes}` for the provider's domain or
+    /// each sending domain, following `paging.next` until a page comes back empty.
+    async fn suppressed(&self, domains: &[String]) -> Result<Option<Vec<Suppressed>>, SendError> {
+        let domains: Vec<String> = match &self.domain {
+            Some(domain) => vec![domain.clone()],
+            None => domains.to_vec(),
+        };
+        let mut found = Vec::new();
+        for domain in &domains {
+            for (list, reason) in [
+                ("bounces", "hard_bounce"),
+                ("complaints", "complaint"),
+                ("unsubscribes", "unsubscribe"),
+            ] {
+                let mut url = format!("{}/v3/{domain}/{list}?limit=1000", self.base);
+                // Bounded, in case a server keeps answering with the same page.
+                for _ in 0..10_000 {
+                    let request = self.http.get(&url).basic_auth("api", Some(self.key.expose()));
+                    let reply = exchange(&self.name, request).await?;
+                    if !reply.status.is_success() {
+                        return Err(status_error(&self.name, reply.status, &reply.headers, reply.text));
+                    }
+                    let json = reply.json.unwrap_or_default();
+                    let items = json.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+                    if items.is_empty() {
+                        break;
+                    }
+                    found.extend(
+                        items
+                            .iter()
+                            .filter_map(|i| i.get("address").and_then(Value::as_str))
+                            .map(|address| Suppressed {
+                                address: address.to_owned(),
+                                reason,
+                            }),
+                    );
+                    match json.pointer("/paging/next").and_then(Value::as_str) {
+                        Some(next) if next != url => url = next.to_owned(),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        Ok(Some(found))
     }
 
     /// `GET /v3/domains[/{domain}]`: the sending domain (or the account's domains).

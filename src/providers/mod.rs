@@ -200,6 +200,14 @@ pub enum Lookup {
     Unknown,
 }
 
+/// A recipient on a provider's own suppression list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suppressed {
+    pub address: String,
+    /// `hard_bounce`, `complaint` or `unsubscribe` (postrunner.suppression_reason).
+    pub reason: &'static str,
+}
+
 /// Something that can send mail.
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync + 'static {
@@ -226,5 +234,13 @@ pub trait Provider: Send + Sync + 'static {
     /// idempotency makes a repeat of the very same request safe (Resend).
     async fn lookup(&self, _message: &OutgoingMessage, _attempted_at: DateTime<Utc>) -> Result<Lookup, SendError> {
         Ok(Lookup::Unknown)
+    }
+
+    /// The account's own suppression lists (bounces, complaints, unsubscribes), for the
+    /// sending `domains` where the provider keeps them per domain; `None` when the
+    /// provider has no such list to read (SMTP, `log`, Resend).
+    /// src/feedback/provider_suppressions.rs applies them after a restore.
+    async fn suppressed(&self, _domains: &[String]) -> Result<Option<Vec<Suppressed>>, SendError> {
+        Ok(None)
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::http::{exchange, status_error, truncate, Reply};
-use super::{Accepted, Lookup, OutgoingMessage, Provider, SendError};
+use super::{Accepted, Lookup, OutgoingMessage, Provider, SendError, Suppressed};
 use crate::secret::Secret;
 
 pub struct Postmark {
@@ -151,6 +151,41 @@ impl Provider for Postmark {
         Ok(Lookup::Taken {
             provider_message_id: id,
         })
+    }
+
+    /// `GET /message-streams/outbound/suppressions/dump`: the transactional stream's
+    /// suppressions (hard bounces, spam complaints, manual: the recipient's unsubscribe).
+    async fn suppressed(&self, _domains: &[String]) -> Result<Option<Vec<Suppressed>>, SendError> {
+        let request = self
+            .http
+            .get(format!("{}/message-streams/outbound/suppressions/dump", self.endpoint))
+            .header("X-Postmark-Server-Token", self.token.expose())
+            .header("Accept", "application/json");
+        let reply = exchange(&self.name, request).await?;
+        if !reply.status.is_success() {
+            return Err(status_error(&self.name, reply.status, &reply.headers, reply.text));
+        }
+        let items = reply
+            .json
+            .as_ref()
+            .and_then(|j| j.get("Suppressions"))
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some(
+            items
+                .iter()
+                .filter_map(|i| {
+                    let address = i.get("EmailAddress")?.as_str()?.to_owned();
+                    let reason = match i.get("SuppressionReason").and_then(serde_json::Value::as_str) {
+                        Some("HardBounce") => "hard_bounce",
+                        Some("SpamComplaint") => "complaint",
+                        _ => "unsubscribe",
+                    };
+                    Some(Suppressed { address, reason })
+                })
+                .collect(),
+        ))
     }
 
     /// `GET /server`: the server the token belongs to.

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
 use super::http::{exchange, status_error, Reply};
-use super::{Accepted, OutgoingMessage, Provider, SendError};
+use super::{Accepted, OutgoingMessage, Provider, SendError, Suppressed};
 use crate::secret::Secret;
 
 pub struct SendGrid {
@@ -107,6 +107,51 @@ impl Provider for SendGrid {
             })
             .unwrap_or(text);
         Err(status_error(&self.name, status, &headers, detail))
+    }
+
+    /// `GET /v3/suppression/{bounces,spam_reports,unsubscribes}` (global unsubscribes),
+    /// 500 at a time (`limit`, `offset`).
+    async fn suppressed(&self, _domains: &[String]) -> Result<Option<Vec<Suppressed>>, SendError> {
+        const PAGE: usize = 500;
+        let mut found = Vec::new();
+        for (list, reason) in [
+            ("bounces", "hard_bounce"),
+            ("spam_reports", "complaint"),
+            ("unsubscribes", "unsubscribe"),
+        ] {
+            let mut offset = 0;
+            loop {
+                let request = self
+                    .http
+                    .get(format!("{}/v3/suppression/{list}", self.endpoint))
+                    .bearer_auth(self.key.expose())
+                    .query(&[("limit", PAGE), ("offset", offset)]);
+                let reply = exchange(&self.name, request).await?;
+                if !reply.status.is_success() {
+                    return Err(status_error(&self.name, reply.status, &reply.headers, reply.text));
+                }
+                let items = reply
+                    .json
+                    .as_ref()
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                found.extend(
+                    items
+                        .iter()
+                        .filter_map(|i| i.get("email").and_then(Value::as_str))
+                        .map(|address| Suppressed {
+                            address: address.to_owned(),
+                            reason,
+                        }),
+                );
+                if items.len() < PAGE {
+                    break;
+                }
+                offset += PAGE;
+            }
+        }
+        Ok(Some(found))
     }
 
     /// `GET /v3/scopes`: the key's permissions.

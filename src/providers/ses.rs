@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use serde_json::{json, Value};
 
 use super::http::{exchange, retry_after, truncate, Reply};
-use super::{Accepted, OutgoingMessage, Provider, SendError};
+use super::{Accepted, OutgoingMessage, Provider, SendError, Suppressed};
 use crate::secret::Secret;
 
 /// An access key pair, from `ACCESS_KEY_ID:SECRET_ACCESS_KEY`.
@@ -225,6 +225,48 @@ impl Provider for Ses {
             .and_then(Value::as_str)
             .map_or_else(|| text.clone(), str::to_owned);
         Err(self.refused(status, &kind, &said, &headers))
+    }
+
+    /// `GET /v2/email/suppression/addresses`: the account-level suppression list
+    /// (BOUNCE, COMPLAINT), following `NextToken`.
+    async fn suppressed(&self, _domains: &[String]) -> Result<Option<Vec<Suppressed>>, SendError> {
+        let mut found = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..10_000 {
+            let path = match &next {
+                Some(token) => format!(
+                    "/v2/email/suppression/addresses?NextToken={}",
+                    url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+                ),
+                None => "/v2/email/suppression/addresses".to_owned(),
+            };
+            let reply = exchange(&self.name, self.signed("GET", &path, Vec::new())?).await?;
+            if !reply.status.is_success() {
+                return Err(super::http::status_error(
+                    &self.name,
+                    reply.status,
+                    &reply.headers,
+                    reply.text,
+                ));
+            }
+            let json = reply.json.unwrap_or_default();
+            if let Some(items) = json.get("SuppressedDestinationSummaries").and_then(Value::as_array) {
+                found.extend(items.iter().filter_map(|i| {
+                    let address = i.get("EmailAddress")?.as_str()?.to_owned();
+                    let reason = if i.get("Reason").and_then(Value::as_str) == Some("COMPLAINT") {
+                        "complaint"
+                    } else {
+                        "hard_bounce"
+                    };
+                    Some(Suppressed { address, reason })
+                }));
+            }
+            match json.get("NextToken").and_then(Value::as_str) {
+                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(Some(found))
     }
 
     /// `GET /v2/email/account`: the account's sending status, signed like a send.

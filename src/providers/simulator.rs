@@ -74,6 +74,8 @@ struct Inner {
     /// Messages the fake took (answered 2xx, or processed before a fault cut the
     /// answer off): postrunner's id -> the fake's id for it. What lookups search.
     taken: Mutex<HashMap<String, String>>,
+    /// The account's suppression list: (address, postrunner's reason for it).
+    suppressed: Mutex<Vec<(String, String)>>,
 }
 
 /// A running fake provider on 127.0.0.1.
@@ -95,6 +97,7 @@ impl FakeProvider {
             latency: Mutex::default(),
             idempotent: Mutex::default(),
             taken: Mutex::default(),
+            suppressed: Mutex::default(),
         });
         let app = axum::Router::new().fallback(handle).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -122,6 +125,12 @@ impl FakeProvider {
     /// Every request received so far (lookups aside).
     pub fn received(&self) -> Vec<Received> {
         self.inner.received.lock().unwrap().clone()
+    }
+
+    /// The account's suppression list, served in the provider's own format:
+    /// (address, `hard_bounce` | `complaint` | `unsubscribe`).
+    pub fn set_suppressed(&self, list: &[(&str, &str)]) {
+        *self.inner.suppressed.lock().unwrap() = list.iter().map(|(a, r)| ((*a).to_owned(), (*r).to_owned())).collect();
     }
 
     /// How many messages the fake took (processed), whatever its answer said.
@@ -185,8 +194,131 @@ fn lookup(inner: &Inner, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
                 .collect();
             Some(json_reply(200, json!({ "items": items, "paging": {} })))
         }
+        _ => suppression_list(inner, uri, headers),
+    }
+}
+
+/// The account's suppression list as each provider serves it (pages included).
+fn suppression_list(inner: &Inner, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    let query: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let of = |reason: &str| -> Vec<String> {
+        let list = inner.suppressed.lock().unwrap();
+        list.iter()
+            .filter(|(_, r)| r == reason)
+            .map(|(a, _)| a.clone())
+            .collect()
+    };
+    let path = uri.path();
+    match inner.kind {
+        Kind::SendGrid if path.starts_with("/v3/suppression/") => {
+            if header("authorization") != format!("Bearer {}", inner.key) {
+                return Some(json_reply(
+                    401,
+                    json!({ "errors": [{ "message": "authorization required" }] }),
+                ));
+            }
+            let reason = match path.trim_start_matches("/v3/suppression/") {
+                "bounces" => "hard_bounce",
+                "spam_reports" => "complaint",
+                "unsubscribes" => "unsubscribe",
+                _ => return Some(json_reply(404, json!({ "errors": [{ "message": "not found" }] }))),
+            };
+            let limit: usize = param("limit").and_then(|v| v.parse().ok()).unwrap_or(500);
+            let offset: usize = param("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let page: Vec<Value> = of(reason)
+                .into_iter()
+                .skip(offset)
+                .take(limit)
+                .map(|email| json!({ "email": email, "created": 1_700_000_000 }))
+                .collect();
+            Some(json_reply(200, Value::Array(page)))
+        }
+        Kind::Mailgun
+            if path.starts_with("/v3/")
+                && ["/bounces", "/complaints", "/unsubscribes"]
+                    .iter()
+                    .any(|l| path.ends_with(l)) =>
+        {
+            if header("authorization") != format!("Basic {}", base64_basic("api", &inner.key)) {
+                return Some((StatusCode::UNAUTHORIZED, "Forbidden").into_response());
+            }
+            let reason = match path.rsplit('/').next().unwrap_or_default() {
+                "bounces" => "hard_bounce",
+                "complaints" => "complaint",
+                _ => "unsubscribe",
+            };
+            // One page with everything, then an empty one (as Mailgun ends a listing).
+            let items: Vec<Value> = if param("page").is_some() {
+                Vec::new()
+            } else {
+                of(reason)
+                    .into_iter()
+                    .map(|address| json!({ "address": address }))
+                    .collect()
+            };
+            let next = format!("http://{}{path}?page=next&limit=1000", header("host"));
+            Some(json_reply(200, json!({ "items": items, "paging": { "next": next } })))
+        }
+        Kind::Postmark if path == "/message-streams/outbound/suppressions/dump" => {
+            if header("x-postmark-server-token") != inner.key {
+                return Some(json_reply(401, json!({ "ErrorCode": 10, "Message": "bad token" })));
+            }
+            let list = inner.suppressed.lock().unwrap().clone();
+            let items: Vec<Value> = list
+                .into_iter()
+                .map(|(address, reason)| {
+                    let reason = match reason.as_str() {
+                        "hard_bounce" => "HardBounce",
+                        "complaint" => "SpamComplaint",
+                        _ => "ManualSuppression",
+                    };
+                    json!({ "EmailAddress": address, "SuppressionReason": reason, "Origin": "Recipient" })
+                })
+                .collect();
+            Some(json_reply(200, json!({ "Suppressions": items })))
+        }
+        Kind::Ses if path == "/v2/email/suppression/addresses" => {
+            let signed = Received {
+                path: match uri.query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.to_owned(),
+                },
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_lowercase(), v.to_str().unwrap_or_default().to_owned()))
+                    .collect(),
+                json: None,
+                form: Vec::new(),
+                body: String::new(),
+            };
+            Some(ses(inner, &signed, "GET"))
+        }
         _ => None,
     }
+}
+
+/// SES's suppression list, one address per page (so that NextToken is exercised).
+fn ses_suppression_page(inner: &Inner, path: &str) -> Response {
+    let list = inner.suppressed.lock().unwrap().clone();
+    let start: usize = path
+        .split_once("NextToken=")
+        .and_then(|(_, t)| t.trim_start_matches("page").parse().ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = list
+        .iter()
+        .skip(start)
+        .take(1)
+        .map(|(address, reason)| {
+            json!({ "EmailAddress": address, "Reason": if reason == "complaint" { "COMPLAINT" } else { "BOUNCE" } })
+        })
+        .collect();
+    let mut body = json!({ "SuppressedDestinationSummaries": page });
+    if start + 1 < list.len() {
+        body["NextToken"] = json!(format!("page{}", start + 1));
+    }
+    json_reply(200, body)
 }
 
 async fn handle(
@@ -495,7 +627,10 @@ fn ses(inner: &Inner, r: &Received, method: &str) -> Response {
         );
         response
     };
-    if r.path != "/v2/email/outbound-emails" && r.path != "/v2/email/account" {
+    if r.path != "/v2/email/outbound-emails"
+        && r.path != "/v2/email/account"
+        && !r.path.starts_with("/v2/email/suppression/addresses")
+    {
         return error(404, "NotFoundException", "not found");
     }
     // Recompute the signature from what arrived, with the known secret.
@@ -535,6 +670,9 @@ fn ses(inner: &Inner, r: &Received, method: &str) -> Response {
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided.",
         );
+    }
+    if method == "GET" && r.path.starts_with("/v2/email/suppression/addresses") {
+        return ses_suppression_page(inner, &r.path);
     }
     if method == "GET" {
         return json_reply(200, json!({ "SendingEnabled": true, "ProductionAccessEnabled": true }));
