@@ -114,6 +114,7 @@ pub async fn run(database_url: Option<String>, args: BenchSendArgs) -> anyhow::R
         scraper.abort();
     }
     let (peak_kb, now_kb) = memory_kb(pid)?;
+    let cpu = cpu_seconds(pid)?;
     // SIGTERM for a clean stop.
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -139,11 +140,30 @@ pub async fn run(database_url: Option<String>, args: BenchSendArgs) -> anyhow::R
         peak_kb as f64 / 1024.0,
         now_kb as f64 / 1024.0
     );
-    println!("msgs_per_sec={per_sec:.0} rss_mb={:.1}", peak_kb as f64 / 1024.0);
+    println!(
+        "  worker CPU      {cpu:.2} s user+system, {:.1} ms per 1,000 messages",
+        cpu * 1_000_000.0 / f64::from(args.messages)
+    );
+    println!(
+        "msgs_per_sec={per_sec:.0} rss_mb={:.1} worker_cpu_ms_per_1000={:.1}",
+        peak_kb as f64 / 1024.0,
+        cpu * 1_000_000.0 / f64::from(args.messages)
+    );
     Ok(())
 }
 
 /// The process's peak and current resident set size, in kB (Linux /proc).
+/// CPU seconds (user + system) the process has used: fields 14 and 15 of
+/// /proc/<pid>/stat, in clock ticks of 1/100 s (Linux's USER_HZ).
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading the worker's CPU time")?;
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    Ok((ticks(11) + ticks(12)) as f64 / 100.0)
+}
+
 fn memory_kb(pid: u32) -> anyhow::Result<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading the worker's memory")?;
     let field = |name: &str| {
