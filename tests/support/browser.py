@@ -13,6 +13,7 @@ import sys
 
 import chromium
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 request = json.load(sys.stdin)
@@ -23,7 +24,9 @@ try:
     before = driver.find_element(By.TAG_NAME, "main").text
     driver.save_screenshot(os.path.join(request["dir"], "unsubscribe-page.png"))
     driver.find_element(By.TAG_NAME, "button").click()
-    WebDriverWait(driver, 15).until(
+    # The click navigates: a heading found on the old page can go stale before its text
+    # is read, which only means "not yet".
+    WebDriverWait(driver, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: "unsubscribed" in d.find_element(By.TAG_NAME, "h1").text.lower())
     after = driver.find_element(By.TAG_NAME, "main").text
     driver.save_screenshot(os.path.join(request["dir"], "unsubscribe-confirmed.png"))
