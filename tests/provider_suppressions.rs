@@ -7,37 +7,16 @@
 
 use postrunner::feedback::provider_suppressions::{pull, Outcome};
 use postrunner::providers::Directory;
-use uuid::Uuid;
 
 use crate::support::db::TestDb;
-use crate::support::fake_provider::{FakeProvider, Kind};
-
-const KEY: &str = "test-key-123";
-const AWS_KEYS: &str = "AKIDTEST:test-secret-123";
+use crate::support::fake_provider::Fleet;
 
 #[tokio::test]
 async fn every_providers_list_is_read_into_its_clients_suppressions() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    let suffix = Uuid::new_v4().simple().to_string().to_uppercase();
-    let (key_var, aws_var) = (format!("PR_TEST_KEY_{suffix}"), format!("PR_TEST_AWS_{suffix}"));
-    std::env::set_var(&key_var, KEY);
-    std::env::set_var(&aws_var, AWS_KEYS);
-
-    let mut rows = Vec::new();
-    let mut fakes = Vec::new();
-    for (name, kind, fake_kind) in [
-        ("sg", "sendgrid", Kind::SendGrid),
-        ("mg", "mailgun", Kind::Mailgun),
-        ("pm", "postmark", Kind::Postmark),
-        ("rs", "resend", Kind::Resend),
-        ("ses", "ses", Kind::Ses),
-    ] {
-        let fake = FakeProvider::start(fake_kind, if fake_kind == Kind::Ses { AWS_KEYS } else { KEY }).await;
-        let var = if fake_kind == Kind::Ses { &aws_var } else { &key_var };
-        rows.push(format!("('{name}', '{kind}', '{}', '{var}', 'us-east-1')", fake.url));
-        fakes.push((name, fake));
-    }
+    let fleet = Fleet::start().await;
+    let mut rows = fleet.rows.clone();
     rows.push("('broken', 'sendgrid', 'http://127.0.0.1:9', 'PR_TEST_UNSET_VARIABLE', NULL)".to_owned());
     sqlx::raw_sql(&format!(
         "INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false), ('globex', false);
@@ -61,7 +40,7 @@ async fn every_providers_list_is_read_into_its_clients_suppressions() {
     .await
     .unwrap();
 
-    let fake = |name: &str| &fakes.iter().find(|(n, _)| *n == name).unwrap().1;
+    let fake = |name: &str| fleet.get(name);
     fake("sg").set_suppressed(&[
         ("bounced@example.org", "hard_bounce"),
         ("angry@example.org", "complaint"),

@@ -14,11 +14,7 @@ use postrunner::secret::Secret;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::support::fake_provider::{FakeProvider, Fault, Kind};
-
-const KEY: &str = "test-key-123";
-/// SES takes a key pair.
-const AWS_KEYS: &str = "AKIDTEST:test-secret-123";
+use crate::support::fake_provider::{FakeProvider, Fault, Kind, AWS_KEYS, KEY};
 
 fn message() -> OutgoingMessage {
     OutgoingMessage {
@@ -423,25 +419,8 @@ async fn the_fakes_check_what_the_providers_check() {
 #[tokio::test]
 async fn the_directory_builds_each_kind_from_its_row_and_secret_variable() {
     let db = crate::support::db::TestDb::new().await;
-    let suffix = Uuid::new_v4().simple().to_string().to_uppercase();
-    let (key_var, aws_var) = (format!("PR_TEST_KEY_{suffix}"), format!("PR_TEST_AWS_{suffix}"));
-    // Unique names: no other test reads these variables.
-    std::env::set_var(&key_var, KEY);
-    std::env::set_var(&aws_var, AWS_KEYS);
-    let mut rows = Vec::new();
-    let mut fakes = Vec::new();
-    for (name, kind, fake_kind) in [
-        ("sg", "sendgrid", Kind::SendGrid),
-        ("mg", "mailgun", Kind::Mailgun),
-        ("pm", "postmark", Kind::Postmark),
-        ("rs", "resend", Kind::Resend),
-        ("ses", "ses", Kind::Ses),
-    ] {
-        let fake = FakeProvider::start(fake_kind, if fake_kind == Kind::Ses { AWS_KEYS } else { KEY }).await;
-        let var = if fake_kind == Kind::Ses { &aws_var } else { &key_var };
-        rows.push(format!("('{name}', '{kind}', '{}', '{var}', 'us-east-1')", fake.url));
-        fakes.push(fake);
-    }
+    let fleet = crate::support::fake_provider::Fleet::start().await;
+    let mut rows = fleet.rows.clone();
     let smtp = crate::support::smtp_server::SmtpServer::start();
     rows.push(format!(
         "('mx', 'smtp', 'smtp://127.0.0.1:{}?tls=none', NULL, NULL)",
