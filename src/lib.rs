@@ -35,6 +35,7 @@ pub mod compliance;
 pub mod config;
 pub mod db;
 pub mod feedback;
+pub mod html;
 pub mod kinds;
 pub mod metrics;
 pub mod notifications;

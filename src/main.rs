@@ -151,15 +151,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for p in &pulled {
                 println!("{p}");
             }
-            let failed = pulled
-                .iter()
-                .filter(|p| {
-                    matches!(
-                        p.outcome,
-                        postrunner::feedback::provider_suppressions::Outcome::Failed(_)
-                    )
-                })
-                .count();
+            let failed = postrunner::feedback::provider_suppressions::failures(&pulled);
             anyhow::ensure!(failed == 0, "{failed} providers' suppression lists could not be read");
             Ok(())
         }

@@ -294,11 +294,7 @@ async fn costs_per_month_forecast_and_the_budget_alerts() {
 #[tokio::test]
 async fn every_role_serves_its_metrics_on_metrics_bind() {
     let db = TestDb::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let bind = format!("127.0.0.1:{port}");
     let _worker = crate::support::run::Process::spawn(&db.url, &["worker", "--metrics-bind", &bind]);
     let url = format!("http://{bind}/metrics");
@@ -325,11 +321,7 @@ async fn every_role_serves_its_metrics_on_metrics_bind() {
 #[tokio::test]
 async fn the_web_role_counts_as_a_live_process() {
     let db = TestDb::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let web = crate::support::run::Process::spawn(&db.url, &["web", "--bind", &format!("127.0.0.1:{port}")]);
     let live_web = "SELECT count(*) FROM postrunner.workers WHERE role = 'web'";
     crate::support::wait_for_count(&db.pool, live_web, 1, Duration::from_secs(20)).await;

@@ -401,7 +401,7 @@ async fn the_same_events_reaching_two_web_replicas_at_once_are_stored_once() {
     let variable = format!("PR_TEST_WEBHOOK_{}", Uuid::new_v4().simple().to_string().to_uppercase());
     provider_with_webhooks(pool, "sg", "sendgrid", &variable).await;
     let public = key["public_b64"].as_str().unwrap();
-    let ports = [free_port(), free_port()];
+    let ports = [crate::support::free_port(), crate::support::free_port()];
     let replicas: Vec<_> = ports
         .iter()
         .map(|port| {
@@ -479,14 +479,6 @@ async fn the_same_events_reaching_two_web_replicas_at_once_are_stored_once() {
         assert!(status.success(), "{status:?}: {}", replica.logs());
         assert!(replica.logs().contains("web stopped"), "{}", replica.logs());
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

@@ -152,11 +152,9 @@ async fn restore_and_compare(
 /// manifest.
 async fn compare(scratch_url: &str, manifest: &Manifest) -> Result<(), BackupError> {
     let mut restored = sqlx::PgConnection::connect(scratch_url).await?;
-    let version: Option<String> = sqlx::query_scalar(
-        "SELECT 'V' || version || '__' || name FROM public.refinery_schema_history ORDER BY version DESC LIMIT 1",
-    )
-    .fetch_optional(&mut restored)
-    .await?;
+    let version: Option<String> = sqlx::query_scalar(super::dump::SCHEMA_VERSION)
+        .fetch_optional(&mut restored)
+        .await?;
     if version.as_deref() != Some(manifest.schema_version.as_str()) {
         return Err(BackupError::Mismatch(format!(
             "schema version {version:?} restored, {} in the manifest",

@@ -22,7 +22,8 @@ const START: &str = include_str!("../../sql/backups/start.sql");
 const UPLOADED: &str = include_str!("../../sql/backups/uploaded.sql");
 const FAILED: &str = include_str!("../../sql/backups/failed.sql");
 const TABLES: &str = include_str!("../../sql/backups/snapshot_counts.sql");
-const SCHEMA_VERSION: &str =
+/// The latest migration applied, as `V<n>__<name>` (refinery's history).
+pub(crate) const SCHEMA_VERSION: &str =
     "SELECT 'V' || version || '__' || name FROM public.refinery_schema_history ORDER BY version DESC LIMIT 1";
 
 /// The environment a PostgreSQL tool gets for `url`: the URL without its password, and

@@ -69,6 +69,4 @@ pub struct Quiet;
 impl Progress for Quiet {}
 
 /// A database URL with another database name (the scratch database of a check).
-pub fn with_database(url: &str, name: &str) -> String {
-    crate::db::local_cluster::with_database(url, name)
-}
+pub use crate::db::local_cluster::with_database;

@@ -16,10 +16,6 @@ use super::check::{download, pg_restore};
 use super::store::BackupStore;
 use super::{BackupError, Manifest, Progress};
 
-/// A suppression row copied from the newer database: client, address, reason, detail,
-/// created_at.
-type Suppression = (String, String, String, Option<String>, chrono::DateTime<chrono::Utc>);
-
 /// What a restore did.
 #[derive(Debug, Default)]
 pub struct Restored {
@@ -64,46 +60,45 @@ pub async fn restore(
     let mut restored = Restored::default();
     if let Some(source) = catch_up_from {
         progress.stage("copying the erasures and suppressions made since the backup");
+        // Each table travels as one JSON document and lands in one statement.
         let mut newer = PgConnection::connect(source).await?;
-        let erasures: Vec<(String, String, chrono::DateTime<chrono::Utc>, serde_json::Value)> =
-            sqlx::query_as("SELECT client, address_hash, erased_at, erased FROM postrunner.erasures")
-                .fetch_all(&mut newer)
-                .await?;
-        let suppressions: Vec<Suppression> =
-            sqlx::query_as("SELECT client, address, reason::text, detail, created_at FROM postrunner.suppressions")
-                .fetch_all(&mut newer)
-                .await?;
+        let erasures: serde_json::Value = sqlx::query_scalar(
+            "SELECT coalesce(jsonb_agg(jsonb_build_object('client', client, 'address_hash', address_hash,
+                                                           'erased_at', erased_at, 'erased', erased)), '[]')
+               FROM postrunner.erasures",
+        )
+        .fetch_one(&mut newer)
+        .await?;
+        let suppressions: serde_json::Value = sqlx::query_scalar(
+            "SELECT coalesce(jsonb_agg(jsonb_build_object('client', client, 'address', address, 'reason', reason,
+                                                           'detail', detail, 'created_at', created_at)), '[]')
+               FROM postrunner.suppressions",
+        )
+        .fetch_one(&mut newer)
+        .await?;
         let mut tx = target.begin().await?;
-        for (client, hash, erased_at, erased) in erasures {
-            restored.erasures_copied += sqlx::query(
-                "INSERT INTO postrunner.erasures (client, address_hash, erased_at, erased)
-                 SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM postrunner.clients WHERE name = $1)
-                 ON CONFLICT (client, address_hash) DO NOTHING",
-            )
-            .bind(client)
-            .bind(hash)
-            .bind(erased_at)
-            .bind(erased)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        for (client, address, reason, detail, created_at) in suppressions {
-            restored.suppressions_copied += sqlx::query(
-                "INSERT INTO postrunner.suppressions (client, address, reason, detail, created_at)
-                 SELECT $1, $2, $3::postrunner.suppression_reason, $4, $5
-                  WHERE EXISTS (SELECT 1 FROM postrunner.clients WHERE name = $1)
-                 ON CONFLICT (client, lower(address)) DO NOTHING",
-            )
-            .bind(client)
-            .bind(address)
-            .bind(reason)
-            .bind(detail)
-            .bind(created_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
+        restored.erasures_copied = sqlx::query(
+            "INSERT INTO postrunner.erasures (client, address_hash, erased_at, erased)
+             SELECT x.client, x.address_hash, x.erased_at, x.erased
+               FROM jsonb_to_recordset($1) AS x(client text, address_hash text, erased_at timestamptz, erased jsonb)
+              WHERE EXISTS (SELECT 1 FROM postrunner.clients c WHERE c.name = x.client)
+             ON CONFLICT (client, address_hash) DO NOTHING",
+        )
+        .bind(erasures)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        restored.suppressions_copied = sqlx::query(
+            "INSERT INTO postrunner.suppressions (client, address, reason, detail, created_at)
+             SELECT x.client, x.address, x.reason::postrunner.suppression_reason, x.detail, x.created_at
+               FROM jsonb_to_recordset($1) AS x(client text, address text, reason text, detail text, created_at timestamptz)
+              WHERE EXISTS (SELECT 1 FROM postrunner.clients c WHERE c.name = x.client)
+             ON CONFLICT (client, lower(address)) DO NOTHING",
+        )
+        .bind(suppressions)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
     }
     progress.stage("applying the erasure log again");

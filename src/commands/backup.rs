@@ -126,11 +126,7 @@ pub async fn run(pool: &PgPool, database_url: &str, what: &BackupWhat) -> anyhow
             for pulled in &restored.provider_lists {
                 println!("  {pulled}");
             }
-            let failed = restored
-                .provider_lists
-                .iter()
-                .filter(|p| matches!(p.outcome, crate::feedback::provider_suppressions::Outcome::Failed(_)))
-                .count();
+            let failed = crate::feedback::provider_suppressions::failures(&restored.provider_lists);
             anyhow::ensure!(
                 failed == 0,
                 "{failed} providers' suppression lists could not be read: run `postrunner pull-suppressions` once they can, before sending"

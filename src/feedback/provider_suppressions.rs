@@ -28,6 +28,14 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// How many providers' lists could not be read.
+pub fn failures(pulled: &[Pulled]) -> usize {
+    pulled
+        .iter()
+        .filter(|p| matches!(p.outcome, Outcome::Failed(_)))
+        .count()
+}
+
 impl std::fmt::Display for Pulled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.outcome {

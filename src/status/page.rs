@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Duration, DurationRound as _, Utc};
 
 use super::{HourSends, Summary};
+use crate::html::escape;
 
 /// Okabe and Ito's palette, distinguishable with the common colour-vision deficiencies.
 const COLOURS: [&str; 8] = [
@@ -16,22 +17,6 @@ const COLOURS: [&str; 8] = [
 ];
 /// The brief's bounce alert threshold, drawn on the bounce chart.
 const BOUNCE_ALERT: f64 = 0.10;
-
-/// Escapes text for HTML and SVG (element content and quoted attributes).
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// `12345.0` as `12,345`.
 fn count(n: f64) -> String {

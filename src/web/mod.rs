@@ -13,6 +13,7 @@
 
 mod error;
 mod health;
+mod html;
 mod provider_rows;
 mod status;
 mod unsubscribe;
@@ -98,7 +99,7 @@ pub fn router(pool: PgPool, config: WebConfig) -> Result<Router, reqwest::Error>
             post(webhooks::receive).fallback(webhooks::wrong_method),
         )
         .route("/u/{token}", get(unsubscribe::show).post(unsubscribe::confirm))
-        .route("/status", get(status::page))
+        .route("/status", get(status::show))
         .merge(crate::metrics::server::routes(config.database_metrics.clone()))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(config.max_body))

@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
+use super::html::page;
 use super::AppState;
 
 #[derive(Deserialize)]
@@ -30,7 +31,7 @@ fn given_token<'a>(headers: &'a HeaderMap, query: &'a TokenQuery) -> Option<&'a 
         .or(query.token.as_deref())
 }
 
-pub(crate) async fn page(
+pub(crate) async fn show(
     State(state): State<AppState>,
     Query(query): Query<TokenQuery>,
     headers: HeaderMap,
@@ -39,13 +40,11 @@ pub(crate) async fn page(
         return super::error::not_found().await.into_response();
     };
     if !given_token(&headers, &query).is_some_and(|given| same_token(given, expected.expose())) {
-        return (
+        return page(
             StatusCode::UNAUTHORIZED,
-            [(header::CACHE_CONTROL, "no-store")],
-            Html("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>postrunner status</title></head>\
-                  <body><main><h1>Not authorised</h1><p>This page needs its token: <code>/status?token=…</code>.</p></main></body></html>\n"),
-        )
-            .into_response();
+            "Not authorised",
+            "<p>This page needs its token: <code>/status?token=…</code>.</p>",
+        );
     }
     match crate::status::read(&state.pool).await {
         Ok(summary) => (
@@ -55,13 +54,11 @@ pub(crate) async fn page(
             .into_response(),
         Err(error) => {
             tracing::warn!(%error, "status page: the summary could not be read");
-            (
+            page(
                 StatusCode::SERVICE_UNAVAILABLE,
-                [(header::CACHE_CONTROL, "no-store")],
-                Html("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>postrunner status</title></head>\
-                      <body><main><h1>Database unavailable</h1><p>Try again in a moment.</p></main></body></html>\n"),
+                "Database unavailable",
+                "<p>Try again in a moment.</p>",
             )
-                .into_response()
         }
     }
 }

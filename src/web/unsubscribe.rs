@@ -15,9 +15,11 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
+use super::html::page;
 use super::AppState;
+use crate::html::escape;
 use crate::unsubscribe::Token;
 
 /// What a token stands for once checked.
@@ -61,29 +63,6 @@ impl IntoResponse for Refused {
         };
         page(status, title, &format!("<p>{}</p>", escape(text)))
     }
-}
-
-/// An HTML page: one heading, then `body` (already HTML).
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}\
-         button{{font-size:1rem;padding:.6rem 1.2rem}}</style></head>\
-         <body><main><h1>{title}</h1>{body}</main></body></html>\n",
-        title = escape(title),
-    );
-    (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
-}
-
-/// Text made safe inside HTML text and attribute values.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 /// `jane@example.org` as `j***@example.org`: enough for the reader to recognise, not
@@ -221,8 +200,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_are_masked_and_text_escaped() {
+    fn addresses_are_masked() {
         assert_eq!(masked("jane@example.org"), "j***@example.org");
-        assert_eq!(escape("<b>\"A&B\"</b>"), "&lt;b&gt;&quot;A&amp;B&quot;&lt;/b&gt;");
     }
 }

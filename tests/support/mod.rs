@@ -22,6 +22,15 @@ pub mod webhooks;
 use std::future::Future;
 use std::time::Duration;
 
+/// A local TCP port nothing listens on at the moment (for a process to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Polls `check` every 20 ms until it returns true; panics with `what` after `timeout`.
 pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
 where

@@ -4,6 +4,7 @@
 //! message can carry a link a reader sees, not only the List-Unsubscribe header.
 
 use super::PLACEHOLDER;
+use crate::html::escape;
 
 /// The text body with its link, or with the footer appended.
 pub(super) fn text(body: String, url: &str, footer: Option<&str>) -> String {
@@ -34,13 +35,6 @@ pub(super) fn html(body: String, url: &str, footer: Option<&str>) -> String {
         }
         _ => body.replace(PLACEHOLDER, &escaped_url),
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
