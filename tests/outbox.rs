@@ -393,7 +393,8 @@ async fn one_insert_statement_sends_one_notification() {
     let db = TestDb::new().await;
     factory::client(&db.pool, "acme", "q1").await;
     let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
-    listener.listen("postrunner_jobs").await.unwrap();
+    let channel = postrunner::queue::wake::channel(&db.pool).await.unwrap();
+    listener.listen(&channel).await.unwrap();
 
     sqlx::query(
         "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)

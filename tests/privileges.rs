@@ -20,8 +20,6 @@ const APP: &[&str] = &[
     "function may_act_for(p_client text) EXECUTE",
     "function bound_clients() EXECUTE",
     "function acts_as_service() EXECUTE",
-    "function carrying_job(p_job_id bigint, OUT state postrunner.job_state, OUT attempts integer) EXECUTE",
-    "function message_status_for(state postrunner.job_state, attempts integer) EXECUTE",
     "function reject(message text, hint text DEFAULT NULL::text, code text DEFAULT 'check_violation'::text) EXECUTE",
 ];
 

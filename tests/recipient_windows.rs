@@ -138,23 +138,54 @@ async fn a_direction_on_its_own_window_ignores_the_recipients_zone() {
     assert_eq!(count(pool, "SELECT count(*) FROM postrunner.lanes").await, 1);
 }
 
+/// What an application writes must not make lanes without bound (issue 18, 1.2): every
+/// name PostgreSQL's AT TIME ZONE accepts but the tz database does not list under an
+/// IANA area (POSIX rules, `posix/` copies, other cases) is refused by the INSERT, with
+/// a message that names the column.
 #[tokio::test]
-async fn an_unknown_recipient_time_zone_is_refused_by_the_insert() {
+async fn a_recipient_time_zone_must_be_a_canonical_iana_name() {
     let db = TestDb::new().await;
     let pool = &db.pool;
     client(pool, "acme", "UTC", "local").await;
-    let refused = sqlx::query(
-        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, recipient_time_zone)
-         VALUES ('acme', 'local', 'a@example.org', 'Hello', 'Hi', 'Mars/Olympus')",
-    )
-    .execute(pool)
-    .await
-    .unwrap_err();
-    assert!(
-        refused
-            .to_string()
-            .contains("recipient_time_zone 'Mars/Olympus' is not a time zone"),
-        "{refused}"
-    );
+    for zone in [
+        "Mars/Olympus",
+        "ZZ+0:00:01",
+        "EST5EDT,M3.2.0,M11.1.0",
+        "EST5EDT",
+        "posix/America/New_York",
+        "america/new_york",
+        "AMERICA/NEW_YORK",
+        "UTC+3",
+    ] {
+        let refused = sqlx::query(
+            "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, recipient_time_zone)
+             VALUES ('acme', 'local', 'a@example.org', 'Hello', 'Hi', $1)",
+        )
+        .bind(zone)
+        .execute(pool)
+        .await
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains(&format!(
+                "recipient_time_zone '{zone}' is not a canonical IANA time zone name"
+            )),
+            "{zone}: {refused}"
+        );
+    }
     assert_eq!(count(pool, "SELECT count(*) FROM postrunner.outbox").await, 0);
+    for zone in [
+        "America/New_York",
+        "Europe/Paris",
+        "America/Argentina/Buenos_Aires",
+        "UTC",
+    ] {
+        sqlx::query(
+            "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, recipient_time_zone)
+             VALUES ('acme', 'local', 'a@example.org', 'Hello', 'Hi', $1)",
+        )
+        .bind(zone)
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{zone}: {e}"));
+    }
 }

@@ -198,3 +198,40 @@ CREATE OR REPLACE TRIGGER directions_resume BEFORE UPDATE OF paused_at ON postru
 CREATE OR REPLACE TRIGGER clients_resume BEFORE UPDATE OF paused_at ON postrunner.clients
     FOR EACH ROW WHEN (OLD.paused_at IS NOT NULL AND NEW.paused_at IS NULL)
     EXECUTE FUNCTION postrunner.resume_paused();
+
+-- A paused address retired or deleted, or a paused direction or client deleted: nothing
+-- will resume it, so its pause's alert is resolved now instead of firing forever
+-- (tests/pauses.rs, a_paused_address_retired_or_deleted_resolves_its_alert).
+CREATE OR REPLACE FUNCTION postrunner.resolve_removed_pause() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+DECLARE
+    alert_kind text;
+    alert_subject text;
+BEGIN
+    IF TG_TABLE_NAME = 'sender_addresses' THEN
+        alert_kind := 'address_paused';
+        alert_subject := OLD.address;
+    ELSIF TG_TABLE_NAME = 'directions' THEN
+        alert_kind := 'direction_paused';
+        alert_subject := OLD.client || '/' || OLD.name;
+    ELSE
+        alert_kind := 'client_paused';
+        alert_subject := OLD.name;
+    END IF;
+    UPDATE postrunner.alerts SET state = 'resolved', resolved_at = now()
+     WHERE kind = alert_kind AND subject = alert_subject AND state = 'firing';
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER sender_addresses_retired_while_paused AFTER UPDATE OF status ON postrunner.sender_addresses
+    FOR EACH ROW WHEN (OLD.status = 'paused' AND NEW.status = 'retired')
+    EXECUTE FUNCTION postrunner.resolve_removed_pause();
+CREATE OR REPLACE TRIGGER sender_addresses_deleted_while_paused AFTER DELETE ON postrunner.sender_addresses
+    FOR EACH ROW WHEN (OLD.status = 'paused')
+    EXECUTE FUNCTION postrunner.resolve_removed_pause();
+CREATE OR REPLACE TRIGGER directions_deleted_while_paused AFTER DELETE ON postrunner.directions
+    FOR EACH ROW WHEN (OLD.paused_at IS NOT NULL)
+    EXECUTE FUNCTION postrunner.resolve_removed_pause();
+CREATE OR REPLACE TRIGGER clients_deleted_while_paused AFTER DELETE ON postrunner.clients
+    FOR EACH ROW WHEN (OLD.paused_at IS NOT NULL)
+    EXECUTE FUNCTION postrunner.resolve_removed_pause();

@@ -26,6 +26,8 @@ BEGIN
       FROM postrunner.events e
      WHERE e.id = ANY (p_event_ids)
        AND e.client IS NOT NULL AND postrunner.is_email_address(e.recipient)
+       -- An erased person is kept from mail by the erasure itself, never in clear.
+       AND NOT postrunner.is_erased_address(e.recipient)
        AND (e.kind IN ('complained', 'unsubscribed') OR (e.kind = 'bounced' AND e.bounce_class = 'hard'))
      ORDER BY e.client, lower(e.recipient), CASE e.kind WHEN 'complained' THEN 0 WHEN 'bounced' THEN 1 ELSE 2 END, e.id
     ON CONFLICT (client, lower(address)) DO UPDATE
@@ -41,7 +43,7 @@ BEGIN
       JOIN postrunner.clients c ON c.name = e.client
      WHERE e.id = ANY (p_event_ids)
        AND e.kind = 'bounced' AND e.bounce_class = 'soft'
-       AND postrunner.is_email_address(e.recipient)
+       AND postrunner.is_email_address(e.recipient) AND NOT postrunner.is_erased_address(e.recipient)
        AND (SELECT count(*)
               FROM postrunner.events b
              WHERE b.client = e.client AND lower(b.recipient) = lower(e.recipient)

@@ -6,22 +6,33 @@
 -- What one call does, for the events not seen before ((provider, dedupe_key) is
 -- unique: a provider's retry, or the same event reaching two web replicas at once,
 -- is stored once, the second waiting on the first's index entry, tests/webhooks.rs):
---   1. finds each event's message: by postrunner's id echoed in the event (and sent
---      through this provider, or not yet recorded as sent), else by the provider's id;
---      an event for no known message is kept, with message_id NULL, and counted;
+--   1. finds each event's message: by postrunner's id echoed in the event, among the
+--      messages with an attempt at this provider (a message re-routed to another
+--      provider keeps its attempt here; one never sent through this provider is not
+--      matched: tests/webhooks.rs,
+--      an_event_for_a_message_never_sent_through_that_provider_is_not_applied), else by
+--      the provider's id; an event for no known message is kept, with message_id NULL,
+--      and counted;
+--   1b. an event is about its message's recipient: the provider's own `recipient` is
+--      kept in reported_recipient when it names someone else, and never acted upon (a
+--      signed event cannot suppress an address of its choosing); for a message whose
+--      recipient was erased (GDPR), nothing about the person is stored: no address,
+--      diagnostic or payload (sql/gdpr/erasure.sql);
 --   2. moves the message's status forward only: sent -> delivered -> bounced ->
 --      complained (a late 'delivered' after 'bounced' changes nothing);
---   2b. a message held because its send was uncertain is resolved as sent, its job
---      deleted (postrunner.resolve_uncertain: the held job is locked before the outbox
---      row, the queue's order);
+--   2b. a message whose send at this provider was uncertain is settled as sent, if it
+--      has not been sent again yet: held, or waiting for its resend after the wait, or
+--      failed under never-duplicate (postrunner.resolve_uncertain, sql/outbox/uncertain.sql:
+--      the job is locked before the outbox row, the queue's order);
 --   3. applies the client's policies (postrunner.apply_event_policies) and pauses the
 --      addresses, directions and clients over their bounce or complaint thresholds
 --      (postrunner.evaluate_pauses, sql/feedback/pauses.sql).
 -- With p_nonce (Mailgun's token, which its signature covers instead of the body), the
--- nonce is recorded in the same transaction: a second request with it is refused
--- (replayed = true, nothing else done).
+-- nonce is recorded in the same transaction under p_nonce_scope (a digest of the
+-- signing key: src/feedback/mod.rs): a second request with it is refused (replayed =
+-- true, nothing else done), whichever provider row it is sent to.
 --
--- Locks: the nonce's and the new events' index entries; the held jobs of uncertain
+-- Locks: the nonce's and the new events' index entries; the jobs of the uncertain
 -- messages the events are about (FOR UPDATE in id order, before their outbox rows, the
 -- queue's order: sql/outbox/uncertain.sql); the messages' outbox rows
 -- (FOR NO KEY UPDATE, in id order, so two batches touching the same messages queue up
@@ -65,10 +76,12 @@ LANGUAGE sql STABLE AS $$
      LIMIT 1
 $$;
 
+DROP FUNCTION IF EXISTS postrunner.record_events(text, jsonb, text);
 CREATE OR REPLACE FUNCTION postrunner.record_events(
     p_provider text,
     p_events jsonb,
     p_nonce text DEFAULT NULL,
+    p_nonce_scope text DEFAULT NULL,
     OUT replayed boolean,
     OUT stored integer,
     OUT duplicates integer,
@@ -78,16 +91,16 @@ SET search_path = pg_catalog, postrunner, pg_temp
 AS $fn$
 DECLARE
     new_ids bigint[];
-    held_ids uuid[];
-    held_provider_ids text[];
-    any_held boolean;
+    open_ids uuid[];
+    open_provider_ids text[];
+    any_open boolean;
 BEGIN
     replayed := false;
     stored := 0;
     duplicates := 0;
     unmatched := 0;
     IF p_nonce IS NOT NULL THEN
-        INSERT INTO postrunner.webhook_nonces (provider, nonce) VALUES (p_provider, p_nonce)
+        INSERT INTO postrunner.webhook_nonces (scope, nonce) VALUES (coalesce(p_nonce_scope, p_provider), p_nonce)
         ON CONFLICT DO NOTHING;
         IF NOT FOUND THEN
             replayed := true;
@@ -103,11 +116,14 @@ BEGIN
                    occurred_at timestamptz, payload jsonb)
     ),
     matched AS (
-        SELECT g.*, m.id AS message_id, m.client, m.to_address, m.status
+        SELECT g.*, m.id AS message_id, m.client, m.to_address, m.status,
+               coalesce(postrunner.is_erased_address(m.to_address), false) AS erased
           FROM given g
           LEFT JOIN LATERAL (
                 SELECT o.id, o.client, o.to_address, o.status FROM postrunner.outbox o
-                 WHERE o.id = g.our_id AND (o.provider IS NULL OR o.provider = p_provider)
+                 WHERE o.id = g.our_id
+                   AND EXISTS (SELECT 1 FROM postrunner.send_attempts a
+                                WHERE a.message_id = o.id AND a.provider = p_provider)
                 UNION ALL
                 SELECT o.id, o.client, o.to_address, o.status FROM postrunner.outbox o
                  WHERE g.provider_message_id IS NOT NULL
@@ -116,12 +132,18 @@ BEGIN
     ),
     inserted AS (
         INSERT INTO postrunner.events (provider, dedupe_key, kind, bounce_class, diagnostic, recipient,
-                                       message_id, client, provider_message_id, occurred_at, payload)
+                                       reported_recipient, message_id, client, provider_message_id, occurred_at,
+                                       payload)
         SELECT DISTINCT ON (dedupe_key)
-               p_provider, dedupe_key, kind, bounce_class, left(diagnostic, 1000),
-               -- A bounce mail that does not name the recipient is about its message's.
-               left(coalesce(recipient, to_address), 320),
-               message_id, client, left(provider_message_id, 300), occurred_at, payload
+               p_provider, dedupe_key, kind, bounce_class,
+               CASE WHEN NOT erased THEN left(diagnostic, 1000) END,
+               -- Who the event is about: its message's recipient (a bounce mail that
+               -- names no one is about it too); for no message, whom it names.
+               left(CASE WHEN message_id IS NOT NULL THEN to_address ELSE recipient END, 320),
+               CASE WHEN message_id IS NOT NULL AND NOT erased AND lower(btrim(recipient)) <> lower(to_address)
+                    THEN left(recipient, 320) END,
+               message_id, client, left(provider_message_id, 300), occurred_at,
+               CASE WHEN NOT erased THEN payload END
           FROM matched
          -- Key order: two batches sharing events insert them in the same order, so
          -- one waits for the other instead of deadlocking.
@@ -130,8 +152,8 @@ BEGIN
         RETURNING id, message_id
     )
     SELECT coalesce(array_agg(id ORDER BY id), '{}'), count(*) FILTER (WHERE message_id IS NULL),
-           (SELECT bool_or(m.status = 'uncertain') FROM matched m)
-      INTO new_ids, unmatched, any_held
+           (SELECT bool_or(m.status IN ('uncertain', 'queued', 'retrying', 'failed', 'cancelled')) FROM matched m)
+      INTO new_ids, unmatched, any_open
       FROM inserted;
     stored := cardinality(new_ids);
     duplicates := jsonb_array_length(p_events) - stored;
@@ -139,18 +161,18 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Held messages (sends whose outcome was uncertain) these events are about: the
-    -- provider has them, so they are sent, not sent again (sql/outbox/uncertain.sql).
-    -- Rare: the statement runs only when a matched message was uncertain.
-    IF any_held THEN
+    -- Messages whose send at this provider was uncertain (held, or given up or waiting
+    -- to be sent again after the wait): the provider has them, so they are sent, not
+    -- sent again (sql/outbox/uncertain.sql). Rare: the statement runs only when a
+    -- matched message was not known to be sent.
+    IF any_open THEN
         SELECT array_agg(e.message_id), array_agg(e.provider_message_id)
-          INTO held_ids, held_provider_ids
+          INTO open_ids, open_provider_ids
           FROM postrunner.events e
           JOIN postrunner.outbox o ON o.id = e.message_id
-         WHERE e.id = ANY (new_ids) AND o.status = 'uncertain';
-        PERFORM postrunner.resolve_uncertain(p_provider, held_ids, held_provider_ids, 'event');
+         WHERE e.id = ANY (new_ids) AND o.status IN ('uncertain', 'queued', 'retrying', 'failed', 'cancelled');
+        PERFORM postrunner.resolve_uncertain(p_provider, open_ids, open_provider_ids, 'event');
     END IF;
-
     -- Statuses, forward only, each message once (its furthest new status).
     PERFORM 1
        FROM postrunner.outbox o

@@ -5,13 +5,17 @@
 -- POST read the message without locking it.
 
 -- What the unsubscribe page shows and the link's signature covers: the message's
--- client, the name to show for it, and the recipient. No row: no such message.
+-- client, the name to show for it, and the recipient; `erased` when the recipient was
+-- erased (GDPR) since: the address the link was signed for is gone, and the person is
+-- kept from mail for good, so their old links say they are unsubscribed
+-- (src/web/unsubscribe.rs). No row: no such message.
+DROP FUNCTION IF EXISTS postrunner.unsubscribe_target(uuid);
 CREATE OR REPLACE FUNCTION postrunner.unsubscribe_target(p_message uuid)
-RETURNS TABLE (client text, display_name text, recipient text)
+RETURNS TABLE (client text, display_name text, recipient text, erased boolean)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, postrunner, pg_temp
 AS $$
-    SELECT o.client, coalesce(c.display_name, c.name), o.to_address
+    SELECT o.client, coalesce(c.display_name, c.name), o.to_address, postrunner.is_erased_address(o.to_address)
       FROM postrunner.outbox o
       JOIN postrunner.clients c ON c.name = o.client
      WHERE o.id = p_message

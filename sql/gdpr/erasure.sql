@@ -22,6 +22,13 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT 'erased-' || left(p_hash, 16) || '@erased.invalid'
 $$;
 
+-- Whether p_address is what erasure left in place of an address (no person's address
+-- can have this form: .invalid is reserved, RFC 2606).
+CREATE OR REPLACE FUNCTION postrunner.is_erased_address(p_address text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p_address ~ '^erased-[0-9a-f]{16}@erased\.invalid$'
+$$;
+
 -- Whether p_address has been erased for p_client.
 CREATE OR REPLACE FUNCTION postrunner.is_erased(p_client text, p_address text) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -84,10 +91,16 @@ BEGIN
                          WHEN o.status = 'uncertain' THEN 'failed' ELSE o.status END
      WHERE o.id = ANY (message_ids);
     GET DIAGNOSTICS messages = ROW_COUNT;
+    -- The held sends' open questions are closed: nothing will settle them now
+    -- (tests/gdpr.rs, erasing_a_person_whose_send_is_held_closes_its_uncertain_attempt).
+    UPDATE postrunner.send_attempts a
+       SET outcome = 'failed', resolution = 'erased', resolved_at = now()
+     WHERE a.message_id = ANY (message_ids) AND a.outcome = 'uncertain';
     UPDATE postrunner.events e
-       SET recipient = erased_to, diagnostic = NULL, payload = NULL
+       SET recipient = erased_to, reported_recipient = NULL, diagnostic = NULL, payload = NULL
      WHERE e.message_id = ANY (message_ids)
-        OR (e.client = p_client AND lower(e.recipient) = lower(btrim(p_address)));
+        OR (e.client = p_client AND lower(e.recipient) = lower(btrim(p_address)))
+        OR (e.client = p_client AND lower(e.reported_recipient) = lower(btrim(p_address)));
     GET DIAGNOSTICS events = ROW_COUNT;
     DELETE FROM postrunner.suppressions s
      WHERE s.client = p_client AND lower(s.address) = lower(btrim(p_address));
@@ -143,8 +156,11 @@ AS $$
 $$;
 
 -- After restoring a backup older than some erasures: applies every logged erasure
--- again (each logged person's rows are found by their hash). Returns how many rows of
--- messages were erased again.
+-- again, to each logged person found in clear anywhere: their messages, their
+-- suppressions (a person who was only on a suppression list, imported or pulled from
+-- a provider) and events about them (each logged person is found by their hash).
+-- Returns how many rows of messages were erased again (tests/backups.rs,
+-- gdpr.rs: a_person_only_on_a_suppression_list_is_erased_again_after_a_restore).
 CREATE OR REPLACE FUNCTION postrunner.replay_erasures() RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, postrunner, pg_temp
@@ -154,13 +170,47 @@ DECLARE
     total integer := 0;
 BEGIN
     FOR person IN
-        SELECT DISTINCT o.client, o.to_address
-          FROM postrunner.outbox o
-          JOIN postrunner.erasures x ON x.client = o.client
-                                    AND x.address_hash = postrunner.address_hash(o.client, o.to_address)
+        WITH in_clear AS (
+            SELECT o.client, lower(o.to_address) AS address FROM postrunner.outbox o
+             WHERE o.client IN (SELECT x.client FROM postrunner.erasures x)
+            UNION
+            SELECT s.client, lower(s.address) FROM postrunner.suppressions s
+             WHERE s.client IN (SELECT x.client FROM postrunner.erasures x)
+            UNION
+            SELECT e.client, lower(e.recipient) FROM postrunner.events e
+             WHERE e.client IN (SELECT x.client FROM postrunner.erasures x) AND e.recipient IS NOT NULL
+            UNION
+            SELECT e.client, lower(e.reported_recipient) FROM postrunner.events e
+             WHERE e.client IN (SELECT x.client FROM postrunner.erasures x) AND e.reported_recipient IS NOT NULL
+        )
+        SELECT c.client, c.address
+          FROM in_clear c
+          JOIN postrunner.erasures x ON x.client = c.client
+                                    AND x.address_hash = postrunner.address_hash(c.client, c.address)
+         WHERE NOT postrunner.is_erased_address(c.address)
     LOOP
-        total := total + (postrunner.erase_recipient(person.client, person.to_address) ->> 'messages')::integer;
+        total := total + (postrunner.erase_recipient(person.client, person.address) ->> 'messages')::integer;
     END LOOP;
     RETURN total;
 END
 $fn$;
+
+-- A suppression for an erased person is never stored (in clear): the erasure itself
+-- keeps them from mail. Every path that writes suppressions goes through here: the
+-- feedback loop's policies, one-click unsubscribes, imports, the providers' own lists
+-- pulled after a restore, a restore's catch-up (tests/gdpr.rs,
+-- no_path_stores_an_erased_address_in_clear_again).
+CREATE OR REPLACE FUNCTION postrunner.suppressions_skip_erased() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+BEGIN
+    IF postrunner.is_erased_address(NEW.address)
+       OR (EXISTS (SELECT 1 FROM postrunner.erasures x WHERE x.client = NEW.client)  -- most clients: none
+           AND postrunner.is_erased(NEW.client, NEW.address)) THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER suppressions_skip_erased
+    BEFORE INSERT ON postrunner.suppressions
+    FOR EACH ROW EXECUTE FUNCTION postrunner.suppressions_skip_erased();

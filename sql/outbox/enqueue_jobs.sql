@@ -11,6 +11,9 @@
 -- REPEATABLE READ) is an error that rolls the INSERT back, never a message without a
 -- job (tests/outbox.rs).
 --
+-- The lanes of the new available jobs get a wakeup row (a claim may have parked them
+-- for having nothing waiting: routing/lane_wakeups.sql).
+--
 -- SECURITY DEFINER: the enqueueing role has no privilege on the queue.
 -- Locks: none beyond the new rows (a new domain or lane row waits for a concurrent
 -- insert of the same one).
@@ -40,19 +43,28 @@ BEGIN
                         WHERE (l.client, l.direction, l.recipient_zone, l.mailbox_group) = (k.client, k.direction, k.zone, k.grp))
     ON CONFLICT DO NOTHING;
 
-    INSERT INTO postrunner.jobs (id, kind, priority, run_at, state, lane)
-    SELECT n.job_id, 'email.send', n.priority, coalesce(n.send_after, now()),
-           CASE WHEN n.send_after > now() THEN 'scheduled' ELSE 'available' END::postrunner.job_state,
-           l.id
-      FROM new_messages n
-      JOIN postrunner.directions d ON (d.client, d.name) = (n.client, n.direction)
-      JOIN postrunner.lanes l
-        ON (l.client, l.direction) = (n.client, n.direction)
-       AND l.recipient_zone = postrunner.message_zone(d.window_basis, n.recipient_time_zone)
-       AND l.mailbox_group = postrunner.message_group(n.client, n.to_address)
-     -- A message to an erased person is born suppressed: nothing to send.
-     WHERE n.status <> 'suppressed';
-    GET DIAGNOSTICS created = ROW_COUNT;
+    WITH created_jobs AS (
+        INSERT INTO postrunner.jobs (id, kind, priority, run_at, state, lane)
+        SELECT n.job_id, 'email.send', n.priority, coalesce(n.send_after, now()),
+               CASE WHEN n.send_after > now() THEN 'scheduled' ELSE 'available' END::postrunner.job_state,
+               l.id
+          FROM new_messages n
+          JOIN postrunner.directions d ON (d.client, d.name) = (n.client, n.direction)
+          JOIN postrunner.lanes l
+            ON (l.client, l.direction) = (n.client, n.direction)
+           AND l.recipient_zone = postrunner.message_zone(d.window_basis, n.recipient_time_zone)
+           AND l.mailbox_group = postrunner.message_group(n.client, n.to_address)
+         -- A message to an erased person is born suppressed: nothing to send.
+         WHERE n.status <> 'suppressed'
+        RETURNING lane, state
+    ),
+    -- A claim may have parked a lane these jobs wait in (routing/lane_wakeups.sql): one
+    -- wakeup per lane, not per message.
+    woken AS (
+        INSERT INTO postrunner.lane_wakeups (lane)
+        SELECT DISTINCT c.lane FROM created_jobs c WHERE c.state = 'available'
+    )
+    SELECT count(*) INTO created FROM created_jobs;
     SELECT count(*) INTO wanted FROM new_messages n WHERE n.status <> 'suppressed';
     IF created <> wanted THEN
         RAISE EXCEPTION 'postrunner.outbox: % of % messages found no lane (a lane created concurrently); retry the INSERT',

@@ -31,9 +31,27 @@ $$;
 -- (created cancelled, so that retry_job makes the transition the mirror sees), in the
 -- message's lane (routing/lane_key.sql).
 -- SECURITY DEFINER: the application has no privilege on the queue.
+--
+-- A message a provider reported on (delivered, deferred, opened, bounced, ...: anything
+-- but a rejection) was taken by that provider, whatever its status says: a re-drive
+-- would send it twice, and is refused (tests/uncertain.rs,
+-- a_redrive_of_a_message_a_provider_reported_delivered_is_refused).
 CREATE OR REPLACE FUNCTION postrunner.outbox_redrive_job() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+DECLARE
+    evidence record;
 BEGIN
+    SELECT e.kind, e.provider, e.occurred_at INTO evidence
+      FROM postrunner.events e
+     WHERE e.message_id = NEW.id AND e.kind <> 'rejected'
+     ORDER BY e.occurred_at
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'message % was reported % by provider % at %: it is not sent again',
+                        NEW.id, evidence.kind, evidence.provider, evidence.occurred_at
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = 'the provider took it; a second send would reach the recipient twice';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM postrunner.jobs WHERE id = NEW.job_id) THEN
         INSERT INTO postrunner.jobs (id, kind, state, finalized_at, lane)
         VALUES (NEW.job_id, 'email.send', 'cancelled', now(),

@@ -10,20 +10,19 @@
 -- the queue, nor turn a sent message into 'failed' to have it re-driven and sent twice
 -- (tests/tenancy.rs).
 --
--- SECURITY INVOKER on purpose: the check is about who makes the change (current_user),
--- so it must not run as the function's owner. Which rows a role may touch at all is the
--- row-level policy's business (sql/security/tenancy.sql).
+-- Who makes the change is decided by the trigger's WHEN clause, evaluated as the caller
+-- (current_user): postrunner's own writes skip the guard. The function itself runs as
+-- the schema's owner (SECURITY DEFINER) to read the carrying job, which an application
+-- may not read: no function exposes a job's state to an application login (there was
+-- one, and job ids are sequential: tests/tenancy.rs,
+-- an_application_cannot_read_another_clients_jobs_through_a_function). Which rows a
+-- role may touch at all is the row-level policy's business (sql/security/tenancy.sql).
 -- Locks: reads the carrying job without locking it.
 
--- The carrying job's state and attempts (NULLs once it is gone). SECURITY DEFINER: an
--- application reads no queue table.
-CREATE OR REPLACE FUNCTION postrunner.carrying_job(p_job_id bigint, OUT state postrunner.job_state, OUT attempts integer)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
-    SELECT j.state, j.attempts FROM postrunner.jobs j WHERE j.id = p_job_id
-$$;
+DROP FUNCTION IF EXISTS postrunner.carrying_job(bigint);
 
 CREATE OR REPLACE FUNCTION postrunner.outbox_guard_status() RETURNS trigger
-LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
 DECLARE
     job_state postrunner.job_state;
     job_attempts integer;
@@ -34,7 +33,7 @@ BEGIN
     IF NEW.status = 'queued' AND OLD.status IN ('failed', 'cancelled') THEN
         RETURN NEW;
     END IF;
-    SELECT j.state, j.attempts INTO job_state, job_attempts FROM postrunner.carrying_job(NEW.job_id) j;
+    SELECT j.state, j.attempts INTO job_state, job_attempts FROM postrunner.jobs j WHERE j.id = NEW.job_id;
     IF job_state IS NOT NULL AND NEW.status = postrunner.message_status_for(job_state, job_attempts) THEN
         RETURN NEW;
     END IF;

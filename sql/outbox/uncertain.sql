@@ -15,7 +15,11 @@
 --     resolve_uncertain);
 --   - once the wait is over with no evidence, settle_uncertain makes the job available
 --     again ('resend', while attempts are left) or discards it ('never-duplicate', or no
---     attempt left). The attempt keeps its capacity either way ('failed').
+--     attempt left). The attempt keeps its capacity either way ('failed');
+--   - evidence that comes after the wait still settles the message as sent, as long as
+--     it has not been sent again: a resend still waiting for capacity is not sent, a
+--     failed message becomes sent (and a re-drive of it is refused:
+--     sql/outbox/retry_message.sql).
 -- Every step is in send_attempts (outcome, resolution, resolved_at, looked_up_at) and in
 -- the job's errors.
 --
@@ -32,10 +36,20 @@ $$;
 
 -- Evidence that provider p_provider took messages p_message_ids (with its ids
 -- p_provider_message_ids[i], NULL when the evidence does not carry one; the message's
--- events are then searched for one): each message still held on an uncertain attempt
--- at that provider is recorded as sent, its attempt 'sent' with resolution p_how
--- ('event' or 'lookup'), its job deleted. Returns how many were resolved. Messages not
--- held, or held on another provider's attempt, are left as they are.
+-- events are then searched for one): a message whose last attempt at that provider is
+-- an open question is recorded as sent, that attempt 'sent' with resolution p_how
+-- ('event' or 'lookup'), its job deleted, as long as it has not been sent again: its
+-- job is held (the wait is not over), or waiting to be sent again after the wait
+-- ('resend': available, retryable, scheduled), or given up ('never-duplicate':
+-- discarded, or gone) or cancelled since. Evidence at any time before the second send
+-- is claimed settles the message (tests/uncertain.rs,
+-- late_evidence_settles_a_message_waiting_to_be_sent_again); once a worker holds it
+-- again, or another attempt sent it, it is left as it is. Returns how many were
+-- resolved.
+--
+-- Locks: the messages' jobs (FOR UPDATE, in id order, waiting for a claim that holds
+-- one at this instant: the claim commits in milliseconds, and the job is then running
+-- and left alone), then their ledger and outbox rows.
 CREATE OR REPLACE FUNCTION postrunner.resolve_uncertain(
     p_provider text, p_message_ids uuid[], p_provider_message_ids text[], p_how text)
 RETURNS integer
@@ -51,21 +65,41 @@ BEGIN
          WHERE g.message_id IS NOT NULL
          ORDER BY g.message_id, g.provider_message_id NULLS LAST
     ),
-    held AS (
-        SELECT j.id AS job_id, o.id AS message_id
+    -- The open question at this provider: the message's last attempt there, uncertain,
+    -- or closed by the end of the wait (resent or given up), with no attempt since that
+    -- is in flight, uncertain or sent.
+    open_question AS (
+        SELECT DISTINCT ON (g.message_id) g.message_id, a.id AS attempt_id, o.job_id
           FROM given g
           JOIN postrunner.outbox o ON o.id = g.message_id
-          JOIN postrunner.jobs j ON j.id = o.job_id
-         WHERE j.state = 'held'
+          JOIN postrunner.send_attempts a ON a.message_id = g.message_id AND a.provider = p_provider
+         WHERE (a.outcome = 'uncertain' OR (a.outcome = 'failed' AND a.resolution IN ('resent', 'given_up')))
+           AND NOT EXISTS (SELECT 1 FROM postrunner.send_attempts b
+                            WHERE b.message_id = g.message_id AND b.id > a.id
+                              AND b.outcome IN ('reserved', 'sent', 'uncertain'))
+         ORDER BY g.message_id, a.id DESC
+    ),
+    -- Their jobs, not being sent again (a claim that holds one now is waited for, and
+    -- its job is then 'running': left alone).
+    waiting AS (
+        SELECT j.id
+          FROM postrunner.jobs j
+         WHERE j.id IN (SELECT q.job_id FROM open_question q)
+           AND j.state IN ('held', 'available', 'retryable', 'scheduled', 'discarded', 'cancelled')
          ORDER BY j.id
            FOR UPDATE OF j
+    ),
+    settled AS (
+        SELECT q.*
+          FROM open_question q
+         WHERE q.job_id IN (SELECT w.id FROM waiting w)
+            OR NOT EXISTS (SELECT 1 FROM postrunner.jobs j WHERE j.id = q.job_id)
     ),
     attempt AS (
         UPDATE postrunner.send_attempts a
            SET outcome = 'sent', resolution = p_how, resolved_at = now()
-          FROM held h
-         WHERE a.message_id = h.message_id AND a.job_id = h.job_id
-           AND a.outcome = 'uncertain' AND a.provider = p_provider
+          FROM settled q
+         WHERE a.id = q.attempt_id
         RETURNING a.message_id, a.job_id, a.from_address, a.finished_at
     ),
     -- (Data-modifying WITH parts run whether or not the main statement reads them.)
@@ -168,7 +202,7 @@ BEGIN
       INTO resent, given_up
       FROM moved;
     IF resent > 0 THEN
-        PERFORM pg_notify('postrunner_jobs', '');
+        PERFORM postrunner.notify_workers();
     END IF;
 END
 $fn$;

@@ -22,7 +22,7 @@ BEGIN
     UPDATE postrunner.jobs
        SET state = 'available', attempts = 0, run_at = now(), finalized_at = NULL
      WHERE id = job_id;
-    PERFORM pg_notify('postrunner_jobs', '');
+    PERFORM postrunner.notify_workers();
     RETURN old_state;
 END
 $$;

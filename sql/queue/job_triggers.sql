@@ -19,12 +19,13 @@ CREATE OR REPLACE TRIGGER jobs_schedule_future
     FOR EACH ROW WHEN (NEW.state = 'available' AND NEW.run_at > now())
     EXECUTE FUNCTION postrunner.jobs_schedule_future();
 
--- Idle workers LISTEN on this channel. One NOTIFY per INSERT statement (and PostgreSQL
--- folds identical notifications within a transaction), never one per row.
+-- Idle workers LISTEN on their channel (sql/queue/wake.sql). One NOTIFY per INSERT
+-- statement (and PostgreSQL folds identical notifications within a transaction), never
+-- one per row.
 CREATE OR REPLACE FUNCTION postrunner.jobs_notify_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('postrunner_jobs', '');
+    PERFORM postrunner.notify_workers();
     RETURN NULL;
 END
 $$;

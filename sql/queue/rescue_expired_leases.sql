@@ -42,5 +42,5 @@ rescued AS (
 SELECT count(*) FILTER (WHERE state = 'available') AS requeued,
        count(*) FILTER (WHERE state = 'discarded') AS discarded,
        count(*) FILTER (WHERE state = 'held') AS held,
-       (count(*) FILTER (WHERE state = 'available') > 0 AND pg_notify('postrunner_jobs', '') IS NULL) AS notified
+       (count(*) FILTER (WHERE state = 'available') > 0 AND postrunner.notify_workers() IS NULL) AS notified
   FROM rescued

@@ -75,12 +75,16 @@ CREATE OR REPLACE TRIGGER providers_recount_usage
 CREATE OR REPLACE FUNCTION postrunner.wake_lanes() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
 BEGIN
-    UPDATE postrunner.lanes SET ready_at = '-infinity', waiting_for = NULL, waiting_detail = NULL
+    -- A gated lane waits in line at its gate's time (claim_messages.sql): opened, it
+    -- takes its place now. A parked one (nothing waiting) stays parked.
+    UPDATE postrunner.lanes
+       SET ready_at = '-infinity', waiting_for = NULL, waiting_detail = NULL,
+           queue_at = least(queue_at, now())
      WHERE ready_at > '-infinity';
     -- Workers asleep until a gate's time wake up now (they also skip the routed claim
     -- while no gate is open: src/queue/executor/fetch.rs).
     IF FOUND THEN
-        PERFORM pg_notify('postrunner_jobs', '');
+        PERFORM postrunner.notify_workers();
     END IF;
     RETURN NULL;
 END
@@ -107,7 +111,7 @@ CREATE OR REPLACE TRIGGER provider_health_wake_lanes AFTER UPDATE OF state ON po
 -- recipients' domains), so that a limit set mid-day holds for the rest of it. Then the
 -- waiting messages of the clients that now have limits move out of their lanes
 -- without a group into lanes per group (or, for domains not known yet, into lanes that
--- wait for the MX lookup).
+-- wait for the MX lookup, which they are queued for).
 CREATE OR REPLACE FUNCTION postrunner.mailbox_group_limits_added() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
 BEGIN
@@ -129,6 +133,18 @@ BEGIN
                AND coalesce(a.mailbox_group, r.mailbox_group) = n.mailbox_group)
       FROM new_limits n
       JOIN postrunner.clients c ON c.name = n.client
+    ON CONFLICT DO NOTHING;
+    -- The recipient domains of their waiting messages that no row knows yet are looked
+    -- up (recipient_domains.sql): their messages wait for it in lanes '?'.
+    INSERT INTO postrunner.recipient_domains (domain, source)
+    SELECT DISTINCT postrunner.recipient_domain(o.to_address), 'pending'
+      FROM postrunner.jobs j
+      JOIN postrunner.lanes l ON l.id = j.lane
+      JOIN postrunner.outbox o ON o.job_id = j.id
+     WHERE l.mailbox_group = '' AND l.client IN (SELECT DISTINCT client FROM new_limits)
+       AND j.state IN ('available', 'scheduled', 'retryable')
+       AND NOT EXISTS (SELECT 1 FROM postrunner.recipient_domains r
+                        WHERE r.domain = postrunner.recipient_domain(o.to_address))
     ON CONFLICT DO NOTHING;
     PERFORM postrunner.relane(ARRAY(
         SELECT l.id FROM postrunner.lanes l

@@ -14,9 +14,11 @@
 -- `p_now` of tests), and is never earlier than the minute a counter already holds: a
 -- claim whose transaction began at 12:00:59.9 and reaches the counter after a 12:01
 -- claim committed counts in 12:01 instead of from zero, so a counter never moves
--- backwards (tests/boundaries.rs).
+-- backwards (tests/boundaries.rs). Likewise never earlier than p_not_before: the
+-- hour a mailbox group's counter already counts in (mailbox_groups.sql).
+DROP FUNCTION IF EXISTS postrunner.lane_providers(text, text, integer, timestamptz, timestamptz);
 CREATE OR REPLACE FUNCTION postrunner.lane_providers(
-    p_client text, p_direction text, p_want integer, p_at timestamptz, p_now timestamptz,
+    p_client text, p_direction text, p_want integer, p_at timestamptz, p_now timestamptz, p_not_before timestamptz,
     OUT providers postrunner.route_provider[], OUT claim_at timestamptz, OUT all_locked boolean)
 LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_generic_plan
@@ -50,7 +52,8 @@ BEGIN
     all_locked := cardinality(counted) = cardinality(limited) AND cardinality(admitted) = cardinality(on_trial);
 
     claim_at := greatest(coalesce(p_now, clock_timestamp()),
-                         (SELECT max(u.minute) FROM postrunner.provider_usage u WHERE u.provider = ANY (counted)));
+                         (SELECT max(u.minute) FROM postrunner.provider_usage u WHERE u.provider = ANY (counted)),
+                         p_not_before);
 
     SELECT coalesce(array_agg(ROW(
                p.name,

@@ -30,7 +30,8 @@ BEGIN
     IF a.mailbox_group IS NOT NULL THEN
         PERFORM postrunner.give_back_group(a);
     END IF;
-    UPDATE postrunner.lanes SET ready_at = '-infinity', waiting_for = NULL, waiting_detail = NULL
+    UPDATE postrunner.lanes
+       SET ready_at = '-infinity', waiting_for = NULL, waiting_detail = NULL, queue_at = least(queue_at, now())
      WHERE (client, direction) = (a.client, a.direction) AND ready_at > '-infinity';
 END
 $fn$;
@@ -123,7 +124,7 @@ BEGIN
         PERFORM postrunner.give_back(a);
     END LOOP;
     IF released > 0 THEN
-        PERFORM pg_notify('postrunner_jobs', '');
+        PERFORM postrunner.notify_workers();
     END IF;
     RETURN released;
 END

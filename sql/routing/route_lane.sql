@@ -118,7 +118,8 @@ BEGIN
 
     -- 3-5. Providers, then addresses.
     SELECT * INTO usable
-      FROM postrunner.lane_providers(lane.client, lane.direction, cardinality(messages), p_at, p_now);
+      FROM postrunner.lane_providers(lane.client, lane.direction, cardinality(messages), p_at, p_now,
+                                     CASE WHEN grp.limited THEN grp.counts_from END);
     SELECT * INTO senders
       FROM postrunner.lane_pick_senders(lane.client, lane.client_tz, lane.turns, usable.providers,
                                         messages, usable.claim_at);

@@ -49,8 +49,6 @@ GRANT EXECUTE ON FUNCTION
     postrunner.acts_as_service()
     TO postrunner_app, postrunner_reader;
 GRANT EXECUTE ON FUNCTION
-    postrunner.carrying_job(bigint),
-    postrunner.message_status_for(postrunner.job_state, integer),
     postrunner.reject(text, text, text)
     TO postrunner_app;
 -- The helpers the report views call.

@@ -5,11 +5,16 @@
 -- (sql/security/tenancy.sql).
 --
 -- Locks: none (plain reads).
+--
+-- Every view here is a security barrier: a login's own WHERE clause (a cast that fails
+-- on a value, a function of its own that prints its arguments) runs only on the rows
+-- the view's filter lets through, never before it (tests/tenancy.rs,
+-- no_view_a_bound_login_reads_leaks_another_clients_rows).
 
 -- Every suppression, with what caused it: the event (provider, kind, when) for those
 -- the feedback loop made, the detail for the rest (imports, the send-time refusals,
 -- manual rows). `active` is false for a quarantine that has expired.
-CREATE OR REPLACE VIEW postrunner.report_suppressions AS
+CREATE OR REPLACE VIEW postrunner.report_suppressions WITH (security_barrier) AS
 SELECT s.client, s.address, s.reason, s.detail, s.created_at, s.expires_at,
        (s.expires_at IS NULL OR s.expires_at > now()) AS active,
        e.provider AS event_provider, e.kind AS event_kind, e.occurred_at AS event_at, s.event_id,
@@ -20,7 +25,7 @@ SELECT s.client, s.address, s.reason, s.detail, s.created_at, s.expires_at,
 
 -- Events received per provider, UTC day and kind; `unmatched` counts those for no
 -- message postrunner knows (another sender on the same account, or a deleted message).
-CREATE OR REPLACE VIEW postrunner.report_events AS
+CREATE OR REPLACE VIEW postrunner.report_events WITH (security_barrier) AS
 SELECT e.provider, (e.received_at AT TIME ZONE 'UTC')::date AS day, e.kind, e.bounce_class,
        count(*) AS events,
        count(*) FILTER (WHERE e.message_id IS NULL) AS unmatched
@@ -34,7 +39,7 @@ SELECT e.provider, (e.received_at AT TIME ZONE 'UTC')::date AS day, e.kind, e.bo
 -- events of those messages. The numbers the automatic pauses act on
 -- (sql/feedback/pauses.sql), though those count an address's last sends rather than
 -- days.
-CREATE OR REPLACE VIEW postrunner.report_bounce_rates AS
+CREATE OR REPLACE VIEW postrunner.report_bounce_rates WITH (security_barrier) AS
 WITH sends AS (
     SELECT a.client, a.direction, a.provider, a.from_address, a.reserved_at AS at, NULL::postrunner.event_kind AS kind
       FROM postrunner.send_attempts a

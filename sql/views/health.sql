@@ -3,10 +3,15 @@
 -- (sql/security/tenancy.sql).
 --
 -- Locks: none.
+--
+-- Every view here is a security barrier: a login's own WHERE clause (a cast that fails
+-- on a value, a function of its own that prints its arguments) runs only on the rows
+-- the view's filter lets through, never before it (tests/tenancy.rs,
+-- no_view_a_bound_login_reads_leaks_another_clients_rows).
 
 -- Provider health for psql: state, since when, failures, the last error, probe latency
 -- (p50 and p95 over the last 15 minutes) and the last hour of sends from the ledger.
-CREATE OR REPLACE VIEW postrunner.report_provider_health AS
+CREATE OR REPLACE VIEW postrunner.report_provider_health WITH (security_barrier) AS
 SELECT p.name AS provider,
        p.kind,
        p.enabled,
@@ -39,7 +44,7 @@ SELECT p.name AS provider,
  WHERE (SELECT postrunner.may_act_for(NULL));
 
 
-CREATE OR REPLACE VIEW postrunner.report_alerts AS
+CREATE OR REPLACE VIEW postrunner.report_alerts WITH (security_barrier) AS
 SELECT kind, subject, state, detail, fired_at, resolved_at,
        coalesce(resolved_at, now()) - fired_at AS lasted
   FROM postrunner.alerts
@@ -47,7 +52,7 @@ SELECT kind, subject, state, detail, fired_at, resolved_at,
  ORDER BY state = 'firing' DESC, fired_at DESC;
 
 -- Alert notifications and how they went (sql/alerts/notifications.sql), newest first.
-CREATE OR REPLACE VIEW postrunner.report_notifications AS
+CREATE OR REPLACE VIEW postrunner.report_notifications WITH (security_barrier) AS
 SELECT n.channel, c.kind AS channel_kind, a.kind AS alert, a.subject, n.transition, n.status,
        n.created_at, n.sent_at, n.last_error, j.attempts
   FROM postrunner.notifications n

@@ -7,10 +7,15 @@
 -- provider's total spend) needs access to every client.
 --
 -- Locks: none.
+--
+-- Every view here is a security barrier: a login's own WHERE clause (a cast that fails
+-- on a value, a function of its own that prints its arguments) runs only on the rows
+-- the view's filter lets through, never before it (tests/tenancy.rs,
+-- no_view_a_bound_login_reads_leaks_another_clients_rows).
 
 -- Capacity per sender address, today in its client's time zone: the effective limit
 -- (warm-up applied), what it reserved today, what is left, and when it may send next.
-CREATE OR REPLACE VIEW postrunner.report_capacity AS
+CREATE OR REPLACE VIEW postrunner.report_capacity WITH (security_barrier) AS
 SELECT a.client,
        a.provider,
        a.address,
@@ -34,7 +39,7 @@ SELECT a.client,
 
 -- The same rolled up per provider, per client and per direction (active addresses
 -- only; a direction counts the addresses of the providers it may use).
-CREATE OR REPLACE VIEW postrunner.report_capacity_rollup AS
+CREATE OR REPLACE VIEW postrunner.report_capacity_rollup WITH (security_barrier) AS
 SELECT 'provider' AS level, provider AS name, count(*) AS addresses,
        sum(effective_limit) AS effective_limit, sum(sent_today) AS sent_today, sum(remaining) AS remaining,
        min(next_slot_at) AS next_slot_at
@@ -60,7 +65,7 @@ SELECT 'direction', d.client || '/' || d.name, count(r.address), sum(r.effective
 -- mailbox_group, mailbox_lookup), or
 -- 'unsubscribe' for a bulk client while no live worker signs one-click unsubscribe
 -- links (claim_messages.sql).
-CREATE OR REPLACE VIEW postrunner.report_blocked AS
+CREATE OR REPLACE VIEW postrunner.report_blocked WITH (security_barrier) AS
 WITH signing AS (
     SELECT EXISTS (SELECT 1 FROM postrunner.processes p
                     WHERE p.role = 'worker' AND p.signs_unsubscribe
@@ -90,7 +95,7 @@ SELECT l.client,
 -- Sends per address, provider, client, direction and client-local day, from the ledger
 -- (what providers accepted; attempts still in flight or whose outcome is unknown are
 -- counted separately, since they used capacity).
-CREATE OR REPLACE VIEW postrunner.report_daily_volume AS
+CREATE OR REPLACE VIEW postrunner.report_daily_volume WITH (security_barrier) AS
 SELECT day, client, direction, provider, from_address AS address,
        count(*) FILTER (WHERE outcome = 'sent')                      AS sent,
        count(*) FILTER (WHERE outcome IN ('reserved', 'uncertain', 'lost', 'failed')) AS uncertain,
@@ -106,7 +111,7 @@ SELECT day, client, direction, provider, from_address AS address,
 -- to its end. Per client, the same split by who sent (the fee is the provider's). Read
 -- from the monthly rollups plus the ledger rows not rolled up yet
 -- (sql/metrics/rollups.sql), never a scan of the ledger.
-CREATE OR REPLACE VIEW postrunner.report_cost AS
+CREATE OR REPLACE VIEW postrunner.report_cost WITH (security_barrier) AS
 WITH month AS (
     SELECT postrunner.utc_month(now()) AS current,
            extract(epoch FROM (postrunner.utc_month(now()) + interval '1 month')::timestamp AT TIME ZONE 'UTC'

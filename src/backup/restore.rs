@@ -21,6 +21,9 @@ use super::{BackupError, Manifest, Progress};
 pub struct Restored {
     pub erasures_copied: u64,
     pub suppressions_copied: u64,
+    /// Quarantines (soft bounces) in the backup replaced by a permanent suppression (an
+    /// unsubscribe, a complaint, a hard bounce) or a later end made since.
+    pub suppressions_upgraded: u64,
     pub messages_erased_again: i32,
     /// Each provider's suppression lists, read into the restored database.
     pub provider_lists: Vec<crate::feedback::provider_suppressions::Pulled>,
@@ -71,35 +74,25 @@ pub async fn restore(
         .await?;
         let suppressions: serde_json::Value = sqlx::query_scalar(
             "SELECT coalesce(jsonb_agg(jsonb_build_object('client', client, 'address', address, 'reason', reason,
-                                                           'detail', detail, 'created_at', created_at)), '[]')
+                                                           'detail', detail, 'created_at', created_at,
+                                                           'expires_at', expires_at)), '[]')
                FROM postrunner.suppressions",
         )
         .fetch_one(&mut newer)
         .await?;
-        let mut tx = target.begin().await?;
-        restored.erasures_copied = sqlx::query(
-            "INSERT INTO postrunner.erasures (client, address_hash, erased_at, erased)
-             SELECT x.client, x.address_hash, x.erased_at, x.erased
-               FROM jsonb_to_recordset($1) AS x(client text, address_hash text, erased_at timestamptz, erased jsonb)
-              WHERE EXISTS (SELECT 1 FROM postrunner.clients c WHERE c.name = x.client)
-             ON CONFLICT (client, address_hash) DO NOTHING",
+        // One statement (sql/backups/catch_up.sql): a permanent suppression always
+        // replaces a quarantine, whichever database holds which.
+        let (erasures, copied, upgraded): (i64, i64, i64) = sqlx::query_as(
+            "SELECT erasures_copied, suppressions_copied, suppressions_upgraded
+               FROM postrunner.catch_up_restore($1, $2)",
         )
         .bind(erasures)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        restored.suppressions_copied = sqlx::query(
-            "INSERT INTO postrunner.suppressions (client, address, reason, detail, created_at)
-             SELECT x.client, x.address, x.reason::postrunner.suppression_reason, x.detail, x.created_at
-               FROM jsonb_to_recordset($1) AS x(client text, address text, reason text, detail text, created_at timestamptz)
-              WHERE EXISTS (SELECT 1 FROM postrunner.clients c WHERE c.name = x.client)
-             ON CONFLICT (client, lower(address)) DO NOTHING",
-        )
         .bind(suppressions)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
+        .fetch_one(&mut target)
+        .await?;
+        restored.erasures_copied = erasures as u64;
+        restored.suppressions_copied = copied as u64;
+        restored.suppressions_upgraded = upgraded as u64;
     }
     progress.stage("applying the erasure log again");
     restored.messages_erased_again = sqlx::query_scalar("SELECT postrunner.replay_erasures()")

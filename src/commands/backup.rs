@@ -116,11 +116,12 @@ pub async fn run(pool: &PgPool, database_url: &str, what: &BackupWhat) -> anyhow
             bar.0.finish_and_clear();
             let (manifest, restored) = restored?;
             println!(
-                "restored {} into {}; copied {} erasures and {} suppressions made since; erased {} messages again",
+                "restored {} into {}; copied {} erasures and {} suppressions made since, upgraded {} quarantines to what came after them; erased {} messages again",
                 manifest.key,
                 super::redact(into),
                 restored.erasures_copied,
                 restored.suppressions_copied,
+                restored.suppressions_upgraded,
                 restored.messages_erased_again
             );
             for pulled in &restored.provider_lists {

@@ -7,7 +7,9 @@
 use ring::hmac;
 use serde_json::Value;
 
-use super::{check_timestamp, unix_time, BounceClass, Event, EventKind, Refusal, Verified, Verifier, WebhookRequest};
+use super::{
+    check_timestamp, unix_time, BounceClass, Event, EventKind, Nonce, Refusal, Verified, Verifier, WebhookRequest,
+};
 
 /// Checks the signature and parses the event.
 ///
@@ -42,7 +44,7 @@ pub fn verify(verifier: &Verifier, request: WebhookRequest<'_>) -> Result<Verifi
         .ok_or_else(|| Refusal::Malformed("no \"event-data\"".into()))?;
     Ok(Verified {
         events: event(data)?.into_iter().collect(),
-        nonce: Some(token.to_owned()),
+        nonce: Some(Nonce::under_key(&verifier.secret, token)),
     })
 }
 
@@ -136,10 +138,9 @@ mod tests {
             "event-data": {"event": "delivered", "timestamp": 1534108637.5, "id": "e1", "recipient": "a@b.example"}
         });
         let verified = check("key-1234", body.clone()).unwrap();
-        assert_eq!(
-            verified.nonce.as_deref(),
-            Some("651869375b9df3c98fc15c4889b102119add1235c38fc92824")
-        );
+        let nonce = verified.nonce.unwrap();
+        assert_eq!(nonce.value, "651869375b9df3c98fc15c4889b102119add1235c38fc92824");
+        assert!(nonce.scope.starts_with("key:") && !nonce.scope.contains("key-1234"));
         assert_eq!(verified.events[0].kind, EventKind::Delivered);
         assert!(matches!(check("key-1235", body), Err(Refusal::BadSignature)));
     }

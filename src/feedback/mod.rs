@@ -47,8 +47,32 @@ pub struct Verifier {
 pub struct Verified {
     pub events: Vec<Event>,
     /// A value the provider's signature covers that must be honoured once (Mailgun's
-    /// token, Svix's message id): stored with the events, a second use is refused.
-    pub nonce: Option<String>,
+    /// token, Svix's message id, SNS's message id): stored with the events, a second use
+    /// is refused.
+    pub nonce: Option<Nonce>,
+}
+
+/// A value honoured once within its scope: the signing key that covers it. Several
+/// provider rows may share a key (Mailgun signs with one key per account, and an
+/// account has a row per sending domain), and a request signed once must not be
+/// spent once per row (tests/webhooks.rs,
+/// a_mailgun_token_is_honoured_once_per_signing_key_not_per_provider_row).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nonce {
+    /// `key:<digest of the signing key>` (never the key), or where there is no shared
+    /// secret, the issuer's name (`sns`: its message ids are unique across SNS).
+    pub scope: String,
+    pub value: String,
+}
+
+impl Nonce {
+    /// A nonce under the signing key `secret`.
+    pub fn under_key(secret: &Secret<String>, value: impl Into<String>) -> Self {
+        Self {
+            scope: format!("key:{}", &sha256_hex(secret.expose().as_bytes())[..32]),
+            value: value.into(),
+        }
+    }
 }
 
 /// Why a webhook request is refused. Nothing is stored for a refused request.

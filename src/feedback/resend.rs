@@ -8,7 +8,7 @@
 use axum::http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
-use super::{iso_time, BounceClass, Event, EventKind, Refusal, Verified, Verifier, WebhookRequest};
+use super::{iso_time, BounceClass, Event, EventKind, Nonce, Refusal, Verified, Verifier, WebhookRequest};
 
 /// Checks the signature and parses the event.
 ///
@@ -48,7 +48,7 @@ pub fn verify(verifier: &Verifier, request: WebhookRequest<'_>) -> Result<Verifi
         serde_json::from_slice(request.body).map_err(|e| Refusal::Malformed(format!("not a JSON object: {e}")))?;
     Ok(Verified {
         events: event(&id, &body)?.into_iter().collect(),
-        nonce: Some(id),
+        nonce: Some(Nonce::under_key(&verifier.secret, id)),
     })
 }
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::{check_timestamp, iso_time, BounceClass, Event, EventKind, Refusal, Verified, WebhookRequest};
+use super::{check_timestamp, iso_time, BounceClass, Event, EventKind, Nonce, Refusal, Verified, WebhookRequest};
 
 /// What an SNS request is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,7 +200,10 @@ impl Envelope {
     /// # Errors
     /// [`Refusal::Malformed`] for an SES event that is not SES's format.
     pub fn events(&self) -> Result<Verified, Refusal> {
-        let nonce = Some(self.message_id.clone());
+        let nonce = Some(Nonce {
+            scope: "sns".to_owned(),
+            value: self.message_id.clone(),
+        });
         let Ok(message) = serde_json::from_str::<Value>(&self.message) else {
             return Ok(Verified { events: vec![], nonce });
         };

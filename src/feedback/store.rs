@@ -38,10 +38,11 @@ pub async fn record(pool: &PgPool, provider: &str, verified: &Verified) -> Resul
     let mut events = serde_json::to_value(&verified.events).expect("events serialise");
     strip_nul(&mut events);
     let (replayed, stored, duplicates, unmatched): (bool, i32, i32, i32) =
-        sqlx::query_as("SELECT replayed, stored, duplicates, unmatched FROM postrunner.record_events($1, $2, $3)")
+        sqlx::query_as("SELECT replayed, stored, duplicates, unmatched FROM postrunner.record_events($1, $2, $3, $4)")
             .bind(provider)
             .bind(events)
-            .bind(verified.nonce.as_deref())
+            .bind(verified.nonce.as_ref().map(|n| n.value.as_str()))
+            .bind(verified.nonce.as_ref().map(|n| n.scope.as_str()))
             .fetch_one(pool)
             .await?;
     if replayed {

@@ -1,7 +1,12 @@
-//! Waking idle workers: a LISTEN on channel `postrunner_jobs`, which the queue NOTIFYs
-//! once per insert statement (and on release/rescue/retry). A notification can be lost
-//! (the listening connection drops, the database restarts), so the executor also polls:
-//! a lost notification costs at most one poll interval.
+//! Waking idle workers: a LISTEN on the database's workers' channel, which the queue
+//! NOTIFYs once per insert statement (and on release/rescue/retry). A notification can
+//! be lost (the listening connection drops, the database restarts), so the executor also
+//! polls: a lost notification costs at most one poll interval.
+//!
+//! The channel's name is a secret of the database that only postrunner's processes may
+//! read (`postrunner.wake_channel_name()`, sql/queue/wake.sql): any login may NOTIFY any
+//! channel, so one it could name would let it drive every idle worker's claims
+//! (tests/tenancy.rs, an_application_login_cannot_make_idle_workers_claim_by_notifying).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +16,15 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// The channel the queue's triggers and statements notify.
-pub const CHANNEL: &str = "postrunner_jobs";
+/// The name of the channel the queue's triggers and statements notify.
+///
+/// # Errors
+/// The database could not be read (or this login is not one of postrunner's).
+pub async fn channel(pool: &PgPool) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("SELECT postrunner.wake_channel_name()")
+        .fetch_one(pool)
+        .await
+}
 
 /// Listens until `shutdown`, calling `wake.notify_one()` for each notification (a
 /// `Notify` keeps one pending permit, so a wake-up that arrives while the executor is
@@ -31,7 +43,11 @@ pub async fn listen(pool: PgPool, wake: Arc<Notify>, shutdown: CancellationToken
                 continue;
             }
         };
-        if let Err(error) = listener.listen(CHANNEL).await {
+        let listened = match channel(&pool).await {
+            Ok(name) => listener.listen(&name).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = listened {
             tracing::debug!(%error, "LISTEN failed; polling meanwhile");
             if sleep_or_cancel(delay, &shutdown).await {
                 return;

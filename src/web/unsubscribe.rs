@@ -8,6 +8,9 @@
 //!   alone never unsubscribes: mail scanners fetch links.
 //! - A malformed, tampered or foreign token (signed for another recipient or client, or
 //!   with another key) gets a 400 page and changes nothing.
+//! - A link of a person erased since (GDPR) cannot be checked any more (the address it
+//!   was signed for is gone), and needs nothing: an erased person is never mailed
+//!   again. Both methods show that they are unsubscribed, without an address.
 //!
 //! Pages are plain HTML with no script: they work without JavaScript and with a
 //! screen reader (one heading, one labelled button).
@@ -26,7 +29,8 @@ use crate::unsubscribe::Token;
 struct Target {
     message: uuid::Uuid,
     display_name: String,
-    recipient: String,
+    /// None when the recipient was erased since the message was sent.
+    recipient: Option<String>,
 }
 
 /// Why a link cannot be used, as the page says it.
@@ -81,8 +85,8 @@ fn masked(address: &str) -> String {
 async fn target(state: &AppState, token: &str) -> Result<Target, Refused> {
     let keys = state.config.unsubscribe.as_ref().ok_or(Refused::NotConfigured)?;
     let token = Token::parse(token).ok_or(Refused::Invalid)?;
-    let row: Option<(String, String, String)> =
-        sqlx::query_as("SELECT client, display_name, recipient FROM postrunner.unsubscribe_target($1)")
+    let row: Option<(String, String, String, bool)> =
+        sqlx::query_as("SELECT client, display_name, recipient, erased FROM postrunner.unsubscribe_target($1)")
             .bind(token.message)
             .fetch_optional(&state.pool)
             .await
@@ -90,20 +94,45 @@ async fn target(state: &AppState, token: &str) -> Result<Target, Refused> {
                 tracing::warn!(error = %e, "unsubscribe: cannot read the message");
                 Refused::Unavailable
             })?;
-    let (client, display_name, recipient) = row.ok_or(Refused::Invalid)?;
+    let (client, display_name, recipient, erased) = row.ok_or(Refused::Invalid)?;
+    if erased {
+        return Ok(Target {
+            message: token.message,
+            display_name,
+            recipient: None,
+        });
+    }
     if !keys.verify(&token, &client, &recipient) {
         return Err(Refused::Invalid);
     }
     Ok(Target {
         message: token.message,
         display_name,
-        recipient,
+        recipient: Some(recipient),
     })
+}
+
+/// The page that says `whom` (when known) gets no more mail from `name`.
+fn unsubscribed(name: &str, whom: Option<&str>) -> Response {
+    let who = whom.map_or_else(|| "You".to_owned(), |address| escape(&masked(address)));
+    page(
+        StatusCode::OK,
+        "You are unsubscribed",
+        &format!(
+            "<p>{who} will get no more emails from <strong>{name}</strong>.</p>",
+            name = escape(name),
+        ),
+    )
 }
 
 /// `GET /u/<token>`: the confirmation page (changes nothing).
 pub(crate) async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     match target(&state, &token).await {
+        Ok(Target {
+            display_name,
+            recipient: None,
+            ..
+        }) => unsubscribed(&display_name, None),
         Ok(target) => page(
             StatusCode::OK,
             "Unsubscribe",
@@ -112,7 +141,7 @@ pub(crate) async fn show(State(state): State<AppState>, Path(token): Path<String
                  <form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
                  <button type=\"submit\">Unsubscribe</button></form>",
                 name = escape(&target.display_name),
-                to = escape(&masked(&target.recipient)),
+                to = escape(&masked(target.recipient.as_deref().unwrap_or_default())),
             ),
         ),
         Err(refused) => refused.into_response(),
@@ -138,6 +167,11 @@ pub(crate) async fn confirm(
         count("invalid");
         return Refused::NotAsked.into_response();
     }
+    if target.recipient.is_none() {
+        // Erased: kept from mail for good already; nothing to record.
+        count("repeated");
+        return unsubscribed(&target.display_name, None);
+    }
     let done: Result<bool, sqlx::Error> = sqlx::query_scalar("SELECT postrunner.unsubscribe($1)")
         .bind(target.message)
         .fetch_one(&state.pool)
@@ -145,15 +179,7 @@ pub(crate) async fn confirm(
     match done {
         Ok(new) => {
             count(if new { "new" } else { "repeated" });
-            page(
-                StatusCode::OK,
-                "You are unsubscribed",
-                &format!(
-                    "<p>{to} will get no more emails from <strong>{name}</strong>.</p>",
-                    to = escape(&masked(&target.recipient)),
-                    name = escape(&target.display_name),
-                ),
-            )
+            unsubscribed(&target.display_name, target.recipient.as_deref())
         }
         Err(e) => {
             crate::metrics::process::database_error("record an unsubscribe");

@@ -111,7 +111,8 @@ pub async fn provider_with_webhooks(pool: &PgPool, name: &str, kind: &str, secre
 }
 
 /// A message to `to` of client acme that `provider` accepted with id `provider_id`
-/// (as a completed send leaves it: status sent, its job gone). Returns its id.
+/// (as a completed send leaves it: status sent, its attempt in the ledger, its job
+/// gone). Returns its id.
 pub async fn sent_message(pool: &PgPool, provider: &str, to: &str, provider_id: &str) -> Uuid {
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
@@ -124,8 +125,14 @@ pub async fn sent_message(pool: &PgPool, provider: &str, to: &str, provider_id: 
     sqlx::query(
         "WITH m AS (UPDATE postrunner.outbox
                        SET status = 'sent', provider = $2, provider_message_id = $3,
-                           from_address = 'alice@acme.test', sent_at = now()
-                     WHERE id = $1 RETURNING job_id)
+                           from_address = 'alice@acme.test', sent_at = now(), attempts = 1
+                     WHERE id = $1 RETURNING id, job_id, client, direction),
+              ledger AS (INSERT INTO postrunner.send_attempts
+                                (message_id, job_id, attempt, client, direction, provider, from_address, day,
+                                 reserved_at, outcome, finished_at)
+                         SELECT m.id, m.job_id, 1, m.client, m.direction, $2, 'alice@acme.test', current_date,
+                                now(), 'sent', now()
+                           FROM m)
          DELETE FROM postrunner.jobs WHERE id = (SELECT job_id FROM m)",
     )
     .bind(id)
