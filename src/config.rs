@@ -90,6 +90,15 @@ pub enum Command {
     Backup(BackupArgs),
     /// Read every provider's own suppression lists (SendGrid, Mailgun, Postmark, SES) into postrunner.suppressions.
     PullSuppressions,
+    /// Check the database against every promise (limits, suppressions, erasures, duplicates, the queue); exits 1 on a violation.
+    Verify(VerifyArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct VerifyArgs {
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -181,6 +190,9 @@ pub struct WebArgs {
 
 /// The environment variable holding the `/status` page's token.
 pub const STATUS_TOKEN_VARIABLE: &str = "POSTRUNNER_STATUS_TOKEN";
+/// The environment variable holding the token `/metrics/database` asks for, when set
+/// (`Authorization: Bearer`; Prometheus's `authorization` in its scrape config).
+pub const METRICS_TOKEN_VARIABLE: &str = "POSTRUNNER_METRICS_TOKEN";
 
 impl WebArgs {
     /// # Errors
@@ -197,15 +209,8 @@ impl WebArgs {
             None
         };
         // The status page exists when its token is set; a short one is refused.
-        let status_token = match std::env::var(STATUS_TOKEN_VARIABLE) {
-            Ok(token) if token.len() >= 16 => Some(crate::secret::Secret::new(token)),
-            Ok(token) if !token.is_empty() => {
-                return Err(std::io::Error::other(format!(
-                    "{STATUS_TOKEN_VARIABLE} must be at least 16 characters (e.g. openssl rand -hex 16)"
-                )))
-            }
-            _ => None,
-        };
+        let status_token =
+            crate::secret::Secret::token_from_env(STATUS_TOKEN_VARIABLE).map_err(std::io::Error::other)?;
         Ok(crate::web::WebConfig {
             max_body: self.max_body,
             request_timeout: self.request_timeout,

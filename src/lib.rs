@@ -49,6 +49,7 @@ pub mod shutdown;
 pub mod status;
 pub mod telemetry;
 pub mod unsubscribe;
+pub mod verify;
 pub mod web;
 
 /// The version recorded in `postrunner.processes` for each running process.

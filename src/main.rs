@@ -81,10 +81,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut config = args
                 .web_config()
                 .context("configuring the web role (--sns-ca-file, the unsubscribe key, the status token)")?;
-            let database = Arc::new(metrics::database::DatabaseMetrics::new(
-                pool.clone(),
-                cli.database_metrics_cache,
-            ));
+            let token = postrunner::secret::Secret::token_from_env(postrunner::config::METRICS_TOKEN_VARIABLE)
+                .map_err(anyhow::Error::msg)?;
+            let database = Arc::new(
+                metrics::database::DatabaseMetrics::new(pool.clone(), cli.database_metrics_cache).with_token(token),
+            );
             config.database_metrics = Some(database.clone());
             let shutdown = shutdown::on_signals();
             serve_metrics("web", cli.metrics_bind, Some(database), &shutdown);
@@ -153,6 +154,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let failed = postrunner::feedback::provider_suppressions::failures(&pulled);
             anyhow::ensure!(failed == 0, "{failed} providers' suppression lists could not be read");
+            Ok(())
+        }
+        Command::Verify(ref args) => {
+            let pool = db::pool_with(&required_url()?, 1, "postrunner-verify", limits)?;
+            let report = postrunner::verify::verify(&pool).await?;
+            if args.json {
+                println!("{:#}", serde_json::to_value(&report)?);
+            } else {
+                println!("{report}");
+            }
+            let violations = report.violations().count();
+            anyhow::ensure!(violations == 0, "{violations} violations of postrunner's promises");
             Ok(())
         }
         Command::Status(ref args) => {

@@ -32,6 +32,35 @@ impl Secret<String> {
             variable: name.to_owned(),
         })
     }
+
+    /// Whether `given` is this secret (an access token). Digests are compared, so the
+    /// time taken says nothing about how much of it matched.
+    pub fn matches(&self, given: &str) -> bool {
+        let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+        digest(given).as_ref() == digest(&self.0).as_ref()
+    }
+
+    /// An access token from environment variable `name`: None when unset or empty.
+    ///
+    /// # Errors
+    /// A token shorter than 16 characters (a guessable one is refused at start).
+    pub fn token_from_env(name: &str) -> Result<Option<Self>, String> {
+        match std::env::var(name) {
+            Ok(token) if token.len() >= 16 => Ok(Some(Self(token))),
+            Ok(token) if !token.is_empty() => Err(format!(
+                "{name} must be at least 16 characters (e.g. openssl rand -hex 16)"
+            )),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if any.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
 }
 
 impl<T> fmt::Debug for Secret<T> {
@@ -62,5 +91,12 @@ mod tests {
         let s = Secret::new("hunter2".to_string());
         assert!(!format!("{s:?} {s}").contains("hunter2"));
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn a_token_matches_only_itself() {
+        let s = Secret::new("0123456789abcdef".to_string());
+        assert!(s.matches("0123456789abcdef"));
+        assert!(!s.matches("0123456789abcdeg") && !s.matches("") && !s.matches("0123456789abcdef "));
     }
 }

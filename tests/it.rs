@@ -42,5 +42,6 @@ mod status;
 mod tenancy;
 mod uncertain;
 mod unsubscribe;
+mod verify;
 mod webhooks;
 mod workers;

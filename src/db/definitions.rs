@@ -31,6 +31,7 @@ pub const DEFINITIONS: &[Definition] = definitions![
     "roles.sql",
     "common/validation.sql",
     "common/settings.sql",
+    "common/schema_version.sql",
     "security/authority.sql",
     "queue/wake.sql",
     "queue/job_triggers.sql",
@@ -79,6 +80,7 @@ pub const DEFINITIONS: &[Definition] = definitions![
     "views/health.sql",
     "views/feedback.sql",
     "views/domains.sql",
+    "verify/promises.sql",
     "security/grants.sql",
 ];
 

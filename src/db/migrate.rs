@@ -150,9 +150,16 @@ pub async fn is_current(pool: &sqlx::PgPool) -> Result<bool, sqlx::Error> {
         .map(|m| i64::from(m.version()))
         .max()
         .unwrap_or(0);
-    let applied: Option<i64> = sqlx::query_scalar("SELECT max(version)::int8 FROM refinery_schema_history")
+    // A database older than postrunner.schema_version() (or without the schema) is
+    // simply not current.
+    let applied: Option<i64> = match sqlx::query_scalar("SELECT postrunner.schema_version()::int8")
         .fetch_one(pool)
-        .await?;
+        .await
+    {
+        Ok(applied) => applied,
+        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42883" | "3F000")) => return Ok(false),
+        Err(e) => return Err(e),
+    };
     if applied.unwrap_or(0) < newest {
         return Ok(false);
     }

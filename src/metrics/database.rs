@@ -71,6 +71,9 @@ pub struct DatabaseMetrics {
     pool: PgPool,
     ttl: Duration,
     cached: Mutex<Option<(Instant, Arc<String>)>>,
+    /// The bearer token a scrape must give (`POSTRUNNER_METRICS_TOKEN`): the text names
+    /// every client's sender addresses (docs/operations.md).
+    token: Option<crate::secret::Secret<String>>,
 }
 
 impl std::fmt::Debug for DatabaseMetrics {
@@ -87,7 +90,22 @@ impl DatabaseMetrics {
             pool,
             ttl,
             cached: Mutex::new(None),
+            token: None,
         }
+    }
+
+    /// Asks every scrape for `token` (`Authorization: Bearer`), when there is one.
+    #[must_use]
+    pub fn with_token(mut self, token: Option<crate::secret::Secret<String>>) -> Self {
+        self.token = token;
+        self
+    }
+
+    /// Whether a request with `headers` may read the text.
+    pub fn allows(&self, headers: &axum::http::HeaderMap) -> bool {
+        self.token
+            .as_ref()
+            .is_none_or(|token| crate::secret::bearer(headers).is_some_and(|given| token.matches(given)))
     }
 
     /// The metrics text, from the cache or, when it is older than the ttl, read now.

@@ -1,6 +1,8 @@
 //! The metrics endpoints over HTTP: `/metrics` (this process) and, on the web role,
 //! `/metrics/database` (the whole system, [`super::database`]). Served on
-//! `--metrics-bind` by every role, and on the web role's own port too.
+//! `--metrics-bind` by every role, and on the web role's own port too. With
+//! `POSTRUNNER_METRICS_TOKEN` set, `/metrics/database` (which names every client's
+//! sender addresses) answers only a scrape that gives it as a bearer token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +31,14 @@ async fn process(headers: HeaderMap) -> Response {
 }
 
 async fn database_text(State(database): State<Arc<DatabaseMetrics>>, headers: HeaderMap) -> Response {
+    if !database.allows(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "this endpoint needs its token: Authorization: Bearer <POSTRUNNER_METRICS_TOKEN>\n",
+        )
+            .into_response();
+    }
     match database.text().await {
         Ok(text) => negotiated(&headers, &text),
         Err(error) => {

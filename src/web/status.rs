@@ -17,18 +17,8 @@ pub(crate) struct TokenQuery {
     token: Option<String>,
 }
 
-/// Compares digests, so the time taken says nothing about how much of the token matched.
-fn same_token(given: &str, expected: &str) -> bool {
-    let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    digest(given).as_ref() == digest(expected).as_ref()
-}
-
 fn given_token<'a>(headers: &'a HeaderMap, query: &'a TokenQuery) -> Option<&'a str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or(query.token.as_deref())
+    crate::secret::bearer(headers).or(query.token.as_deref())
 }
 
 pub(crate) async fn show(
@@ -39,7 +29,7 @@ pub(crate) async fn show(
     let Some(expected) = &state.config.status_token else {
         return super::error::not_found().await.into_response();
     };
-    if !given_token(&headers, &query).is_some_and(|given| same_token(given, expected.expose())) {
+    if !given_token(&headers, &query).is_some_and(|given| expected.matches(given)) {
         return page(
             StatusCode::UNAUTHORIZED,
             "Not authorised",

@@ -72,3 +72,10 @@ pub fn init_logging() {
         postrunner::telemetry::init(postrunner::telemetry::LogFormat::Pretty, "info,sqlx=warn");
     }
 }
+
+/// Runs `postrunner verify` on the database and fails the test with its findings when a
+/// promise is broken (every test where features meet ends with it).
+pub async fn assert_promises_hold(pool: &sqlx::PgPool) {
+    let report = postrunner::verify::verify(pool).await.expect("verify runs");
+    assert!(report.holds(), "postrunner verify:\n{report}");
+}
