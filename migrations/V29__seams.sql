@@ -35,6 +35,18 @@ UPDATE postrunner.lanes l
  WHERE c.name = l.client;
 CREATE INDEX lanes_queue_idx ON postrunner.lanes (queue_at, id) WHERE queue_at IS NOT NULL;
 CREATE INDEX lanes_queue_transactional_idx ON postrunner.lanes (queue_at, id) WHERE queue_at IS NOT NULL AND NOT bulk;
+-- A client's own line of lanes.
+CREATE INDEX lanes_client_queue_idx ON postrunner.lanes (client, queue_at, id) WHERE queue_at IS NOT NULL;
+
+-- Clients take turns too: each claim first serves the first lane in line of the few
+-- clients whose turn is oldest, then fills up from the line of all lanes, so a client
+-- with thousands of lanes cannot keep another waiting for thousands of claims.
+CREATE TABLE postrunner.client_turns (
+    client  text PRIMARY KEY REFERENCES postrunner.clients (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    turn_at timestamptz NOT NULL DEFAULT '-infinity'
+);
+CREATE INDEX client_turns_turn_idx ON postrunner.client_turns (turn_at, client);
+INSERT INTO postrunner.client_turns (client) SELECT name FROM postrunner.clients;
 
 -- Lanes whose jobs became available since a claim may have parked them: written by
 -- whoever makes a lane's job available (the outbox INSERT, promotion, rescue,

@@ -367,6 +367,39 @@ pub enum BenchWhat {
     Unsubscribe(BenchUnsubscribeArgs),
     /// Scrapes of /metrics/database (uncached, over a busy deployment's tables) and /metrics.
     Metrics(BenchMetricsArgs),
+    /// `postrunner verify` over months of history (1M messages by default).
+    Verify(BenchVerifyArgs),
+    /// Claim latency with few and with very many lanes (recipient time zones, directions).
+    Lanes(BenchLanesArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BenchVerifyArgs {
+    /// Sent messages in the history (each with its ledger row and an event).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub messages: i64,
+    /// Messages still queued (with their jobs).
+    #[arg(long, default_value_t = 20_000)]
+    pub queued: i64,
+    /// People erased (GDPR) since their messages were sent.
+    #[arg(long, default_value_t = 200)]
+    pub erasures: i64,
+    /// Runs of verify.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BenchLanesArgs {
+    /// Lane counts to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "100,100000")]
+    pub lanes: Vec<u32>,
+    /// Claims timed per lane count.
+    #[arg(long, default_value_t = 300)]
+    pub claims: usize,
+    /// Messages each claim may take (a worker's free slots).
+    #[arg(long, default_value_t = 16)]
+    pub limit: i64,
 }
 
 #[derive(Clone, Debug, Args)]

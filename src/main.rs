@@ -186,6 +186,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             BenchWhat::Send(args) => commands::bench::send::run(cli.database_url.clone(), args.clone()).await,
             BenchWhat::Events(args) => commands::bench::events::run(cli.database_url.clone(), args.clone()).await,
             BenchWhat::Metrics(args) => commands::bench::metrics::run(cli.database_url.clone(), args.clone()).await,
+            BenchWhat::Verify(args) => commands::bench::verify::run(cli.database_url.clone(), args.clone()).await,
+            BenchWhat::Lanes(args) => commands::bench::lanes::run(cli.database_url.clone(), args.clone()).await,
             BenchWhat::Unsubscribe(args) => {
                 commands::bench::unsubscribe::run(cli.database_url.clone(), args.clone()).await
             }

@@ -305,3 +305,65 @@ async fn a_read_all_data_login_takes_and_checks_backups() {
         .await
         .unwrap();
 }
+
+/// Issue 18, 3.1: Kim was quarantined (soft bounces) when the backup was taken, and
+/// unsubscribed after it; Lee was quarantined after it. A restore that catches up from
+/// the newer database keeps Kim unsubscribed (a permanent reason always replaces a
+/// quarantine; she is not mailed again when the quarantine would have ended), copies
+/// Lee's quarantine with its end, and says what it upgraded.
+#[tokio::test]
+async fn a_restore_keeps_an_unsubscribe_made_after_a_quarantine_in_the_backup() {
+    let db = TestDb::new().await;
+    three_messages(&db.pool).await;
+    sqlx::raw_sql(
+        "INSERT INTO postrunner.suppressions (client, address, reason, expires_at)
+         VALUES ('acme', 'kim@example.org', 'soft_bounce', now() + interval '30 days')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let s3 = S3Server::start().await;
+    let store = BackupStore::new(&s3.config(&prefix())).unwrap();
+    let manifest = dump::take(&db.pool, &db.url, &store, "manual", &Quiet).await.unwrap();
+
+    // After the backup: Kim unsubscribes (her quarantine becomes permanent), Lee is
+    // quarantined.
+    sqlx::raw_sql(
+        "UPDATE postrunner.suppressions SET reason = 'unsubscribe', expires_at = NULL WHERE address = 'kim@example.org';
+         INSERT INTO postrunner.suppressions (client, address, reason, expires_at)
+         VALUES ('acme', 'lee@example.org', 'soft_bounce', now() + interval '20 days');",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    let name = format!("pr_restore_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let into = postrunner::backup::with_database(&db.url, &name);
+    let (_, restored) = restore::restore(&store, &manifest.key, &into, Some(&db.url), false, &Quiet)
+        .await
+        .unwrap();
+    let copy = PgPool::connect(&into).await.unwrap();
+    let kept: Vec<(String, String, bool)> = sqlx::query_as(
+        "SELECT address, reason::text, expires_at IS NULL FROM postrunner.suppressions ORDER BY address",
+    )
+    .fetch_all(&copy)
+    .await
+    .unwrap();
+    assert_eq!(
+        kept,
+        [
+            ("kim@example.org".to_owned(), "unsubscribe".to_owned(), true),
+            ("lee@example.org".to_owned(), "soft_bounce".to_owned(), false)
+        ]
+    );
+    assert_eq!((restored.suppressions_copied, restored.suppressions_upgraded), (1, 1));
+    copy.close().await;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+}

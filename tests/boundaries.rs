@@ -21,7 +21,11 @@ const MINUTES_OVER_RATE: &str = "
 
 /// Opens every lane's gate, as any configuration change does.
 async fn open_gates(pool: &sqlx::PgPool) {
-    exec(pool, "UPDATE postrunner.lanes SET ready_at = '-infinity'").await;
+    exec(
+        pool,
+        "UPDATE postrunner.lanes SET ready_at = '-infinity', queue_at = least(queue_at, now())",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -69,6 +73,7 @@ async fn a_late_claim_counts_against_the_minute_a_later_claim_already_started() 
         .await
         .unwrap();
     assert_eq!(minute, "2027-01-04 12:02:00+00", "the counter never moved back");
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -109,6 +114,7 @@ async fn a_late_claim_counts_against_the_month_a_later_claim_already_started() {
         .await
         .unwrap();
     assert_eq!(month, "2027-02-01", "the month never moved back");
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -150,6 +156,7 @@ async fn a_late_claim_counts_against_the_day_a_later_claim_already_started() {
         .await
         .unwrap();
     assert_eq!(day, "2027-01-05", "the day never moved back");
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 /// Eight `postrunner worker` processes on one provider limited to 30 a minute, in real
@@ -197,4 +204,5 @@ async fn eight_workers_hold_a_per_minute_rate_across_real_minute_boundaries() {
     for (minute, sends) in &per_minute[1..per_minute.len() - 1] {
         assert!(*sends >= 25, "minute {minute} kept the provider busy: {per_minute:?}");
     }
+    crate::support::assert_promises_hold(&db.pool).await;
 }

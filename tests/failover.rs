@@ -243,6 +243,7 @@ async fn a_provider_failing_mid_run_is_taken_out_and_every_message_still_goes_on
             .await
             .unwrap();
     assert_eq!(report, "up");
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -283,6 +284,7 @@ async fn a_refused_recipient_fails_the_message_and_is_suppressed() {
     // A refusal of one recipient says nothing about the provider's health.
     let state = health(pool, "pm").await;
     assert_eq!(state, "up");
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -320,6 +322,7 @@ async fn a_429_pauses_its_provider_for_the_time_it_asks() {
         0,
         "no traffic to rs after it asked for a pause"
     );
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -376,6 +379,7 @@ async fn a_provider_down_for_five_minutes_fires_one_alert_that_resolves_once() {
         .await
         .unwrap();
     assert!(detail.contains("503"), "{detail}");
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -442,6 +446,7 @@ async fn probes_take_a_failing_provider_down_and_bring_it_back() {
     .await
     .unwrap();
     assert!(p50.is_some_and(|ms| ms > 0.0), "probe latency is reported: {p50:?}");
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -514,6 +519,7 @@ async fn a_worker_killed_during_a_send_holds_the_message_then_resends_it_after_t
         2,
         "the duplicate window is one in-flight attempt"
     );
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -536,6 +542,7 @@ async fn an_error_rate_over_the_window_takes_a_provider_down_without_a_streak() 
         .await
         .unwrap();
     assert_eq!(state, "down", "50% failed over the window");
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -590,6 +597,7 @@ async fn refused_recipients_do_not_count_against_the_providers_health() {
         ],
         "each attempt's failure class is on the ledger"
     );
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 /// A down provider whose cool-down has passed, with plenty of messages and addresses.
@@ -630,6 +638,7 @@ async fn a_down_provider_gets_a_bounded_number_of_trial_sends_across_all_workers
         5,
         "the ledger marks them as trials"
     );
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -657,7 +666,7 @@ async fn trial_successes_close_the_breaker_and_one_good_probe_does_not() {
     exec(
         pool,
         "UPDATE postrunner.provider_health SET since = since - interval '30 seconds', trial_window_at = trial_window_at - interval '30 seconds';
-         UPDATE postrunner.lanes SET ready_at = '-infinity';",
+         UPDATE postrunner.lanes SET ready_at = '-infinity', queue_at = least(queue_at, now());",
     )
     .await;
     assert_eq!(worker.tick(None).await.unwrap(), 1);
@@ -667,4 +676,5 @@ async fn trial_successes_close_the_breaker_and_one_good_probe_does_not() {
         "three successes (a probe and two trial sends)"
     );
     assert!(worker.tick(None).await.unwrap() > 1, "full traffic again");
+    crate::support::assert_promises_hold(&db.pool).await;
 }

@@ -241,4 +241,5 @@ async fn sends_their_events_through_two_web_replicas_and_what_follows() {
         requests, 1,
         "only the message whose recipient's quarantine expired went out"
     );
+    crate::support::assert_promises_hold(&db.pool).await;
 }

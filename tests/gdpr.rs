@@ -234,3 +234,183 @@ async fn an_application_login_cannot_erase_or_read_the_erasure_log() {
     assert!(app.count("SELECT count(*) FROM postrunner.erasures").await.is_err());
     app.remove(&db).await;
 }
+
+/// Erases Jane for acme (as `postrunner erase` does).
+async fn erase_jane(pool: &PgPool) {
+    sqlx::query("SELECT postrunner.erase_recipient('acme', $1)")
+        .bind(JANE)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// Issue 18, 3.2a: providers keep posting events about an erased person for days
+/// (opens, a late complaint, with the address in their payloads); suppressions come in
+/// from imports and the providers' own lists; a one-click unsubscribe of an old link is
+/// posted. After each of these paths, the address is nowhere in clear.
+#[tokio::test]
+async fn no_path_stores_an_erased_address_in_clear_again() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    jane_and_joe(pool).await;
+    let sent: uuid::Uuid = sqlx::query_scalar(
+        "SELECT id FROM postrunner.outbox WHERE lower(to_address) = lower($1) AND status = 'sent' LIMIT 1",
+    )
+    .bind(JANE)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    erase_jane(pool).await;
+    assert!(found_anywhere(pool, JANE).await.is_empty());
+
+    // The provider's events about her message, naming her, with her in the payload.
+    let events = json!([
+        {"dedupe_key": "o1", "kind": "opened", "our_id": sent, "recipient": JANE,
+         "occurred_at": chrono::Utc::now(), "payload": {"email": JANE, "event": "open"}},
+        {"dedupe_key": "c1", "kind": "complained", "our_id": sent, "recipient": JANE,
+         "diagnostic": format!("complaint from {JANE}"),
+         "occurred_at": chrono::Utc::now(), "payload": {"email": JANE, "event": "spamreport"}}
+    ]);
+    let stored: i32 = sqlx::query_scalar("SELECT stored FROM postrunner.record_events('sg', $1)")
+        .bind(events)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 2, "the events are kept, without her");
+    assert!(found_anywhere(pool, JANE).await.is_empty(), "after the events");
+
+    // Suppressions from an import, a provider's list, and an unsubscribe of her message.
+    exec(
+        pool,
+        &format!(
+            "INSERT INTO postrunner.suppressions (client, address, reason, detail)
+             VALUES ('acme', '{JANE}', 'manual', 'imported');
+             INSERT INTO postrunner.suppressions (client, address, reason, detail)
+             VALUES ('acme', 'JANE.DOE@example.org', 'complaint', 'sg suppression list')
+             ON CONFLICT DO NOTHING;
+             SELECT postrunner.unsubscribe('{sent}');"
+        ),
+    )
+    .await;
+    assert_eq!(
+        found_anywhere(pool, JANE).await,
+        Vec::<(String, String, i64)>::new(),
+        "after the suppressions"
+    );
+    // She stays kept from mail (the erasure), and the others are untouched.
+    sqlx::query(
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body) VALUES ('acme', 'd', $1, 'Hi', 'x')",
+    )
+    .bind(JANE)
+    .execute(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM postrunner.outbox WHERE status = 'suppressed'"
+        )
+        .await,
+        1
+    );
+    assert!(!found_anywhere(pool, "joe@example.org").await.is_empty());
+    crate::support::assert_promises_hold(pool).await;
+}
+
+/// Issue 18, 3.2b: a person who was only on a suppression list (imported, or pulled
+/// from a provider) and erased is in clear again in a database restored from a backup
+/// taken before the erasure; replaying the erasure log finds them there too.
+#[tokio::test]
+async fn a_person_only_on_a_suppression_list_is_erased_again_after_a_restore() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    jane_and_joe(pool).await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.suppressions (client, address, reason) VALUES ('acme', 'ann@example.org', 'manual')",
+    )
+    .await;
+    sqlx::query("SELECT postrunner.erase_recipient('acme', 'ann@example.org')")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert!(found_anywhere(pool, "ann@example.org").await.is_empty());
+
+    // The restored backup's rows, from before the erasure (written as pg_restore does,
+    // without triggers).
+    exec(
+        pool,
+        "SET session_replication_role = replica;
+         INSERT INTO postrunner.suppressions (client, address, reason) VALUES ('acme', 'ann@example.org', 'manual');
+         SET session_replication_role = origin;",
+    )
+    .await;
+    assert!(!found_anywhere(pool, "ann@example.org").await.is_empty());
+    sqlx::query("SELECT postrunner.replay_erasures()")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert!(found_anywhere(pool, "ann@example.org").await.is_empty());
+    crate::support::assert_promises_hold(pool).await;
+}
+
+/// Issue 18, 2.3: erasing a person whose send is held as uncertain closes its ledger
+/// row (resolution 'erased'): it is neither counted as in flight forever nor looked at
+/// by the resolver again.
+#[tokio::test]
+async fn erasing_a_person_whose_send_is_held_closes_its_uncertain_attempt() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    crate::support::routing::acme_on_one_provider(pool, 1, 1000, 0).await;
+    sqlx::query(
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body) VALUES ('acme', 'd', $1, 'Hi', 'x')",
+    )
+    .bind(JANE)
+    .execute(pool)
+    .await
+    .unwrap();
+    // Claimed, then held: the provider may have taken it.
+    let job: i64 = sqlx::query_scalar(
+        "SELECT id FROM postrunner.claim_messages(1, gen_random_uuid(), gen_random_uuid(), '1 minute', NULL, false)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let token: uuid::Uuid = sqlx::query_scalar("SELECT lease_token FROM postrunner.jobs WHERE id = $1")
+        .bind(job)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    sqlx::query(include_str!("../sql/queue/fail.sql"))
+        .bind(vec![job])
+        .bind(vec![token])
+        .bind(vec!["held"])
+        .bind(vec![0.0_f64])
+        .bind(vec!["timed out: the outcome is uncertain"])
+        .bind(None::<chrono::DateTime<chrono::Utc>>)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM postrunner.send_attempts WHERE outcome = 'uncertain'"
+        )
+        .await,
+        1
+    );
+    erase_jane(pool).await;
+    let closed: (String, Option<String>) =
+        sqlx::query_as("SELECT outcome::text, resolution FROM postrunner.send_attempts")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(closed, ("failed".to_owned(), Some("erased".to_owned())));
+    let uncertain: i64 = count(
+        pool,
+        "SELECT coalesce(sum(uncertain), 0)::bigint FROM postrunner.report_daily_volume",
+    )
+    .await;
+    assert_eq!(uncertain, 1, "its capacity stays used: the provider may have it");
+    crate::support::assert_promises_hold(pool).await;
+}

@@ -32,6 +32,7 @@ mod queue;
 mod recipient_windows;
 mod redaction;
 mod resilience;
+mod roles;
 mod routing;
 mod routing_scale;
 mod ses_webhooks;

@@ -143,7 +143,11 @@ async fn a_claim_that_commits_after_a_later_hours_claim_counts_in_that_hour() {
         ("2027-01-04 11:00:00".to_owned(), 4),
         "the counter never moved back"
     );
-    exec(pool, "UPDATE postrunner.lanes SET ready_at = '-infinity'").await;
+    exec(
+        pool,
+        "UPDATE postrunner.lanes SET ready_at = '-infinity', queue_at = least(queue_at, now())",
+    )
+    .await;
     assert_eq!(drain_at(&worker, at("2027-01-04T11:30:00Z")).await, 0);
     assert_eq!(drain_at(&worker, at("2027-01-04T12:00:00Z")).await, 4);
 }
@@ -328,4 +332,105 @@ async fn eight_workers_hold_a_mailbox_group_limit_across_a_real_hour_boundary() 
         "exactly 12 in each hour: {per_hour:?}"
     );
     assert_eq!(sent_to(pool, "gmail.com").await, 24);
+    crate::support::assert_promises_hold(&db.pool).await;
+}
+
+/// Issue 18, 4.2: a claim that began at 10:59:59 and reaches the group's counter after
+/// an 11:00 claim counts in 11:00 (its instant is 11:00 too); when that reservation is
+/// released (the provider surely did not take it), its capacity goes back to 11:00.
+#[tokio::test]
+async fn a_release_gives_back_to_the_later_hour_its_claim_was_counted_in() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    acme(pool, "UTC").await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.mailbox_group_limits (client, mailbox_group, per_hour) VALUES ('acme', 'google', 4)",
+    )
+    .await;
+    messages_to(pool, "d1", "gmail.com", 2).await;
+    let worker = executor(pool, registry(pool), fast_config());
+    assert_eq!(drain_at(&worker, at("2027-01-04T11:00:05Z")).await, 2);
+    messages_to(pool, "d2", "gmail.com", 1).await;
+    // Claimed "at 10:59:59", never started (a stopping worker's prefetch): released.
+    let claimed: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM postrunner.claim_messages(1, gen_random_uuid(), gen_random_uuid(), '1 minute',
+                                                 '2027-01-04T10:59:59Z', false)",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let jobs: Vec<(i64, uuid::Uuid)> = sqlx::query_as("SELECT id, lease_token FROM postrunner.jobs WHERE id = ANY($1)")
+        .bind(&claimed)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    let reserved_at: chrono::DateTime<Utc> =
+        sqlx::query_scalar("SELECT reserved_at FROM postrunner.send_attempts ORDER BY id DESC LIMIT 1")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        reserved_at,
+        at("2027-01-04T11:00:00Z"),
+        "its instant is the counter's hour"
+    );
+    assert_eq!(
+        count(pool, "SELECT sent_in_hour::bigint FROM postrunner.mailbox_group_usage").await,
+        3
+    );
+    sqlx::query("SELECT postrunner.release_jobs($1, $2, $3)")
+        .bind(jobs.iter().map(|j| j.0).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.1).collect::<Vec<_>>())
+        .bind(vec![false])
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(pool, "SELECT sent_in_hour::bigint FROM postrunner.mailbox_group_usage").await,
+        2,
+        "11:00 got it back"
+    );
+}
+
+/// Issue 18, 4.1: sends made before a recipient domain was known to be Google-hosted
+/// (the client had no group limits then, so the domain was never looked up) count once
+/// the MX lookup places it in the group: with per_day = 5, five such sends leave none
+/// for the day, instead of five more.
+#[tokio::test]
+async fn a_limit_holds_for_sends_made_before_their_domain_was_known() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    acme(pool, "UTC").await;
+    messages_to(pool, "d1", "corp.test", 5).await;
+    let worker = executor(pool, registry(pool), fast_config());
+    assert_eq!(drain_at(&worker, chrono::Utc::now()).await, 5);
+    exec(
+        pool,
+        "INSERT INTO postrunner.mailbox_group_limits (client, mailbox_group, per_day) VALUES ('acme', 'google', 5)",
+    )
+    .await;
+    assert_eq!(
+        count(pool, "SELECT sent_on_day::bigint FROM postrunner.mailbox_group_usage").await,
+        0,
+        "corp.test is not known to be Google's yet"
+    );
+    messages_to(pool, "d2", "corp.test", 5).await;
+    // The lookup (as system.classify_recipient_domains records it): Google Workspace.
+    let moved: i64 = sqlx::query_scalar(
+        "SELECT postrunner.record_recipient_domains(ARRAY['corp.test'], ARRAY['aspmx.l.google.com'], ARRAY[false])",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(moved, 5);
+    assert_eq!(
+        count(pool, "SELECT sent_on_day::bigint FROM postrunner.mailbox_group_usage").await,
+        5,
+        "today's earlier sends to it count"
+    );
+    assert_eq!(drain_at(&worker, chrono::Utc::now()).await, 0);
+    assert_eq!(sent_to(pool, "corp.test").await, 5);
+    crate::support::assert_promises_hold(pool).await;
 }

@@ -341,3 +341,49 @@ async fn the_web_role_counts_as_a_live_process() {
     )
     .await;
 }
+
+/// Issue 18, 1.6: `/metrics/database` names every client's sender addresses. With
+/// POSTRUNNER_METRICS_TOKEN set, it answers only a scrape that gives the token as a
+/// bearer token, on the web port and on --metrics-bind alike; `/metrics` (this process
+/// only) stays open.
+#[tokio::test]
+async fn the_database_metrics_ask_for_their_token_when_one_is_set() {
+    let db = TestDb::new().await;
+    client(&db.pool, "acme", "UTC", "d").await;
+    addresses(&db.pool, "acme", "log", 0, 50).await;
+    let token = "a-metrics-token-0123456789";
+    let (web_port, metrics_port) = (crate::support::free_port(), crate::support::free_port());
+    let (web, metrics) = (format!("127.0.0.1:{web_port}"), format!("127.0.0.1:{metrics_port}"));
+    let _web = crate::support::run::Process::spawn_with_env(
+        &db.url,
+        &["web", "--bind", &web, "--metrics-bind", &metrics],
+        &[("POSTRUNNER_METRICS_TOKEN", token)],
+    );
+    let client = reqwest::Client::new();
+    for base in [&web, &metrics] {
+        let url = format!("http://{base}/metrics/database");
+        let status = |bearer: Option<&'static str>| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let mut request = client.get(&url);
+                if let Some(bearer) = bearer {
+                    request = request.bearer_auth(bearer);
+                }
+                request.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+            }
+        };
+        crate::support::eventually(Duration::from_secs(20), "the web role answers", || async {
+            status(None).await != 0
+        })
+        .await;
+        assert_eq!(status(None).await, 401, "{url} without the token");
+        assert_eq!(
+            status(Some("a-metrics-token-0123456780")).await,
+            401,
+            "{url} with another"
+        );
+        assert_eq!(status(Some("a-metrics-token-0123456789")).await, 200, "{url} with it");
+        let open = client.get(format!("http://{base}/metrics")).send().await.unwrap();
+        assert_eq!(open.status().as_u16(), 200, "the process's own metrics stay open");
+    }
+}

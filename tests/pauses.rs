@@ -268,3 +268,37 @@ async fn a_direction_and_its_client_over_ten_percent_bounces_stop_until_both_are
     .unwrap();
     assert_eq!((sends, bounces), (103, 11));
 }
+
+/// Issue 18, 4.2: a paused address that is retired, or deleted, will never be resumed:
+/// its alert resolves then, instead of firing forever; likewise a paused direction or
+/// client that is deleted.
+#[tokio::test]
+async fn a_paused_address_retired_or_deleted_resolves_its_alert() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    acme_on_one_provider(pool, 2, 100_000, 0).await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'old');
+         UPDATE postrunner.sender_addresses SET status = 'paused', status_reason = 'bounces';
+         UPDATE postrunner.directions SET paused_at = now(), paused_reason = 'bounces' WHERE name = 'old';
+         INSERT INTO postrunner.alerts (kind, subject, detail) VALUES
+             ('address_paused', 'p-1@acme.test', 'bounces'), ('address_paused', 'p-2@acme.test', 'bounces'),
+             ('direction_paused', 'acme/old', 'bounces');",
+    )
+    .await;
+    exec(
+        pool,
+        "UPDATE postrunner.sender_addresses SET status = 'retired' WHERE address = 'p-1@acme.test'",
+    )
+    .await;
+    assert_eq!(alerts(pool, "address_paused").await, ["resolved", "firing"]);
+    exec(
+        pool,
+        "DELETE FROM postrunner.sender_addresses WHERE address = 'p-2@acme.test';
+         DELETE FROM postrunner.directions WHERE client = 'acme' AND name = 'old';",
+    )
+    .await;
+    assert_eq!(alerts(pool, "address_paused").await, ["resolved", "resolved"]);
+    assert_eq!(alerts(pool, "direction_paused").await, ["resolved"]);
+}

@@ -185,4 +185,115 @@ async fn every_limit_holds_exactly_with_eight_workers_over_two_days() {
         }
     }
     assert!(failures.is_empty(), "after {sent} sends: {failures:#?}");
+    crate::support::assert_promises_hold(&db.pool).await;
+}
+
+/// Issue 18, 1.2: a client with 100,000 messages waiting over 10,000 lanes (20
+/// directions whose window follows the recipient, times 500 time zones) does not keep
+/// another client's single lane waiting. Its addresses are paced, so each claim can send
+/// little of its backlog and finds most of its lanes with no address ready: once, every
+/// such lane kept its place at the front (new lanes started at -infinity), and in 40
+/// claims over 400 seconds the small client was never served. Now the small client's
+/// first message goes in the first claim (within its first pacing slot), and the big
+/// client's lanes go to the back of the line as they are examined.
+#[tokio::test]
+async fn a_client_with_ten_thousand_lanes_does_not_keep_another_waiting() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    exec(
+        pool,
+        "INSERT INTO postrunner.clients (name, time_zone, bulk) VALUES ('big', 'UTC', false), ('small', 'UTC', false);
+         INSERT INTO postrunner.directions (client, name, window_basis)
+         SELECT 'big', 'd' || i, 'recipient' FROM generate_series(0, 19) i;
+         INSERT INTO postrunner.directions (client, name) VALUES ('small', 'only');
+         INSERT INTO postrunner.providers (name, kind) VALUES ('p', 'log');
+         -- 50 a day each: one send per address every ~29 minutes.
+         INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
+         SELECT 's' || i || '@big.test', 'p', 'big', 50 FROM generate_series(1, 40) i;
+         INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
+         VALUES ('s@small.test', 'p', 'small', 50);
+         WITH z AS (SELECT array_agg(name ORDER BY name) AS names
+                      FROM (SELECT name FROM postrunner.time_zones ORDER BY name LIMIT 500) t)
+         INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, recipient_time_zone)
+         SELECT 'big', 'd' || (i % 10000) / 500, 'r' || i || '@example.org', 'Hello', 'Hi', z.names[1 + (i % 10000) % 500]
+           FROM z, generate_series(0, 99999) i;
+         INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+         SELECT 'small', 'only', 'm' || i || '@example.org', 'Hello', 'Hi' FROM generate_series(1, 10) i;",
+    )
+    .await;
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM postrunner.lanes WHERE client = 'big' AND recipient_zone <> ''"
+        )
+        .await,
+        10_000
+    );
+
+    // 40 committed claims of 16 over 400 seconds, as a worker makes them.
+    let start = at("2027-01-04T10:00:00Z");
+    let mut small = Vec::new();
+    for k in 0..40 {
+        let claimed: Vec<String> = sqlx::query_scalar(
+            "SELECT args -> 'message' ->> 'client'
+               FROM postrunner.claim_messages(16, gen_random_uuid(), gen_random_uuid(), '1 hour', $1, false)",
+        )
+        .bind(start + Duration::seconds(10 * k))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        small.push(claimed.iter().filter(|c| *c == "small").count());
+    }
+    assert_eq!(small[0], 1, "the small client is served by the first claim: {small:?}");
+    assert_eq!(
+        small.iter().sum::<usize>(),
+        1,
+        "and then waits for its address's next slot: {small:?}"
+    );
+    let big = count(
+        pool,
+        "SELECT count(*) FROM postrunner.send_attempts WHERE client = 'big'",
+    )
+    .await;
+    assert_eq!(big, 40, "one send per big address in its first slot");
+}
+
+/// A claim parks a lane it finds with nothing waiting (sql/routing/lane_wakeups.sql).
+/// An application whose transaction began before the lane was parked (at READ
+/// COMMITTED, or at REPEATABLE READ, whose snapshot never sees the park) inserts a
+/// message into it and commits afterwards: the lane comes back and the message goes.
+#[tokio::test]
+async fn a_lane_parked_while_a_message_was_being_inserted_comes_back() {
+    for isolation in ["READ COMMITTED", "REPEATABLE READ"] {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        crate::support::factory::client(pool, "acme", "d").await;
+        crate::support::factory::message(pool, "acme", "d", "first@example.org").await;
+        let parked = "SELECT count(*) FROM postrunner.lanes WHERE client = 'acme' AND queue_at IS NULL";
+        assert_eq!(count(pool, parked).await, 0);
+
+        let mut app = pool.begin().await.unwrap();
+        sqlx::raw_sql(&format!("SET TRANSACTION ISOLATION LEVEL {isolation}; SELECT 1"))
+            .execute(&mut *app)
+            .await
+            .unwrap();
+        let worker = executor(pool, registry(pool), fast_config());
+        assert_eq!(worker.drain(None).await.unwrap(), 1);
+        assert_eq!(count(pool, parked).await, 1, "{isolation}: found empty, parked");
+
+        sqlx::query(
+            "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+             VALUES ('acme', 'd', 'second@example.org', 'Hi', 'x')",
+        )
+        .execute(&mut *app)
+        .await
+        .unwrap();
+        app.commit().await.unwrap();
+        assert_eq!(worker.drain(None).await.unwrap(), 1, "{isolation}: the lane came back");
+        assert_eq!(
+            count(pool, "SELECT count(*) FROM postrunner.outbox WHERE status = 'sent'").await,
+            2
+        );
+        crate::support::assert_promises_hold(pool).await;
+    }
 }

@@ -226,3 +226,238 @@ async fn status_of(db: &TestDb, to: &str) -> String {
         .await
         .unwrap()
 }
+
+/// Acme and globex each with sent mail, a waiting message, a suppression, a sender
+/// domain and an event; every row of globex's names "globex" somewhere, so a leak of
+/// any of them shows.
+async fn two_tenants_with_everything(db: &TestDb) {
+    factory::client(&db.pool, "acme", "d").await;
+    factory::client(&db.pool, "globex", "d").await;
+    factory::message(&db.pool, "acme", "d", "ann-acme@example.org").await;
+    factory::message(&db.pool, "globex", "d", "gil-globex@example.org").await;
+    executor(&db.pool, registry(&db.pool), fast_config())
+        .drain(None)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, send_after)
+         VALUES ('acme', 'd', 'bo-acme@example.org', 'Later', 'x', now() + interval '1 day'),
+                ('globex', 'd', 'gus-globex@example.org', 'Later', 'x', now() + interval '1 day');
+         INSERT INTO postrunner.suppressions (client, address, reason)
+         VALUES ('acme', 'cy-acme@example.org', 'unsubscribe'), ('globex', 'gia-globex@example.org', 'complaint');
+         INSERT INTO postrunner.sender_domains (domain, client, selector, signer)
+         VALUES ('mail.acme.test', 'acme', 's1', 'provider'), ('mail.globex.test', 'globex', 's1', 'provider');
+         INSERT INTO postrunner.events (provider, dedupe_key, kind, bounce_class, recipient, message_id, client, occurred_at)
+         SELECT 'log', 'e-' || o.client, 'bounced', 'hard', o.to_address, o.id, o.client, now()
+           FROM postrunner.outbox o WHERE o.status = 'sent';",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+}
+
+/// Issue 18, 1.1: a login's own WHERE clause runs only on the rows its views (and the
+/// tables row-level security guards) let it see. Two attacks on every relation a login
+/// bound to acme may read, enumerated from the catalog so that a new view cannot slip
+/// through: a cast that fails on a value (its error quotes the value), and a function of
+/// its own, in pg_temp with a tiny cost (so the planner runs it first), that raises with
+/// its argument. Neither may ever see a row of globex's.
+#[tokio::test]
+async fn no_view_a_bound_login_reads_leaks_another_clients_rows() {
+    let db = TestDb::new().await;
+    two_tenants_with_everything(&db).await;
+    let reader = Login::create(&db, "postrunner_reader", &[Some("acme")]).await;
+    let app = Login::create(&db, "postrunner_app", &[Some("acme")]).await;
+    for login in [&reader, &app] {
+        let relations: Vec<(String, String)> = sqlx::query_as(
+            "SELECT c.relname::text, a.attname::text
+               FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+              WHERE c.relnamespace = 'postrunner'::regnamespace AND c.relkind IN ('r', 'v', 'p')
+                AND has_table_privilege($1, c.oid, 'SELECT')
+              ORDER BY 1, 2",
+        )
+        .bind(&login.name)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        let views: std::collections::BTreeSet<&str> = relations.iter().map(|(r, _)| r.as_str()).collect();
+        assert!(views.contains("report_outbox"), "{views:?}");
+
+        let mut session = login.pool.acquire().await.unwrap();
+        sqlx::raw_sql(
+            "CREATE FUNCTION pg_temp.peek(text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $$
+             BEGIN
+                 IF $1 LIKE '%globex%' THEN RAISE EXCEPTION 'peeked at %', $1; END IF;
+                 RETURN true;
+             END $$",
+        )
+        .execute(&mut *session)
+        .await
+        .unwrap();
+        for view in &views {
+            // The function, with the whole row as its argument.
+            let peeked = sqlx::query(&format!(
+                "SELECT count(*) FROM postrunner.{view} v WHERE pg_temp.peek(v::text)"
+            ))
+            .execute(&mut *session)
+            .await;
+            if let Err(e) = peeked {
+                assert!(
+                    !e.to_string().contains("globex"),
+                    "{} leaks through {view}: {e}",
+                    login.name
+                );
+            }
+        }
+        for (view, column) in &relations {
+            // The cast, on each column.
+            let cast = sqlx::query(&format!(
+                "SELECT count(*) FROM postrunner.{view} WHERE {column}::text::int = 0"
+            ))
+            .execute(&mut *session)
+            .await;
+            if let Err(e) = cast {
+                assert!(
+                    !e.to_string().contains("globex"),
+                    "{} leaks through {view}.{column}: {e}",
+                    login.name
+                );
+            }
+        }
+    }
+    // The attacks do find acme's own rows (they are not simply refused).
+    let own = reader
+        .run("SELECT count(*) FROM postrunner.report_suppressions WHERE address::int = 0")
+        .await
+        .unwrap_err();
+    assert!(own.contains("cy-acme@example.org"), "{own}");
+    for login in [reader, app] {
+        login.remove(&db).await;
+    }
+}
+
+/// Issue 18, 1.4: an application login reads no job of anyone's through a function
+/// (job ids are sequential: one once read every client's job states and attempts), and
+/// cancelling and re-driving its own mail still work.
+#[tokio::test]
+async fn an_application_cannot_read_another_clients_jobs_through_a_function() {
+    let db = TestDb::new().await;
+    two_tenants_with_everything(&db).await;
+    let app = Login::create(&db, "postrunner_app", &[Some("acme")]).await;
+    let globex_job: i64 = count(
+        &db,
+        "SELECT job_id FROM postrunner.outbox WHERE to_address = 'gus-globex@example.org'",
+    )
+    .await;
+    for sql in [
+        format!("SELECT * FROM postrunner.carrying_job({globex_job})"),
+        format!("SELECT * FROM postrunner.jobs WHERE id = {globex_job}"),
+    ] {
+        let refused = app.run(&sql).await.unwrap_err();
+        assert!(
+            refused.contains("does not exist") || refused.contains("permission denied"),
+            "{sql}: {refused}"
+        );
+    }
+    // What an application may execute: its own calls, and the checks its INSERT makes.
+    let callable: Vec<String> = sqlx::query_scalar(
+        "SELECT p.proname::text FROM pg_proc p
+          WHERE p.pronamespace = 'postrunner'::regnamespace AND has_function_privilege($1, p.oid, 'EXECUTE')
+          ORDER BY 1",
+    )
+    .bind(&app.name)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        callable,
+        [
+            "acts_as_service",
+            "bound_clients",
+            "may_act_for",
+            "reject",
+            "retry_message"
+        ]
+    );
+    let cancel = "UPDATE postrunner.outbox SET status = 'cancelled' WHERE to_address = 'bo-acme@example.org'";
+    assert_eq!(app.run(cancel).await, Ok(1));
+    app.run("SELECT postrunner.retry_message(id) FROM postrunner.outbox WHERE to_address = 'bo-acme@example.org'")
+        .await
+        .unwrap();
+    assert_eq!(status_of(&db, "bo-acme@example.org").await, "queued");
+    app.remove(&db).await;
+}
+
+/// Issue 18, 1.2: PostgreSQL lets any login NOTIFY any channel. An application login's
+/// flood of NOTIFYs (on the channel workers once listened on, and any other it can
+/// name) does not drive idle workers' claims over a blocked backlog; an INSERT still
+/// wakes them at once.
+#[tokio::test]
+async fn an_application_login_cannot_make_idle_workers_claim_by_notifying() {
+    let db = TestDb::new().await;
+    factory::client(&db.pool, "acme", "d").await;
+    // A backlog that cannot go: its direction is paused.
+    sqlx::raw_sql(
+        "INSERT INTO postrunner.directions (client, name, paused_at, paused_reason)
+         VALUES ('acme', 'closed', now(), 'held back by the test');
+         INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+         SELECT 'acme', 'closed', 'r' || i || '@example.org', 'Hi', 'x' FROM generate_series(1, 200) i;",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let app = Login::create(&db, "postrunner_app", &[Some("acme")]).await;
+    let refused = app.run("SELECT postrunner.wake_channel_name()").await.unwrap_err();
+    assert!(refused.contains("permission denied"), "{refused}");
+
+    let config = postrunner::queue::executor::ExecutorConfig {
+        poll_interval: std::time::Duration::from_secs(1),
+        ..fast_config()
+    };
+    let worker = crate::support::run::spawn(&db.pool, registry(&db.pool), config);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // Transactions committed in this database: the worker's claims, polls and heartbeats.
+    let commits = || async {
+        sqlx::raw_sql("SELECT pg_stat_clear_snapshot()")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        count(
+            &db,
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .await
+    };
+    let before = commits().await;
+    // 20,000 distinct notifications, delivered at once when this commits.
+    app.run(
+        "SELECT count(pg_notify(channel, i::text))
+           FROM generate_series(1, 10000) i, unnest(ARRAY['postrunner_jobs', 'postrunner_jobs_']) channel",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // (Statistics reach pg_stat_database within a second of each commit.)
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let during = commits().await - before;
+    eprintln!("transactions while notified: {during}");
+    assert!(
+        during < 300,
+        "{during} transactions in 4.5 s of notifications: an idle worker polls about once a second"
+    );
+
+    // A real INSERT wakes the worker at once.
+    let started = std::time::Instant::now();
+    app.run(&insert_for("acme", "now@example.org")).await.unwrap();
+    crate::support::eventually(std::time::Duration::from_secs(5), "the new message is sent", || async {
+        status_of(&db, "now@example.org").await == "sent"
+    })
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    worker.stop().await;
+    app.remove(&db).await;
+}

@@ -214,6 +214,7 @@ async fn a_dropped_connection_holds_the_message_and_a_signed_delivered_event_sen
     running.stop().await;
     assert_eq!(fake.received().len(), 1, "no duplicate");
     assert_eq!(capacity_used(pool).await, (1, 1));
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -257,6 +258,7 @@ async fn without_evidence_it_is_sent_again_once_after_the_wait() {
         (2, 2),
         "both attempts count: the first may have been delivered"
     );
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -290,6 +292,7 @@ async fn a_never_duplicate_client_fails_it_after_the_wait_instead() {
         history(pool, id).await,
         [(1, "failed".to_owned(), Some("given_up".to_owned()))]
     );
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -317,6 +320,7 @@ async fn postmark_and_mailgun_lookups_find_a_taken_message_and_it_is_sent() {
                 .unwrap();
         assert!(provider_id.is_some_and(|p| !p.is_empty()), "{kind:?}");
         assert_eq!((fake.received().len(), fake.taken()), (1, 1), "{kind:?}");
+        crate::support::assert_promises_hold(pool).await;
     }
 }
 
@@ -341,6 +345,7 @@ async fn a_lookup_that_finds_nothing_leaves_it_held() {
         asked, 1,
         "the lookup is recorded, and not repeated before uncertain_lookup_secs"
     );
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -358,6 +363,7 @@ async fn resend_is_asked_by_replaying_the_same_idempotent_request() {
     assert_eq!(status(pool, id).await, "sent");
     assert_eq!(fake.received().len(), 2, "the replay reached Resend");
     assert_eq!(fake.taken(), 1, "and Resend has the message once");
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -391,6 +397,7 @@ async fn an_event_that_came_while_the_worker_still_waited_settles_it_at_once() {
         history(pool, id).await,
         [(1, "sent".to_owned(), Some("event".to_owned()))]
     );
+    crate::support::assert_promises_hold(&db.pool).await;
 }
 
 #[tokio::test]
@@ -410,4 +417,204 @@ async fn an_uncertain_message_cannot_be_cancelled_or_redriven_by_an_application(
     }
     assert_eq!(status(pool, id).await, "uncertain");
     app.remove(&db).await;
+    crate::support::assert_promises_hold(&db.pool).await;
+}
+
+/// The web role for provider `p` (SendGrid) with a fresh signing key; posts SendGrid's
+/// signed `event` about message `id` (signed by independent code) and expects a 2xx.
+async fn sendgrid_reports(pool: &PgPool, event: &str, id: Uuid, extra: serde_json::Value) {
+    let key = sign(json!({"op": "sendgrid-key"}));
+    let variable = secret_variable(key["public_b64"].as_str().unwrap());
+    exec(
+        pool,
+        &format!("UPDATE postrunner.providers SET webhook_secret_env = '{variable}' WHERE name = 'p'"),
+    )
+    .await;
+    let base = serve(pool).await;
+    let body = json!([sendgrid_event(event, id, "jane@example.org", extra)]).to_string();
+    let signed = headers_of(&sign(json!({
+        "op": "sendgrid", "private_pem": key["private_pem"], "timestamp": now_unix(), "body": body
+    })));
+    let answer = post(&format!("{base}/webhooks/p"), &signed, body).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+}
+
+/// Issue 18, 2.2a: under duplicate_policy 'resend', the wait ends with no evidence and
+/// the message waits to be sent again, here for capacity (its address has used its day).
+/// Its provider's 'delivered' then arrives: the message is delivered, not sent a second
+/// time once capacity frees.
+#[tokio::test]
+async fn late_evidence_settles_a_message_waiting_to_be_sent_again() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fake, directory) = acme_on(&db, Kind::SendGrid).await;
+    fake.fail_next([Fault::Drop]);
+    wait_secs(pool, 1).await;
+    let (id, running) = send_and_hold(pool, &directory).await;
+    // The address has used its day (the uncertain attempt counts): the resend waits.
+    exec(
+        pool,
+        "UPDATE postrunner.sender_addresses SET daily_limit = 1 WHERE address = 'alice@mail.acme.test'",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let settled = resolver(pool, &directory).pass(None).await.unwrap();
+    assert_eq!(settled.resent, 1);
+    assert_eq!(status(pool, id).await, "retrying", "waiting to be sent again");
+
+    sendgrid_reports(pool, "delivered", id, json!({"sg_message_id": "SGlate.filter0001"})).await;
+    assert_eq!(status(pool, id).await, "delivered");
+    assert_eq!(
+        history(pool, id).await,
+        [(1, "sent".to_owned(), Some("event".to_owned()))]
+    );
+
+    // Capacity frees: nothing is sent again.
+    exec(
+        pool,
+        "UPDATE postrunner.sender_addresses SET daily_limit = 100 WHERE address = 'alice@mail.acme.test'",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    running.stop().await;
+    assert_eq!(fake.received().len(), 1, "no duplicate");
+    assert_eq!(status(pool, id).await, "delivered");
+    crate::support::assert_promises_hold(pool).await;
+}
+
+/// Issue 18, 2.2b: under 'never-duplicate' the message failed after the wait; its
+/// provider's 'delivered' arriving later makes it delivered (with its provider), and a
+/// re-drive of a message a provider reported on is refused with a message that says so.
+#[tokio::test]
+async fn a_redrive_of_a_message_a_provider_reported_delivered_is_refused() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let (fake, directory) = acme_on(&db, Kind::SendGrid).await;
+    exec(
+        pool,
+        "UPDATE postrunner.clients SET duplicate_policy = 'never-duplicate' WHERE name = 'acme'",
+    )
+    .await;
+    fake.fail_next([Fault::Drop]);
+    wait_secs(pool, 1).await;
+    let (id, running) = send_and_hold(pool, &directory).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(resolver(pool, &directory).pass(None).await.unwrap().given_up, 1);
+    assert_eq!(status(pool, id).await, "failed");
+
+    sendgrid_reports(pool, "delivered", id, json!({"sg_message_id": "SGlate.filter0001"})).await;
+    assert_eq!(status(pool, id).await, "delivered");
+    let provider: Option<String> = sqlx::query_scalar("SELECT provider FROM postrunner.outbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(provider.as_deref(), Some("p"));
+
+    // A failed message its provider reported on (here: an open after a later failure).
+    let other = one_message(pool).await;
+    exec(
+        pool,
+        &format!(
+            "INSERT INTO postrunner.send_attempts (message_id, job_id, attempt, client, direction, provider, from_address,
+                                                   day, reserved_at, outcome, finished_at, resolution)
+             SELECT id, job_id, 1, client, direction, 'p', 'alice@mail.acme.test', current_date, now(), 'failed', now(), 'given_up'
+               FROM postrunner.outbox WHERE id = '{other}';
+             UPDATE postrunner.jobs
+                SET state = 'running', attempts = 1, leased_by = gen_random_uuid(), lease_token = gen_random_uuid(),
+                    lease_expires_at = now() + interval '1 minute'
+              WHERE id = (SELECT job_id FROM postrunner.outbox WHERE id = '{other}');"
+        ),
+    )
+    .await;
+    sendgrid_reports(pool, "open", other, json!({})).await;
+    exec(
+        pool,
+        &format!(
+            "UPDATE postrunner.jobs SET state = 'discarded', finalized_at = now(), leased_by = NULL, lease_token = NULL,
+                                        lease_expires_at = NULL
+              WHERE id = (SELECT job_id FROM postrunner.outbox WHERE id = '{other}')"
+        ),
+    )
+    .await;
+    assert_eq!(status(pool, other).await, "failed");
+    let app = crate::support::logins::Login::create(&db, "postrunner_app", &[Some("acme")]).await;
+    for message in [id, other] {
+        let refused = app
+            .run(&format!("SELECT postrunner.retry_message('{message}')"))
+            .await
+            .unwrap_err();
+        assert!(
+            refused.contains("needs no retry") || refused.contains("it is not sent again"),
+            "{refused}"
+        );
+    }
+    let refused = app
+        .run(&format!(
+            "UPDATE postrunner.outbox SET status = 'queued' WHERE id = '{other}'"
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.contains(&format!("message {other} was reported opened by provider p")),
+        "{refused}"
+    );
+    app.remove(&db).await;
+    running.stop().await;
+    assert_eq!(fake.received().len(), 1, "never sent twice");
+}
+
+/// Issue 18, 2.1: a send held as uncertain at provider A is sent again through B; A's
+/// complaint (with postrunner's id) then reaches the message: the recipient is
+/// suppressed and the message complained, instead of an unmatched event.
+#[tokio::test]
+async fn a_complaint_about_a_rerouted_message_reaches_it() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    crate::support::routing::acme_on_one_provider(pool, 1, 1000, 0).await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.providers (name, kind) VALUES ('b', 'log')",
+    )
+    .await;
+    let id = one_message(pool).await;
+    // Attempt 1 at p: uncertain, resent after the wait; attempt 2 sent by b.
+    exec(
+        pool,
+        &format!(
+            "INSERT INTO postrunner.send_attempts (message_id, job_id, attempt, client, direction, provider, from_address,
+                                                   day, reserved_at, outcome, finished_at, resolution)
+             SELECT id, job_id, 1, client, direction, 'p', 'p-1@acme.test', current_date, now() - interval '1 hour',
+                    'failed', now() - interval '1 hour', 'resent'
+               FROM postrunner.outbox WHERE id = '{id}';
+             INSERT INTO postrunner.send_attempts (message_id, job_id, attempt, client, direction, provider, from_address,
+                                                   day, reserved_at, outcome, finished_at)
+             SELECT id, job_id, 2, client, direction, 'b', 'p-1@acme.test', current_date, now(), 'sent', now()
+               FROM postrunner.outbox WHERE id = '{id}';
+             WITH m AS (UPDATE postrunner.outbox SET status = 'sent', provider = 'b', from_address = 'p-1@acme.test',
+                                                     sent_at = now(), attempts = 2
+                         WHERE id = '{id}' RETURNING job_id)
+             DELETE FROM postrunner.jobs WHERE id = (SELECT job_id FROM m);"
+        ),
+    )
+    .await;
+    let (stored, unmatched): (i32, i32) =
+        sqlx::query_as("SELECT stored, unmatched FROM postrunner.record_events('p', $1)")
+            .bind(
+                json!([{"dedupe_key": "c1", "kind": "complained", "recipient": "jane@example.org",
+                  "our_id": id, "occurred_at": chrono::Utc::now()}]),
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!((stored, unmatched), (1, 0), "matched through its attempt at p");
+    assert_eq!(status(pool, id).await, "complained");
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM postrunner.suppressions WHERE address = 'jane@example.org' AND reason = 'complaint'"
+        )
+        .await,
+        1
+    );
 }

@@ -553,3 +553,44 @@ async fn a_clients_mailbox_is_advertised_and_its_footer_carries_the_link() {
 fn links_for_test() -> UnsubscribeLinks {
     UnsubscribeLinks::new("https://mail.acme.test", keys())
 }
+
+/// Issue 18, 3.3: after a person is erased (GDPR), the address their old one-click link
+/// was signed for is gone. The link still says they are unsubscribed (they are kept from
+/// mail for good), on the page and to a mail client's POST, instead of the "not valid"
+/// page; and nothing about them is written.
+#[tokio::test]
+async fn an_erased_persons_old_link_says_they_are_unsubscribed() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let fake = acme(pool).await;
+    let base = web(pool).await;
+    send(pool, &fake, &base, "acme", "jane@example.org").await;
+    let url = link_sent(&fake);
+    sqlx::query("SELECT postrunner.erase_recipient('acme', 'jane@example.org')")
+        .execute(pool)
+        .await
+        .unwrap();
+
+    let page = reqwest::get(&url).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("You are unsubscribed") && html.contains("Acme Outreach") && !html.contains("<button"),
+        "{html}"
+    );
+    let (status, html) = one_click(
+        &url,
+        "application/x-www-form-urlencoded",
+        "List-Unsubscribe=One-Click".into(),
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("You are unsubscribed") && !html.contains("jane"),
+        "{html}"
+    );
+    assert!(
+        suppressions(pool).await.is_empty(),
+        "the erasure keeps her from mail, as a hash"
+    );
+}

@@ -592,3 +592,124 @@ async fn a_request_whose_body_never_finishes_is_cut_off_with_a_timeout() {
     assert!(read.is_ok(), "the server answered and closed within the timeout");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
+
+/// Issue 18, 1.3a: Mailgun signs with one key per account, and an account has a
+/// provider row per sending domain. A signed request (its HMAC covers the timestamp and
+/// token, not the body) spent on one row is refused on another row with the same key,
+/// whatever body it carries.
+#[tokio::test]
+async fn a_mailgun_token_is_honoured_once_per_signing_key_not_per_provider_row() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let key = "mailgun-account-key";
+    let variable = secret_variable(key);
+    provider_with_webhooks(pool, "mg-acme", "mailgun", &variable).await;
+    provider_with_webhooks(pool, "mg-globex", "mailgun", &variable).await;
+    let base = serve(pool).await;
+    let jane = sent_message(pool, "mg-acme", "jane@example.org", "jane.1@mg.acme.test").await;
+    let joe = sent_message(pool, "mg-globex", "joe@example.org", "joe.1@mg.globex.test").await;
+    let signed = |token: &str, data: Value| {
+        sign(json!({"op": "mailgun", "key": key, "timestamp": now_unix(), "token": token, "event_data": data}))["body"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let delivered = |to: &str, id: &str| {
+        json!({"event": "delivered", "recipient": to, "timestamp": now_unix() as f64, "id": format!("d-{id}"),
+               "message": {"headers": {"message-id": id}}, "user-variables": {}})
+    };
+    let headers = [("content-type".to_owned(), "application/json".to_owned())].into();
+
+    let first = signed("token-1", delivered("jane@example.org", "jane.1@mg.acme.test"));
+    assert_eq!(
+        post(&format!("{base}/webhooks/mg-acme"), &headers, first.clone())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(status_of(pool, jane).await, "delivered");
+
+    // The same signature and token, another row of the same account, another body.
+    let mut spent: Value = serde_json::from_str(&first).unwrap();
+    spent["event-data"] = json!({"event": "complained", "recipient": "joe@example.org", "timestamp": now_unix() as f64,
+                                 "id": "c-1", "message": {"headers": {"message-id": "joe.1@mg.globex.test"}},
+                                 "user-variables": {}});
+    let replay = post(&format!("{base}/webhooks/mg-globex"), &headers, spent.to_string()).await;
+    assert_eq!(replay.status, 403, "{replay:?}");
+    assert_eq!(
+        status_of(pool, joe).await,
+        "sent",
+        "the replayed complaint changed nothing"
+    );
+    assert_eq!(suppression(pool, "joe@example.org").await, None);
+    assert_eq!(events(pool).await, 1);
+    crate::support::assert_promises_hold(pool).await;
+}
+
+/// Issue 18, 1.3b and 1.3c: an event is applied only to a message sent through the
+/// provider that reports it, and only about that message's recipient. A signed event
+/// naming a message that was never sent (still queued) is kept, unmatched, and changes
+/// nothing; one naming another address than its message's recipient suppresses that
+/// recipient (the one postrunner sent to), and keeps the address it named, flagged,
+/// without acting on it.
+#[tokio::test]
+async fn an_event_for_a_message_never_sent_through_that_provider_is_not_applied() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    crate::support::routing::acme_on_one_provider(pool, 1, 1000, 0).await;
+    let queued: Uuid = sqlx::query_scalar(
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+         VALUES ('acme', 'd', 'ann@example.org', 'Hi', 'x') RETURNING id",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let sent = sent_message(pool, "p", "jane@example.org", "p-1").await;
+    let record = |events: Value| async move {
+        let (stored, unmatched): (i32, i32) =
+            sqlx::query_as("SELECT stored, unmatched FROM postrunner.record_events('p', $1)")
+                .bind(events)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        (stored, unmatched)
+    };
+
+    // A hard bounce naming the queued message, and any address.
+    let forged = record(json!([{"dedupe_key": "b1", "kind": "bounced", "bounce_class": "hard",
+                               "recipient": "victim@example.org", "our_id": queued, "occurred_at": chrono::Utc::now()}]))
+    .await;
+    assert_eq!(forged, (1, 1), "kept, for no message");
+    assert_eq!(status_of(pool, queued).await, "queued");
+    assert_eq!(suppression(pool, "victim@example.org").await, None);
+    assert_eq!(suppression(pool, "ann@example.org").await, None);
+
+    // A complaint about the sent message that names someone else.
+    let named = record(
+        json!([{"dedupe_key": "c1", "kind": "complained", "recipient": "victim@example.org",
+                              "our_id": sent, "occurred_at": chrono::Utc::now()}]),
+    )
+    .await;
+    assert_eq!(named, (1, 0));
+    assert_eq!(status_of(pool, sent).await, "complained");
+    assert_eq!(
+        suppression(pool, "victim@example.org").await,
+        None,
+        "not the address the event named"
+    );
+    assert_eq!(
+        suppression(pool, "jane@example.org").await,
+        Some(("complaint".into(), true, false)),
+        "the message's own recipient"
+    );
+    let flagged: (String, Option<String>) =
+        sqlx::query_as("SELECT recipient, reported_recipient FROM postrunner.events WHERE dedupe_key = 'c1'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        flagged,
+        ("jane@example.org".to_owned(), Some("victim@example.org".to_owned()))
+    );
+    crate::support::assert_promises_hold(pool).await;
+}

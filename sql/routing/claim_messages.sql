@@ -9,16 +9,20 @@
 -- a message, and no lock or transaction outlives the claim: the provider call happens
 -- after the commit.
 --
--- Lanes are served in line: the claim walks lanes whose gate is open in (queue_at, id)
--- order through lanes_queue_idx, takes up to 64, gives each an equal share of what is
--- left of the limit, and sends every lane it examined to the back of the line
--- (queue_at = now, or its gate's time when the claim gated it), whether or not it sent:
--- neither a big direction nor a client with thousands of lanes can starve another
--- (tests/routing_scale.rs). A lane found with nothing waiting is parked (queue_at NULL,
--- out of the index) until a wakeup brings it back (lane_wakeups.sql), so the walk's
--- cost does not grow with the number of lanes (`postrunner bench lanes`). A lane is
--- locked (SKIP LOCKED) only when it is served, so concurrent claimers spread over the
--- lanes; within one lane, routing is serial.
+-- Lanes are served in line, and clients in turn. A claim takes up to 64 lanes whose
+-- gate is open: first the first lane in line of each of the 8 clients whose turn is
+-- oldest (client_turns, locked SKIP LOCKED so concurrent claimers take different
+-- clients; their turn moves to now), then the rest from the line of all lanes, walked
+-- in (queue_at, id) order through lanes_queue_idx. Each gets an equal share of what is
+-- left of the limit, and every lane examined goes to the back of the line (queue_at =
+-- now, or its gate's time when the claim gated it), whether or not it sent: neither a
+-- big direction nor a client with thousands of lanes can starve another
+-- (tests/routing_scale.rs, a_client_with_ten_thousand_lanes_does_not_keep_another_waiting).
+-- A lane found with nothing waiting is parked (queue_at NULL, out of the index) until a
+-- wakeup brings it back (lane_wakeups.sql), so the walk's cost does not grow with the
+-- number of lanes (`postrunner bench lanes`). A lane is locked (SKIP LOCKED) only when
+-- it is served, so concurrent claimers spread over the lanes; within one lane, routing
+-- is serial.
 --
 -- A bulk client's lanes (clients.bulk, the default) are served only by a claimer that
 -- signs one-click unsubscribe links (p_signs_unsubscribe: `worker --unsubscribe-url`):
@@ -43,6 +47,8 @@ AS $fn$
 #variable_conflict use_column
 DECLARE
     at_ timestamptz := coalesce(p_now, now());
+    line_end timestamptz;
+    turn_clients text[];
     lane_ids integer[];
     lane_id integer;
     i integer;
@@ -53,20 +59,43 @@ BEGIN
         RETURN;
     END IF;
     -- Parked lanes whose jobs became available since come back first (at the back).
-    PERFORM postrunner.take_lane_wakeups(coalesce(p_now, clock_timestamp()));
-    -- Two statements, so that each walks its own partial index in order.
-    IF p_signs_unsubscribe THEN
+    PERFORM postrunner.take_lane_wakeups(clock_timestamp());
+    -- The walk stops at the lanes whose turn is still to come: gated ones wait in line
+    -- at their gate's time, so the walk never reads past the open lanes, however many
+    -- are gated. (A test's simulated now may lie before the clock: then the clock.)
+    line_end := greatest(at_, clock_timestamp());
+    -- The clients whose turn it is, and the first lane in line of each.
+    turn_clients := ARRAY(SELECT t.client FROM postrunner.client_turns t
+                           ORDER BY t.turn_at, t.client LIMIT 8 FOR UPDATE SKIP LOCKED);
+    IF cardinality(turn_clients) > 0 THEN
+        UPDATE postrunner.client_turns SET turn_at = clock_timestamp() WHERE client = ANY (turn_clients);
         lane_ids := ARRAY(
-            SELECT l.id FROM postrunner.lanes l
-             WHERE l.queue_at IS NOT NULL AND l.ready_at <= at_
-             ORDER BY l.queue_at, l.id
-             LIMIT 64);
+            SELECT x.id
+              FROM unnest(turn_clients) WITH ORDINALITY AS c(name, ord)
+              JOIN postrunner.clients cl ON cl.name = c.name AND (p_signs_unsubscribe OR NOT cl.bulk)
+             CROSS JOIN LATERAL (
+                   SELECT l.id FROM postrunner.lanes l
+                    WHERE l.client = c.name AND l.queue_at <= line_end AND l.ready_at <= at_
+                    ORDER BY l.queue_at, l.id
+                    LIMIT 1) x
+             ORDER BY c.ord);
     ELSE
-        lane_ids := ARRAY(
+        lane_ids := '{}';
+    END IF;
+    -- Then the line of all lanes. Two statements, so that each walks its own partial
+    -- index in order.
+    IF p_signs_unsubscribe THEN
+        lane_ids := lane_ids || ARRAY(
             SELECT l.id FROM postrunner.lanes l
-             WHERE l.queue_at IS NOT NULL AND NOT l.bulk AND l.ready_at <= at_
+             WHERE l.queue_at <= line_end AND l.ready_at <= at_ AND l.id <> ALL (lane_ids)
              ORDER BY l.queue_at, l.id
-             LIMIT 64);
+             LIMIT 64 - cardinality(lane_ids));
+    ELSE
+        lane_ids := lane_ids || ARRAY(
+            SELECT l.id FROM postrunner.lanes l
+             WHERE l.queue_at <= line_end AND NOT l.bulk AND l.ready_at <= at_ AND l.id <> ALL (lane_ids)
+             ORDER BY l.queue_at, l.id
+             LIMIT 64 - cardinality(lane_ids));
     END IF;
     FOR i IN 1 .. cardinality(lane_ids) LOOP
         EXIT WHEN remaining <= 0;
@@ -78,7 +107,8 @@ BEGIN
         -- Nothing waiting at all (due or not): parked. Checked after the lane is locked,
         -- in a statement of its own (so with a snapshot taken after the lock): a job
         -- made available after this snapshot left a wakeup row for the next claim.
-        IF NOT EXISTS (SELECT 1 FROM postrunner.jobs j WHERE j.lane = lane_id AND j.state = 'available') THEN
+        -- (lane_next_job with no bound on run_at: the index probe the walk uses.)
+        IF NOT EXISTS (SELECT 1 FROM postrunner.lane_next_job(lane_id, 'infinity')) THEN
             UPDATE postrunner.lanes SET queue_at = NULL WHERE id = lane_id;
             CONTINUE;
         END IF;
@@ -87,10 +117,9 @@ BEGIN
             p_worker, p_token, p_lease, at_, p_now);
         GET DIAGNOSTICS routed = ROW_COUNT;
         remaining := remaining - routed;
-        -- To the back of the line, or to its gate's time if route_lane gated it.
-        UPDATE postrunner.lanes
-           SET queue_at = greatest(ready_at, coalesce(p_now, clock_timestamp()))
-         WHERE id = lane_id;
+        -- To the back of the line, or to its gate's time if route_lane gated it. (The
+        -- line is kept on the clock, also when a test simulates now.)
+        UPDATE postrunner.lanes SET queue_at = greatest(ready_at, clock_timestamp()) WHERE id = lane_id;
     END LOOP;
 END
 $fn$;

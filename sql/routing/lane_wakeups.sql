@@ -45,6 +45,19 @@ CREATE OR REPLACE TRIGGER clients_sync_lane_bulk
     FOR EACH ROW WHEN (OLD.bulk IS DISTINCT FROM NEW.bulk)
     EXECUTE FUNCTION postrunner.clients_sync_lane_bulk();
 
+-- Every client takes turns (claim_messages.sql).
+CREATE OR REPLACE FUNCTION postrunner.clients_add_turn() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
+BEGIN
+    INSERT INTO postrunner.client_turns (client) SELECT name FROM new_clients ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER clients_add_turn
+    AFTER INSERT ON postrunner.clients
+    REFERENCING NEW TABLE AS new_clients
+    FOR EACH STATEMENT EXECUTE FUNCTION postrunner.clients_add_turn();
+
 -- A job of a lane became available (or moved to another lane while available): the
 -- lane may have been parked. The WHEN clause keeps every other update (a claim, a
 -- heartbeat, a completion) from calling anything.

@@ -2,12 +2,14 @@
 //! `key=value` figures (recorded in docs/bench/).
 
 pub mod events;
+pub mod lanes;
 pub mod load;
 pub mod metrics;
 pub mod queue;
 pub mod route;
 pub mod send;
 pub mod unsubscribe;
+pub mod verify;
 
 /// The p-th percentile (0..=100) of sorted `values`, or 0 when empty.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
