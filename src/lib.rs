@@ -22,9 +22,16 @@
 //! - [`compliance`]: SPF, DKIM, DMARC and MX checks of the sender domains, recipient
 //!   domains' mailbox groups.
 //! - [`metrics`]: Prometheus metrics, per process and from the database.
+//! - [`notifications`]: alerts sent out by email, Slack-compatible webhook and SMS.
+//! - [`status`]: the operator's summary (`postrunner status`, the `/status` page).
+//! - [`backup`]: backups to S3-compatible storage, their checks and restores.
+//! - [`verify`]: `postrunner verify`, every promise checked against the database.
 //! - [`roles`]: the long-running processes (`worker`, `scheduler`, `web`).
-//! - [`commands`]: one-shot commands (`demo`, `bench`).
+//! - [`commands`]: one-shot commands (`demo`, `bench`, `import`, `backup`, GDPR's).
+//! - [`html`]: escaping for the few pages postrunner serves.
 //! - [`telemetry`], [`shutdown`], [`secret`]: process plumbing.
+//!
+//! tests/maps.rs checks that this map names every module.
 //!
 //! SQL that matters lives in `migrations/` (schema) and `sql/` (one statement per file,
 //! each with a header saying what it locks and why); the code `include_str!`s it.

@@ -18,6 +18,7 @@ mod feedback_loop;
 mod gdpr;
 mod import;
 mod mailbox_groups;
+mod maps;
 mod metrics;
 mod migrate;
 mod notifications;

@@ -32,7 +32,7 @@ async fn every_query_file_prepares() {
             .iter()
             .any(|d| d.file == relative)
     };
-    // reports.sql is a script of examples for psql, run in tests/roles.rs.
+    // reports.sql is a script of examples for psql, run in tests/tenancy.rs.
     files.retain(|f| !is_definition(f) && !f.ends_with("reports.sql"));
     assert!(files.len() >= 15, "found the query files: {files:?}");
     for file in &files {

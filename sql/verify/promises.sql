@@ -39,7 +39,8 @@
 --
 -- Cost: each check reads the ledger and the outbox once, through their indexes or in
 -- one pass, never per row of another pass (`postrunner bench verify`: under 10 s on a
--- million messages, docs/bench/). p_now is "now" (NULL: now()).
+-- million messages, docs/bench/). Each is PL/pgSQL's RETURN QUERY, which PostgreSQL
+-- runs in parallel where it pays. p_now is "now" (NULL: now()).
 --
 -- Locks: none (plain reads, one snapshot when called as one statement).
 
@@ -47,7 +48,10 @@ DROP FUNCTION IF EXISTS postrunner.verify(timestamptz, interval);
 
 CREATE OR REPLACE FUNCTION postrunner.verify_suppressions(p_slack interval)
 RETURNS TABLE (promise text, severity text, subject text, detail text, involved jsonb)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $fn$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     -- Suppressions and quarantines, and the attempts accepted after them.
     SELECT 'suppressed_recipient_mailed', 'violation', a.message_id::text,
            format('the recipient of message %s was suppressed for %s (%s, at %s) and the message was accepted from %s at %s',
@@ -70,41 +74,48 @@ LANGUAGE sql STABLE AS $$
       JOIN postrunner.outbox o ON o.client = x.client
                               AND lower(o.to_address) = postrunner.erased_address(x.address_hash)
       JOIN postrunner.send_attempts a ON a.message_id = o.id
-     WHERE a.outcome = 'sent' AND a.reserved_at > x.erased_at + p_slack
-$$;
+     WHERE a.outcome = 'sent' AND a.reserved_at > x.erased_at + p_slack;
+END
+$fn$;
 
 CREATE OR REPLACE FUNCTION postrunner.verify_erasures()
 RETURNS TABLE (promise text, severity text, subject text, detail text, involved jsonb)
-LANGUAGE sql STABLE AS $$
-    WITH salt AS (SELECT s.salt FROM postrunner.erasure_salt s),
-    erased_clients AS (SELECT DISTINCT x.client FROM postrunner.erasures x),
+LANGUAGE plpgsql STABLE AS $fn$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     -- Every address in clear of a client with erasures, where it is kept, hashed as
-    -- address_hash does (inline: one pass, no function call per row).
-    in_clear AS (
-        SELECT 'message' AS kind, o.id::text AS row_id, o.client, o.to_address AS address
-          FROM postrunner.outbox o
-         WHERE o.client IN (SELECT client FROM erased_clients) AND NOT postrunner.is_erased_address(o.to_address)
-        UNION ALL
-        SELECT 'suppression', 'of ' || s.client || ' made at ' || s.created_at, s.client, s.address
-          FROM postrunner.suppressions s
-         WHERE s.client IN (SELECT client FROM erased_clients)
-        UNION ALL
-        SELECT 'event', e.id::text, e.client, e.recipient
-          FROM postrunner.events e
-         WHERE e.client IN (SELECT client FROM erased_clients) AND NOT postrunner.is_erased_address(e.recipient)
-        UNION ALL
-        SELECT 'event (reported recipient)', e.id::text, e.client, e.reported_recipient
-          FROM postrunner.events e
-         WHERE e.client IN (SELECT client FROM erased_clients) AND e.reported_recipient IS NOT NULL
-    )
+    -- address_hash does (inline: one pass, no function call per row; no CTE, so the
+    -- scans and the hashing can run in parallel). An event about its message's own
+    -- recipient is checked through that message.
     SELECT 'erased_in_clear', 'violation', c.kind || ' ' || c.row_id,
            format('an address erased for %s at %s is in clear in %s %s', x.client, x.erased_at, c.kind, c.row_id),
            jsonb_build_object('kind', c.kind, 'row', c.row_id, 'client', c.client)
-      FROM in_clear c
+      FROM (SELECT 'message' AS kind, o.id::text AS row_id, o.client, o.to_address AS address
+              FROM postrunner.outbox o
+             WHERE o.client IN (SELECT x.client FROM postrunner.erasures x)
+               AND NOT postrunner.is_erased_address(o.to_address)
+            UNION ALL
+            SELECT 'suppression', 'of ' || s.client || ' made at ' || s.created_at, s.client, s.address
+              FROM postrunner.suppressions s
+             WHERE s.client IN (SELECT x.client FROM postrunner.erasures x)
+            UNION ALL
+            SELECT 'event', e.id::text, e.client, e.recipient
+              FROM postrunner.events e
+              LEFT JOIN postrunner.outbox o ON o.id = e.message_id
+             WHERE e.client IN (SELECT x.client FROM postrunner.erasures x)
+               AND NOT postrunner.is_erased_address(e.recipient)
+               AND e.recipient IS DISTINCT FROM o.to_address
+            UNION ALL
+            SELECT 'event (reported recipient)', e.id::text, e.client, e.reported_recipient
+              FROM postrunner.events e
+             WHERE e.reported_recipient IS NOT NULL
+               AND e.client IN (SELECT x.client FROM postrunner.erasures x)) c
       JOIN postrunner.erasures x
         ON x.client = c.client
-       AND x.address_hash = encode(sha256((SELECT salt FROM salt)
-                                          || convert_to(c.client || E'\n' || lower(btrim(c.address)), 'UTF8')), 'hex')
+       AND x.address_hash
+           = encode(sha256((SELECT s.salt FROM postrunner.erasure_salt s)
+                           || convert_to(c.client || E'\n' || lower(btrim(c.address)), 'UTF8')), 'hex')
     UNION ALL
     -- What a provider said about an erased person stays with nobody.
     SELECT 'erased_in_clear', 'violation', 'event ' || e.id,
@@ -112,12 +123,16 @@ LANGUAGE sql STABLE AS $$
                   CASE WHEN e.payload IS NOT NULL THEN 'payload' ELSE 'diagnostic' END),
            jsonb_build_object('event', e.id, 'client', e.client)
       FROM postrunner.events e
-     WHERE postrunner.is_erased_address(e.recipient) AND (e.payload IS NOT NULL OR e.diagnostic IS NOT NULL)
-$$;
+     WHERE postrunner.is_erased_address(e.recipient) AND (e.payload IS NOT NULL OR e.diagnostic IS NOT NULL);
+END
+$fn$;
 
 CREATE OR REPLACE FUNCTION postrunner.verify_duplicates()
 RETURNS TABLE (promise text, severity text, subject text, detail text, involved jsonb)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $fn$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     -- Messages with more than one attempt (an index-only pass over
     -- send_attempts_message_idx), then their attempts that a provider accepted: 'sent',
     -- or closed after an uncertain wait (resent, given up) but reported on since by
@@ -150,12 +165,18 @@ LANGUAGE sql STABLE AS $$
                             t.message_id, jsonb_array_length(t.attempts), t.explained_by)
                 ELSE format('message %s was accepted %s times', t.message_id, jsonb_array_length(t.attempts)) END,
            jsonb_build_object('attempts', t.attempts)
-      FROM twice t
-$$;
+      FROM twice t;
+END
+$fn$;
 
 CREATE OR REPLACE FUNCTION postrunner.verify_limits()
 RETURNS TABLE (promise text, severity text, subject text, detail text, involved jsonb)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $fn$
+#variable_conflict use_column
+DECLARE
+    jitter float8 := postrunner.setting_number('pacing_jitter', 0.2);
+BEGIN
+    RETURN QUERY
     -- Each address's client-local days.
     SELECT 'address_day_limit', 'violation', d.from_address || ' ' || d.day,
            format('%s sent %s on %s, over its effective limit of %s', d.from_address, d.sends, d.day, d.day_limit),
@@ -166,29 +187,35 @@ LANGUAGE sql STABLE AS $$
               JOIN postrunner.sender_addresses s ON s.address = a.from_address
              WHERE postrunner.counts_as_sent(a.outcome)
              GROUP BY a.from_address, a.day, s.daily_limit, s.warmup_started_on) d
-     WHERE d.sends > d.day_limit
-    UNION ALL
+     WHERE d.sends > d.day_limit;
+    RETURN QUERY
     -- Each address's pacing: after a reservation, the next one no sooner than the
-    -- window's length / that day's effective limit, less the jitter.
+    -- window's length / that day's effective limit, less the jitter. (Addresses are
+    -- sorted by their hash first, an integer, then by name among equal hashes; the
+    -- arithmetic is in double precision.)
     SELECT 'pacing', 'violation', p.from_address || ' ' || p.reserved_at,
            format('%s reserved at %s, %s s after %s; its slot was %s s away at the least',
                   p.from_address, p.reserved_at, round(p.gap_secs::numeric, 3), p.previous_at,
                   round(p.min_gap_secs::numeric, 3)),
            jsonb_build_object('address', p.from_address, 'at', p.reserved_at, 'previous', p.previous_at,
                               'gap_secs', p.gap_secs, 'min_gap_secs', p.min_gap_secs)
-      FROM (SELECT a.from_address, a.reserved_at,
-                   lag(a.reserved_at) OVER w AS previous_at,
-                   extract(epoch FROM a.reserved_at - lag(a.reserved_at) OVER w) AS gap_secs,
-                   lag(extract(epoch FROM (dr.window_end - dr.window_start))
-                       / postrunner.effective_daily_limit(s.daily_limit, s.warmup_started_on, a.day)
-                       * (1 - postrunner.setting_number('pacing_jitter', 0.2))) OVER w AS min_gap_secs
-              FROM postrunner.send_attempts a
-              JOIN postrunner.sender_addresses s ON s.address = a.from_address
-              JOIN postrunner.directions dr ON (dr.client, dr.name) = (a.client, a.direction)
-             WHERE postrunner.counts_as_sent(a.outcome)
-            WINDOW w AS (PARTITION BY a.from_address ORDER BY a.reserved_at, a.id)) p
-     WHERE p.gap_secs < p.min_gap_secs - 0.001
-    UNION ALL
+      FROM (SELECT q.from_address, q.reserved_at, q.previous_at,
+                   extract(epoch FROM q.reserved_at - q.previous_at)::float8 AS gap_secs,
+                   extract(epoch FROM (dr.window_end - dr.window_start))::float8
+                   / postrunner.effective_daily_limit(s.daily_limit, s.warmup_started_on, q.previous_day)
+                   * (1 - jitter) AS min_gap_secs
+              FROM (SELECT a.from_address, a.client, a.reserved_at,
+                           lag(a.reserved_at) OVER w AS previous_at,
+                           lag(a.direction) OVER w AS previous_direction,
+                           lag(a.day) OVER w AS previous_day
+                      FROM postrunner.send_attempts a
+                     WHERE postrunner.counts_as_sent(a.outcome)
+                    WINDOW w AS (PARTITION BY hashtext(a.from_address), a.from_address ORDER BY a.reserved_at, a.id)) q
+              JOIN postrunner.sender_addresses s ON s.address = q.from_address
+              JOIN postrunner.directions dr ON (dr.client, dr.name) = (q.client, q.previous_direction)
+             WHERE q.previous_at IS NOT NULL) p
+     WHERE p.gap_secs < p.min_gap_secs - 0.001;
+    RETURN QUERY
     -- Each limited provider's calendar minutes (UTC).
     SELECT 'provider_minute', 'violation', m.provider || ' ' || m.minute,
            format('%s took %s in the minute of %s, over its rate of %s a minute', m.provider, m.sends, m.minute, m.per_minute),
@@ -198,8 +225,8 @@ LANGUAGE sql STABLE AS $$
               JOIN postrunner.send_attempts a ON a.provider = p.name
              WHERE p.per_minute IS NOT NULL AND postrunner.counts_as_sent(a.outcome)
              GROUP BY a.provider, date_trunc('minute', a.reserved_at), p.per_minute) m
-     WHERE m.sends > m.per_minute
-    UNION ALL
+     WHERE m.sends > m.per_minute;
+    RETURN QUERY
     -- Each budgeted provider's UTC months.
     SELECT 'monthly_budget', 'violation', b.provider || ' ' || b.month,
            format('%s sent %s in the month of %s: %s, over its budget of %s', b.provider, b.sends, b.month,
@@ -213,8 +240,8 @@ LANGUAGE sql STABLE AS $$
              WHERE p.monthly_budget IS NOT NULL AND postrunner.counts_as_sent(a.outcome)
              GROUP BY a.provider, postrunner.utc_month(a.reserved_at), p.monthly_fee, p.price_per_1000,
                       p.monthly_budget) b
-     WHERE b.monthly_fee + b.sends * b.price_per_1000 / 1000 > b.monthly_budget
-    UNION ALL
+     WHERE b.monthly_fee + b.sends * b.price_per_1000 / 1000 > b.monthly_budget;
+    RETURN QUERY
     -- Each client's mailbox groups, per client-local clock hour and day.
     SELECT CASE WHEN g.per = 'hour' THEN 'mailbox_group_hour' ELSE 'mailbox_group_day' END, 'violation',
            g.client || '/' || g.mailbox_group || ' ' || g.period,
@@ -236,12 +263,16 @@ LANGUAGE sql STABLE AS $$
               JOIN postrunner.send_attempts a ON a.client = l.client AND a.mailbox_group = l.mailbox_group
              WHERE l.per_day IS NOT NULL AND postrunner.counts_as_sent(a.outcome)
              GROUP BY a.client, a.mailbox_group, a.day, l.per_day) g
-     WHERE g.sends > g.lim
-$$;
+     WHERE g.sends > g.lim;
+END
+$fn$;
 
 CREATE OR REPLACE FUNCTION postrunner.verify_uncertain(p_now timestamptz, p_slack interval)
 RETURNS TABLE (promise text, severity text, subject text, detail text, involved jsonb)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $fn$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT 'uncertain_unresolved', 'violation', a.message_id::text,
            CASE WHEN j.id IS NULL OR j.state <> 'held'
                 THEN format('attempt %s of message %s is uncertain but its job is %s', a.id, a.message_id,
@@ -252,12 +283,16 @@ LANGUAGE sql STABLE AS $$
       FROM postrunner.send_attempts a
       LEFT JOIN postrunner.jobs j ON j.id = a.job_id
      WHERE a.outcome = 'uncertain'
-       AND (j.id IS NULL OR j.state <> 'held' OR j.run_at + p_slack < coalesce(p_now, now()))
-$$;
+       AND (j.id IS NULL OR j.state <> 'held' OR j.run_at + p_slack < coalesce(p_now, now()));
+END
+$fn$;
 
 CREATE OR REPLACE FUNCTION postrunner.verify_queue()
 RETURNS TABLE (promise text, severity text, subject text, detail text, involved jsonb)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $fn$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT 'job_without_message', 'violation', j.id::text,
            format('email job %s (%s) carries no message', j.id, j.state),
            jsonb_build_object('job', j.id, 'state', j.state)
@@ -287,39 +322,45 @@ LANGUAGE sql STABLE AS $$
       FROM postrunner.lanes l
      WHERE l.queue_at IS NULL
        AND EXISTS (SELECT 1 FROM postrunner.jobs j WHERE j.lane = l.id AND j.state = 'available')
-       AND NOT EXISTS (SELECT 1 FROM postrunner.lane_wakeups w WHERE w.lane = l.id)
-$$;
+       AND NOT EXISTS (SELECT 1 FROM postrunner.lane_wakeups w WHERE w.lane = l.id);
+END
+$fn$;
 
 CREATE OR REPLACE FUNCTION postrunner.verify_statuses()
 RETURNS TABLE (promise text, severity text, subject text, detail text, involved jsonb)
-LANGUAGE sql STABLE AS $$
-    WITH reported AS (
-        SELECT e.message_id,
-               (array_agg(postrunner.event_status(e.kind, e.bounce_class)
-                          ORDER BY postrunner.feedback_rank(postrunner.event_status(e.kind, e.bounce_class)) DESC)
-                  FILTER (WHERE postrunner.event_status(e.kind, e.bounce_class) IS NOT NULL))[1] AS furthest,
-               (array_agg(e.provider ORDER BY e.id))[1] AS provider
-          FROM postrunner.events e
-         WHERE e.message_id IS NOT NULL AND e.kind <> 'rejected'
-         GROUP BY e.message_id
-    )
-    SELECT 'status_behind_events', 'violation', o.id::text,
-           format('message %s is %s but %s reported it %s', o.id, o.status, r.provider,
-                  coalesce(r.furthest::text, 'taken')),
-           jsonb_build_object('message', o.id, 'status', o.status, 'reported', r.furthest, 'provider', r.provider)
-      FROM reported r
-      JOIN postrunner.outbox o ON o.id = r.message_id
-     WHERE (postrunner.feedback_rank(o.status) IS NOT NULL
-            AND postrunner.feedback_rank(o.status) < coalesce(postrunner.feedback_rank(r.furthest), -1))
-        -- Reported on, yet waiting to be sent again, or failed (a later attempt may be
-        -- sending it now: that one is left to finish).
-        OR (o.status IN ('queued', 'retrying', 'failed'))
-$$;
+LANGUAGE plpgsql STABLE AS $fn$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    -- Each event against its message (one join, in parallel), then one finding per
+    -- message: the furthest status its provider reported.
+    SELECT DISTINCT ON (o.id)
+           'status_behind_events', 'violation', o.id::text,
+           format('message %s is %s but %s reported it %s', o.id, o.status, e.provider,
+                  coalesce(postrunner.event_status(e.kind, e.bounce_class)::text, e.kind::text)),
+           jsonb_build_object('message', o.id, 'status', o.status, 'event', e.id, 'kind', e.kind,
+                              'provider', e.provider)
+      FROM postrunner.events e
+      JOIN postrunner.outbox o ON o.id = e.message_id
+     WHERE e.kind <> 'rejected'
+       AND (postrunner.feedback_rank(o.status)
+                < coalesce(postrunner.feedback_rank(postrunner.event_status(e.kind, e.bounce_class)), -1)
+            -- Reported on, yet waiting to be sent again, or failed (a later attempt may
+            -- be sending it now: that one is left to finish).
+            OR o.status IN ('queued', 'retrying', 'failed'))
+     ORDER BY o.id, postrunner.feedback_rank(postrunner.event_status(e.kind, e.bounce_class)) DESC NULLS LAST;
+END
+$fn$;
 
 -- Every promise at once (one snapshot when called as one statement).
+-- Its sorts and hash tables fit in memory at a million messages (work_mem); compiling
+-- its plans (JIT) would take longer than running them.
 CREATE OR REPLACE FUNCTION postrunner.verify(p_now timestamptz DEFAULT NULL, p_slack interval DEFAULT '2 minutes')
 RETURNS TABLE (promise text, severity text, subject text, detail text, involved jsonb)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+SET work_mem = '256MB'
+SET jit = off
+AS $$
     SELECT * FROM postrunner.verify_suppressions(least(p_slack, interval '10 seconds'))
     UNION ALL SELECT * FROM postrunner.verify_erasures()
     UNION ALL SELECT * FROM postrunner.verify_duplicates()

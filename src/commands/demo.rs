@@ -294,6 +294,25 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
         "  uncertain sends (timeouts, dropped connections): {held} held, {by_lookup} found at the provider, \
          {by_event} shown sent by an event, {resent} sent again, {given_up} given up"
     );
+    // Every promise, checked against what the run left behind (`postrunner verify`).
+    let verified = crate::verify::verify(&pool).await?;
+    println!(
+        "  postrunner verify: {} ({} promises checked in {} ms{})",
+        if verified.holds() {
+            "every promise holds"
+        } else {
+            "PROMISES BROKEN"
+        },
+        crate::verify::PROMISES.len(),
+        verified.elapsed.as_millis(),
+        match verified.explained() {
+            0 => String::new(),
+            n => format!("; {n} duplicates the uncertain path explains"),
+        }
+    );
+    if !verified.holds() {
+        println!("{verified}");
+    }
     if server.cluster.is_none() {
         println!(
             "\nexplore it:  psql '{}' -c 'SELECT * FROM postrunner.report_provider_health'",
@@ -309,6 +328,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     }
     web_stop.cancel();
     let _ = web.await;
+    anyhow::ensure!(verified.holds(), "postrunner verify found broken promises (above)");
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! Local simulators of each HTTP provider's wire format (see ../shared/providers.md):
+//! Local simulators of each HTTP provider's wire format (as documented by each provider;
+//! the adapters in this module's siblings name the documents):
 //! they check what the provider checks (path, auth, required fields, the SES signature),
 //! answer its probe call, and inject the faults a caller asks for: an error status with
 //! the provider's own error body and headers, a response slower than the client's

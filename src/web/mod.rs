@@ -5,11 +5,14 @@
 //! - `GET /readyz`: the database answers and has this binary's migrations and definitions;
 //! - `POST /webhooks/<provider name>`: a provider's events, verified the way that
 //!   provider signs ([`crate::feedback`]), answered 2xx only once committed;
-//! - `GET /metrics`, `GET /metrics/database`: Prometheus metrics ([`crate::metrics`]);
+//! - `GET`, `POST /u/<token>`: one-click unsubscribe ([`crate::unsubscribe`]);
+//! - `GET /metrics`, `GET /metrics/database`: Prometheus metrics ([`crate::metrics`]),
+//!   the database's behind a bearer token when `POSTRUNNER_METRICS_TOKEN` is set;
 //! - `GET /status`: the status page, behind a token ([`crate::status`]).
 //!
 //! Every route has a body limit and a timeout; a malformed request gets a 4xx with a
-//! short JSON reason, never a 5xx (tests/web.rs).
+//! short JSON reason, never a 5xx (tests/webhooks.rs,
+//! random_requests_to_every_provider_get_a_4xx_never_a_5xx).
 
 mod error;
 mod health;
