@@ -394,6 +394,9 @@ pub struct BenchLanesArgs {
     /// Lane counts to measure (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "100,100000")]
     pub lanes: Vec<u32>,
+    /// Messages waiting over the lanes (at least one per lane).
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: i64,
     /// Claims timed per lane count.
     #[arg(long, default_value_t = 300)]
     pub claims: usize,

@@ -34,6 +34,23 @@
 -- of dead entries from a fast drain; "has messages waiting" is a one-row probe of
 -- jobs_lane_idx per lane, so statistics cannot turn it into a scan of the jobs table
 -- (tests/plans.rs).
+-- A client's first open lane in line (its turn, claim_messages). Planned for the client
+-- it is asked about (force_custom_plan): the planner then walks the client's own line
+-- (lanes_client_queue_idx) for a client with few lanes, instead of looking for it along
+-- the line of all lanes, as a plan made for any client would (`postrunner bench lanes`).
+CREATE OR REPLACE FUNCTION postrunner.client_first_lane(p_client text, p_line_end timestamptz, p_at timestamptz)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET plan_cache_mode = force_custom_plan
+AS $fn$
+BEGIN
+    RETURN (SELECT l.id FROM postrunner.lanes l
+             WHERE l.client = p_client AND l.queue_at <= p_line_end AND l.ready_at <= p_at
+             ORDER BY l.queue_at, l.id
+             LIMIT 1);
+END
+$fn$;
+
 DROP FUNCTION IF EXISTS postrunner.claim_messages(bigint, uuid, uuid, interval, timestamptz);
 CREATE OR REPLACE FUNCTION postrunner.claim_messages(
     p_limit bigint, p_worker uuid, p_token uuid, p_lease interval, p_now timestamptz, p_signs_unsubscribe boolean
@@ -70,14 +87,11 @@ BEGIN
     IF cardinality(turn_clients) > 0 THEN
         UPDATE postrunner.client_turns SET turn_at = clock_timestamp() WHERE client = ANY (turn_clients);
         lane_ids := ARRAY(
-            SELECT x.id
+            SELECT x.lane
               FROM unnest(turn_clients) WITH ORDINALITY AS c(name, ord)
               JOIN postrunner.clients cl ON cl.name = c.name AND (p_signs_unsubscribe OR NOT cl.bulk)
-             CROSS JOIN LATERAL (
-                   SELECT l.id FROM postrunner.lanes l
-                    WHERE l.client = c.name AND l.queue_at <= line_end AND l.ready_at <= at_
-                    ORDER BY l.queue_at, l.id
-                    LIMIT 1) x
+             CROSS JOIN LATERAL postrunner.client_first_lane(c.name, line_end, at_) x(lane)
+             WHERE x.lane IS NOT NULL
              ORDER BY c.ord);
     ELSE
         lane_ids := '{}';

@@ -2,7 +2,8 @@
 //! many (issue 18: one client's 20,000 lanes once made every claim a sequential scan of
 //! them, ~240 ms). Per lane count, in a fresh database: client `big` with that many
 //! lanes (directions whose window follows the recipient, times the canonical time
-//! zones), each with messages waiting, and client `small` with one lane of 10 messages;
+//! zones), `--messages` waiting over them (the same backlog whatever the lane count, so
+//! only the lanes differ), and client `small` with one lane of 10 messages;
 //! then `--claims` routed claims of `--limit` messages each, one transaction each, as a
 //! worker makes them. Prints the claim latency (p50, p99) per lane count, and after how
 //! many claims the small client's first message went.
@@ -75,8 +76,9 @@ async fn one(database_url: Option<String>, args: &BenchLanesArgs, lanes: i64) ->
     .bind(directions)
     .execute(&pool)
     .await?;
-    // Enough messages that every claim finds some, spread over exactly `lanes` lanes.
-    let messages = lanes.max(args.claims as i64 * args.limit * 2);
+    // The same backlog whatever the lane count (so only the lanes differ), spread over
+    // exactly `lanes` lanes.
+    let messages = lanes.max(args.messages).max(args.claims as i64 * args.limit * 2);
     sqlx::query(
         "WITH z AS (SELECT array_agg(name ORDER BY name) AS names FROM (SELECT name FROM postrunner.time_zones ORDER BY name LIMIT $2) t)
          INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, recipient_time_zone)
