@@ -32,6 +32,17 @@ async fn three_messages(pool: &PgPool) {
     }
 }
 
+/// A new, empty database on the test server, to restore into: its name and URL.
+async fn empty_database(db: &TestDb) -> (String, String) {
+    let name = format!("pr_restore_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let into = postrunner::backup::with_database(&db.url, &name);
+    (name, into)
+}
+
 async fn scalar_i64(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
@@ -169,12 +180,7 @@ async fn a_restore_brings_the_data_back_and_keeps_later_erasures_and_unsubscribe
     let refused = restore::restore(&store, &manifest.key, &occupied.url, None, true, &Quiet).await;
     assert!(matches!(refused, Err(BackupError::Refused(_))), "{refused:?}");
 
-    let name = format!("pr_restore_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let into = postrunner::backup::with_database(&db.url, &name);
+    let (name, into) = empty_database(&db).await;
     let (_, restored) = restore::restore(&store, &manifest.key, &into, Some(&db.url), true, &Quiet)
         .await
         .unwrap();
@@ -337,12 +343,7 @@ async fn a_restore_keeps_an_unsubscribe_made_after_a_quarantine_in_the_backup() 
     .await
     .unwrap();
 
-    let name = format!("pr_restore_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let into = postrunner::backup::with_database(&db.url, &name);
+    let (name, into) = empty_database(&db).await;
     let (_, restored) = restore::restore(&store, &manifest.key, &into, Some(&db.url), false, &Quiet)
         .await
         .unwrap();

@@ -65,6 +65,21 @@ async fn group_gate(pool: &PgPool, group: &str) -> (Option<String>, Option<DateT
     .unwrap()
 }
 
+/// Acme with a Google limit of 4 an hour, and two Gmail messages sent at 11:00:05: a
+/// later claim may find the counter in 11:00. Returns the worker.
+async fn google_four_an_hour_two_sent_at_eleven(pool: &PgPool) -> postrunner::queue::executor::Executor {
+    acme(pool, "UTC").await;
+    exec(
+        pool,
+        "INSERT INTO postrunner.mailbox_group_limits (client, mailbox_group, per_hour) VALUES ('acme', 'google', 4)",
+    )
+    .await;
+    messages_to(pool, "d1", "gmail.com", 2).await;
+    let worker = executor(pool, registry(pool), fast_config());
+    assert_eq!(drain_at(&worker, at("2027-01-04T11:00:05Z")).await, 2);
+    worker
+}
+
 #[tokio::test]
 async fn a_clients_google_limits_hold_per_hour_and_day_across_directions_and_workers() {
     let db = TestDb::new().await;
@@ -120,15 +135,7 @@ async fn a_clients_google_limits_hold_per_hour_and_day_across_directions_and_wor
 async fn a_claim_that_commits_after_a_later_hours_claim_counts_in_that_hour() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    acme(pool, "UTC").await;
-    exec(
-        pool,
-        "INSERT INTO postrunner.mailbox_group_limits (client, mailbox_group, per_hour) VALUES ('acme', 'google', 4)",
-    )
-    .await;
-    messages_to(pool, "d1", "gmail.com", 2).await;
-    let worker = executor(pool, registry(pool), fast_config());
-    assert_eq!(drain_at(&worker, at("2027-01-04T11:00:05Z")).await, 2);
+    let worker = google_four_an_hour_two_sent_at_eleven(pool).await;
     // A claim that began at 10:59:59 reaches the counter only now, with more messages
     // waiting: it may take what 11:00 has left (2), and counts them in 11:00, never
     // resetting the counter to 10:00 (which would give 11:00 four more).
@@ -342,15 +349,7 @@ async fn eight_workers_hold_a_mailbox_group_limit_across_a_real_hour_boundary() 
 async fn a_release_gives_back_to_the_later_hour_its_claim_was_counted_in() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    acme(pool, "UTC").await;
-    exec(
-        pool,
-        "INSERT INTO postrunner.mailbox_group_limits (client, mailbox_group, per_hour) VALUES ('acme', 'google', 4)",
-    )
-    .await;
-    messages_to(pool, "d1", "gmail.com", 2).await;
-    let worker = executor(pool, registry(pool), fast_config());
-    assert_eq!(drain_at(&worker, at("2027-01-04T11:00:05Z")).await, 2);
+    google_four_an_hour_two_sent_at_eleven(pool).await;
     messages_to(pool, "d2", "gmail.com", 1).await;
     // Claimed "at 10:59:59", never started (a stopping worker's prefetch): released.
     let claimed: Vec<i64> = sqlx::query_scalar(

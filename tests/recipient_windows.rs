@@ -148,8 +148,8 @@ async fn a_recipient_time_zone_must_be_a_canonical_iana_name() {
     let pool = &db.pool;
     client(pool, "acme", "UTC", "local").await;
     for zone in [
-        "Mars/Olympus",
         "ZZ+0:00:01",
+        "Mars/Olympus",
         "EST5EDT,M3.2.0,M11.1.0",
         "EST5EDT",
         "posix/America/New_York",

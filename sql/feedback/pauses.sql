@@ -162,6 +162,14 @@ BEGIN
 END
 $fn$;
 
+-- The firing alert of a pause (address_paused, direction_paused, client_paused) of
+-- p_subject, resolved.
+CREATE OR REPLACE FUNCTION postrunner.resolve_pause_alert(p_kind text, p_subject text) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    UPDATE postrunner.alerts SET state = 'resolved', resolved_at = now()
+     WHERE kind = p_kind AND subject = p_subject AND state = 'firing'
+$$;
+
 -- Resuming: stamp resumed_at (rates restart from it) and resolve the pause's alert.
 CREATE OR REPLACE FUNCTION postrunner.resume_paused() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
@@ -184,8 +192,7 @@ BEGIN
         alert_subject := NEW.name;
     END IF;
     NEW.resumed_at := now();
-    UPDATE postrunner.alerts SET state = 'resolved', resolved_at = now()
-     WHERE kind = alert_kind AND subject = alert_subject AND state = 'firing';
+    PERFORM postrunner.resolve_pause_alert(alert_kind, alert_subject);
     RETURN NEW;
 END
 $$;
@@ -204,22 +211,15 @@ CREATE OR REPLACE TRIGGER clients_resume BEFORE UPDATE OF paused_at ON postrunne
 -- (tests/pauses.rs, a_paused_address_retired_or_deleted_resolves_its_alert).
 CREATE OR REPLACE FUNCTION postrunner.resolve_removed_pause() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
-DECLARE
-    alert_kind text;
-    alert_subject text;
 BEGIN
+    -- (One branch per table: a record has only its own table's fields.)
     IF TG_TABLE_NAME = 'sender_addresses' THEN
-        alert_kind := 'address_paused';
-        alert_subject := OLD.address;
+        PERFORM postrunner.resolve_pause_alert('address_paused', OLD.address);
     ELSIF TG_TABLE_NAME = 'directions' THEN
-        alert_kind := 'direction_paused';
-        alert_subject := OLD.client || '/' || OLD.name;
+        PERFORM postrunner.resolve_pause_alert('direction_paused', OLD.client || '/' || OLD.name);
     ELSE
-        alert_kind := 'client_paused';
-        alert_subject := OLD.name;
+        PERFORM postrunner.resolve_pause_alert('client_paused', OLD.name);
     END IF;
-    UPDATE postrunner.alerts SET state = 'resolved', resolved_at = now()
-     WHERE kind = alert_kind AND subject = alert_subject AND state = 'firing';
     RETURN NULL;
 END
 $$;
