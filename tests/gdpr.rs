@@ -298,13 +298,7 @@ async fn no_path_stores_an_erased_address_in_clear_again() {
         "after the suppressions"
     );
     // She stays kept from mail (the erasure), and the others are untouched.
-    sqlx::query(
-        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body) VALUES ('acme', 'd', $1, 'Hi', 'x')",
-    )
-    .bind(JANE)
-    .execute(pool)
-    .await
-    .unwrap();
+    crate::support::factory::message(pool, "acme", "d", JANE).await;
     assert_eq!(
         count(
             pool,
@@ -362,13 +356,7 @@ async fn erasing_a_person_whose_send_is_held_closes_its_uncertain_attempt() {
     let db = TestDb::new().await;
     let pool = &db.pool;
     crate::support::routing::acme_on_one_provider(pool, 1, 1000, 0).await;
-    sqlx::query(
-        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body) VALUES ('acme', 'd', $1, 'Hi', 'x')",
-    )
-    .bind(JANE)
-    .execute(pool)
-    .await
-    .unwrap();
+    crate::support::factory::message(pool, "acme", "d", JANE).await;
     // Claimed, then held: the provider may have taken it.
     let job: i64 = sqlx::query_scalar(
         "SELECT id FROM postrunner.claim_messages(1, gen_random_uuid(), gen_random_uuid(), '1 minute', NULL, false)",

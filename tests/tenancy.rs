@@ -324,6 +324,11 @@ async fn no_view_a_bound_login_reads_leaks_another_clients_rows() {
                 );
             }
         }
+        // (Dropped now, not when the backend exits: the login is dropped next.)
+        sqlx::raw_sql("DROP FUNCTION pg_temp.peek(text)")
+            .execute(&mut *session)
+            .await
+            .unwrap();
     }
     // The attacks do find acme's own rows (they are not simply refused).
     let own = reader

@@ -153,6 +153,29 @@ async fn wait_secs(pool: &PgPool, secs: u32) {
     .await;
 }
 
+/// Sends one message whose answer fails with `fault` (so it is held as uncertain), with
+/// a one-second wait, and lets the wait pass: the resolver's next pass decides it.
+async fn held_past_its_wait(
+    pool: &PgPool,
+    directory: &Arc<Directory>,
+    fake: &FakeProvider,
+    fault: Fault,
+) -> (Uuid, Running) {
+    fake.fail_next([fault]);
+    wait_secs(pool, 1).await;
+    let held = send_and_hold(pool, directory).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    held
+}
+
+async fn never_duplicate(pool: &PgPool) {
+    exec(
+        pool,
+        "UPDATE postrunner.clients SET duplicate_policy = 'never-duplicate' WHERE name = 'acme'",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_dropped_connection_holds_the_message_and_a_signed_delivered_event_sends_it_once() {
     let db = TestDb::new().await;
@@ -266,16 +289,15 @@ async fn a_never_duplicate_client_fails_it_after_the_wait_instead() {
     let db = TestDb::new().await;
     let pool = &db.pool;
     let (fake, directory) = acme_on(&db, Kind::SendGrid).await;
-    exec(
+    never_duplicate(pool).await;
+    // A gateway's 504: the provider behind it may have taken the message.
+    let (id, running) = held_past_its_wait(
         pool,
-        "UPDATE postrunner.clients SET duplicate_policy = 'never-duplicate' WHERE name = 'acme'",
+        &directory,
+        &fake,
+        Fault::Reply(504, "Gateway Timeout".into(), vec![]),
     )
     .await;
-    // A gateway's 504: the provider behind it may have taken the message.
-    fake.fail_next([Fault::Reply(504, "Gateway Timeout".into(), vec![])]);
-    wait_secs(pool, 1).await;
-    let (id, running) = send_and_hold(pool, &directory).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
     let settled = resolver(pool, &directory).pass(None).await.unwrap();
     assert_eq!((settled.resent, settled.given_up), (0, 1));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -448,16 +470,13 @@ async fn late_evidence_settles_a_message_waiting_to_be_sent_again() {
     let db = TestDb::new().await;
     let pool = &db.pool;
     let (fake, directory) = acme_on(&db, Kind::SendGrid).await;
-    fake.fail_next([Fault::Drop]);
-    wait_secs(pool, 1).await;
-    let (id, running) = send_and_hold(pool, &directory).await;
+    let (id, running) = held_past_its_wait(pool, &directory, &fake, Fault::Drop).await;
     // The address has used its day (the uncertain attempt counts): the resend waits.
     exec(
         pool,
         "UPDATE postrunner.sender_addresses SET daily_limit = 1 WHERE address = 'alice@mail.acme.test'",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
     let settled = resolver(pool, &directory).pass(None).await.unwrap();
     assert_eq!(settled.resent, 1);
     assert_eq!(status(pool, id).await, "retrying", "waiting to be sent again");
@@ -490,15 +509,8 @@ async fn a_redrive_of_a_message_a_provider_reported_delivered_is_refused() {
     let db = TestDb::new().await;
     let pool = &db.pool;
     let (fake, directory) = acme_on(&db, Kind::SendGrid).await;
-    exec(
-        pool,
-        "UPDATE postrunner.clients SET duplicate_policy = 'never-duplicate' WHERE name = 'acme'",
-    )
-    .await;
-    fake.fail_next([Fault::Drop]);
-    wait_secs(pool, 1).await;
-    let (id, running) = send_and_hold(pool, &directory).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    never_duplicate(pool).await;
+    let (id, running) = held_past_its_wait(pool, &directory, &fake, Fault::Drop).await;
     assert_eq!(resolver(pool, &directory).pass(None).await.unwrap().given_up, 1);
     assert_eq!(status(pool, id).await, "failed");
 

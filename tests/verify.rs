@@ -160,6 +160,14 @@ async fn each_broken_promise_is_reported_with_the_rows_involved() {
             found.iter().all(|f| !f.detail.is_empty() && !f.involved.is_null()),
             "{name}: {found:#?}"
         );
+        // Every promise the SQL reports is one the summary counts (src/verify.rs).
+        for finding in &report.findings {
+            assert!(
+                postrunner::verify::PROMISES.contains(&finding.promise.as_str()),
+                "{} is not in PROMISES",
+                finding.promise
+            );
+        }
         seen.insert(*promise);
     }
     // Every promise has its seeded case.

@@ -657,13 +657,7 @@ async fn an_event_for_a_message_never_sent_through_that_provider_is_not_applied(
     let db = TestDb::new().await;
     let pool = &db.pool;
     crate::support::routing::acme_on_one_provider(pool, 1, 1000, 0).await;
-    let queued: Uuid = sqlx::query_scalar(
-        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
-         VALUES ('acme', 'd', 'ann@example.org', 'Hi', 'x') RETURNING id",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
+    let queued = crate::support::factory::message(pool, "acme", "d", "ann@example.org").await;
     let sent = sent_message(pool, "p", "jane@example.org", "p-1").await;
     let record = |events: Value| async move {
         let (stored, unmatched): (i32, i32) =

@@ -131,9 +131,6 @@ BEGIN
             p_worker, p_token, p_lease, at_, p_now);
         GET DIAGNOSTICS routed = ROW_COUNT;
         remaining := remaining - routed;
-        -- To the back of the line, or to its gate's time if route_lane gated it. (The
-        -- line is kept on the clock, also when a test simulates now.)
-        UPDATE postrunner.lanes SET queue_at = greatest(ready_at, clock_timestamp()) WHERE id = lane_id;
     END LOOP;
 END
 $fn$;

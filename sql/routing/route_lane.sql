@@ -20,7 +20,8 @@
 --     group's count, then the lane's stride turns and round-robin position;
 --  7. messages left without an address: the lane is gated until the earliest moment
 --     capacity frees, with the reason (lane_blocked.sql, report_blocked), unless that
---     is only because other claims held some rows at this instant.
+--     is only because other claims held some rows at this instant;
+--  8. one write of the lane row: its gate, its round-robin state, its place in line.
 --
 -- Every row is locked with SKIP LOCKED: a claim never waits and cannot deadlock. The
 -- limits are checked on the locked rows' latest versions (PostgreSQL re-reads a row
@@ -49,6 +50,13 @@ DECLARE
     gate record;
     grp record;
     want bigint := p_want;
+    -- What the lane's one write at the end records: a gate that closed, and after a send
+    -- its round-robin state.
+    gate_until timestamptz;
+    gate_for text;
+    gate_detail text;
+    served_now timestamptz;
+    new_turns jsonb;
 BEGIN
     SELECT l.id, l.client, l.direction, l.turns, l.mailbox_group, d.send_days, d.window_start, d.window_end,
            CASE WHEN d.window_basis = 'recipient' AND l.recipient_zone <> '' THEN l.recipient_zone
@@ -63,91 +71,103 @@ BEGIN
       JOIN postrunner.clients c ON c.name = l.client
      WHERE l.id = p_lane;
 
-    -- 0. A direction or client paused (automatically, for bounces, or by an operator)
-    --    sends nothing until resumed (resuming wakes every lane: config_triggers.sql).
-    IF lane.paused_reason IS NOT NULL THEN
-        UPDATE postrunner.lanes
-           SET ready_at = 'infinity', waiting_for = 'paused', waiting_detail = lane.paused_reason
-         WHERE id = p_lane;
-        RETURN;
-    END IF;
-
-    -- 1. The sending window.
-    IF NOT postrunner.window_is_open(lane.send_days, lane.window_start, lane.window_end, lane.window_tz, p_at) THEN
-        UPDATE postrunner.lanes
-           SET ready_at = postrunner.window_opens_at(lane.send_days, lane.window_start, lane.window_tz, p_at),
-               waiting_for = 'window',
-               waiting_detail = format('sends %s to %s (%s%s), ISO days %s', lane.window_start, lane.window_end,
-                                       lane.window_basis, lane.window_tz, array_to_string(lane.send_days, ','))
-         WHERE id = p_lane;
-        RETURN;
-    END IF;
-
-    -- 1b. Recipients whose mailbox group is not known yet.
-    IF lane.mailbox_group = '?' THEN
-        UPDATE postrunner.lanes
-           SET ready_at = 'infinity', waiting_for = 'mailbox_lookup',
-               waiting_detail = 'the recipients'' domains wait for their MX lookup (system.classify_recipient_domains)'
-         WHERE id = p_lane;
-        RETURN;
-    END IF;
-
-    -- 1c. The mailbox group's limits.
-    SELECT * INTO grp FROM postrunner.lane_group_allowance(lane.client, lane.mailbox_group, lane.client_tz, p_at);
-    IF grp.busy THEN
-        RETURN;
-    END IF;
-    IF grp.limited THEN
-        IF grp.allowance = 0 THEN
-            UPDATE postrunner.lanes
-               SET ready_at = grp.frees_at, waiting_for = 'mailbox_group', waiting_detail = grp.detail
-             WHERE id = p_lane;
-            RETURN;
+    <<route>>
+    BEGIN
+        -- 0. A direction or client paused (automatically, for bounces, or by an operator)
+        --    sends nothing until resumed (resuming wakes every lane: config_triggers.sql).
+        IF lane.paused_reason IS NOT NULL THEN
+            gate_until := 'infinity';
+            gate_for := 'paused';
+            gate_detail := lane.paused_reason;
+            EXIT route;
         END IF;
-        want := least(want, grp.allowance);
-    END IF;
 
-    -- 2. The messages.
-    messages := postrunner.lane_take_messages(p_lane, want, p_at);
-    -- None (every candidate busy in another claim, or held by an application's
-    -- transaction): nothing to gate; workers back off while an open lane gives nothing
-    -- (src/queue/executor/fetch.rs).
-    IF cardinality(messages) = 0 THEN
-        RETURN;
-    END IF;
+        -- 1. The sending window.
+        IF NOT postrunner.window_is_open(lane.send_days, lane.window_start, lane.window_end, lane.window_tz, p_at) THEN
+            gate_until := postrunner.window_opens_at(lane.send_days, lane.window_start, lane.window_tz, p_at);
+            gate_for := 'window';
+            gate_detail := format('sends %s to %s (%s%s), ISO days %s', lane.window_start, lane.window_end,
+                                  lane.window_basis, lane.window_tz, array_to_string(lane.send_days, ','));
+            EXIT route;
+        END IF;
 
-    -- 3-5. Providers, then addresses.
-    SELECT * INTO usable
-      FROM postrunner.lane_providers(lane.client, lane.direction, cardinality(messages), p_at, p_now,
-                                     CASE WHEN grp.limited THEN grp.counts_from END);
-    SELECT * INTO senders
-      FROM postrunner.lane_pick_senders(lane.client, lane.client_tz, lane.turns, usable.providers,
-                                        messages, usable.claim_at);
+        -- 1b. Recipients whose mailbox group is not known yet.
+        IF lane.mailbox_group = '?' THEN
+            gate_until := 'infinity';
+            gate_for := 'mailbox_lookup';
+            gate_detail := 'the recipients'' domains wait for their MX lookup (system.classify_recipient_domains)';
+            EXIT route;
+        END IF;
 
-    -- 6. Reserve and claim.
-    routed := cardinality(senders.picks);
-    IF routed > 0 THEN
-        RETURN QUERY SELECT * FROM postrunner.lane_reserve(
-            senders.picks, p_worker, p_token, p_lease, usable.claim_at,
-            extract(epoch FROM (lane.window_end - lane.window_start)), lane.client_tz, lane.mailbox_group);
+        -- 1c. The mailbox group's limits.
+        SELECT * INTO grp FROM postrunner.lane_group_allowance(lane.client, lane.mailbox_group, lane.client_tz, p_at);
+        IF grp.busy THEN
+            EXIT route;
+        END IF;
         IF grp.limited THEN
-            PERFORM postrunner.count_group_sends(lane.client, lane.mailbox_group, lane.client_tz, usable.claim_at, routed);
+            IF grp.allowance = 0 THEN
+                gate_until := grp.frees_at;
+                gate_for := 'mailbox_group';
+                gate_detail := grp.detail;
+                EXIT route;
+            END IF;
+            want := least(want, grp.allowance);
         END IF;
-        UPDATE postrunner.lanes
-           SET served_at = usable.claim_at,
-               turns = postrunner.lane_turns(lane.turns, usable.providers, senders.picks, senders.offered)
-         WHERE id = p_lane;
-    END IF;
 
-    -- 7. Messages left without an address.
-    IF routed < cardinality(messages) AND usable.all_locked AND senders.all_locked THEN
-        SELECT * INTO gate FROM postrunner.lane_blocked(p_lane, usable.claim_at);
-        IF gate.ready_at > usable.claim_at THEN
-            UPDATE postrunner.lanes
-               SET ready_at = gate.ready_at, waiting_for = gate.waiting_for, waiting_detail = gate.waiting_detail
-             WHERE id = p_lane;
+        -- 2. The messages.
+        messages := postrunner.lane_take_messages(p_lane, want, p_at);
+        -- None (every candidate busy in another claim, or held by an application's
+        -- transaction): nothing to gate; workers back off while an open lane gives
+        -- nothing (src/queue/executor/fetch.rs).
+        IF cardinality(messages) = 0 THEN
+            EXIT route;
         END IF;
-    END IF;
+
+        -- 3-5. Providers, then addresses.
+        SELECT * INTO usable
+          FROM postrunner.lane_providers(lane.client, lane.direction, cardinality(messages), p_at, p_now,
+                                         CASE WHEN grp.limited THEN grp.counts_from END);
+        SELECT * INTO senders
+          FROM postrunner.lane_pick_senders(lane.client, lane.client_tz, lane.turns, usable.providers,
+                                            messages, usable.claim_at);
+
+        -- 6. Reserve and claim.
+        routed := cardinality(senders.picks);
+        IF routed > 0 THEN
+            RETURN QUERY SELECT * FROM postrunner.lane_reserve(
+                senders.picks, p_worker, p_token, p_lease, usable.claim_at,
+                extract(epoch FROM (lane.window_end - lane.window_start)), lane.client_tz, lane.mailbox_group);
+            IF grp.limited THEN
+                PERFORM postrunner.count_group_sends(lane.client, lane.mailbox_group, lane.client_tz, usable.claim_at,
+                                                     routed);
+            END IF;
+            served_now := usable.claim_at;
+            new_turns := postrunner.lane_turns(lane.turns, usable.providers, senders.picks, senders.offered);
+        END IF;
+
+        -- 7. Messages left without an address.
+        IF routed < cardinality(messages) AND usable.all_locked AND senders.all_locked THEN
+            SELECT * INTO gate FROM postrunner.lane_blocked(p_lane, usable.claim_at);
+            IF gate.ready_at > usable.claim_at THEN
+                gate_until := gate.ready_at;
+                gate_for := gate.waiting_for;
+                gate_detail := gate.waiting_detail;
+            END IF;
+        END IF;
+    END route;
+
+    -- 8. The lane's one write: the gate that closed, the round-robin state after a send,
+    --    and its place in line: to the back, or at its gate's time when one closed
+    --    (claim_messages.sql; the line is kept on the clock, also when a test simulates
+    --    now). Examined, it moves whether or not it sent.
+    UPDATE postrunner.lanes
+       SET ready_at = coalesce(gate_until, ready_at),
+           waiting_for = CASE WHEN gate_until IS NOT NULL THEN gate_for ELSE waiting_for END,
+           waiting_detail = CASE WHEN gate_until IS NOT NULL THEN gate_detail ELSE waiting_detail END,
+           served_at = coalesce(served_now, served_at),
+           turns = coalesce(new_turns, turns),
+           queue_at = greatest(coalesce(gate_until, ready_at), clock_timestamp())
+     WHERE id = p_lane;
 END
 $fn$;
 
