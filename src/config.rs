@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::queue::executor::ExecutorConfig;
-use crate::queue::retry::Backoff;
 use crate::telemetry::LogFormat;
+use postrunner_queue::executor::ExecutorConfig;
+use postrunner_queue::retry::Backoff;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,8 +54,8 @@ pub struct Cli {
 
 impl Cli {
     /// The session limits of every pool this process opens.
-    pub fn session_limits(&self) -> crate::db::SessionLimits {
-        crate::db::SessionLimits {
+    pub fn session_limits(&self) -> postrunner_schema::SessionLimits {
+        postrunner_schema::SessionLimits {
             lock_timeout: self.lock_timeout,
             statement_timeout: self.statement_timeout,
         }
@@ -209,8 +209,8 @@ impl WebArgs {
             None
         };
         // The status page exists when its token is set; a short one is refused.
-        let status_token =
-            crate::secret::Secret::token_from_env(STATUS_TOKEN_VARIABLE).map_err(std::io::Error::other)?;
+        let status_token = postrunner_providers::secret::Secret::token_from_env(STATUS_TOKEN_VARIABLE)
+            .map_err(std::io::Error::other)?;
         Ok(crate::web::WebConfig {
             max_body: self.max_body,
             request_timeout: self.request_timeout,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use postrunner::config::{BenchWhat, Cli, Command};
-use postrunner::{commands, compliance, db, metrics, roles, shutdown, telemetry};
+use postrunner::{commands, compliance, metrics, roles, shutdown, telemetry};
+use postrunner_schema as db;
 
 /// Names the role in the metrics, and serves them on `bind` when given, until `shutdown`.
 fn serve_metrics(
@@ -81,8 +82,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut config = args
                 .web_config()
                 .context("configuring the web role (--sns-ca-file, the unsubscribe key, the status token)")?;
-            let token = postrunner::secret::Secret::token_from_env(postrunner::config::METRICS_TOKEN_VARIABLE)
-                .map_err(anyhow::Error::msg)?;
+            let token =
+                postrunner_providers::secret::Secret::token_from_env(postrunner::config::METRICS_TOKEN_VARIABLE)
+                    .map_err(anyhow::Error::msg)?;
             let database = Arc::new(
                 metrics::database::DatabaseMetrics::new(pool.clone(), cli.database_metrics_cache).with_token(token),
             );
@@ -147,12 +149,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::PullSuppressions => {
             let pool = db::pool_with(&required_url()?, 2, "postrunner-pull-suppressions", limits)?;
-            let providers = postrunner::providers::Directory::new(pool.clone());
-            let pulled = postrunner::feedback::provider_suppressions::pull(&pool, &providers).await?;
+            let providers = postrunner_providers::Directory::new(pool.clone());
+            let pulled = postrunner_feedback::provider_suppressions::pull(&pool, &providers).await?;
             for p in &pulled {
                 println!("{p}");
             }
-            let failed = postrunner::feedback::provider_suppressions::failures(&pulled);
+            let failed = postrunner_feedback::provider_suppressions::failures(&pulled);
             anyhow::ensure!(failed == 0, "{failed} providers' suppression lists could not be read");
             Ok(())
         }

@@ -2,7 +2,7 @@
 //!
 //! Any number of schedulers may run. For each due schedule every scheduler tries to move
 //! `next_run_at` from the tick it saw to the following tick with a compare-and-set
-//! (`sql/periodic/advance.sql`); the one whose UPDATE returns the row owns the tick and,
+//! (`sql/statements/periodic/advance.sql`); the one whose UPDATE returns the row owns the tick and,
 //! in the same transaction, enqueues the task's job and logs the tick in
 //! `schedule_runs`. Exactly one replica wins each tick; missed ticks (every scheduler
 //! was down) are skipped, not replayed, because the next tick is computed from "now".
@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-const DUE: &str = include_str!("../sql/periodic/due.sql");
-const ADVANCE: &str = include_str!("../sql/periodic/advance.sql");
-const RECORD_RUN: &str = include_str!("../sql/periodic/record_run.sql");
+use postrunner_schema::statements::periodic::ADVANCE;
+use postrunner_schema::statements::periodic::DUE;
+use postrunner_schema::statements::periodic::RECORD_RUN;
 
 /// A schedule's cron expression does not parse.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use ring::hmac;
 use uuid::Uuid;
 
-use crate::secret::MissingSecret;
+use postrunner_providers::secret::MissingSecret;
 
 /// The variable holding the signing key (at least 32 bytes).
 pub const KEY_VARIABLE: &str = "POSTRUNNER_UNSUBSCRIBE_KEY";

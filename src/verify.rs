@@ -1,7 +1,7 @@
 //! `postrunner verify`: checks the database against every promise postrunner makes and
 //! reports each violation with the rows involved.
 //!
-//! The promises are SQL (`postrunner.verify()`, sql/verify/promises.sql), so an operator
+//! The promises are SQL (`postrunner.verify()`, sql/definitions/530_verify_promises.sql), so an operator
 //! can read and run them in psql; this module calls the function in one statement (one
 //! snapshot) and shapes what it returns. A finding of severity `explained` is not a
 //! violation: a duplicate the documented uncertain path accounts for, named with the
@@ -73,7 +73,7 @@ impl Report {
 }
 
 /// Every promise postrunner keeps, by name (the `promise` of a finding), as
-/// sql/verify/promises.sql lists them.
+/// sql/definitions/530_verify_promises.sql lists them.
 pub const PROMISES: &[&str] = &[
     "suppressed_recipient_mailed",
     "erased_in_clear",

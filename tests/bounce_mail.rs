@@ -3,8 +3,8 @@
 //! non-standard notices, an ARF complaint, an out-of-office reply) turned into events,
 //! each found by its VERP address or the returned message's X-Postrunner-Id.
 
-use postrunner::feedback::bounce_mail::{parse, BounceMail};
-use postrunner::feedback::{BounceClass, Event, EventKind};
+use postrunner_feedback::bounce_mail::{parse, BounceMail};
+use postrunner_feedback::{BounceClass, Event, EventKind};
 use uuid::Uuid;
 
 const ID: &str = "6f1c2d3e-4a5b-4c6d-8e7f-901a2b3c4d5e";

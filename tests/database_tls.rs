@@ -1,13 +1,13 @@
 //! Encrypted database connections (the brief), against a real PostgreSQL cluster that
 //! takes TLS connections only, with a certificate from a CA made for the test:
-//! `sslmode=verify-full` works for the migrations (tokio-postgres, src/db/tls.rs) and
+//! `sslmode=verify-full` works for the migrations (tokio-postgres, crates/postrunner-schema/src/tls.rs) and
 //! the pools (sqlx), and refuses a server whose certificate another CA signed or whose
 //! name is not the one connected to.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use postrunner::db::local_cluster::LocalCluster;
+use postrunner_schema::local_cluster::LocalCluster;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
 /// A CA's certificate (PEM) and a server certificate for `localhost` it signed.
@@ -91,11 +91,11 @@ async fn verify_full_connects_the_migrations_and_the_pools_and_refuses_impostors
         "hostnossl reject"
     );
 
-    let report = postrunner::db::migrate::run(&verified)
+    let report = postrunner_schema::migrate::run(&verified)
         .await
         .expect("migrations over verify-full");
     assert!(!report.migrations.is_empty());
-    let pool = postrunner::db::pool(&verified, 2, "postrunner-tls-test").unwrap();
+    let pool = postrunner_schema::pool(&verified, 2, "postrunner-tls-test").unwrap();
     let (ssl, version): (bool, String) =
         sqlx::query_as("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
             .fetch_one(&pool)
@@ -117,7 +117,7 @@ async fn verify_full_connects_the_migrations_and_the_pools_and_refuses_impostors
             url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}")),
         ),
     ] {
-        let migrated = postrunner::db::migrate::run(&impostor).await;
+        let migrated = postrunner_schema::migrate::run(&impostor).await;
         assert!(migrated.is_err(), "migrate must refuse a server {what}");
         let pooled = sqlx::PgPool::connect(&impostor).await;
         assert!(pooled.is_err(), "the pool must refuse a server {what}");

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use postrunner::providers::{Directory, OutgoingMessage};
+use postrunner_providers::{Directory, OutgoingMessage};
 use serde_json::{json, Value};
 use uuid::Uuid;
 

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postrunner::kinds;
-use postrunner::providers::postmark::Postmark;
-use postrunner::providers::resend::Resend;
-use postrunner::providers::sendgrid::SendGrid;
-use postrunner::providers::{http, Directory, Provider};
-use postrunner::queue::claim::{claim, ClaimRequest};
-use postrunner::queue::executor::ExecutorConfig;
-use postrunner::secret::Secret;
+use postrunner_providers::postmark::Postmark;
+use postrunner_providers::resend::Resend;
+use postrunner_providers::secret::Secret;
+use postrunner_providers::sendgrid::SendGrid;
+use postrunner_providers::{http, Directory, Provider};
+use postrunner_queue::claim::{claim, ClaimRequest};
+use postrunner_queue::executor::ExecutorConfig;
 
 use crate::support::db::TestDb;
 use crate::support::fake_provider::{FakeProvider, Fault, Kind};

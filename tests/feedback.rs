@@ -1,4 +1,4 @@
-//! The policies provider events feed, in SQL (sql/feedback/): suppressions with the
+//! The policies provider events feed, in SQL (sql/definitions/*_feedback_*.sql): suppressions with the
 //! event that caused them, quarantine after repeated soft bounces that ends by
 //! itself, and messages still queued to a suppressed recipient ending 'suppressed'.
 //! Events are recorded here through postrunner.record_events, as the web role does
@@ -256,7 +256,7 @@ async fn cleanup_drops_old_payloads_and_nonces_and_keeps_the_events() {
     )
     .await;
     let (_, _, _, nonces, payloads): (i64, i64, i64, i64, i64) =
-        sqlx::query_as(include_str!("../sql/queue/cleanup.sql"))
+        sqlx::query_as(postrunner_schema::statements::queue::CLEANUP)
             .bind(std::time::Duration::from_secs(30 * 86400))
             .fetch_one(pool)
             .await

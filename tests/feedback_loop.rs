@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postrunner::kinds;
-use postrunner::providers::sendgrid::SendGrid;
-use postrunner::providers::{http, Directory, Provider};
-use postrunner::secret::Secret;
+use postrunner_providers::secret::Secret;
+use postrunner_providers::sendgrid::SendGrid;
+use postrunner_providers::{http, Directory, Provider};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;

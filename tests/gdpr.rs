@@ -1,4 +1,4 @@
-//! GDPR erasure and export (sql/gdpr/erasure.sql): after `erase`, no table holds the
+//! GDPR erasure and export (sql/definitions/100_gdpr_erasure.sql): after `erase`, no table holds the
 //! person's address or their messages' contents in clear (every text and jsonb column
 //! of the schema is searched), a later INSERT to them ends suppressed without storing
 //! them, an export returns only the hashed suppression; other people are untouched.
@@ -369,7 +369,7 @@ async fn erasing_a_person_whose_send_is_held_closes_its_uncertain_attempt() {
         .fetch_one(pool)
         .await
         .unwrap();
-    sqlx::query(include_str!("../sql/queue/fail.sql"))
+    sqlx::query(postrunner_schema::statements::queue::FAIL)
         .bind(vec![job])
         .bind(vec![token])
         .bind(vec!["held"])

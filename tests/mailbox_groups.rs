@@ -67,7 +67,7 @@ async fn group_gate(pool: &PgPool, group: &str) -> (Option<String>, Option<DateT
 
 /// Acme with a Google limit of 4 an hour, and two Gmail messages sent at 11:00:05: a
 /// later claim may find the counter in 11:00. Returns the worker.
-async fn google_four_an_hour_two_sent_at_eleven(pool: &PgPool) -> postrunner::queue::executor::Executor {
+async fn google_four_an_hour_two_sent_at_eleven(pool: &PgPool) -> postrunner_queue::executor::Executor {
     acme(pool, "UTC").await;
     exec(
         pool,

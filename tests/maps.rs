@@ -1,8 +1,9 @@
-//! Maps that must match the code (issue 18, part 6): sql/README.md's table of definition
-//! files, in the order `migrate` applies them; the module map of src/lib.rs; README's
-//! table of commands; and every test a comment or document cites (a path under tests/,
-//! and the test's name where one is given) must exist. Nothing cites a file outside the
-//! repository.
+//! Maps that must match the code: sql/README.md's table of definition files, in the
+//! order `migrate` applies them; the module map at the top of every crate's lib.rs; each
+//! crate's README, which names every file of the crate; the layers (no crate depends on
+//! one above it); README's table of commands; every file a comment or document cites
+//! must exist, and every test it cites (a path under tests/, and the test's name where
+//! one is given). Nothing cites a file outside the repository.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,10 @@ fn text_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             let path = entry.path();
+            // Migrations are history: their comments name the paths of their day.
+            if path.ends_with("migrations") {
+                continue;
+            }
             if path.is_dir() {
                 walk(&path, out);
             } else if path
@@ -33,7 +38,7 @@ fn text_files() -> Vec<PathBuf> {
         }
     }
     let mut files = Vec::new();
-    for dir in ["src", "sql", "migrations", "tests", "docs", "bin", "deploy", ".ci"] {
+    for dir in ["src", "crates", "tests", "docs", "bin", "deploy", ".ci"] {
         if root().join(dir).exists() {
             walk(&root().join(dir), &mut files);
         }
@@ -44,7 +49,7 @@ fn text_files() -> Vec<PathBuf> {
 
 #[test]
 fn sql_readme_lists_every_definition_file_in_the_order_migrate_applies_them() {
-    let readme = read("sql/README.md");
+    let readme = read("crates/postrunner-schema/sql/README.md");
     let table = readme
         .split("| file | defines |")
         .nth(1)
@@ -55,30 +60,159 @@ fn sql_readme_lists_every_definition_file_in_the_order_migrate_applies_them() {
         .take_while(|line| line.starts_with('|'))
         .map(|line| line.split('`').nth(1).expect("a row names its file"))
         .collect();
-    let applied: Vec<&str> = postrunner::db::definitions::DEFINITIONS
+    let applied: Vec<&str> = postrunner_schema::definitions::DEFINITIONS
         .iter()
         .map(|d| d.file)
         .collect();
-    assert_eq!(listed, applied, "sql/README.md against src/db/definitions.rs");
+    assert_eq!(listed, applied, "sql/README.md against src/definitions.rs");
+}
+
+/// The crates, bottom up: each may depend only on those before it (test-db is test
+/// support beside the schema).
+const LAYERS: [&str; 7] = [
+    "crates/postrunner-schema",
+    "crates/postrunner-test-db",
+    "crates/postrunner-queue",
+    "crates/postrunner-providers",
+    "crates/postrunner-feedback",
+    "crates/postrunner-sim",
+    ".",
+];
+
+fn package_name(dir: &str) -> String {
+    let manifest = read(&format!("{dir}/Cargo.toml"));
+    let package = manifest.split("[package]").nth(1).expect("a [package] table");
+    package
+        .lines()
+        .find_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"'))
+        .expect("a package name")
+        .to_owned()
 }
 
 #[test]
-fn the_module_map_of_lib_rs_names_every_module() {
-    let lib = read("src/lib.rs");
-    let map: String = lib
+fn every_crate_of_the_workspace_has_its_place_in_the_layers() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(root().join("crates"))
+        .unwrap()
+        .flatten()
+        .map(|e| format!("crates/{}", e.file_name().to_string_lossy()))
+        .collect();
+    on_disk.push(".".into());
+    on_disk.sort();
+    let mut layers: Vec<String> = LAYERS.iter().map(|s| s.to_string()).collect();
+    layers.sort();
+    assert_eq!(on_disk, layers);
+}
+
+#[test]
+fn no_crate_depends_on_one_above_it() {
+    let names: Vec<String> = LAYERS.iter().map(|dir| package_name(dir)).collect();
+    for (at, dir) in LAYERS.iter().enumerate() {
+        let manifest = read(&format!("{dir}/Cargo.toml"));
+        let dependencies = manifest
+            .split("\n[dependencies]\n")
+            .nth(1)
+            .expect("a [dependencies] table")
+            .split("\n[")
+            .next()
+            .unwrap();
+        for line in dependencies.lines() {
+            let dependency = line.split(['.', ' ', '=']).next().unwrap_or_default();
+            if let Some(layer) = names.iter().position(|n| n == dependency) {
+                assert!(
+                    layer < at,
+                    "{} depends on {dependency}, which is not below it",
+                    names[at]
+                );
+            }
+        }
+    }
+    // The simulators and the test support are no dependency of any library crate.
+    for dir in &LAYERS[..5] {
+        let manifest = read(&format!("{dir}/Cargo.toml"));
+        let dependencies = manifest.split("[dev-dependencies]").next().unwrap();
+        for test_only in ["postrunner-sim", "postrunner-test-db"] {
+            assert!(
+                !dependencies.contains(&format!("\n{test_only}")) || package_name(dir) == test_only,
+                "{dir} depends on {test_only}"
+            );
+        }
+    }
+}
+
+/// The `//!` header of a lib.rs, and the modules it declares.
+fn module_map(lib: &str) -> (String, Vec<String>) {
+    let text = read(lib);
+    let map = text
         .lines()
         .filter(|l| l.starts_with("//!"))
         .collect::<Vec<_>>()
         .join("\n");
-    let modules: Vec<&str> = lib
+    let modules = text
         .lines()
         .filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';'))
+        .map(str::to_owned)
         .collect();
-    assert!(modules.len() > 15, "{modules:?}");
-    for module in modules {
+    (map, modules)
+}
+
+#[test]
+fn the_module_map_of_every_lib_rs_names_every_module() {
+    let (_, program) = module_map("src/lib.rs");
+    assert!(program.len() > 10, "{program:?}");
+    for dir in LAYERS {
+        let lib = format!("{dir}/src/lib.rs");
+        let (map, modules) = module_map(&lib);
+        for module in modules {
+            assert!(
+                map.contains(&format!("[`{module}`]")) || map.contains(&format!("`{module}` (feature")),
+                "{lib}'s map misses `{module}`"
+            );
+        }
+    }
+}
+
+/// Every file of a crate a reader looks for: sources, tests, SQL (by folder for SQL,
+/// whose own README and statements.rs list the files).
+fn crate_files(dir: &str) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path.strip_prefix(base).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let base = root().join(dir);
+    let mut files = Vec::new();
+    for sub in ["src", "tests"] {
+        if base.join(sub).exists() {
+            walk(&base, &base.join(sub), &mut files);
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn each_crate_readme_names_every_file_of_its_crate() {
+    for dir in &LAYERS[..6] {
+        let readme = read(&format!("{dir}/README.md"));
+        let files = crate_files(dir);
+        assert!(!files.is_empty(), "{dir} has files");
+        for file in files {
+            assert!(
+                readme.contains(&format!("`{file}`")),
+                "{dir}/README.md does not name `{file}`"
+            );
+        }
+    }
+    let root_readme = read("README.md");
+    for dir in &LAYERS[..6] {
         assert!(
-            map.contains(&format!("[`{module}`]")),
-            "src/lib.rs's map misses `{module}`"
+            root_readme.contains(&format!("({dir}/README.md)")),
+            "README.md's \"Where to find things\" does not lead to {dir}/README.md"
         );
     }
 }
@@ -114,6 +248,14 @@ fn citations(text: &str) -> Vec<(String, Option<String>)> {
     let mut found = Vec::new();
     let mut rest = text;
     while let Some(at) = rest.find("tests/") {
+        // `crates/<name>/tests/...` names another crate's tests.
+        let before = &rest[..at];
+        let prefix = before
+            .strip_suffix('/')
+            .and_then(|b| b.rfind("crates/").map(|i| &b[i..]))
+            .filter(|p| !p["crates/".len()..].contains(|c: char| c == '/' || c.is_whitespace()))
+            .map(|p| format!("{p}/"))
+            .unwrap_or_default();
         rest = &rest[at + "tests/".len()..];
         let file: String = rest
             .chars()
@@ -134,9 +276,90 @@ fn citations(text: &str) -> Vec<(String, Option<String>)> {
             // A test's name: words joined by underscores, not a phrase that goes on.
             (word.matches('_').count() >= 3).then_some(word)
         });
-        found.push((format!("tests/{file}.rs"), name));
+        found.push((format!("{prefix}tests/{file}.rs"), name));
     }
     found
+}
+
+/// The crate a file belongs to (its directory, relative to the root), or "." for the
+/// program's own files.
+fn crate_of(file: &Path) -> PathBuf {
+    let relative = file.strip_prefix(root()).unwrap();
+    let mut parts = relative.components();
+    match (parts.next(), parts.next()) {
+        (Some(first), Some(second)) if first.as_os_str() == "crates" => Path::new("crates").join(second),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Where a cited path is: as written from the root (`crates/...`, `docs/...`), else in
+/// the citing file's own crate (`src/...`, `tests/...`), else in the program, and
+/// `sql/...` and `migrations/...` in the schema crate.
+fn resolve(citing: &Path, cited: &str) -> Option<PathBuf> {
+    let candidates = [
+        root().join(cited),
+        root().join(crate_of(citing)).join(cited),
+        root().join("crates/postrunner-schema").join(cited),
+    ];
+    candidates.into_iter().find(|p| p.exists())
+}
+
+/// The paths a text cites: words like `src/web/mod.rs`, `tests/maps.rs`,
+/// `sql/statements/queue/claim.sql`, `docs/operations.md`, `bin/test`, each possibly
+/// after `crates/<name>/`.
+fn cited_paths(text: &str) -> Vec<String> {
+    const FOLDERS: [&str; 8] = [
+        "src/",
+        "tests/",
+        "sql/",
+        "migrations/",
+        "docs/",
+        "bin/",
+        "deploy/",
+        "crates/",
+    ];
+    let is_path_char = |c: char| c.is_ascii_alphanumeric() || "_-./".contains(c);
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices('/') {
+        // The start of the word this slash is in.
+        let start = text[..at].rfind(|c: char| !is_path_char(c)).map_or(0, |i| i + 1);
+        let word: String = text[start..].chars().take_while(|c| is_path_char(*c)).collect();
+        let word = word.trim_end_matches(['.', '/']);
+        if text[..start].ends_with(['*', '<', '{', '$']) || word.contains("..") || word.contains("//") {
+            continue;
+        }
+        let extension = word.rsplit_once('.').map(|(_, e)| e);
+        let wanted = FOLDERS.iter().any(|f| word.starts_with(f))
+            && (matches!(extension, Some("rs" | "sql" | "md" | "py" | "yml" | "toml")) || word.starts_with("bin/"));
+        if wanted && start + word.len() > at && !found.iter().any(|w: &String| w == word) {
+            found.push(word.to_owned());
+        }
+    }
+    found
+}
+
+#[test]
+fn every_cited_file_exists() {
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for file in text_files() {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for cited in cited_paths(&text) {
+            if resolve(&file, &cited).is_none() {
+                missing.push(format!(
+                    "{} cites {cited}",
+                    file.strip_prefix(root()).unwrap().display()
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "cited files that do not exist:\n{}",
+        missing.join("\n")
+    );
+    assert!(checked > 200, "found the citations ({checked})");
 }
 
 #[test]
@@ -145,8 +368,8 @@ fn every_cited_test_exists() {
     for file in text_files() {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         for (cited, name) in citations(&text) {
-            let path = root().join(&cited);
-            assert!(path.exists(), "{} cites {cited}, which does not exist", file.display());
+            let path = resolve(&file, &cited)
+                .unwrap_or_else(|| panic!("{} cites {cited}, which does not exist", file.display()));
             if let Some(name) = name {
                 let tests = std::fs::read_to_string(&path).unwrap();
                 assert!(

@@ -222,7 +222,7 @@ async fn the_rollup_moves_settled_sends_without_counting_any_twice() {
 #[test]
 fn every_database_metric_is_documented() {
     let contract = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
-    let snapshot = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/metrics/snapshot.sql")).unwrap();
+    let snapshot = postrunner_schema::definitions::named("450_metrics_snapshot.sql").unwrap().sql;
     for (name, _) in postrunner::metrics::database::HELP {
         assert!(
             contract.contains(&format!("`postrunner_{name}`")),
@@ -230,7 +230,7 @@ fn every_database_metric_is_documented() {
         );
         assert!(
             snapshot.contains(&format!("'{name}'")),
-            "{name} in sql/metrics/snapshot.sql"
+            "{name} in sql/definitions/450_metrics_snapshot.sql"
         );
     }
 }

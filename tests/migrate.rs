@@ -1,6 +1,6 @@
 //! `postrunner migrate`: idempotent, and safe when replicas run it at the same time.
 
-use postrunner::db::local_cluster::with_database;
+use postrunner_schema::local_cluster::with_database;
 use std::str::FromStr as _;
 
 use sqlx::Connection;
@@ -31,11 +31,11 @@ async fn drop_database(name: &str) {
 async fn migrating_twice_applies_everything_once() {
     let (name, url) = empty_database().await;
 
-    let first = postrunner::db::migrate::run(&url).await.unwrap();
-    let second = postrunner::db::migrate::run(&url).await.unwrap();
+    let first = postrunner_schema::migrate::run(&url).await.unwrap();
+    let second = postrunner_schema::migrate::run(&url).await.unwrap();
 
-    assert_eq!(first.migrations, postrunner::db::migrate::embedded_migrations());
-    let every_definition: Vec<&str> = postrunner::db::definitions::DEFINITIONS
+    assert_eq!(first.migrations, postrunner_schema::migrate::embedded_migrations());
+    let every_definition: Vec<&str> = postrunner_schema::definitions::DEFINITIONS
         .iter()
         .map(|d| d.file)
         .collect();
@@ -51,7 +51,7 @@ async fn replicas_migrating_at_once_apply_each_migration_once() {
     let runs: Vec<_> = (0..4)
         .map(|_| {
             let url = url.clone();
-            tokio::spawn(async move { postrunner::db::migrate::run(&url).await })
+            tokio::spawn(async move { postrunner_schema::migrate::run(&url).await })
         })
         .collect();
     let mut applied = Vec::new();
@@ -64,7 +64,7 @@ async fn replicas_migrating_at_once_apply_each_migration_once() {
     assert_eq!(definitions_applied, 1, "the definitions are applied by one replica");
 
     applied.sort();
-    let mut expected = postrunner::db::migrate::embedded_migrations();
+    let mut expected = postrunner_schema::migrate::embedded_migrations();
     expected.sort();
     assert_eq!(applied, expected, "each migration applied by exactly one replica");
     drop_database(&name).await;
@@ -95,7 +95,7 @@ async fn each_role_works_with_a_login_of_its_own_and_no_superuser() {
     let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
     // The group roles, as deploy/postgres/init-roles.sh creates them (idempotent here:
     // roles are cluster-wide and other tests' migrations created them).
-    sqlx::raw_sql(include_str!("../sql/roles.sql"))
+    sqlx::raw_sql(postrunner_schema::definitions::named("010_roles.sql").unwrap().sql)
         .execute(&mut admin)
         .await
         .unwrap();
@@ -130,11 +130,11 @@ async fn each_role_works_with_a_login_of_its_own_and_no_superuser() {
     };
 
     let (owner_url, _) = url_as(&owner);
-    let report = postrunner::db::migrate::run(&owner_url)
+    let report = postrunner_schema::migrate::run(&owner_url)
         .await
         .expect("the owner migrates");
     assert!(!report.definitions.is_empty());
-    let owner_pool = postrunner::db::pool(&owner_url, 2, "test").unwrap();
+    let owner_pool = postrunner_schema::pool(&owner_url, 2, "test").unwrap();
     sqlx::raw_sql(&format!(
         "INSERT INTO postrunner.clients (name, bulk) VALUES ('acme', false);
          INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
@@ -200,11 +200,14 @@ async fn the_definitions_apply_again_over_a_database_in_use() {
         .await
         .unwrap();
 
-    let report = postrunner::db::migrate::run(&db.url)
+    let report = postrunner_schema::migrate::run(&db.url)
         .await
         .expect("the definitions apply again");
 
-    assert_eq!(report.definitions.len(), postrunner::db::definitions::DEFINITIONS.len());
-    let again = postrunner::db::migrate::run(&db.url).await.unwrap();
+    assert_eq!(
+        report.definitions.len(),
+        postrunner_schema::definitions::DEFINITIONS.len()
+    );
+    let again = postrunner_schema::migrate::run(&db.url).await.unwrap();
     assert!(again.is_empty(), "and then nothing changed: {again:?}");
 }

@@ -1,4 +1,4 @@
-//! Alert notifications (sql/alerts/notifications.sql, src/kinds/notify.rs): channels
+//! Alert notifications (sql/definitions/430_alerts_notifications.sql, src/kinds/notify.rs): channels
 //! checked by their INSERT, one notification per state change and channel however many
 //! schedulers evaluate and dispatch, retries, digests, and each channel's wire format
 //! (a JSON webhook, an SMTP server, Twilio's Messages API) at a real local server.

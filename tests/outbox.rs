@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use postrunner::queue::claim::{claim, ClaimRequest};
+use postrunner_queue::claim::{claim, ClaimRequest};
 
 use crate::support::db::TestDb;
 use crate::support::gated::Gate;
@@ -210,7 +210,7 @@ async fn a_claimed_message_reads_as_sending() {
     let db = TestDb::new().await;
     factory::client(&db.pool, "acme", "q1").await;
     let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
-    let request = postrunner::queue::claim::ClaimRequest {
+    let request = postrunner_queue::claim::ClaimRequest {
         worker: uuid::Uuid::new_v4(),
         limit: 1,
         lease: std::time::Duration::from_secs(30),
@@ -218,7 +218,7 @@ async fn a_claimed_message_reads_as_sending() {
         after: None,
         signs_unsubscribe: false,
     };
-    postrunner::queue::claim::claim(&db.pool, request).await.unwrap();
+    postrunner_queue::claim::claim(&db.pool, request).await.unwrap();
     assert_eq!(factory::status(&db.pool, id).await, "sending");
 }
 
@@ -357,12 +357,12 @@ async fn retries_show_on_the_message_and_a_failed_message_can_be_redriven() {
 struct AlwaysTransient;
 
 #[async_trait::async_trait]
-impl postrunner::queue::handler::Handler for AlwaysTransient {
+impl postrunner_queue::handler::Handler for AlwaysTransient {
     async fn run(
         &self,
-        _: &postrunner::queue::ClaimedJob,
-    ) -> Result<Option<serde_json::Value>, postrunner::queue::handler::JobError> {
-        Err(postrunner::queue::handler::JobError::Retry(
+        _: &postrunner_queue::ClaimedJob,
+    ) -> Result<Option<serde_json::Value>, postrunner_queue::handler::JobError> {
+        Err(postrunner_queue::handler::JobError::Retry(
             "provider unavailable".into(),
         ))
     }
@@ -393,7 +393,7 @@ async fn one_insert_statement_sends_one_notification() {
     let db = TestDb::new().await;
     factory::client(&db.pool, "acme", "q1").await;
     let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
-    let channel = postrunner::queue::wake::channel(&db.pool).await.unwrap();
+    let channel = postrunner_queue::wake::channel(&db.pool).await.unwrap();
     listener.listen(&channel).await.unwrap();
 
     sqlx::query(

@@ -1,4 +1,4 @@
-//! Automatic pauses (sql/feedback/pauses.sql): a sender address whose last sends bounce
+//! Automatic pauses (sql/definitions/360_feedback_pauses.sql): a sender address whose last sends bounce
 //! or are complained about over its threshold stops sending, and so does a direction
 //! or client over 10 % hard bounces; each pause raises one alert, resolved once when
 //! the operator resumes it with one UPDATE. Messages go out through the real routed

@@ -118,42 +118,42 @@ async fn queue_statements(db: &TestDb) -> Vec<(&'static str, String, String)> {
     vec![
         (
             "generic claim",
-            include_str!("../sql/queue/claim.sql").to_owned(),
+            postrunner_schema::statements::queue::CLAIM.to_owned(),
             format!("80, {WORKER}, gen_random_uuid(), '20s', NULL, -32768, NULL, -9223372036854775808"),
         ),
-        ("lock the batch", include_str!("../sql/queue/lock_batch.sql").to_owned(), ids.clone()),
+        ("lock the batch", postrunner_schema::statements::queue::LOCK_BATCH.to_owned(), ids.clone()),
         (
-            "still held",
-            include_str!("../sql/queue/still_held.sql").to_owned(),
+            "still leased",
+            postrunner_schema::statements::queue::STILL_LEASED.to_owned(),
             format!("{ids}, {tokens}"),
         ),
-        ("complete", include_str!("../sql/queue/complete.sql").to_owned(), format!("{ids}, {tokens}")),
+        ("complete", postrunner_schema::statements::queue::COMPLETE.to_owned(), format!("{ids}, {tokens}")),
         (
             "fail",
-            include_str!("../sql/queue/fail.sql").to_owned(),
+            postrunner_schema::statements::queue::FAIL.to_owned(),
             format!(
                 "{ids}, {tokens}, array_fill('retryable'::text, ARRAY[{n}]), array_fill(60::float8, ARRAY[{n}]), array_fill('x'::text, ARRAY[{n}]), NULL"
             ),
         ),
         (
             "heartbeat",
-            include_str!("../sql/queue/heartbeat.sql").to_owned(),
+            postrunner_schema::statements::queue::HEARTBEAT.to_owned(),
             format!("{WORKER}, '20s', {ids}, {tokens}"),
         ),
         (
             "release",
-            include_str!("../sql/queue/release.sql").to_owned(),
+            postrunner_schema::statements::queue::RELEASE.to_owned(),
             format!("{ids}, {tokens}, array_fill(false, ARRAY[{n}])"),
         ),
         (
             "rescue",
-            include_str!("../sql/queue/rescue_expired_leases.sql").to_owned(),
+            postrunner_schema::statements::queue::RESCUE_EXPIRED_LEASES.to_owned(),
             "now() + interval '2 hours'".to_owned(),
         ),
-        ("promote", include_str!("../sql/queue/promote.sql").to_owned(), "10000, NULL".to_owned()),
+        ("promote", postrunner_schema::statements::queue::PROMOTE.to_owned(), "10000, NULL".to_owned()),
         (
             "when lanes may send",
-            include_str!("../sql/routing/next_ready.sql").to_owned(),
+            postrunner_schema::statements::routing::NEXT_READY.to_owned(),
             "NULL, true".to_owned(),
         ),
     ]
@@ -220,19 +220,19 @@ async fn the_routed_claim_and_its_records_scan_no_queue_table_whole_with_a_full_
     let mut statements = queue_statements(&db).await;
     statements.push((
         "routed claim",
-        include_str!("../sql/routing/claim.sql").to_owned(),
+        postrunner_schema::statements::routing::CLAIM.to_owned(),
         format!("80, {WORKER}, gen_random_uuid(), '20s', NULL, true"),
     ));
     statements.push((
         "record sent",
-        include_str!("../sql/outbox/record_sent.sql").to_owned(),
+        postrunner_schema::statements::outbox::RECORD_SENT.to_owned(),
         format!(
             "{ids}, array_fill('p'::text, ARRAY[{n}]), array_fill('p-2@acme.test'::text, ARRAY[{n}]), array_fill('x'::text, ARRAY[{n}]), array_fill(now(), ARRAY[{n}]), {attempt_ids}"
         ),
     ));
     statements.push((
         "close attempt",
-        include_str!("../sql/outbox/close_attempt.sql").to_owned(),
+        postrunner_schema::statements::outbox::CLOSE_ATTEMPT.to_owned(),
         format!("{}, true, 'x', 'provider'", attempts[0]),
     ));
     let found = seq_scans_of(&db, &statements).await;

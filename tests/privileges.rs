@@ -1,7 +1,7 @@
 //! Every table, view, sequence and function of the schema against the privileges each
 //! role is meant to have, so that a new object cannot silently be open to everyone
 //! (PostgreSQL grants EXECUTE on a new function to PUBLIC by default;
-//! sql/security/grants.sql revokes it and grants each role what it calls).
+//! sql/definitions/540_security_grants.sql revokes it and grants each role what it calls).
 
 use std::collections::BTreeSet;
 

@@ -5,8 +5,8 @@
 //! for a person a client erased, idempotent, and a provider whose list cannot be read
 //! reported without stopping the others.
 
-use postrunner::feedback::provider_suppressions::{pull, Outcome};
-use postrunner::providers::Directory;
+use postrunner_feedback::provider_suppressions::{pull, Outcome};
+use postrunner_providers::Directory;
 
 use crate::support::db::TestDb;
 use crate::support::fake_provider::Fleet;

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use postrunner::providers::mailgun::Mailgun;
-use postrunner::providers::postmark::Postmark;
-use postrunner::providers::resend::Resend;
-use postrunner::providers::sendgrid::SendGrid;
-use postrunner::providers::ses::{AwsKeys, Ses};
-use postrunner::providers::{http, Directory, OutgoingMessage, Provider, SendError};
-use postrunner::secret::Secret;
+use postrunner_providers::mailgun::Mailgun;
+use postrunner_providers::postmark::Postmark;
+use postrunner_providers::resend::Resend;
+use postrunner_providers::secret::Secret;
+use postrunner_providers::sendgrid::SendGrid;
+use postrunner_providers::ses::{AwsKeys, Ses};
+use postrunner_providers::{http, Directory, OutgoingMessage, Provider, SendError};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -58,7 +58,7 @@ async fn adapter(kind: Kind, key: &str) -> (FakeProvider, Arc<dyn Provider>) {
 }
 
 /// The class of an outcome, for compact assertions.
-fn class(result: &Result<postrunner::providers::Accepted, SendError>) -> &'static str {
+fn class(result: &Result<postrunner_providers::Accepted, SendError>) -> &'static str {
     match result {
         Ok(_) => "accepted",
         Err(SendError::RecipientRefused { .. }) => "recipient_refused",

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use postrunner::db::local_cluster::{with_database, LocalCluster};
-use postrunner::queue::executor::ExecutorConfig;
+use postrunner_queue::executor::ExecutorConfig;
+use postrunner_schema::local_cluster::{with_database, LocalCluster};
 use serde_json::json;
 
 use crate::support::db::TestDb;
@@ -116,8 +116,8 @@ async fn workers_rescue_expired_leases_without_a_scheduler() {
     // any live worker's upkeep, even if no scheduler runs.
     let db = TestDb::new().await;
     let id = factory::jobs(&db.pool, "noop", 1, json!({})).await[0];
-    let request = postrunner::queue::claim::ClaimRequest::new(uuid::Uuid::new_v4(), 1, Duration::from_millis(300));
-    postrunner::queue::claim::claim(&db.pool, request).await.unwrap();
+    let request = postrunner_queue::claim::ClaimRequest::new(uuid::Uuid::new_v4(), 1, Duration::from_millis(300));
+    postrunner_queue::claim::claim(&db.pool, request).await.unwrap();
     let recorder = Recorder::default();
 
     let running = spawn(
@@ -139,10 +139,10 @@ async fn the_heartbeat_does_not_keep_alive_a_job_its_worker_lost_track_of() {
     let id = factory::jobs(&db.pool, "noop", 1, json!({})).await[0];
     let recorder = Recorder::default();
     let worker_id = uuid::Uuid::new_v4();
-    let request = postrunner::queue::claim::ClaimRequest::new(worker_id, 1, Duration::from_millis(800));
-    postrunner::queue::claim::claim(&db.pool, request).await.unwrap();
+    let request = postrunner_queue::claim::ClaimRequest::new(worker_id, 1, Duration::from_millis(800));
+    postrunner_queue::claim::claim(&db.pool, request).await.unwrap();
 
-    let executor = postrunner::queue::executor::Executor::new(
+    let executor = postrunner_queue::executor::Executor::new(
         db.pool.clone(),
         crate::support::run::only("noop", recorder.clone()),
         fast_config(),
@@ -169,8 +169,8 @@ async fn workers_survive_a_postgresql_restart() {
         .unwrap()
         .expect("a private cluster");
     let url = with_database(&cluster.admin_url(), "postgres");
-    postrunner::db::migrate::run(&url).await.unwrap();
-    let pool = postrunner::db::pool(&url, 3, "postrunner-test").unwrap();
+    postrunner_schema::migrate::run(&url).await.unwrap();
+    let pool = postrunner_schema::pool(&url, 3, "postrunner-test").unwrap();
     let mut worker = Process::spawn(&url, &["worker", "--concurrency", "4", "--poll-interval", "200ms"]);
 
     factory::jobs(&pool, "noop", 100, json!({})).await;

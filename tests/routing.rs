@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use postrunner::kinds;
-use postrunner::providers::log::LogProvider;
-use postrunner::providers::{Accepted, Directory, OutgoingMessage, Provider, SendError};
-use postrunner::queue::claim::{claim, ClaimRequest};
-use postrunner::queue::lease::rescue_expired;
+use postrunner_providers::log::LogProvider;
+use postrunner_providers::{Accepted, Directory, OutgoingMessage, Provider, SendError};
+use postrunner_queue::claim::{claim, ClaimRequest};
+use postrunner_queue::heartbeat::rescue_expired;
 use uuid::Uuid;
 
 use crate::support::db::TestDb;
@@ -86,7 +86,7 @@ async fn a_waiting_backlog_costs_a_worker_almost_no_queries() {
     )
     .await;
     // The defaults: poll every second, heartbeat every 5 s.
-    let config = postrunner::queue::executor::ExecutorConfig::default();
+    let config = postrunner_queue::executor::ExecutorConfig::default();
     let worker = crate::support::run::spawn(pool, registry(pool), config);
     tokio::time::sleep(std::time::Duration::from_secs(2)).await; // settled: the lane is gated
     let commits = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()";
@@ -401,7 +401,7 @@ async fn providers_share_by_weight_even_one_message_at_a_time() {
     let db = TestDb::new().await;
     let pool = &db.pool;
     big_and_small(pool, 100).await;
-    let config = postrunner::queue::executor::ExecutorConfig {
+    let config = postrunner_queue::executor::ExecutorConfig {
         concurrency: 1,
         ..fast_config()
     };
@@ -595,7 +595,7 @@ async fn an_open_lane_whose_messages_an_application_holds_costs_a_worker_almost_
         .execute(&mut *app)
         .await
         .unwrap();
-    let config = postrunner::queue::executor::ExecutorConfig::default();
+    let config = postrunner_queue::executor::ExecutorConfig::default();
     let worker = crate::support::run::spawn(pool, registry(pool), config);
     // Settled: the workers' retries have backed off to the poll interval, and the
     // statistics of their first tries are flushed (PostgreSQL flushes them within 1 s).

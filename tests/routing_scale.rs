@@ -136,7 +136,7 @@ async fn every_limit_holds_exactly_with_eight_workers_over_two_days() {
     let workers: Vec<_> = (0..8)
         .map(|_| {
             let own = db.another_pool(3);
-            let config = postrunner::queue::executor::ExecutorConfig {
+            let config = postrunner_queue::executor::ExecutorConfig {
                 concurrency: 32,
                 ..fast_config()
             };
@@ -262,7 +262,7 @@ async fn a_client_with_ten_thousand_lanes_does_not_keep_another_waiting() {
     assert_eq!(big, 40, "one send per big address in its first slot");
 }
 
-/// A claim parks a lane it finds with nothing waiting (sql/routing/lane_wakeups.sql).
+/// A claim parks a lane it finds with nothing waiting (sql/definitions/130_routing_lane_wakeups.sql).
 /// An application whose transaction began before the lane was parked (at READ
 /// COMMITTED, or at REPEATABLE READ, whose snapshot never sees the park) inserts a
 /// message into it and commits afterwards: the lane comes back and the message goes.

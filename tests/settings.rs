@@ -95,11 +95,11 @@ async fn postrunners_own_jobs_run_while_routing_fails() {
 #[tokio::test]
 async fn postrunners_sessions_wait_for_a_lock_and_run_a_statement_only_so_long() {
     let db = TestDb::new().await;
-    let limits = postrunner::db::SessionLimits {
+    let limits = postrunner_schema::SessionLimits {
         lock_timeout: std::time::Duration::from_millis(300),
-        ..postrunner::db::SessionLimits::default()
+        ..postrunner_schema::SessionLimits::default()
     };
-    let pool = postrunner::db::pool_with(&db.url, 2, "test", limits).unwrap();
+    let pool = postrunner_schema::pool_with(&db.url, 2, "test", limits).unwrap();
     let (lock, statement): (String, String) =
         sqlx::query_as("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")
             .fetch_one(&pool)

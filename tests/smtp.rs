@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use postrunner::providers::smtp::Smtp;
-use postrunner::providers::{OutgoingMessage, Provider, SendError};
-use postrunner::secret::Secret;
+use postrunner_providers::secret::Secret;
+use postrunner_providers::smtp::Smtp;
+use postrunner_providers::{OutgoingMessage, Provider, SendError};
 use uuid::Uuid;
 
 use crate::support::smtp_server::SmtpServer;

@@ -4,7 +4,7 @@
 //! capacity used.
 
 use chrono::{DurationRound as _, Utc};
-use postrunner::secret::Secret;
+use postrunner_providers::secret::Secret;
 use sqlx::PgPool;
 
 use crate::support::db::TestDb;

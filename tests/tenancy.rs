@@ -2,7 +2,8 @@
 //! neither read, insert, cancel nor re-drive another client's mail, a reporting login
 //! sees only its clients' reports, and no application can forge a status, whatever it
 //! SETs in its session (issue 8). Logins are real LOGIN roles (tests/support/logins.rs).
-//! `bin/test-isolation 10` runs the two-client test ten times in a row.
+//! `bin/test-boundaries-and-isolation 10` runs the two-client test (and the boundary
+//! tests) ten times in a row.
 
 use crate::support::db::TestDb;
 use crate::support::factory;
@@ -191,7 +192,7 @@ async fn a_reporting_login_sees_the_reports_of_its_clients_only() {
 async fn roles_sql_runs_again_harmlessly_and_the_example_reports_run_for_postrunner() {
     let db = TestDb::new().await;
     for _ in 0..2 {
-        sqlx::raw_sql(include_str!("../sql/roles.sql"))
+        sqlx::raw_sql(postrunner_schema::definitions::named("010_roles.sql").unwrap().sql)
             .execute(&db.pool)
             .await
             .unwrap();
@@ -199,12 +200,12 @@ async fn roles_sql_runs_again_harmlessly_and_the_example_reports_run_for_postrun
     factory::client(&db.pool, "acme", "d").await;
     let service = Login::create(&db, "postrunner_service", &[]).await;
     service
-        .run(include_str!("../sql/reports.sql"))
+        .run(postrunner_schema::REPORT_EXAMPLES)
         .await
         .expect("sql/reports.sql runs as the service role");
     let agency = Login::create(&db, "postrunner_reader", &[None]).await;
     // Its report_* queries run for a dashboard of every client too.
-    for query in include_str!("../sql/reports.sql")
+    for query in postrunner_schema::REPORT_EXAMPLES
         .split(";\n")
         .filter(|q| q.contains("report_"))
     {
@@ -413,7 +414,7 @@ async fn an_application_login_cannot_make_idle_workers_claim_by_notifying() {
     .unwrap();
     let app = Login::create(&db, "postrunner_app", &[Some("acme")]).await;
 
-    let config = postrunner::queue::executor::ExecutorConfig {
+    let config = postrunner_queue::executor::ExecutorConfig {
         poll_interval: std::time::Duration::from_secs(1),
         ..fast_config()
     };

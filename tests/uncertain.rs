@@ -1,4 +1,4 @@
-//! Sends whose outcome is uncertain (sql/outbox/uncertain.sql): the provider may have
+//! Sends whose outcome is uncertain (sql/definitions/340_outbox_uncertain.sql): the provider may have
 //! taken the message (it processed the request, then the connection broke or the
 //! answer came too late), so the message is held, its capacity kept, and decided by
 //! evidence (a signed webhook event, a provider lookup) or, after the wait, by the
@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postrunner::kinds::{self, uncertain::ResolveUncertain};
-use postrunner::providers::mailgun::Mailgun;
-use postrunner::providers::postmark::Postmark;
-use postrunner::providers::resend::Resend;
-use postrunner::providers::sendgrid::SendGrid;
-use postrunner::providers::{http, Directory, Provider};
-use postrunner::secret::Secret;
+use postrunner_providers::mailgun::Mailgun;
+use postrunner_providers::postmark::Postmark;
+use postrunner_providers::resend::Resend;
+use postrunner_providers::secret::Secret;
+use postrunner_providers::sendgrid::SendGrid;
+use postrunner_providers::{http, Directory, Provider};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;

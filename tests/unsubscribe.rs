@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postrunner::kinds;
-use postrunner::providers::sendgrid::SendGrid;
-use postrunner::providers::{http, Directory, Provider};
-use postrunner::queue::executor::ExecutorConfig;
-use postrunner::secret::Secret;
 use postrunner::unsubscribe::{UnsubscribeKeys, UnsubscribeLinks};
+use postrunner_providers::secret::Secret;
+use postrunner_providers::sendgrid::SendGrid;
+use postrunner_providers::{http, Directory, Provider};
+use postrunner_queue::executor::ExecutorConfig;
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -38,7 +38,7 @@ async fn readiness_fails_while_the_database_lacks_this_releases_definitions() {
     let db = TestDb::new().await;
     crate::support::routing::exec(
         &db.pool,
-        "UPDATE postrunner.sql_definitions SET checksum = 'old' WHERE file = 'feedback/policies.sql'",
+        "UPDATE postrunner.sql_definitions SET checksum = 'old' WHERE file = '350_feedback_policies.sql'",
     )
     .await;
     let base = serve(&db.pool).await;

@@ -10,7 +10,7 @@
 #                         BYPASSRLS: row-level security must not hide rows) for
 #                         pg_dump, and may create the scratch database of the restore check
 #
-# plus the three NOLOGIN group roles `migrate` grants to (sql/roles.sql creates them
+# plus the three NOLOGIN group roles `migrate` grants to (sql/definitions/010_roles.sql creates them
 # when missing, but the owner has no CREATEROLE). Passwords come from the environment
 # (docker-compose.yml); psql quotes them (:'name'), so any character is safe.
 set -euo pipefail

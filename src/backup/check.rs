@@ -15,8 +15,8 @@ use super::dump::{hex, quote, tool_connection};
 use super::store::BackupStore;
 use super::{with_database, BackupError, Manifest, Progress};
 
-const VERIFIED: &str = include_str!("../../sql/backups/verified.sql");
-const FAILED: &str = include_str!("../../sql/backups/failed.sql");
+use postrunner_schema::statements::backups::FAILED;
+use postrunner_schema::statements::backups::VERIFIED;
 
 /// Downloads `key`'s dump to a temporary file, checking it against its manifest.
 ///
@@ -135,7 +135,7 @@ async fn restore_and_compare(
         pg_restore(&file.0, &scratch_url, &["--no-owner", "--no-acl"]).await?;
         compare(&scratch_url, &manifest).await?;
         progress.stage("applying this binary's migrations to the restored copy");
-        crate::db::migrate::run(&scratch_url)
+        postrunner_schema::migrate::run(&scratch_url)
             .await
             .map_err(|e| BackupError::Mismatch(format!("migrations do not apply to the restored copy: {e}")))?;
         Ok::<(), BackupError>(())

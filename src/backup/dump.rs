@@ -18,10 +18,10 @@ use tokio::io::AsyncReadExt as _;
 use super::store::BackupStore;
 use super::{BackupError, Manifest, Progress};
 
-const START: &str = include_str!("../../sql/backups/start.sql");
-const UPLOADED: &str = include_str!("../../sql/backups/uploaded.sql");
-const FAILED: &str = include_str!("../../sql/backups/failed.sql");
-const TABLES: &str = include_str!("../../sql/backups/snapshot_counts.sql");
+use postrunner_schema::statements::backups::FAILED;
+use postrunner_schema::statements::backups::SNAPSHOT_COUNTS as TABLES;
+use postrunner_schema::statements::backups::START;
+use postrunner_schema::statements::backups::UPLOADED;
 /// The latest migration applied, as `V<n>__<name>` (refinery's history).
 pub(crate) const SCHEMA_VERSION: &str =
     "SELECT 'V' || version || '__' || name FROM public.refinery_schema_history ORDER BY version DESC LIMIT 1";

@@ -69,4 +69,4 @@ pub struct Quiet;
 impl Progress for Quiet {}
 
 /// A database URL with another database name (the scratch database of a check).
-pub use crate::db::local_cluster::with_database;
+pub use postrunner_schema::local_cluster::with_database;

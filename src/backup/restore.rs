@@ -6,7 +6,7 @@
 //! backup is erased again before any worker runs. tests/backups.rs checks both.
 //!
 //! Then the providers' own suppression lists (SendGrid, Mailgun, Postmark, SES) are read
-//! into the restored database (src/feedback/provider_suppressions.rs), with the
+//! into the restored database (crates/postrunner-feedback/src/provider_suppressions.rs), with the
 //! providers' secrets from this process's environment, so what they learnt since the
 //! backup is not lost even when the newer database is.
 
@@ -26,7 +26,7 @@ pub struct Restored {
     pub suppressions_upgraded: u64,
     pub messages_erased_again: i32,
     /// Each provider's suppression lists, read into the restored database.
-    pub provider_lists: Vec<crate::feedback::provider_suppressions::Pulled>,
+    pub provider_lists: Vec<postrunner_feedback::provider_suppressions::Pulled>,
 }
 
 /// Restores backup `key` into the empty database at `into`; see the module docs.
@@ -56,7 +56,7 @@ pub async fn restore(
     progress.stage("restoring");
     pg_restore(&file.0, into, &["--no-owner"]).await?;
     progress.stage("applying this binary's migrations");
-    crate::db::migrate::run(into)
+    postrunner_schema::migrate::run(into)
         .await
         .map_err(|e| BackupError::Refused(format!("migrations do not apply to the restored database: {e}")))?;
 
@@ -80,7 +80,7 @@ pub async fn restore(
         )
         .fetch_one(&mut newer)
         .await?;
-        // One statement (sql/backups/catch_up.sql): a permanent suppression always
+        // One statement (sql/definitions/390_backups_catch_up.sql): a permanent suppression always
         // replaces a quarantine, whichever database holds which.
         let (erasures, copied, upgraded): (i64, i64, i64) = sqlx::query_as(
             "SELECT erasures_copied, suppressions_copied, suppressions_upgraded
@@ -100,9 +100,9 @@ pub async fn restore(
         .await?;
     if pull_provider_lists {
         progress.stage("reading the providers' suppression lists");
-        let pool = crate::db::pool(into, 2, "postrunner-restore")?;
-        let providers = crate::providers::Directory::new(pool.clone());
-        restored.provider_lists = crate::feedback::provider_suppressions::pull(&pool, &providers).await?;
+        let pool = postrunner_schema::pool(into, 2, "postrunner-restore")?;
+        let providers = postrunner_providers::Directory::new(pool.clone());
+        restored.provider_lists = postrunner_feedback::provider_suppressions::pull(&pool, &providers).await?;
         pool.close().await;
     }
     Ok((manifest, restored))

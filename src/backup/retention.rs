@@ -11,8 +11,8 @@ use sqlx::PgPool;
 use super::store::BackupStore;
 use super::BackupError;
 
-const LIST: &str = include_str!("../../sql/backups/list.sql");
-const PRUNED: &str = include_str!("../../sql/backups/pruned.sql");
+use postrunner_schema::statements::backups::LIST;
+use postrunner_schema::statements::backups::PRUNED;
 
 /// A backup as the policy sees it.
 #[derive(Clone, Debug)]

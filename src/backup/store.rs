@@ -50,7 +50,7 @@ pub struct StoreConfig {
     /// Folder inside the bucket.
     pub prefix: String,
     pub access_key_id: String,
-    pub secret_access_key: crate::secret::Secret<String>,
+    pub secret_access_key: postrunner_providers::secret::Secret<String>,
 }
 
 impl StoreConfig {
@@ -72,7 +72,7 @@ impl StoreConfig {
             region: var(REGION).unwrap_or_else(|| "us-east-1".to_owned()),
             prefix: var(PREFIX).unwrap_or_else(|| "postrunner/".to_owned()),
             access_key_id,
-            secret_access_key: crate::secret::Secret::new(secret),
+            secret_access_key: postrunner_providers::secret::Secret::new(secret),
         })
     }
 }

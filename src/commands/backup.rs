@@ -50,7 +50,7 @@ struct Listed {
 pub async fn run(pool: &PgPool, database_url: &str, what: &BackupWhat) -> anyhow::Result<()> {
     match what {
         BackupWhat::List => {
-            let rows: Vec<Listed> = sqlx::query_as(include_str!("../../sql/backups/list.sql"))
+            let rows: Vec<Listed> = sqlx::query_as(postrunner_schema::statements::backups::LIST)
                 .fetch_all(pool)
                 .await?;
             println!("{:<48} {:<9} {:>12}  {:<20} error", "key", "status", "size", "started");
@@ -127,7 +127,7 @@ pub async fn run(pool: &PgPool, database_url: &str, what: &BackupWhat) -> anyhow
             for pulled in &restored.provider_lists {
                 println!("  {pulled}");
             }
-            let failed = crate::feedback::provider_suppressions::failures(&restored.provider_lists);
+            let failed = postrunner_feedback::provider_suppressions::failures(&restored.provider_lists);
             anyhow::ensure!(
                 failed == 0,
                 "{failed} providers' suppression lists could not be read: run `postrunner pull-suppressions` once they can, before sending"

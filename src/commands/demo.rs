@@ -20,11 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DemoArgs;
 use crate::kinds;
-use crate::providers::simulator::{FakeProvider, Fault, Kind};
-use crate::providers::Directory;
-use crate::queue::executor::{Executor, ExecutorConfig};
 use crate::roles::presence::Presence;
 use crate::unsubscribe::{UnsubscribeKeys, UnsubscribeLinks};
+use postrunner_providers::Directory;
+use postrunner_queue::executor::{Executor, ExecutorConfig};
+use postrunner_sim::{FakeProvider, Fault, Kind};
 
 /// Clients, directions and 1,200 sender addresses over four providers; the providers'
 /// endpoints (the simulators) are filled in at run time.
@@ -68,7 +68,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
         "the local PostgreSQL"
     };
     println!("  database   {} on {where_}, migrated", super::redact(&url));
-    let pool = crate::db::pool(&url, 20, "postrunner-demo")?;
+    let pool = postrunner_schema::pool(&url, 20, "postrunner-demo")?;
 
     let latency = Duration::from_millis(args.send_ms);
     let mut simulators = Vec::new();
@@ -121,7 +121,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
         pool.clone(),
         crate::web::WebConfig {
             unsubscribe: Some(keys.clone()),
-            status_token: Some(crate::secret::Secret::new(status_token.clone())),
+            status_token: Some(postrunner_providers::secret::Secret::new(status_token.clone())),
             database_metrics: Some(Arc::new(crate::metrics::database::DatabaseMetrics::new(
                 pool.clone(),
                 Duration::from_secs(5),

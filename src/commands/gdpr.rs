@@ -1,5 +1,5 @@
 //! `postrunner erase` and `postrunner export`: a person's right to erasure and of
-//! access, for one client (sql/gdpr/erasure.sql does the work in one transaction).
+//! access, for one client (sql/definitions/100_gdpr_erasure.sql does the work in one transaction).
 //! The address is never logged; the erasure's log is `postrunner.erasures`, by hash.
 
 use sqlx::PgPool;

@@ -1,6 +1,6 @@
 //! One-shot commands: `demo`, `bench`, `import`, and GDPR's `erase` and `export`. `demo` and `bench` run on the
 //! embedded default database when `DATABASE_URL` is unset (see
-//! [`crate::db::local_cluster`]).
+//! [`postrunner_schema::local_cluster`]).
 
 pub mod backup;
 pub mod bench;
@@ -12,7 +12,7 @@ pub mod signing;
 use anyhow::Context as _;
 use sqlx::Connection;
 
-use crate::db::local_cluster::{self, Server};
+use postrunner_schema::local_cluster::{self, Server};
 
 /// A fresh, migrated database named `name` on the configured server (or the embedded
 /// default), recreated if it exists. Returns the server (keep it alive: it may be a
@@ -39,7 +39,7 @@ pub async fn fresh_database(database_url: Option<String>, name: &str) -> anyhow:
         .await?;
     admin.close().await?;
     let url = server.database_url(name);
-    crate::db::migrate::run(&url).await.context("migrating")?;
+    postrunner_schema::migrate::run(&url).await.context("migrating")?;
     Ok((server, url))
 }
 

@@ -12,7 +12,7 @@
 //! - MX: at least one.
 //!
 //! What a failing domain does then is decided in SQL ([`apply_gate`],
-//! sql/compliance/domain_gate.sql): an alert, and with `domain_check_policy = 'block'`
+//! sql/definitions/400_compliance_domain_gate.sql): an alert, and with `domain_check_policy = 'block'`
 //! its addresses paused until it passes.
 
 use std::net::SocketAddr;
@@ -284,7 +284,7 @@ pub async fn check_all(pool: &PgPool, resolver: &TokioResolver) -> Result<Vec<Do
     Ok(reports)
 }
 
-/// What the gate did after a round of checks (sql/compliance/domain_gate.sql).
+/// What the gate did after a round of checks (sql/definitions/400_compliance_domain_gate.sql).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct GateOutcome {
     pub fired: i32,

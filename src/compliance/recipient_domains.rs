@@ -1,6 +1,6 @@
 //! Which mailbox provider hosts a recipient's domain, from its MX records: a company on
 //! Google Workspace receives through `aspmx.l.google.com`, so its mail counts against
-//! the client's `google` limits like mail to gmail.com (sql/compliance/recipient_domains.sql).
+//! the client's `google` limits like mail to gmail.com (sql/definitions/410_compliance_recipient_domains.sql).
 //!
 //! The `system.classify_recipient_domains` task looks up the domains that messages of
 //! clients with mailbox group limits are waiting for; the matching, the bookkeeping

@@ -7,8 +7,8 @@
 use sqlx::PgPool;
 
 use crate::backup::{self, store::BackupStore, BackupError, Quiet};
-use crate::queue::handler::{Handler, JobError};
-use crate::queue::ClaimedJob;
+use postrunner_queue::handler::{Handler, JobError};
+use postrunner_queue::ClaimedJob;
 
 pub const KIND: &str = "system.backup";
 

@@ -3,7 +3,7 @@
 //!
 //! Per provider: an advisory lock, so that a slow read and the next tick's never read
 //! one mailbox at once; the messages not flagged `$PostrunnerDone`, fetched whole
-//! without marking them read; parsed into events (src/feedback/bounce_mail.rs) and
+//! without marking them read; parsed into events (crates/postrunner-feedback/src/bounce_mail.rs) and
 //! stored with postrunner.record_events in one transaction; only after that commit
 //! are they flagged. A crash in between leaves them unflagged: the next read stores
 //! nothing twice (events are unique per provider and dedupe key) and flags them. Mail
@@ -13,12 +13,12 @@
 use chrono::Utc;
 use sqlx::PgPool;
 
-use crate::feedback::bounce_mail::{self, BounceMail};
-use crate::feedback::imap::{Mailbox, MailboxError, MailboxUrl};
-use crate::feedback::{store, Verified};
-use crate::queue::handler::{Handler, JobError};
-use crate::queue::ClaimedJob;
-use crate::secret::Secret;
+use postrunner_feedback::bounce_mail::{self, BounceMail};
+use postrunner_feedback::imap::{Mailbox, MailboxError, MailboxUrl};
+use postrunner_feedback::{store, Verified};
+use postrunner_providers::secret::Secret;
+use postrunner_queue::handler::{Handler, JobError};
+use postrunner_queue::ClaimedJob;
 
 pub const KIND: &str = "system.read_bounce_mail";
 

@@ -8,7 +8,7 @@
 //! closes its reservation at once, giving the capacity back when the provider surely
 //! did not take the message. When it may have (a timeout, a dropped connection, a 502
 //! or 504), the message is held as `uncertain` rather than sent again at once
-//! (sql/outbox/uncertain.sql).
+//! (sql/definitions/340_outbox_uncertain.sql).
 
 use std::sync::Arc;
 
@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::providers::{Directory, OutgoingMessage, SendError};
-use crate::queue::handler::{Handler, JobError};
-use crate::queue::{ClaimedJob, JobId};
 use crate::unsubscribe::UnsubscribeLinks;
+use postrunner_providers::{Directory, OutgoingMessage, SendError};
+use postrunner_queue::handler::{Handler, JobError};
+use postrunner_queue::{ClaimedJob, JobId};
 
 pub const KIND: &str = "email.send";
 
@@ -29,9 +29,9 @@ pub const PLACEHOLDER: &str = "{{unsubscribe_url}}";
 
 mod footer;
 
-const RECORD_SENT: &str = include_str!("../../sql/outbox/record_sent.sql");
-const CLOSE_ATTEMPT: &str = include_str!("../../sql/outbox/close_attempt.sql");
-const SUPPRESS_RECIPIENT: &str = include_str!("../../sql/outbox/suppress_recipient.sql");
+use postrunner_schema::statements::outbox::CLOSE_ATTEMPT;
+use postrunner_schema::statements::outbox::RECORD_SENT;
+use postrunner_schema::statements::outbox::SUPPRESS_RECIPIENT;
 
 /// How often a message goes back to be routed again without using an attempt because
 /// its provider was unavailable; after that, provider trouble uses attempts like any
@@ -161,7 +161,7 @@ impl SendEmail {
 impl SendEmail {
     /// Counts a provider failure against its circuit breaker.
     async fn provider_failed(&self, provider: &str, error: &SendError) {
-        match crate::providers::health::record_failure(&self.pool, provider, error).await {
+        match postrunner_providers::health::record_failure(&self.pool, provider, error).await {
             // Once per change of state, not once per failed send.
             Ok(change) if change.went_down() => tracing::warn!(error = %error, "provider is down"),
             Ok(_) => {}
@@ -232,7 +232,7 @@ impl Handler for SendEmail {
                     SendError::Transient { .. } => Err(JobError::Retry(e.to_string())),
                     // The provider may have taken it: sending it elsewhere now could
                     // deliver it twice. Held until evidence or the wait decides
-                    // (sql/outbox/uncertain.sql; tests/uncertain.rs).
+                    // (sql/definitions/340_outbox_uncertain.sql; tests/uncertain.rs).
                     SendError::Unavailable {
                         may_have_taken: true, ..
                     } => {
@@ -255,6 +255,10 @@ impl Handler for SendEmail {
 
     /// A send cut off by the job's timeout may have reached its provider.
     fn interrupted_is_uncertain(&self) -> bool {
+        true
+    }
+
+    fn completes_message(&self) -> bool {
         true
     }
 

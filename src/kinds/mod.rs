@@ -8,13 +8,12 @@
 //!   ([`system`]), `system.dispatch_notifications` and `system.notify` ([`notify`]):
 //!   periodic upkeep and alert notifications,
 //!   enqueued by the scheduler from `postrunner.schedules`.
-//! - `noop` ([`noop`]): does nothing (or sleeps, or fails on request); for benchmarks,
+//! - `noop` ([`postrunner_queue::noop`]): does nothing (or sleeps, or fails on request); for benchmarks,
 //!   tests and checking a deployment end to end.
 
 pub mod backup;
 pub mod bounce_mail;
 pub mod email;
-pub mod noop;
 pub mod notify;
 pub mod system;
 pub mod uncertain;
@@ -23,9 +22,9 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::providers::Directory;
-use crate::queue::handler::Registry;
 use crate::unsubscribe::UnsubscribeLinks;
+use postrunner_providers::Directory;
+use postrunner_queue::handler::Registry;
 
 /// Every built-in kind, sending mail through the adapters of `providers`.
 pub fn registry(pool: PgPool, providers: Arc<Directory>) -> Registry {
@@ -58,6 +57,6 @@ pub fn registry_with(pool: PgPool, providers: Arc<Directory>, unsubscribe: Optio
         .register(notify::DISPATCH, notify::DispatchNotifications::new(pool.clone()))
         .register(notify::KIND, notify::Notify::new(pool.clone(), providers.clone()))
         .register(system::EVALUATE_ALERTS, system::EvaluateAlerts::new(pool))
-        .register(noop::KIND, noop::Noop);
+        .register(postrunner_queue::noop::KIND, postrunner_queue::noop::Noop);
     registry
 }

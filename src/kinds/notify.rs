@@ -1,6 +1,6 @@
 //! `system.dispatch_notifications` (every 5 s) hands pending alert notifications to
 //! `system.notify` jobs, which deliver them (src/notifications/). What is due, and
-//! once, is decided in SQL (sql/alerts/notifications.sql).
+//! once, is decided in SQL (sql/definitions/430_alerts_notifications.sql).
 
 use std::sync::Arc;
 
@@ -9,16 +9,16 @@ use sqlx::PgPool;
 
 use crate::notifications::channel::{Channel, DeliveryError};
 use crate::notifications::{render::render, Change};
-use crate::providers::Directory;
-use crate::queue::handler::{Handler, JobError};
-use crate::queue::ClaimedJob;
+use postrunner_providers::Directory;
+use postrunner_queue::handler::{Handler, JobError};
+use postrunner_queue::ClaimedJob;
 
 pub const DISPATCH: &str = "system.dispatch_notifications";
 pub const KIND: &str = "system.notify";
 
-const DISPATCH_SQL: &str = include_str!("../../sql/alerts/dispatch_notifications.sql");
-const BATCH_SQL: &str = include_str!("../../sql/alerts/notification_batch.sql");
-const OUTCOME_SQL: &str = include_str!("../../sql/alerts/notification_outcome.sql");
+use postrunner_schema::statements::alerts::DISPATCH_NOTIFICATIONS as DISPATCH_SQL;
+use postrunner_schema::statements::alerts::NOTIFICATION_BATCH as BATCH_SQL;
+use postrunner_schema::statements::alerts::NOTIFICATION_OUTCOME as OUTCOME_SQL;
 
 /// Gives pending notifications to `system.notify` jobs.
 pub struct DispatchNotifications {

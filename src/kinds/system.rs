@@ -5,20 +5,20 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
-use crate::providers::{health, Directory};
-use crate::queue::handler::{Handler, JobError};
-use crate::queue::lease::rescue_expired;
-use crate::queue::ClaimedJob;
+use postrunner_providers::{health, Directory};
+use postrunner_queue::handler::{Handler, JobError};
+use postrunner_queue::heartbeat::rescue_expired;
+use postrunner_queue::ClaimedJob;
 
 pub const RESCUE: &str = "system.rescue_expired_leases";
 pub const CLEANUP: &str = "system.cleanup";
 pub const EVALUATE_ALERTS: &str = "system.evaluate_alerts";
 pub const PROBE_PROVIDERS: &str = "system.probe_providers";
 
-const CLEANUP_SQL: &str = include_str!("../../sql/queue/cleanup.sql");
-const EVALUATE_ALERTS_SQL: &str = include_str!("../../sql/alerts/evaluate.sql");
-const PROBE_TARGETS: &str = include_str!("../../sql/providers/probe_targets.sql");
-const RECORD_PROBE: &str = include_str!("../../sql/providers/record_probe.sql");
+use postrunner_schema::statements::alerts::EVALUATE as EVALUATE_ALERTS_SQL;
+use postrunner_schema::statements::providers::PROBE_TARGETS;
+use postrunner_schema::statements::providers::RECORD_PROBE;
+use postrunner_schema::statements::queue::CLEANUP as CLEANUP_SQL;
 
 /// Returns the jobs of dead workers to the queue (every 5 s by default).
 pub struct RescueExpiredLeases {
@@ -129,7 +129,7 @@ impl ProbeProviders {
         let outcome = match self.providers.get(name).await {
             Ok(adapter) => match tokio::time::timeout(PROBE_TIMEOUT, adapter.probe()).await {
                 Ok(result) => result,
-                Err(_) => Err(crate::providers::SendError::Unavailable {
+                Err(_) => Err(postrunner_providers::SendError::Unavailable {
                     provider: name.to_owned(),
                     detail: format!("probe timed out after {PROBE_TIMEOUT:?}"),
                     retry_after: None,
@@ -182,7 +182,7 @@ impl Handler for ProbeProviders {
 /// Checks SPF, DKIM, DMARC and MX of every sender domain (daily; `report_domains`),
 /// asking the nameserver in `POSTRUNNER_NAMESERVER` or the system's. A failing domain
 /// raises an alert, and with `domain_check_policy = 'block'` its addresses are paused
-/// until it passes (sql/compliance/domain_gate.sql).
+/// until it passes (sql/definitions/400_compliance_domain_gate.sql).
 pub struct CheckDomains {
     pool: PgPool,
 }
@@ -254,7 +254,7 @@ impl Handler for ClassifyRecipientDomains {
 
 /// Rolls the settled part of the ledger up into hourly and monthly counts, which the
 /// metrics, the cost report and the status page read instead of the ledger (every
-/// minute; sql/metrics/rollups.sql).
+/// minute; sql/definitions/440_metrics_rollups.sql).
 pub struct RollupSends {
     pool: PgPool,
 }

@@ -1,5 +1,5 @@
 //! `system.resolve_uncertain` (every 10 s): decides messages held because their send's
-//! outcome was uncertain (sql/outbox/uncertain.sql).
+//! outcome was uncertain (sql/definitions/340_outbox_uncertain.sql).
 //!
 //! One pass asks the providers that can be asked (Postmark's outbound search, Mailgun's
 //! event log, Resend's idempotent replay) about held messages not asked lately, records
@@ -14,10 +14,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::kinds::email::Routed;
-use crate::providers::{Directory, Lookup};
-use crate::queue::handler::{Handler, JobError};
-use crate::queue::ClaimedJob;
 use crate::unsubscribe::UnsubscribeLinks;
+use postrunner_providers::{Directory, Lookup};
+use postrunner_queue::handler::{Handler, JobError};
+use postrunner_queue::ClaimedJob;
 
 pub const KIND: &str = "system.resolve_uncertain";
 

@@ -1,5 +1,5 @@
 //! The database's metrics (docs/metrics.md, section 2), read by one SQL function
-//! (sql/metrics/snapshot.sql) and served as OpenMetrics text.
+//! (sql/definitions/450_metrics_snapshot.sql) and served as OpenMetrics text.
 //!
 //! The text is cached for a short time (10 s by default) and built single-flight: a
 //! scrape that finds it stale rebuilds it while the others wait for that one read, so
@@ -73,7 +73,7 @@ pub struct DatabaseMetrics {
     cached: Mutex<Option<(Instant, Arc<String>)>>,
     /// The bearer token a scrape must give (`POSTRUNNER_METRICS_TOKEN`): the text names
     /// every client's sender addresses (docs/operations.md).
-    token: Option<crate::secret::Secret<String>>,
+    token: Option<postrunner_providers::secret::Secret<String>>,
 }
 
 impl std::fmt::Debug for DatabaseMetrics {
@@ -96,7 +96,7 @@ impl DatabaseMetrics {
 
     /// Asks every scrape for `token` (`Authorization: Bearer`), when there is one.
     #[must_use]
-    pub fn with_token(mut self, token: Option<crate::secret::Secret<String>>) -> Self {
+    pub fn with_token(mut self, token: Option<postrunner_providers::secret::Secret<String>>) -> Self {
         self.token = token;
         self
     }
@@ -105,7 +105,7 @@ impl DatabaseMetrics {
     pub fn allows(&self, headers: &axum::http::HeaderMap) -> bool {
         self.token
             .as_ref()
-            .is_none_or(|token| crate::secret::bearer(headers).is_some_and(|given| token.matches(given)))
+            .is_none_or(|token| postrunner_providers::secret::bearer(headers).is_some_and(|given| token.matches(given)))
     }
 
     /// The metrics text, from the cache or, when it is older than the ttl, read now.

@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::providers::SendError;
+use postrunner_providers::SendError;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
@@ -33,22 +33,6 @@ struct ProviderLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct QueueLabel {
-    queue: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabel {
-    kind: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FinishedLabels {
-    kind: String,
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
     provider: String,
     kind: String,
@@ -65,24 +49,13 @@ struct OutcomeLabel {
     outcome: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DoingLabel {
-    doing: &'static str,
-}
-
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Provider call latency buckets, seconds.
 const SEND_BUCKETS: [f64; 11] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
-/// Claim statement latency buckets, seconds.
-const CLAIM_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
 fn send_histogram() -> Histogram {
     Histogram::new(SEND_BUCKETS)
-}
-
-fn claim_histogram() -> Histogram {
-    Histogram::new(CLAIM_BUCKETS)
 }
 
 struct Metrics {
@@ -90,16 +63,10 @@ struct Metrics {
     build_info: Family<BuildLabels, Gauge>,
     sends: Family<SendLabels, Counter>,
     send_duration: HistogramFamily<ProviderLabel>,
-    claims: Family<QueueLabel, Counter>,
-    claimed_jobs: Family<QueueLabel, Counter>,
-    claim_duration: HistogramFamily<QueueLabel>,
-    jobs_finished: Family<FinishedLabels, Counter>,
-    retries: Family<KindLabel, Counter>,
     reroutes: Family<ProviderLabel, Counter>,
     events: Family<EventLabels, Counter>,
     webhooks_refused: Family<RefusedLabels, Counter>,
     unsubscribes: Family<OutcomeLabel, Counter>,
-    database_errors: Family<DoingLabel, Counter>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -112,16 +79,10 @@ impl Metrics {
             build_info: Family::default(),
             sends: Family::default(),
             send_duration: Family::new_with_constructor(send_histogram),
-            claims: Family::default(),
-            claimed_jobs: Family::default(),
-            claim_duration: Family::new_with_constructor(claim_histogram),
-            jobs_finished: Family::default(),
-            retries: Family::default(),
             reroutes: Family::default(),
             events: Family::default(),
             webhooks_refused: Family::default(),
             unsubscribes: Family::default(),
-            database_errors: Family::default(),
         };
         m.registry
             .register("build_info", "Which build runs in which role", m.build_info.clone());
@@ -132,26 +93,6 @@ impl Metrics {
             "Provider call latency",
             m.send_duration.clone(),
         );
-        m.registry.register("claims", "Claim statements run", m.claims.clone());
-        m.registry
-            .register("claimed_jobs", "Jobs the claims took", m.claimed_jobs.clone());
-        m.registry.register(
-            "claim_duration_seconds",
-            "Claim statement latency",
-            m.claim_duration.clone(),
-        );
-        m.registry.register(
-            "jobs_finished",
-            "Job attempts finished, by outcome",
-            m.jobs_finished.clone(),
-        );
-        m.registry
-            .register("retries", "Attempts that ended in a retry", m.retries.clone());
-        m.registry.register(
-            "reroutes",
-            "Messages sent back to routing because their provider was unavailable",
-            m.reroutes.clone(),
-        );
         m.registry
             .register("events", "Provider events stored", m.events.clone());
         m.registry.register(
@@ -161,17 +102,10 @@ impl Metrics {
         );
         m.registry
             .register("unsubscribes", "One-click unsubscribe POSTs", m.unsubscribes.clone());
-        m.registry.register(
-            "database_errors",
-            "Statements that failed, by what was being done",
-            m.database_errors.clone(),
-        );
+        // The queue's families: claims, attempts, failed statements.
+        postrunner_queue::metrics::register(&mut m.registry);
         // Known label sets exist from the start (at 0), so rates are defined before the
         // first event.
-        for queue in ["generic", "routed"] {
-            let _ = m.claims.get_or_create(&QueueLabel { queue });
-            let _ = m.claimed_jobs.get_or_create(&QueueLabel { queue });
-        }
         for outcome in ["new", "repeated", "invalid"] {
             let _ = m.unsubscribes.get_or_create(&OutcomeLabel { outcome });
         }
@@ -230,51 +164,6 @@ pub fn send_finished(provider: &str, result: Result<(), &SendError>, elapsed: Du
         .observe(elapsed.as_secs_f64());
 }
 
-/// A claim statement of `queue` ("generic" or "routed") took `jobs` in `elapsed`.
-pub fn claimed(queue: &'static str, jobs: usize, elapsed: Duration) {
-    let label = QueueLabel { queue };
-    METRICS.claims.get_or_create(&label).inc();
-    METRICS.claimed_jobs.get_or_create(&label).inc_by(jobs as u64);
-    METRICS
-        .claim_duration
-        .get_or_create(&label)
-        .observe(elapsed.as_secs_f64());
-}
-
-/// How a job attempt ended.
-#[derive(Clone, Copy, Debug)]
-pub enum Finished {
-    Completed,
-    Retried,
-    Failed,
-    Held,
-    Rerouted,
-}
-
-/// A job attempt of `kind` ended.
-pub fn job_finished(kind: &str, how: Finished) {
-    let outcome = match how {
-        Finished::Completed => "completed",
-        Finished::Retried => "retried",
-        Finished::Failed => "failed",
-        Finished::Held => "held",
-        Finished::Rerouted => "rerouted",
-    };
-    METRICS
-        .jobs_finished
-        .get_or_create(&FinishedLabels {
-            kind: kind.to_owned(),
-            outcome,
-        })
-        .inc();
-    if matches!(how, Finished::Retried) {
-        METRICS
-            .retries
-            .get_or_create(&KindLabel { kind: kind.to_owned() })
-            .inc();
-    }
-}
-
 /// A message goes back to routing because `provider` was unavailable.
 pub fn rerouted(provider: &str) {
     METRICS
@@ -296,6 +185,8 @@ pub fn events_stored(provider: &str, kind: &str, n: u64) {
         .inc_by(n);
 }
 
+pub use postrunner_queue::metrics::{attempt_ended, claimed, database_error, AttemptEnd};
+
 /// A webhook request to `provider` was refused for `reason`.
 pub fn webhook_refused(provider: &str, reason: &'static str) {
     METRICS
@@ -310,11 +201,6 @@ pub fn webhook_refused(provider: &str, reason: &'static str) {
 /// A one-click unsubscribe POST: `new`, `repeated` or `invalid`.
 pub fn unsubscribe(outcome: &'static str) {
     METRICS.unsubscribes.get_or_create(&OutcomeLabel { outcome }).inc();
-}
-
-/// A statement failed while `doing` something.
-pub fn database_error(doing: &'static str) {
-    METRICS.database_errors.get_or_create(&DoingLabel { doing }).inc();
 }
 
 #[cfg(test)]
@@ -333,7 +219,7 @@ mod tests {
         send_finished("sg", Err(&error), Duration::from_millis(30));
         send_finished("sg", Ok(()), Duration::from_millis(20));
         claimed("routed", 3, Duration::from_millis(2));
-        job_finished("email.send", Finished::Retried);
+        attempt_ended("email.send", AttemptEnd::Retried);
         let text = encode();
         for line in [
             "postrunner_sends_total{provider=\"sg\",outcome=\"uncertain\"} 1",

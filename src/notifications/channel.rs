@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::render::Rendered;
 use super::Change;
-use crate::providers::{Directory, OutgoingMessage};
-use crate::secret::Secret;
+use postrunner_providers::secret::Secret;
+use postrunner_providers::{Directory, OutgoingMessage};
 
 /// How long one delivery may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -182,7 +182,7 @@ impl Channel {
 }
 
 fn client() -> reqwest::Client {
-    crate::providers::http::client(TIMEOUT)
+    postrunner_providers::http::client(TIMEOUT)
 }
 
 fn change_json(change: &Change) -> Value {
@@ -208,6 +208,6 @@ async fn answered(sent: Result<reqwest::Response, reqwest::Error>) -> Result<(),
     let body = response.text().await.unwrap_or_default();
     Err(DeliveryError::Failed(format!(
         "answered {status}: {}",
-        crate::providers::http::truncate(&body, 200)
+        postrunner_providers::http::truncate(&body, 200)
     )))
 }

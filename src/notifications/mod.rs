@@ -2,7 +2,7 @@
 //!
 //! Channels live in `postrunner.notification_channels` (email through a configured
 //! provider, a Slack-compatible JSON webhook, SMS through Twilio's API); the database
-//! decides what to notify and when (sql/alerts/notifications.sql: one notification per
+//! decides what to notify and when (sql/definitions/430_alerts_notifications.sql: one notification per
 //! state change and channel, digests); this module only renders a batch ([`render`])
 //! and delivers it ([`channel`]). The `system.notify` job (src/kinds/notify.rs) ties
 //! the two together with the queue's retries.

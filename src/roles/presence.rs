@@ -7,8 +7,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-const REGISTER: &str = include_str!("../../sql/workers/register.sql");
-const DEREGISTER: &str = include_str!("../../sql/workers/deregister.sql");
+use postrunner_schema::statements::workers::DEREGISTER;
+use postrunner_schema::statements::workers::REGISTER;
 
 /// Who a process is.
 #[derive(Clone, Debug)]

@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::presence::Presence;
 use crate::periodic::run_due;
-use crate::queue::lease::heartbeat;
-use crate::queue::wake::sleep_or_cancel;
+use postrunner_queue::heartbeat::heartbeat;
+use postrunner_queue::wake::sleep_or_cancel;
 
 /// Longest sleep between passes, so new or edited schedules are noticed.
 const MAX_NAP: Duration = Duration::from_secs(1);
@@ -21,7 +21,7 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 /// The database could not be reached at start-up within a minute.
 pub async fn run(pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    crate::db::wait_until_ready(&pool, Duration::from_secs(60))
+    postrunner_schema::wait_until_ready(&pool, Duration::from_secs(60))
         .await
         .context("connecting to the database")?;
     let presence = Presence::new("scheduler", None, HEARTBEAT);

@@ -8,9 +8,9 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::presence::Presence;
-use crate::queue::lease::heartbeat;
-use crate::queue::wake::sleep_or_cancel;
 use crate::web::WebConfig;
+use postrunner_queue::heartbeat::heartbeat;
+use postrunner_queue::wake::sleep_or_cancel;
 
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
 

@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::presence::Presence;
 use crate::kinds;
-use crate::providers::Directory;
-use crate::queue::executor::{Executor, ExecutorConfig};
 use crate::unsubscribe::{UnsubscribeKeys, UnsubscribeLinks};
+use postrunner_providers::Directory;
+use postrunner_queue::executor::{Executor, ExecutorConfig};
 
 /// Runs a worker until `shutdown`.
 ///
@@ -32,7 +32,7 @@ pub async fn run(
         }
         None => None,
     };
-    crate::db::wait_until_ready(&pool, Duration::from_secs(60))
+    postrunner_schema::wait_until_ready(&pool, Duration::from_secs(60))
         .await
         .context("connecting to the database")?;
     let presence =

@@ -1,6 +1,6 @@
 //! The operator's summary: queue, providers, capacity left today, open alerts, sends
 //! per hour, live processes and the last backup, read in one statement
-//! (`postrunner.status_summary()`, sql/metrics/status.sql) and shown in the terminal
+//! (`postrunner.status_summary()`, sql/definitions/460_metrics_status.sql) and shown in the terminal
 //! (`postrunner status`, [`text`]) or as the web role's `/status` page ([`page`]).
 
 pub mod page;

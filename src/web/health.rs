@@ -24,7 +24,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<serde_j
         .readiness
         .current
         .get_or_try_init(|| async {
-            match crate::db::migrate::is_current(&state.pool).await {
+            match postrunner_schema::migrate::is_current(&state.pool).await {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

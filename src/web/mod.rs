@@ -4,7 +4,7 @@
 //! - `GET /healthz`: the process is up;
 //! - `GET /readyz`: the database answers and has this binary's migrations and definitions;
 //! - `POST /webhooks/<provider name>`: a provider's events, verified the way that
-//!   provider signs ([`crate::feedback`]), answered 2xx only once committed;
+//!   provider signs ([`postrunner_feedback`]), answered 2xx only once committed;
 //! - `GET`, `POST /u/<token>`: one-click unsubscribe ([`crate::unsubscribe`]);
 //! - `GET /metrics`, `GET /metrics/database`: Prometheus metrics ([`crate::metrics`]),
 //!   the database's behind a bearer token when `POSTRUNNER_METRICS_TOKEN` is set;
@@ -54,7 +54,7 @@ pub struct WebConfig {
     /// `--metrics-bind` endpoint: one cache).
     pub database_metrics: Option<Arc<crate::metrics::database::DatabaseMetrics>>,
     /// The token of the `/status` page; without one that page answers 404.
-    pub status_token: Option<crate::secret::Secret<String>>,
+    pub status_token: Option<postrunner_providers::secret::Secret<String>>,
 }
 
 impl Default for WebConfig {

@@ -18,7 +18,7 @@ pub(crate) struct TokenQuery {
 }
 
 fn given_token<'a>(headers: &'a HeaderMap, query: &'a TokenQuery) -> Option<&'a str> {
-    crate::secret::bearer(headers).or(query.token.as_deref())
+    postrunner_providers::secret::bearer(headers).or(query.token.as_deref())
 }
 
 pub(crate) async fn show(

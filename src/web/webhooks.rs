@@ -18,9 +18,9 @@ use axum::Json;
 
 use super::provider_rows::ProviderRow;
 use super::{ApiError, AppState};
-use crate::feedback::store::{self, StoreError};
-use crate::feedback::{self, Refusal, Verifier, WebhookRequest};
-use crate::secret::Secret;
+use postrunner_feedback::store::{self, StoreError};
+use postrunner_feedback::{self, Refusal, Verifier, WebhookRequest};
+use postrunner_providers::secret::Secret;
 
 pub(crate) async fn receive(
     State(state): State<AppState>,
@@ -47,10 +47,10 @@ pub(crate) async fn receive(
         return receive_sns(&state, &provider, &topics, request).await;
     }
     let verify = match kind.as_str() {
-        "sendgrid" => feedback::sendgrid::verify,
-        "mailgun" => feedback::mailgun::verify,
-        "postmark" => feedback::postmark::verify,
-        "resend" => feedback::resend::verify,
+        "sendgrid" => postrunner_feedback::sendgrid::verify,
+        "mailgun" => postrunner_feedback::mailgun::verify,
+        "postmark" => postrunner_feedback::postmark::verify,
+        "resend" => postrunner_feedback::resend::verify,
         _ => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -73,7 +73,7 @@ pub(crate) async fn receive(
 async fn record(
     state: &AppState,
     provider: &str,
-    verified: &feedback::Verified,
+    verified: &postrunner_feedback::Verified,
 ) -> Result<Json<store::Recorded>, ApiError> {
     match store::record(&state.pool, provider, verified).await {
         Ok(recorded) => {
@@ -103,7 +103,7 @@ async fn receive_sns(
     topics: &[String],
     request: WebhookRequest<'_>,
 ) -> Result<Json<store::Recorded>, ApiError> {
-    use feedback::ses::{Envelope, EnvelopeType};
+    use postrunner_feedback::ses::{Envelope, EnvelopeType};
     let trusted = &state.config.sns_trusted_hosts;
     let envelope = Envelope::parse(request).map_err(|r| refused(provider, r))?;
     let certificate_url = envelope
@@ -175,7 +175,7 @@ impl SnsCertificates {
             return Err(format!("answered {}", response.status()));
         }
         let pem = response.text().await.map_err(|e| e.to_string())?;
-        let key = std::sync::Arc::new(feedback::ses::rsa_key_of_certificate(&pem)?);
+        let key = std::sync::Arc::new(postrunner_feedback::ses::rsa_key_of_certificate(&pem)?);
         let mut keys = self.keys.lock().await;
         if keys.len() >= Self::MOST {
             keys.clear();

@@ -1,7 +1,6 @@
 //! Rows with sensible defaults, so a test states only what matters to it.
 
-use postrunner::queue::{JobId, JobState};
-use serde_json::Value;
+pub use postrunner_queue::testing::{job, job_count, jobs};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -56,40 +55,10 @@ pub async fn message(pool: &PgPool, client: &str, direction: &str, to: &str) -> 
     .unwrap()
 }
 
-/// Inserts `n` jobs of `kind` with `args` in one statement; returns their ids.
-pub async fn jobs(pool: &PgPool, kind: &str, n: i32, args: Value) -> Vec<JobId> {
-    sqlx::query_scalar(
-        "INSERT INTO postrunner.jobs (kind, args) SELECT $1, $2 FROM generate_series(1, $3) RETURNING id",
-    )
-    .bind(kind)
-    .bind(args)
-    .bind(n)
-    .fetch_all(pool)
-    .await
-    .unwrap()
-}
-
-/// A job's state and attempts, or None once it completed (completed jobs are deleted).
-pub async fn job(pool: &PgPool, id: JobId) -> Option<(JobState, i32)> {
-    sqlx::query_as("SELECT state, attempts FROM postrunner.jobs WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .unwrap()
-}
-
 /// A message's status as text.
 pub async fn status(pool: &PgPool, id: Uuid) -> String {
     sqlx::query_scalar("SELECT status::text FROM postrunner.outbox WHERE id = $1")
         .bind(id)
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
-/// Number of jobs in `postrunner.jobs`, whatever their state.
-pub async fn job_count(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM postrunner.jobs")
         .fetch_one(pool)
         .await
         .unwrap()

@@ -1,5 +1,5 @@
 //! The provider simulators live in the library (the demo and `bench send` use them too).
-pub use postrunner::providers::simulator::*;
+pub use postrunner_sim::*;
 
 /// The key the fakes accept, and the AWS key pair of the SES fake (SES takes a pair:
 /// `id:secret`).

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use postrunner::providers::{Accepted, Directory, OutgoingMessage, Provider, SendError};
+use postrunner_providers::{Accepted, Directory, OutgoingMessage, Provider, SendError};
 use sqlx::PgPool;
 use tokio::sync::watch;
 

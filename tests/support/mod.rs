@@ -19,8 +19,7 @@ pub mod s3_server;
 pub mod smtp_server;
 pub mod webhooks;
 
-use std::future::Future;
-use std::time::Duration;
+pub use postrunner_test_db::{eventually, wait_for_count};
 
 /// A local TCP port nothing listens on at the moment (for a process to bind).
 pub fn free_port() -> u16 {
@@ -29,34 +28,6 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Polls `check` every 20 ms until it returns true; panics with `what` after `timeout`.
-pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Polls `sql`, a query returning one bigint, until it returns `expected`. Errors (a
-/// database restarting) count as "not yet".
-pub async fn wait_for_count(pool: &sqlx::PgPool, sql: &str, expected: i64, timeout: Duration) {
-    eventually(timeout, &format!("{sql} = {expected}"), || async {
-        sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.ok() == Some(expected)
-    })
-    .await;
 }
 
 /// Count of jobs in any state.

@@ -5,7 +5,7 @@
 //! in the future (2027), after the real `run_at` of every inserted message.
 
 use chrono::{DateTime, Utc};
-use postrunner::queue::executor::Executor;
+use postrunner_queue::executor::Executor;
 use sqlx::PgPool;
 
 /// An instant, from RFC 3339 text: `at("2027-01-04T09:00:00Z")`.

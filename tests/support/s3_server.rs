@@ -48,7 +48,7 @@ impl S3Server {
             region: "us-east-1".to_owned(),
             prefix: prefix.to_owned(),
             access_key_id: "testing".to_owned(),
-            secret_access_key: postrunner::secret::Secret::new("testing".to_owned()),
+            secret_access_key: postrunner_providers::secret::Secret::new("testing".to_owned()),
         }
     }
 

@@ -19,7 +19,7 @@ const RESEND_SECRET_VARIABLE: &str = "POSTRUNNER_BENCH_RESEND_WEBHOOK_SECRET";
 const RESEND_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub async fn run(database_url: Option<String>, args: BenchEventsArgs) -> anyhow::Result<()> {
     let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench_events").await?;
-    let pool = crate::db::pool(&url, 4, "postrunner-bench")?;
+    let pool = postrunner_schema::pool(&url, 4, "postrunner-bench")?;
     let signer = SendGridSigner::generate()?;
     let public = signer.public_key();
 

@@ -62,7 +62,7 @@ pub async fn run(database_url: Option<String>, args: BenchLanesArgs) -> anyhow::
 
 async fn one(database_url: Option<String>, args: &BenchLanesArgs, lanes: i64) -> anyhow::Result<Figures> {
     let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench_lanes").await?;
-    let pool = crate::db::pool(&url, 2, "postrunner-bench")?;
+    let pool = postrunner_schema::pool(&url, 2, "postrunner-bench")?;
     sqlx::raw_sql(SETUP).execute(&pool).await.context("configuring")?;
     let zones: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.time_zones")
         .fetch_one(&pool)

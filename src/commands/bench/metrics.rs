@@ -29,7 +29,7 @@ INSERT INTO postrunner.provider_probes (provider, latency_ms, ok) SELECT name, 4
 
 pub async fn run(database_url: Option<String>, args: BenchMetricsArgs) -> anyhow::Result<()> {
     let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench_metrics").await?;
-    let pool = crate::db::pool(&url, 4, "postrunner-bench")?;
+    let pool = postrunner_schema::pool(&url, 4, "postrunner-bench")?;
     let started = Instant::now();
     sqlx::raw_sql(SETUP).execute(&pool).await.context("configuring")?;
     let mut tx = pool.begin().await?;

@@ -26,9 +26,9 @@ use uuid::Uuid;
 
 use super::percentile;
 use crate::config::BenchQueueArgs;
-use crate::queue::executor::{Executor, ExecutorConfig, ExecutorStats};
-use crate::queue::handler::{Handler, JobError, Registry};
-use crate::queue::ClaimedJob;
+use postrunner_queue::executor::{Executor, ExecutorConfig, ExecutorStats};
+use postrunner_queue::handler::{Handler, JobError, Registry};
+use postrunner_queue::ClaimedJob;
 
 const CHUNK: u32 = 10_000;
 
@@ -50,7 +50,7 @@ impl Handler for PickupProbe {
 
 pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::Result<()> {
     let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench").await?;
-    let pool = crate::db::pool(&url, 10, "postrunner-bench")?;
+    let pool = postrunner_schema::pool(&url, 10, "postrunner-bench")?;
     if let Ok(sql) = std::env::var("BENCH_EXPERIMENT") {
         // For trying a schema change in place (an index, a setting) before writing a migration.
         sqlx::raw_sql(&sql).execute(&pool).await?;

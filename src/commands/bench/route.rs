@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::config::BenchRouteArgs;
 use crate::kinds;
-use crate::providers::Directory;
-use crate::queue::executor::{Executor, ExecutorConfig};
+use postrunner_providers::Directory;
+use postrunner_queue::executor::{Executor, ExecutorConfig};
 
 const SETUP: &str = "
 -- Not bulk: the bench's in-process workers sign no unsubscribe links; routing is measured.
@@ -69,7 +69,7 @@ pub async fn run(database_url: Option<String>, args: BenchRouteArgs) -> anyhow::
 
 async fn one_size(database_url: Option<String>, args: &BenchRouteArgs, addresses: u32) -> anyhow::Result<Run> {
     let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench_route").await?;
-    let pool = crate::db::pool(&url, 4 + 4 * args.workers as u32, "postrunner-bench")?;
+    let pool = postrunner_schema::pool(&url, 4 + 4 * args.workers as u32, "postrunner-bench")?;
     sqlx::raw_sql(SETUP).execute(&pool).await?;
     sqlx::query(
         "INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
@@ -106,7 +106,7 @@ async fn one_size(database_url: Option<String>, args: &BenchRouteArgs, addresses
         stats.push(executor.stats());
         workers.push(tokio::spawn(executor.run(shutdown.clone())));
     }
-    let total = |f: &dyn Fn(&crate::queue::executor::ExecutorStats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
+    let total = |f: &dyn Fn(&postrunner_queue::executor::ExecutorStats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
     while total(&|s| s.completed.load(Ordering::Relaxed)) < u64::from(args.messages) {
         tokio::time::sleep(Duration::from_millis(5)).await;
         anyhow::ensure!(

@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use crate::config::BenchSendArgs;
-use crate::providers::simulator::{FakeProvider, Kind};
+use postrunner_sim::{FakeProvider, Kind};
 
 const KEY_VARIABLE: &str = "POSTRUNNER_BENCH_PROVIDER_KEY";
 const KEY: &str = "bench-key";
 
 pub async fn run(database_url: Option<String>, args: BenchSendArgs) -> anyhow::Result<()> {
     let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench_send").await?;
-    let pool = crate::db::pool(&url, 4, "postrunner-bench")?;
+    let pool = postrunner_schema::pool(&url, 4, "postrunner-bench")?;
     let simulator = FakeProvider::start(Kind::SendGrid, KEY).await;
     sqlx::raw_sql(&format!(
         "INSERT INTO postrunner.clients (name) VALUES ('c1'), ('c2'), ('c3');

@@ -12,7 +12,7 @@ const KEY: &str = "a benchmark's unsubscribe key, 32 bytes or more";
 
 pub async fn run(database_url: Option<String>, args: BenchUnsubscribeArgs) -> anyhow::Result<()> {
     let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench_unsubscribe").await?;
-    let pool = crate::db::pool(&url, 4, "postrunner-bench")?;
+    let pool = postrunner_schema::pool(&url, 4, "postrunner-bench")?;
     sqlx::raw_sql(&format!(
         "INSERT INTO postrunner.clients (name) VALUES ('acme');
          INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');

@@ -61,7 +61,7 @@ SELECT (ARRAY['sg','mg','ses','pm'])[1 + m.a % 4], 'e' || m.i,
 
 pub async fn run(database_url: Option<String>, args: BenchVerifyArgs) -> anyhow::Result<()> {
     let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench_verify").await?;
-    let pool = crate::db::pool(&url, 2, "postrunner-bench")?;
+    let pool = postrunner_schema::pool(&url, 2, "postrunner-bench")?;
     let started = Instant::now();
     sqlx::raw_sql(SETUP).execute(&pool).await.context("configuring")?;
     let mut tx = pool.begin().await?;

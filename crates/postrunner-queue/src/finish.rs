@@ -1,0 +1,256 @@
+//! Recording what happened to claimed jobs, in batches: one transaction completes,
+//! records and fails a whole batch, so the cost per job is a few index operations
+//! rather than a round trip and a commit.
+//!
+//! Every write is guarded by the claim's lease token (see `sql/statements/queue/complete.sql`): a
+//! worker that lost its lease finishes nothing, and [`FinishReport::lost`] counts those.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::handler::Registry;
+use super::leases::Lease;
+use super::retry::Decision;
+use super::{JobId, QueueError};
+
+use postrunner_schema::statements::queue::COMPLETE;
+use postrunner_schema::statements::queue::COMPLETE_EMAIL;
+use postrunner_schema::statements::queue::FAIL;
+use postrunner_schema::statements::queue::LOCK_BATCH;
+use postrunner_schema::statements::queue::RELEASE;
+use postrunner_schema::statements::queue::STILL_LEASED;
+
+/// A job whose attempt ended, and how.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub id: JobId,
+    pub lease_token: Uuid,
+    pub kind: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// Done; the value (if any) is handed to the kind's `record` in the same transaction.
+    Completed(Option<serde_json::Value>),
+    /// The attempt failed; `decision` says whether and when to retry.
+    Failed { error: String, decision: Decision },
+}
+
+/// How a batch was recorded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FinishReport {
+    pub completed: usize,
+    pub retried: usize,
+    pub discarded: usize,
+    /// Jobs held because their attempt's outcome is uncertain.
+    pub held: usize,
+    /// Jobs whose lease this worker no longer held: nothing was written for them.
+    pub lost: usize,
+    /// Jobs whose rows another transaction held at that instant (an application's lock
+    /// on a message): nothing was written for them yet; record them again shortly.
+    pub busy: Vec<JobId>,
+}
+
+/// Records a batch of finished jobs in one transaction.
+///
+/// # Errors
+/// [`QueueError`] when the transaction fails; nothing of the batch is then recorded and
+/// the caller may retry it as a whole.
+pub async fn finish(
+    pool: &PgPool,
+    registry: &Registry,
+    batch: &[Finished],
+    now: Option<DateTime<Utc>>,
+) -> Result<FinishReport, QueueError> {
+    let mut report = FinishReport::default();
+    // The common case, plain completions with nothing to record, is one autocommit
+    // statement: no BEGIN/COMMIT round trips.
+    if batch.iter().all(|f| matches!(f.outcome, Outcome::Completed(None))) {
+        let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = batch.iter().map(|f| (f.id, f.lease_token)).unzip();
+        let completed = sqlx::query(COMPLETE)
+            .bind(&ids)
+            .bind(&tokens)
+            .execute(pool)
+            .await
+            .map_err(QueueError::wrap("complete"))?
+            .rows_affected() as usize;
+        report.completed = completed;
+        report.lost = batch.len() - completed;
+        return Ok(report);
+    }
+    let mut tx = pool.begin().await.map_err(QueueError::wrap("begin finish"))?;
+    // Email jobs' messages are rows applications can lock (SELECT ... FOR UPDATE): their
+    // outcomes are written only for rows locked without waiting; the others wait for a
+    // later write instead of holding up the batch (sql/statements/queue/complete_email.sql).
+    let writes_message = |f: &&Finished| registry.get(&f.kind).is_some_and(|handler| handler.completes_message());
+
+    let done: Vec<&Finished> = batch
+        .iter()
+        .filter(|f| matches!(f.outcome, Outcome::Completed(_)))
+        .collect();
+    let mut completed = HashSet::new();
+    for (statement, jobs) in [
+        (
+            COMPLETE_EMAIL,
+            done.iter().copied().filter(writes_message).collect::<Vec<_>>(),
+        ),
+        (COMPLETE, done.iter().copied().filter(|f| !writes_message(f)).collect()),
+    ] {
+        if jobs.is_empty() {
+            continue;
+        }
+        let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = jobs.iter().map(|f| (f.id, f.lease_token)).unzip();
+        let deleted: Vec<JobId> = sqlx::query_scalar(statement)
+            .bind(&ids)
+            .bind(&tokens)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(QueueError::wrap("complete"))?;
+        completed.extend(deleted);
+    }
+    report.completed = completed.len();
+
+    // Results go to their kind's record hook, only for jobs really completed.
+    let mut by_kind: BTreeMap<&str, Vec<(JobId, serde_json::Value)>> = BTreeMap::new();
+    for f in &done {
+        if let Outcome::Completed(Some(value)) = &f.outcome {
+            if completed.contains(&f.id) {
+                by_kind.entry(f.kind.as_str()).or_default().push((f.id, value.clone()));
+            }
+        }
+    }
+    for (kind, results) in by_kind {
+        if let Some(handler) = registry.get(kind) {
+            handler
+                .record(&mut tx, &results)
+                .await
+                .map_err(QueueError::wrap("record results"))?;
+        }
+    }
+
+    let mut failed: Vec<&Finished> = batch
+        .iter()
+        .filter(|f| matches!(f.outcome, Outcome::Failed { .. }))
+        .collect();
+    let message_failures: Vec<JobId> = failed.iter().copied().filter(writes_message).map(|f| f.id).collect();
+    if !message_failures.is_empty() {
+        let locked: HashSet<JobId> = sqlx::query_scalar(LOCK_BATCH)
+            .bind(&message_failures)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(QueueError::wrap("lock the batch"))?
+            .into_iter()
+            .collect();
+        failed.retain(|f| !writes_message(f) || locked.contains(&f.id));
+    }
+    let mut failures_tried = HashSet::new();
+    if !failed.is_empty() {
+        let mut ids = Vec::with_capacity(failed.len());
+        let mut tokens = Vec::with_capacity(failed.len());
+        let mut states = Vec::with_capacity(failed.len());
+        let mut delays = Vec::with_capacity(failed.len());
+        let mut errors = Vec::with_capacity(failed.len());
+        for f in &failed {
+            let Outcome::Failed { error, decision } = &f.outcome else {
+                continue;
+            };
+            ids.push(f.id);
+            tokens.push(f.lease_token);
+            let (state, delay) = match decision {
+                Decision::RetryIn(delay) => ("retryable", delay.as_secs_f64()),
+                Decision::Discard => ("discarded", 0.0),
+                Decision::Reroute => ("reroute", 0.0),
+                Decision::Hold => ("held", 0.0),
+            };
+            states.push(state);
+            delays.push(delay);
+            errors.push(storable(error));
+        }
+        let written: HashSet<JobId> = sqlx::query_scalar(FAIL)
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(&states)
+            .bind(&delays)
+            .bind(&errors)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(QueueError::wrap("record failures"))?
+            .into_iter()
+            .collect();
+        for (id, state) in ids.iter().zip(&states) {
+            if written.contains(id) {
+                if *state == "retryable" || *state == "reroute" {
+                    report.retried += 1;
+                } else if *state == "held" {
+                    report.held += 1;
+                } else {
+                    report.discarded += 1;
+                }
+            }
+        }
+        failures_tried.extend(ids);
+    }
+
+    // Email jobs written neither way: their rows were held by another transaction (try
+    // again) or they are no longer this worker's (lost). Rare: one read tells which.
+    let (unwritten, tokens): (Vec<JobId>, Vec<Uuid>) = batch
+        .iter()
+        .filter(writes_message)
+        .filter(|f| !completed.contains(&f.id) && !failures_tried.contains(&f.id))
+        .map(|f| (f.id, f.lease_token))
+        .unzip();
+    if !unwritten.is_empty() {
+        let still_ours: HashSet<JobId> = sqlx::query_scalar(STILL_LEASED)
+            .bind(&unwritten)
+            .bind(&tokens)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(QueueError::wrap("look for jobs still leased"))?
+            .into_iter()
+            .collect();
+        report.busy = unwritten.into_iter().filter(|id| still_ours.contains(id)).collect();
+    }
+
+    tx.commit().await.map_err(QueueError::wrap("commit finish"))?;
+    report.lost = batch.len() - report.completed - report.retried - report.discarded - report.held - report.busy.len();
+    Ok(report)
+}
+
+/// An error message as it can be stored: PostgreSQL text cannot hold NUL, and a
+/// provider's error page should not fill the table.
+fn storable(error: &str) -> String {
+    const MAX: usize = 2000;
+    let mut clean: String = error.chars().filter(|c| *c != '\0').take(MAX).collect();
+    if error.chars().count() > MAX {
+        clean.push('…');
+    }
+    clean
+}
+
+/// Gives back jobs this worker claimed but will not finish (shutdown): they become
+/// available at once. `started` says whether the attempt had begun (it then counts, and
+/// a last attempt is discarded) or the job was only prefetched (it does not count).
+/// Returns how many were released.
+///
+/// # Errors
+/// [`QueueError`] when the update fails; the jobs are then rescued when their lease expires.
+pub async fn release(pool: &PgPool, jobs: &[Lease], started: bool) -> Result<i64, QueueError> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = jobs.iter().copied().unzip();
+    let started = vec![started; ids.len()];
+    let released: i64 = sqlx::query_scalar(RELEASE)
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(&started)
+        .fetch_one(pool)
+        .await
+        .map_err(QueueError::wrap("release"))?;
+    Ok(released)
+}

@@ -1,0 +1,66 @@
+//! Routing: which sender address and provider each message goes out from, and when.
+//!
+//! The rules live in PostgreSQL, where they hold across every worker replica at once:
+//! the schema in `migrations/` (lanes, usage counters, the ledger), the functions in
+//! `sql/definitions/*_routing_*.sql` (`claim_messages.sql` and `route_lane.sql` with its steps, the limits,
+//! the calendar, reservations). The routed claim routes email jobs as it takes them,
+//! so Rust only:
+//! - claims ([`claim_messages`]) and sleeps until a gated lane may send again
+//!   ([`next_ready`]), instead of polling;
+//! - reports on routing (`report_*` views, `sql/reports.sql`).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::claim::ClaimRequest;
+use crate::{ClaimedJob, QueueError};
+
+use postrunner_schema::statements::routing::CLAIM;
+use postrunner_schema::statements::routing::NEXT_READY;
+
+/// The routed claim: up to `limit` email jobs for `request.worker` under `token`, each
+/// with its sender address and reservation in `args`.
+///
+/// # Errors
+/// [`QueueError`] when the statement fails.
+pub async fn claim_messages(
+    pool: &PgPool,
+    request: &ClaimRequest,
+    limit: i64,
+    token: Uuid,
+) -> Result<Vec<ClaimedJob>, QueueError> {
+    let mut jobs: Vec<ClaimedJob> = sqlx::query_as(CLAIM)
+        .bind(limit)
+        .bind(request.worker)
+        .bind(token)
+        .bind(request.lease)
+        .bind(request.now)
+        .bind(request.signs_unsubscribe)
+        .fetch_all(pool)
+        .await
+        .map_err(QueueError::wrap("routed claim"))?;
+    for job in &mut jobs {
+        job.lease_token = token;
+        job.routed = true;
+    }
+    Ok(jobs)
+}
+
+/// When a claim could next route a message: `None` when no message is waiting in any
+/// lane this claimer may serve (`signs_unsubscribe`: see [`ClaimRequest`]), a past
+/// instant when one is waiting in an open lane (busy in another claim).
+///
+/// # Errors
+/// The database could not be reached.
+pub async fn next_ready(
+    pool: &PgPool,
+    now: Option<DateTime<Utc>>,
+    signs_unsubscribe: bool,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(NEXT_READY)
+        .bind(now)
+        .bind(signs_unsubscribe)
+        .fetch_one(pool)
+        .await
+}

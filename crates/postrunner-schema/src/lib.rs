@@ -1,0 +1,130 @@
+//! postrunner's database, the bottom layer: the schema (`migrations/`), the current
+//! definitions of every function, trigger and view (`sql/definitions/`), the statements
+//! the code runs (`sql/statements/`), the migrator, and connection pools. The embedded
+//! local server serves `postrunner demo` and the tests when no `DATABASE_URL` is given.
+//!
+//! - [`migrate`]: `postrunner migrate`, migrations then definitions, under one lock.
+//! - [`definitions`]: the definition files, in the order they are applied.
+//! - [`statements`]: the statement files, as constants.
+//! - [`tls`]: TLS for the migration connection (`sslmode=verify-full`).
+//! - [`local_cluster`]: a local PostgreSQL found or started on demand.
+//!
+//! README.md is this crate's map; tests/maps.rs checks it against the files.
+
+pub mod definitions;
+pub mod local_cluster;
+pub mod migrate;
+pub mod statements;
+pub mod tls;
+
+/// `sql/reports.sql`: examples of reading postrunner with psql (run by the tests as the
+/// roles it names).
+pub const REPORT_EXAMPLES: &str = include_str!("../sql/reports.sql");
+
+/// Where the migrations are, for tools that fingerprint them (the test databases).
+pub const MIGRATIONS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+/// Bounds on every statement of postrunner's own sessions, so that a lock someone else
+/// holds (an application's long transaction) or a runaway statement surfaces as an
+/// error the loops handle, never as a worker stalled for good. The hot paths do not
+/// wait on locks at all (SKIP LOCKED); these bound what is left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// `lock_timeout`: the longest a statement waits for a row or table lock.
+    pub lock_timeout: Duration,
+    /// `statement_timeout`: the longest a statement runs.
+    pub statement_timeout: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            lock_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Builds a pool without connecting: a process can start while the database is down
+/// and its loops retry until it comes back. Sessions get the default [`SessionLimits`].
+///
+/// `application_name` shows in `pg_stat_activity`, so an operator can tell workers from
+/// schedulers. Acquiring a connection gives up after 5 s so that an outage surfaces as
+/// an error the loops can log and back off from, rather than a hang.
+///
+/// # Errors
+/// The URL does not parse.
+pub fn pool(url: &str, max_connections: u32, application_name: &str) -> Result<PgPool, sqlx::Error> {
+    pool_with(url, max_connections, application_name, SessionLimits::default())
+}
+
+/// [`pool`] with these session limits.
+///
+/// # Errors
+/// The URL does not parse.
+pub fn pool_with(
+    url: &str,
+    max_connections: u32,
+    application_name: &str,
+    limits: SessionLimits,
+) -> Result<PgPool, sqlx::Error> {
+    let ms = |d: Duration| format!("{}ms", d.as_millis());
+    let options = PgConnectOptions::from_str(url)?
+        .application_name(application_name)
+        .options([
+            ("lock_timeout", ms(limits.lock_timeout)),
+            ("statement_timeout", ms(limits.statement_timeout)),
+        ]);
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .idle_timeout(Duration::from_secs(60))
+        .connect_lazy_with(options))
+}
+
+/// Waits until the database answers `SELECT 1`, retrying with backoff for up to
+/// `patience`. Used at start-up so that replicas launched together with PostgreSQL
+/// (docker compose) wait for it instead of crash-looping.
+///
+/// # Errors
+/// The last connection error once `patience` has run out.
+pub async fn wait_until_ready(pool: &PgPool, patience: Duration) -> Result<(), sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut delay = Duration::from_millis(100);
+    let mut warned = false;
+    loop {
+        match sqlx::query("SELECT 1").execute(pool).await {
+            Ok(_) => return Ok(()),
+            Err(error) if tokio::time::Instant::now() + delay < deadline => {
+                if !warned {
+                    tracing::warn!(%error, "database not reachable yet; retrying");
+                    warned = true;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// True for errors that mean "the database is not reachable right now" rather than "this
+/// statement is wrong": the loops back off and retry on these.
+pub fn is_connection_error(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now,
+            // 08xxx connection exceptions.
+            db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
+        }
+        _ => false,
+    }
+}

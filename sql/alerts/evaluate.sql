@@ -1,2 +1,0 @@
--- Fire and resolve alerts (postrunner.evaluate_alerts, sql/alerts/rules.sql).
-SELECT fired, resolved FROM postrunner.evaluate_alerts()

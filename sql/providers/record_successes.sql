@@ -1,4 +1,0 @@
--- Health probes of providers $1 succeeded: a degraded provider is up again; a down one
--- on trial counts one trial success each (never enough alone to close its breaker).
--- See postrunner.record_provider_successes in sql/providers/breaker.sql.
-SELECT postrunner.record_provider_successes($1)
