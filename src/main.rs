@@ -30,6 +30,7 @@ fn serve_metrics(
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    postrunner_providers::http::install_crypto_provider();
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Bench(_) | Command::Migrate | Command::Import(_));
     if matches!(cli.command, Command::Demo(_)) {

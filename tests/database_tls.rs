@@ -72,7 +72,7 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 #[tokio::test]
 async fn verify_full_connects_the_migrations_and_the_pools_and_refuses_impostors() {
     // The pools' rustls and the test build's other provider: choose ring, as the program does.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    postrunner_providers::http::install_crypto_provider();
     let cluster = tokio::task::spawn_blocking(LocalCluster::start).await.unwrap().unwrap();
     let certs = certificates();
     require_tls(&cluster, &certs).await;

@@ -29,7 +29,7 @@ async fn web(pool: &PgPool, cache: Duration) -> (String, Arc<DatabaseMetrics>) {
 }
 
 async fn scrape(url: &str) -> (u16, String, String) {
-    let response = reqwest::get(url).await.unwrap();
+    let response = crate::support::get(url).await.unwrap();
     let status = response.status().as_u16();
     let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
     (status, content_type, response.text().await.unwrap())
@@ -104,7 +104,7 @@ async fn the_database_endpoint_says_what_the_tables_hold() {
     let (status, content_type, text) = scrape(&format!("{base}/metrics/database")).await;
     assert_eq!(status, 200, "{text}");
     assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
-    let openmetrics = reqwest::Client::new()
+    let openmetrics = crate::support::http()
         .get(format!("{base}/metrics/database"))
         .header("accept", "application/openmetrics-text; version=1.0.0")
         .send()
@@ -222,7 +222,9 @@ async fn the_rollup_moves_settled_sends_without_counting_any_twice() {
 #[test]
 fn every_database_metric_is_documented() {
     let contract = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
-    let snapshot = postrunner_schema::definitions::named("450_metrics_snapshot.sql").unwrap().sql;
+    let snapshot = postrunner_schema::definitions::named("450_metrics_snapshot.sql")
+        .unwrap()
+        .sql;
     for (name, _) in postrunner::metrics::database::HELP {
         assert!(
             contract.contains(&format!("`postrunner_{name}`")),
@@ -300,7 +302,7 @@ async fn every_role_serves_its_metrics_on_metrics_bind() {
     let url = format!("http://{bind}/metrics");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let text = loop {
-        if let Ok(response) = reqwest::get(&url).await {
+        if let Ok(response) = crate::support::get(&url).await {
             break response.text().await.unwrap();
         }
         assert!(std::time::Instant::now() < deadline, "no metrics on {bind}");
@@ -309,7 +311,7 @@ async fn every_role_serves_its_metrics_on_metrics_bind() {
     assert!(text.contains("role=\"worker\""), "{text}");
     assert_eq!(promtool(&text), "");
     // Only the web role serves the database's.
-    let status = reqwest::get(format!("http://{bind}/metrics/database"))
+    let status = crate::support::get(format!("http://{bind}/metrics/database"))
         .await
         .unwrap()
         .status();
@@ -359,7 +361,7 @@ async fn the_database_metrics_ask_for_their_token_when_one_is_set() {
         &["web", "--bind", &web, "--metrics-bind", &metrics],
         &[("POSTRUNNER_METRICS_TOKEN", token)],
     );
-    let client = reqwest::Client::new();
+    let client = crate::support::http();
     for base in [&web, &metrics] {
         let url = format!("http://{base}/metrics/database");
         let status = |bearer: Option<&'static str>| {

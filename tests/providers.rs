@@ -403,7 +403,7 @@ async fn the_fakes_check_what_the_providers_check() {
         assert_eq!(class(&result), "rejected", "{kind:?}: {result:?}");
     }
     let (fake, _) = adapter(Kind::Resend, KEY).await;
-    let reply: Value = reqwest::Client::new()
+    let reply: Value = crate::support::http()
         .post(format!("{}/emails", fake.url))
         .bearer_auth(KEY)
         .json(&json!({"to": ["a@b.test"], "subject": "x"}))

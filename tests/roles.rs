@@ -88,7 +88,7 @@ async fn each_role_works_as_its_own_login_in_a_database_the_owner_migrated() {
         Duration::from_secs(20),
         "postrunner_web's /readyz says ready",
         || async {
-            match reqwest::get(&ready).await {
+            match crate::support::get(&ready).await {
                 Ok(answer) => answer.status() == 200 && answer.text().await.unwrap_or_default().contains("ready"),
                 Err(_) => false,
             }

@@ -126,7 +126,7 @@ async fn the_status_page_needs_its_token() {
     );
     let page = get(&format!("{base}/status?token={TOKEN}")).await;
     assert_eq!(page.status, 200);
-    let bearer = reqwest::Client::new()
+    let bearer = crate::support::http()
         .get(format!("{base}/status"))
         .bearer_auth(TOKEN)
         .send()

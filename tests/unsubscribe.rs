@@ -117,7 +117,7 @@ fn link_sent(fake: &FakeProvider) -> String {
 }
 
 async fn one_click(url: &str, content_type: &str, body: String) -> (u16, String) {
-    let response = reqwest::Client::builder()
+    let response = crate::support::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -151,7 +151,7 @@ async fn a_sent_message_carries_its_signed_link_and_one_click_unsubscribes_once(
     assert!(!url.to_lowercase().contains("jane"), "no address in the link");
 
     // The page names the client and changes nothing (scanners fetch links).
-    let page = reqwest::get(&url).await.unwrap();
+    let page = crate::support::get(&url).await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("Acme Outreach") && html.contains("<button"), "{html}");
@@ -254,7 +254,7 @@ async fn tampered_foreign_and_malformed_tokens_get_a_400_and_change_nothing() {
         .await;
         assert_eq!(status, 400, "{url}: {html}");
         assert!(html.contains("not valid"), "{html}");
-        assert_eq!(reqwest::get(url).await.unwrap().status().as_u16(), 400, "{url}");
+        assert_eq!(crate::support::get(url).await.unwrap().status().as_u16(), 400, "{url}");
     }
     // Random tokens, well-shaped or not: a 400 (never a 5xx, never a crash).
     use rand::Rng as _;
@@ -312,7 +312,7 @@ async fn a_link_signed_with_the_previous_key_still_works_after_a_rotation() {
 async fn without_keys_the_web_role_has_no_unsubscribe_route() {
     let db = TestDb::new().await;
     let base = crate::support::webhooks::serve(&db.pool).await;
-    let status = reqwest::get(format!("{base}/u/{}.abc", Uuid::new_v4().simple()))
+    let status = crate::support::get(format!("{base}/u/{}.abc", Uuid::new_v4().simple()))
         .await
         .unwrap()
         .status()
@@ -571,7 +571,7 @@ async fn an_erased_persons_old_link_says_they_are_unsubscribed() {
         .await
         .unwrap();
 
-    let page = reqwest::get(&url).await.unwrap();
+    let page = crate::support::get(&url).await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
     let html = page.text().await.unwrap();
     assert!(

@@ -417,7 +417,7 @@ async fn the_same_events_reaching_two_web_replicas_at_once_are_stored_once() {
             std::time::Duration::from_secs(20),
             "the replica answers",
             || async move {
-                reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+                crate::support::get(format!("http://127.0.0.1:{port}/readyz"))
                     .await
                     .is_ok_and(|r| r.status() == 200)
             },

@@ -91,8 +91,16 @@ impl BackupStore {
     /// # Errors
     /// The configuration is not usable.
     pub fn new(config: &StoreConfig) -> Result<Self, BackupError> {
-        // OpenDAL's HTTP client (reqwest with rustls), installed once per process.
-        opendal::install_default();
+        // OpenDAL's HTTP transport: reqwest with rustls on ring, installed once per
+        // process (the first installed wins).
+        static TRANSPORT: std::sync::Once = std::sync::Once::new();
+        TRANSPORT.call_once(|| {
+            postrunner_providers::http::install_crypto_provider();
+            opendal::init_default_registry();
+            opendal::HttpTransporter::install_default(opendal_http_transport_reqwest::ReqwestTransport::new(
+                reqwest::Client::new(),
+            ));
+        });
         let mut builder = S3::default()
             .bucket(&config.bucket)
             .root(&format!("/{}", config.prefix.trim_matches('/')))

@@ -154,6 +154,7 @@ impl SnsCertificates {
     const MOST: usize = 64;
 
     pub fn new(extra_root_pem: Option<&str>) -> Result<Self, reqwest::Error> {
+        postrunner_providers::http::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(5));

@@ -21,6 +21,23 @@ pub mod webhooks;
 
 pub use postrunner_test_db::{eventually, wait_for_count};
 
+/// An HTTP client for the tests (TLS on ring, the process's provider, as in postrunner).
+pub fn http() -> reqwest::Client {
+    postrunner_providers::http::install_crypto_provider();
+    reqwest::Client::new()
+}
+
+/// A GET with [`http`]'s client.
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http().get(url).send().await
+}
+
+/// A client builder for the tests, on the process's TLS provider.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    postrunner_providers::http::install_crypto_provider();
+    reqwest::Client::builder()
+}
+
 /// A local TCP port nothing listens on at the moment (for a process to bind).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

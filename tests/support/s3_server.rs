@@ -23,7 +23,7 @@ impl S3Server {
             .spawn()
             .expect("moto[server] is installed (tests/support/requirements.txt, bin/setup)");
         let endpoint = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
+        let client = crate::support::http();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(response) = client.put(format!("{endpoint}/{BUCKET}")).send().await {

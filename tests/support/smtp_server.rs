@@ -111,7 +111,7 @@ impl SmtpServer {
     fn run(ssl: SslConfig, recorder: Recorder, files: Option<tempdir::Files>) -> Self {
         // The test build links two rustls crypto providers (mailin-embedded brings
         // aws-lc-rs; postrunner uses ring): choose ring, as the program does.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        postrunner_providers::http::install_crypto_provider();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut server = Server::new(recorder.clone());
@@ -160,7 +160,7 @@ pub struct TlsFront {
 
 impl TlsFront {
     pub async fn start(backend_port: u16) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        postrunner_providers::http::install_crypto_provider();
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
         let cert_pem = cert.cert.pem();

@@ -72,7 +72,7 @@ pub struct Answer {
 }
 
 pub async fn post(url: &str, headers: &BTreeMap<String, String>, body: impl Into<reqwest::Body>) -> Answer {
-    let mut request = reqwest::Client::new().post(url).body(body);
+    let mut request = crate::support::http().post(url).body(body);
     for (name, value) in headers {
         request = request.header(name, value);
     }
@@ -86,7 +86,7 @@ pub async fn post(url: &str, headers: &BTreeMap<String, String>, body: impl Into
 }
 
 pub async fn get(url: &str) -> Answer {
-    let response = reqwest::get(url).await.unwrap();
+    let response = crate::support::get(url).await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     Answer {

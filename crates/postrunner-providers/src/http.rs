@@ -8,9 +8,18 @@ use reqwest::StatusCode;
 
 use super::SendError;
 
+/// Makes ring the process's TLS crypto provider (idempotent; the first call wins).
+/// reqwest and OpenDAL build their TLS on the process's provider and panic without one;
+/// every other TLS connection postrunner makes names ring itself. One provider in the
+/// tree: aws-lc-rs, reqwest's default, was the slowest step of a clean build.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The HTTP client adapters use: bounded connect and total time, so a hung provider
 /// costs an attempt's worth of time, not a worker slot forever.
 pub fn client(timeout: Duration) -> reqwest::Client {
+    install_crypto_provider();
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5).min(timeout))
         .timeout(timeout)
