@@ -76,7 +76,11 @@ pub enum PeriodicError {
 pub async fn run_due(pool: &PgPool, me: Uuid, now: Option<DateTime<Utc>>) -> Result<Pass, PeriodicError> {
     let now = match now {
         Some(now) => now,
-        None => sqlx::query_scalar("SELECT now()").fetch_one(pool).await?,
+        None => {
+            sqlx::query_scalar(postrunner_schema::statements::common::DATABASE_NOW)
+                .fetch_one(pool)
+                .await?
+        }
     };
     let schedules: Vec<ScheduleRow> = sqlx::query_as(DUE).fetch_all(pool).await?;
     let mut pass = Pass::default();

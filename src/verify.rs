@@ -98,11 +98,9 @@ pub const PROMISES: &[&str] = &[
 /// The database could not be read.
 pub async fn verify(pool: &PgPool) -> Result<Report, sqlx::Error> {
     let started = Instant::now();
-    let findings = sqlx::query_as::<_, Finding>(
-        "SELECT promise, severity, subject, detail, involved FROM postrunner.verify() ORDER BY promise, subject",
-    )
-    .fetch_all(pool)
-    .await?;
+    let findings = sqlx::query_as::<_, Finding>(postrunner_schema::statements::verify::FINDINGS)
+        .fetch_all(pool)
+        .await?;
     Ok(Report {
         findings,
         elapsed: started.elapsed(),

@@ -394,3 +394,60 @@ fn nothing_cites_a_file_outside_the_repository() {
         }
     }
 }
+
+/// Files that may write SQL in Rust, and why.
+const SQL_IN_RUST: [(&str, &str); 5] = [
+    (
+        "crates/postrunner-schema/",
+        "the one home of SQL: migrations, definitions, statements, the migrator",
+    ),
+    (
+        "src/backup/check.rs",
+        "CREATE/DROP DATABASE of the check's scratch database: a name is no parameter",
+    ),
+    (
+        "src/commands/mod.rs",
+        "CREATE/DROP DATABASE of the demo's and benchmarks' database",
+    ),
+    (
+        "src/commands/demo.rs",
+        "the demo fabricates its workload, as the tests do",
+    ),
+    (
+        "src/commands/bench/",
+        "the benchmarks fabricate their workloads, as the tests do",
+    ),
+];
+
+#[test]
+fn runtime_code_runs_only_the_statements_of_the_schema_crate() {
+    let call =
+        regex::Regex::new(r#"sqlx::(?:query(?:_as|_scalar|_with)?(?:::<[^>]*>)?|raw_sql)\(\s*(?:&?format!\(\s*)?""#)
+            .unwrap();
+    let mut found = Vec::new();
+    let mut scanned = 0;
+    for file in text_files() {
+        let relative = file.strip_prefix(root()).unwrap().to_string_lossy().into_owned();
+        let runtime = relative.ends_with(".rs")
+            && (relative.starts_with("src/") || relative.starts_with("crates/") && relative.contains("/src/"))
+            && !relative.starts_with("crates/postrunner-test-db/")
+            && !relative.ends_with("/testing.rs");
+        if !runtime || SQL_IN_RUST.iter().any(|(path, _)| relative.starts_with(path)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Unit tests at the bottom of a file are tests.
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        scanned += 1;
+        for hit in call.find_iter(code) {
+            let line = code[..hit.start()].lines().count();
+            found.push(format!("{relative}:{line}"));
+        }
+    }
+    assert!(scanned > 80, "scanned {scanned} files");
+    assert!(
+        found.is_empty(),
+        "SQL written in Rust (make it a file under sql/statements/ in postrunner-schema):\n{}",
+        found.join("\n")
+    );
+}

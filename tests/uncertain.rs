@@ -524,6 +524,9 @@ async fn a_redrive_of_a_message_a_provider_reported_delivered_is_refused() {
     assert_eq!(provider.as_deref(), Some("p"));
 
     // A failed message its provider reported on (here: an open after a later failure).
+    // The worker stops first: it would otherwise claim and send the new message before
+    // the statement below makes it look sent and failed.
+    running.stop().await;
     let other = one_message(pool).await;
     exec(
         pool,
@@ -572,7 +575,6 @@ async fn a_redrive_of_a_message_a_provider_reported_delivered_is_refused() {
         "{refused}"
     );
     app.remove(&db).await;
-    running.stop().await;
     assert_eq!(fake.received().len(), 1, "never sent twice");
 }
 

@@ -164,10 +164,11 @@ async fn compare(scratch_url: &str, manifest: &Manifest) -> Result<(), BackupErr
     let mut differences = Vec::new();
     for (table, expected) in &manifest.row_counts {
         let (schema, name) = table.split_once('.').unwrap_or(("postrunner", table));
-        let count: Result<i64, _> =
-            sqlx::query_scalar(&format!("SELECT count(*) FROM {}.{}", quote(schema), quote(name)))
-                .fetch_one(&mut restored)
-                .await;
+        let count: Result<i64, _> = sqlx::query_scalar(postrunner_schema::statements::backups::COUNT_ROWS)
+            .bind(schema)
+            .bind(name)
+            .fetch_one(&mut restored)
+            .await;
         match count {
             Ok(count) if count == *expected => {}
             Ok(count) => differences.push(format!("{table}: {count} rows restored, {expected} in the manifest")),

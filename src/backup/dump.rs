@@ -115,10 +115,10 @@ async fn dump(
     // As the role pg_dump runs as: what it may read is what gets counted.
     let mut source = sqlx::PgConnection::connect(url).await?;
     let mut snapshot = source.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    sqlx::query(postrunner_schema::statements::backups::SNAPSHOT_TRANSACTION)
         .execute(&mut *snapshot)
         .await?;
-    let snapshot_id: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+    let snapshot_id: String = sqlx::query_scalar(postrunner_schema::statements::backups::EXPORT_SNAPSHOT)
         .fetch_one(&mut *snapshot)
         .await?;
     let schema_version: String = sqlx::query_scalar(SCHEMA_VERSION).fetch_one(&mut *snapshot).await?;
@@ -126,7 +126,9 @@ async fn dump(
     let mut row_counts = BTreeMap::new();
     for table in tables {
         let (schema, name) = table.split_once('.').expect("schema.table");
-        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}.{}", quote(schema), quote(name)))
+        let count: i64 = sqlx::query_scalar(postrunner_schema::statements::backups::COUNT_ROWS)
+            .bind(schema)
+            .bind(name)
             .fetch_one(&mut *snapshot)
             .await?;
         row_counts.insert(table, count);

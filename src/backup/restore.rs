@@ -43,7 +43,7 @@ pub async fn restore(
     progress: &dyn Progress,
 ) -> Result<(Manifest, Restored), BackupError> {
     let mut target = PgConnection::connect(into).await?;
-    let occupied: bool = sqlx::query_scalar("SELECT to_regnamespace('postrunner') IS NOT NULL")
+    let occupied: bool = sqlx::query_scalar(postrunner_schema::statements::backups::TARGET_OCCUPIED)
         .fetch_one(&mut target)
         .await?;
     if occupied {
@@ -65,37 +65,27 @@ pub async fn restore(
         progress.stage("copying the erasures and suppressions made since the backup");
         // Each table travels as one JSON document and lands in one statement.
         let mut newer = PgConnection::connect(source).await?;
-        let erasures: serde_json::Value = sqlx::query_scalar(
-            "SELECT coalesce(jsonb_agg(jsonb_build_object('client', client, 'address_hash', address_hash,
-                                                           'erased_at', erased_at, 'erased', erased)), '[]')
-               FROM postrunner.erasures",
-        )
-        .fetch_one(&mut newer)
-        .await?;
-        let suppressions: serde_json::Value = sqlx::query_scalar(
-            "SELECT coalesce(jsonb_agg(jsonb_build_object('client', client, 'address', address, 'reason', reason,
-                                                           'detail', detail, 'created_at', created_at,
-                                                           'expires_at', expires_at)), '[]')
-               FROM postrunner.suppressions",
-        )
-        .fetch_one(&mut newer)
-        .await?;
+        let erasures: serde_json::Value = sqlx::query_scalar(postrunner_schema::statements::backups::ERASURES_AS_JSON)
+            .fetch_one(&mut newer)
+            .await?;
+        let suppressions: serde_json::Value =
+            sqlx::query_scalar(postrunner_schema::statements::backups::SUPPRESSIONS_AS_JSON)
+                .fetch_one(&mut newer)
+                .await?;
         // One statement (sql/definitions/390_backups_catch_up.sql): a permanent suppression always
         // replaces a quarantine, whichever database holds which.
-        let (erasures, copied, upgraded): (i64, i64, i64) = sqlx::query_as(
-            "SELECT erasures_copied, suppressions_copied, suppressions_upgraded
-               FROM postrunner.catch_up_restore($1, $2)",
-        )
-        .bind(erasures)
-        .bind(suppressions)
-        .fetch_one(&mut target)
-        .await?;
+        let (erasures, copied, upgraded): (i64, i64, i64) =
+            sqlx::query_as(postrunner_schema::statements::backups::CATCH_UP)
+                .bind(erasures)
+                .bind(suppressions)
+                .fetch_one(&mut target)
+                .await?;
         restored.erasures_copied = erasures as u64;
         restored.suppressions_copied = copied as u64;
         restored.suppressions_upgraded = upgraded as u64;
     }
     progress.stage("applying the erasure log again");
-    restored.messages_erased_again = sqlx::query_scalar("SELECT postrunner.replay_erasures()")
+    restored.messages_erased_again = sqlx::query_scalar(postrunner_schema::statements::backups::REPLAY_ERASURES)
         .fetch_one(&mut target)
         .await?;
     if pull_provider_lists {

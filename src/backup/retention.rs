@@ -54,12 +54,8 @@ pub fn to_prune(backups: &[Kept], daily: usize, weekly: usize) -> Vec<String> {
 /// # Errors
 /// The database or the storage refused.
 pub async fn prune(pool: &PgPool, store: &BackupStore, daily: usize, weekly: usize) -> Result<usize, BackupError> {
-    let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(&format!(
-        "SELECT id, object_key, status, started_at FROM ({}) b",
-        LIST.trim()
-    ))
-    .fetch_all(pool)
-    .await?;
+    // The list's first four columns: id, object_key, status, started_at.
+    let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(LIST).fetch_all(pool).await?;
     let backups: Vec<Kept> = rows
         .into_iter()
         .map(|(_, key, status, started_at)| Kept {

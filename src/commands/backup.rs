@@ -43,6 +43,12 @@ struct Listed {
     error: Option<String>,
 }
 
+/// `postrunner backup <what>`.
+pub async fn command(cx: &super::Context, what: &BackupWhat) -> anyhow::Result<()> {
+    let url = cx.required_url()?;
+    run(&cx.pool("backup", 2)?, &url, what).await
+}
+
 /// Runs one `backup` subcommand.
 ///
 /// # Errors

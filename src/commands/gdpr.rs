@@ -4,12 +4,29 @@
 
 use sqlx::PgPool;
 
+use super::Context;
+use crate::config::PersonArgs;
+
+/// `postrunner erase`: prints what was erased.
+pub async fn erase_command(cx: &Context, person: &PersonArgs) -> anyhow::Result<()> {
+    let pool = cx.pool("erase", 1)?;
+    println!("{}", erase(&pool, &person.client, &person.address).await?);
+    Ok(())
+}
+
+/// `postrunner export`: prints everything held about the person, as JSON.
+pub async fn export_command(cx: &Context, person: &PersonArgs) -> anyhow::Result<()> {
+    let pool = cx.pool("export", 1)?;
+    println!("{:#}", export(&pool, &person.client, &person.address).await?);
+    Ok(())
+}
+
 /// Erases `address`'s data for `client`; what was erased, and the hash they are kept as.
 ///
 /// # Errors
 /// A database error, or no such client.
 pub async fn erase(pool: &PgPool, client: &str, address: &str) -> Result<serde_json::Value, sqlx::Error> {
-    let erased: serde_json::Value = sqlx::query_scalar("SELECT postrunner.erase_recipient($1, $2)")
+    let erased: serde_json::Value = sqlx::query_scalar(postrunner_schema::statements::gdpr::ERASE)
         .bind(client)
         .bind(address)
         .fetch_one(pool)
@@ -23,7 +40,7 @@ pub async fn erase(pool: &PgPool, client: &str, address: &str) -> Result<serde_j
 /// # Errors
 /// A database error.
 pub async fn export(pool: &PgPool, client: &str, address: &str) -> Result<serde_json::Value, sqlx::Error> {
-    sqlx::query_scalar("SELECT postrunner.export_recipient($1, $2)")
+    sqlx::query_scalar(postrunner_schema::statements::gdpr::EXPORT)
         .bind(client)
         .bind(address)
         .fetch_one(pool)

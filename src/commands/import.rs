@@ -142,6 +142,14 @@ impl fmt::Display for ImportReport {
     }
 }
 
+/// `postrunner import`: prints the report; fails when nothing was imported.
+pub async fn command(cx: &super::Context, args: &ImportArgs) -> anyhow::Result<()> {
+    let report = run(&cx.pool("import", 2)?, args).await?;
+    println!("{report}");
+    anyhow::ensure!(report.succeeded(), "nothing was imported");
+    Ok(())
+}
+
 /// Imports `args.file` into the table `args.what` names.
 ///
 /// # Errors
@@ -289,15 +297,11 @@ fn read(path: &Path, table: &Table) -> anyhow::Result<Parsed> {
 
 /// Each column's SQL type, from the catalog, so values are cast as the table declares.
 async fn column_types(pool: &PgPool, table: &Table) -> anyhow::Result<HashMap<String, String>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT attname::text, format_type(atttypid, atttypmod)
-           FROM pg_attribute
-          WHERE attrelid = ('postrunner.' || $1)::regclass AND attnum > 0 AND NOT attisdropped",
-    )
-    .bind(table.table)
-    .fetch_all(pool)
-    .await
-    .context("reading the table's columns (is the database migrated?)")?;
+    let rows: Vec<(String, String)> = sqlx::query_as(postrunner_schema::statements::import::COLUMN_TYPES)
+        .bind(table.table)
+        .fetch_all(pool)
+        .await
+        .context("reading the table's columns (is the database migrated?)")?;
     Ok(rows.into_iter().collect())
 }
 

@@ -1,13 +1,35 @@
-//! One-shot commands: `demo`, `bench`, `import`, and GDPR's `erase` and `export`. `demo` and `bench` run on the
-//! embedded default database when `DATABASE_URL` is unset (see
-//! [`postrunner_schema::local_cluster`]).
+//! Every subcommand of the binary, one file each; `main.rs` only dispatches. The roles
+//! (`worker`, `scheduler`, `web`) start their process here and run in [`crate::roles`].
+//! `demo` and `bench` run on the embedded default database when `DATABASE_URL` is unset
+//! (see [`postrunner_schema::local_cluster`]).
+//!
+//! - [`context`]: the global flags, pools and the metrics endpoint every command uses.
+//! - [`migrate`], [`worker`], [`scheduler`], [`web`]: the deployment's processes.
+//! - [`import`]: CSV import of clients, providers and addresses.
+//! - [`check_domains`], [`pull_suppressions`]: compliance checks.
+//! - [`gdpr`]: `erase` and `export`, a person's rights.
+//! - [`backup`]: `backup now|list|check|restore|prune`.
+//! - [`verify`], [`status`]: the promises, and the operator's summary.
+//! - [`demo`], [`bench`]: the end-to-end demo and the benchmarks.
+//! - [`signing`]: the demo's and benchmarks' webhook signers.
 
 pub mod backup;
 pub mod bench;
+pub mod check_domains;
+pub mod context;
 pub mod demo;
 pub mod gdpr;
 pub mod import;
+pub mod migrate;
+pub mod pull_suppressions;
+pub mod scheduler;
 pub mod signing;
+pub mod status;
+pub mod verify;
+pub mod web;
+pub mod worker;
+
+pub use context::Context;
 
 use anyhow::Context as _;
 use sqlx::Connection;

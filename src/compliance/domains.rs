@@ -220,16 +220,9 @@ fn check_dmarc(records: &[String], domain: &str) -> Check {
 /// # Errors
 /// The database cannot be read or written.
 pub async fn check_all(pool: &PgPool, resolver: &TokioResolver) -> Result<Vec<DomainReport>, sqlx::Error> {
-    let domains: Vec<Domain> = sqlx::query_as(
-        "SELECT d.domain, d.selector, d.signer, d.algorithm, d.key_env, d.key_file,
-                coalesce(array_agg(DISTINCT p.kind::text) FILTER (WHERE p.kind IS NOT NULL), '{}') AS kinds
-           FROM postrunner.sender_domains d
-           LEFT JOIN postrunner.sender_addresses a ON lower(split_part(a.address, '@', 2)) = d.domain
-           LEFT JOIN postrunner.providers p ON p.name = a.provider
-          GROUP BY d.domain ORDER BY d.domain",
-    )
-    .fetch_all(pool)
-    .await?;
+    let domains: Vec<Domain> = sqlx::query_as(postrunner_schema::statements::compliance::SENDER_DOMAINS)
+        .fetch_all(pool)
+        .await?;
     let mut reports = Vec::with_capacity(domains.len());
     for domain in &domains {
         let spf = check_spf(&txt(resolver, &domain.domain).await, &domain.kinds);
@@ -258,27 +251,18 @@ pub async fn check_all(pool: &PgPool, resolver: &TokioResolver) -> Result<Vec<Do
             dmarc,
             mx,
         };
-        sqlx::query(
-            "INSERT INTO postrunner.domain_checks AS c
-                    (domain, checked_at, spf_ok, spf_detail, dkim_ok, dkim_detail, dmarc_ok, dmarc_detail, mx_ok, mx_detail)
-             VALUES ($1, now(), $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (domain) DO UPDATE SET checked_at = now(),
-                    spf_ok = excluded.spf_ok, spf_detail = excluded.spf_detail,
-                    dkim_ok = excluded.dkim_ok, dkim_detail = excluded.dkim_detail,
-                    dmarc_ok = excluded.dmarc_ok, dmarc_detail = excluded.dmarc_detail,
-                    mx_ok = excluded.mx_ok, mx_detail = excluded.mx_detail",
-        )
-        .bind(&report.domain)
-        .bind(report.spf.ok)
-        .bind(&report.spf.detail)
-        .bind(report.dkim.ok)
-        .bind(&report.dkim.detail)
-        .bind(report.dmarc.ok)
-        .bind(&report.dmarc.detail)
-        .bind(report.mx.ok)
-        .bind(&report.mx.detail)
-        .execute(pool)
-        .await?;
+        sqlx::query(postrunner_schema::statements::compliance::RECORD_DOMAIN_CHECK)
+            .bind(&report.domain)
+            .bind(report.spf.ok)
+            .bind(&report.spf.detail)
+            .bind(report.dkim.ok)
+            .bind(&report.dkim.detail)
+            .bind(report.dmarc.ok)
+            .bind(&report.dmarc.detail)
+            .bind(report.mx.ok)
+            .bind(&report.mx.detail)
+            .execute(pool)
+            .await?;
         reports.push(report);
     }
     Ok(reports)
@@ -309,7 +293,7 @@ impl std::fmt::Display for GateOutcome {
 /// # Errors
 /// The database cannot be written.
 pub async fn apply_gate(pool: &PgPool) -> Result<GateOutcome, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM postrunner.apply_domain_checks()")
+    sqlx::query_as(postrunner_schema::statements::compliance::APPLY_DOMAIN_CHECKS)
         .fetch_one(pool)
         .await
 }

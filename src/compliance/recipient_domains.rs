@@ -44,7 +44,7 @@ async fn mx_hosts(resolver: &TokioResolver, domain: &str) -> Result<String, Stri
 /// # Errors
 /// The database cannot be read or written.
 pub async fn classify_pending(pool: &PgPool, resolver: &TokioResolver) -> Result<Classified, sqlx::Error> {
-    let domains: Vec<String> = sqlx::query_scalar("SELECT postrunner.pending_recipient_domains($1)")
+    let domains: Vec<String> = sqlx::query_scalar(postrunner_schema::statements::compliance::PENDING_RECIPIENT_DOMAINS)
         .bind(BATCH)
         .fetch_all(pool)
         .await?;
@@ -66,7 +66,7 @@ pub async fn classify_pending(pool: &PgPool, resolver: &TokioResolver) -> Result
             (names, hosts, failures)
         },
     );
-    let moved: i64 = sqlx::query_scalar("SELECT postrunner.record_recipient_domains($1, $2, $3)")
+    let moved: i64 = sqlx::query_scalar(postrunner_schema::statements::compliance::RECORD_RECIPIENT_DOMAINS)
         .bind(&names)
         .bind(&hosts)
         .bind(&failures)

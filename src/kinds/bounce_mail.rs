@@ -70,12 +70,10 @@ impl ReadBounceMail {
     /// Only when the providers cannot be listed; a mailbox that fails is counted in
     /// [`MailRead::failed`] and logged.
     pub async fn pass(&self) -> Result<MailRead, sqlx::Error> {
-        let mailboxes: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT name, bounce_mailbox, bounce_mailbox_secret_env FROM postrunner.providers
-              WHERE enabled AND bounce_mailbox IS NOT NULL ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let mailboxes: Vec<(String, String, String)> =
+            sqlx::query_as(postrunner_schema::statements::feedback::BOUNCE_MAILBOXES)
+                .fetch_all(&self.pool)
+                .await?;
         let mut total = MailRead::default();
         for (provider, url, secret_env) in mailboxes {
             match self.read_one(&provider, &url, &secret_env).await {
@@ -100,11 +98,10 @@ impl ReadBounceMail {
         // A connection of its own, closed at the end: a session lock dies with it, even
         // if this task is cut off midway.
         let mut lock = self.pool.acquire().await?.detach();
-        let locked: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('postrunner.read_bounce_mail'), hashtext($1))")
-                .bind(provider)
-                .fetch_one(&mut lock)
-                .await?;
+        let locked: bool = sqlx::query_scalar(postrunner_schema::statements::feedback::LOCK_BOUNCE_MAILBOX)
+            .bind(provider)
+            .fetch_one(&mut lock)
+            .await?;
         if !locked {
             return Ok(None);
         }

@@ -270,7 +270,7 @@ impl RollupSends {
 #[async_trait::async_trait]
 impl Handler for RollupSends {
     async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
-        let rolled: i64 = sqlx::query_scalar("SELECT postrunner.rollup_sends()")
+        let rolled: i64 = sqlx::query_scalar(postrunner_schema::statements::metrics::ROLLUP_SENDS)
             .fetch_one(&self.pool)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;

@@ -60,7 +60,7 @@ impl ResolveUncertain {
     pub async fn pass(&self, now: Option<DateTime<Utc>>) -> Result<Settled, sqlx::Error> {
         let looked_up = self.look_up(now).await?;
         let (confirmed, resent, given_up): (i32, i32, i32) =
-            sqlx::query_as("SELECT confirmed, resent, given_up FROM postrunner.settle_uncertain($1)")
+            sqlx::query_as(postrunner_schema::statements::outbox::SETTLE_UNCERTAIN)
                 .bind(now)
                 .fetch_one(&self.pool)
                 .await?;
@@ -75,11 +75,9 @@ impl ResolveUncertain {
     /// Asks the providers with a lookup about held messages; returns how many were
     /// found and recorded as sent.
     async fn look_up(&self, now: Option<DateTime<Utc>>) -> Result<i32, sqlx::Error> {
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT a.provider FROM postrunner.send_attempts a WHERE a.outcome = 'uncertain'",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let names: Vec<String> = sqlx::query_scalar(postrunner_schema::statements::outbox::UNCERTAIN_PROVIDERS)
+            .fetch_all(&self.pool)
+            .await?;
         let mut askable = Vec::new();
         for name in names {
             if let Ok(adapter) = self.providers.get(&name).await {
@@ -91,14 +89,13 @@ impl ResolveUncertain {
         if askable.is_empty() {
             return Ok(0);
         }
-        let due: Vec<(Uuid, String, DateTime<Utc>, serde_json::Value)> = sqlx::query_as(
-            "SELECT message_id, provider, attempted_at, args FROM postrunner.uncertain_lookups($1, $2, $3)",
-        )
-        .bind(&askable)
-        .bind(LOOKUP_BATCH)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
+        let due: Vec<(Uuid, String, DateTime<Utc>, serde_json::Value)> =
+            sqlx::query_as(postrunner_schema::statements::outbox::UNCERTAIN_LOOKUPS)
+                .bind(&askable)
+                .bind(LOOKUP_BATCH)
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
         let asks = due.into_iter().map(|(id, provider, attempted_at, args)| async move {
             let found = self.ask(&provider, args, attempted_at).await;
             (id, provider, found)
@@ -114,7 +111,7 @@ impl ResolveUncertain {
             }
         }
         for (provider, (ids, provider_ids)) in by_provider {
-            let n: i32 = sqlx::query_scalar("SELECT postrunner.resolve_uncertain($1, $2, $3, 'lookup')")
+            let n: i32 = sqlx::query_scalar(postrunner_schema::statements::outbox::RESOLVE_BY_LOOKUP)
                 .bind(&provider)
                 .bind(&ids)
                 .bind(&provider_ids)

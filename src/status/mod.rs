@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-const SUMMARY_SQL: &str = "SELECT postrunner.status_summary()";
+use postrunner_schema::statements::status::SUMMARY as SUMMARY_SQL;
 
 /// What `status_summary()` returns.
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -41,9 +41,12 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<serde_j
         })
         .await?;
     // Once current, readiness is the database answering.
-    sqlx::query("SELECT 1").execute(&state.pool).await.map_err(|error| {
-        tracing::warn!(%error, "readiness check failed");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the database does not answer")
-    })?;
+    sqlx::query(postrunner_schema::statements::common::PING)
+        .execute(&state.pool)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "readiness check failed");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the database does not answer")
+        })?;
     Ok(Json(serde_json::json!({ "status": "ready" })))
 }

@@ -39,12 +39,11 @@ impl ProviderRows {
                 return Ok(row.clone());
             }
         }
-        let row: Option<(String, Option<String>, Vec<String>)> = sqlx::query_as(
-            "SELECT kind::text, webhook_secret_env, sns_topics FROM postrunner.providers WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
+        let row: Option<(String, Option<String>, Vec<String>)> =
+            sqlx::query_as(postrunner_schema::statements::providers::WEBHOOK_SETTINGS)
+                .bind(name)
+                .fetch_optional(pool)
+                .await?;
         let row = row.map(|(kind, secret_env, topics)| ProviderRow {
             kind,
             secret_env,

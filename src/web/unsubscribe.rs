@@ -86,7 +86,7 @@ async fn target(state: &AppState, token: &str) -> Result<Target, Refused> {
     let keys = state.config.unsubscribe.as_ref().ok_or(Refused::NotConfigured)?;
     let token = Token::parse(token).ok_or(Refused::Invalid)?;
     let row: Option<(String, String, String, bool)> =
-        sqlx::query_as("SELECT client, display_name, recipient, erased FROM postrunner.unsubscribe_target($1)")
+        sqlx::query_as(postrunner_schema::statements::feedback::UNSUBSCRIBE_TARGET)
             .bind(token.message)
             .fetch_optional(&state.pool)
             .await
@@ -172,7 +172,7 @@ pub(crate) async fn confirm(
         count("repeated");
         return unsubscribed(&target.display_name, None);
     }
-    let done: Result<bool, sqlx::Error> = sqlx::query_scalar("SELECT postrunner.unsubscribe($1)")
+    let done: Result<bool, sqlx::Error> = sqlx::query_scalar(postrunner_schema::statements::feedback::UNSUBSCRIBE)
         .bind(target.message)
         .fetch_one(&state.pool)
         .await;

@@ -57,17 +57,15 @@ impl std::fmt::Display for Pulled {
 /// # Errors
 /// The database failed (a provider's failure is in its [`Pulled`]).
 pub async fn pull(pool: &PgPool, providers: &Directory) -> Result<Vec<Pulled>, sqlx::Error> {
-    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM postrunner.providers WHERE enabled ORDER BY name")
+    let names: Vec<String> = sqlx::query_scalar(postrunner_schema::statements::providers::ENABLED)
         .fetch_all(pool)
         .await?;
     let mut pulled = Vec::with_capacity(names.len());
     for provider in names {
-        let domains: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT split_part(address, '@', 2) FROM postrunner.sender_addresses WHERE provider = $1 ORDER BY 1",
-        )
-        .bind(&provider)
-        .fetch_all(pool)
-        .await?;
+        let domains: Vec<String> = sqlx::query_scalar(postrunner_schema::statements::providers::SENDER_DOMAINS_OF)
+            .bind(&provider)
+            .fetch_all(pool)
+            .await?;
         let listed = match providers.get(&provider).await {
             Ok(adapter) => adapter.suppressed(&domains).await,
             Err(error) => Err(error),
@@ -80,11 +78,12 @@ pub async fn pull(pool: &PgPool, providers: &Directory) -> Result<Vec<Pulled>, s
                     .iter()
                     .map(|s| json!({ "address": s.address, "reason": s.reason }))
                     .collect();
-                let added: i32 = sqlx::query_scalar("SELECT postrunner.apply_provider_suppressions($1, $2)")
-                    .bind(&provider)
-                    .bind(serde_json::Value::Array(items))
-                    .fetch_one(pool)
-                    .await?;
+                let added: i32 =
+                    sqlx::query_scalar(postrunner_schema::statements::feedback::APPLY_PROVIDER_SUPPRESSIONS)
+                        .bind(&provider)
+                        .bind(serde_json::Value::Array(items))
+                        .fetch_one(pool)
+                        .await?;
                 Outcome::Applied {
                     listed: list.len(),
                     added,

@@ -38,7 +38,7 @@ pub async fn record(pool: &PgPool, provider: &str, verified: &Verified) -> Resul
     let mut events = serde_json::to_value(&verified.events).expect("events serialise");
     strip_nul(&mut events);
     let (replayed, stored, duplicates, unmatched): (bool, i32, i32, i32) =
-        sqlx::query_as("SELECT replayed, stored, duplicates, unmatched FROM postrunner.record_events($1, $2, $3, $4)")
+        sqlx::query_as(postrunner_schema::statements::feedback::RECORD_EVENTS)
             .bind(provider)
             .bind(events)
             .bind(verified.nonce.as_ref().map(|n| n.value.as_str()))

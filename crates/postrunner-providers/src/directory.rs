@@ -94,13 +94,11 @@ impl Directory {
             retry_after: None,
             may_have_taken: false,
         };
-        let row: Option<ProviderRow> = sqlx::query_as(
-            "SELECT kind::text AS kind, endpoint, secret_env, region, bounce_address FROM postrunner.providers WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| unavailable(format!("cannot read the provider row: {e}")))?;
+        let row: Option<ProviderRow> = sqlx::query_as(postrunner_schema::statements::providers::PROVIDER_ROW)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| unavailable(format!("cannot read the provider row: {e}")))?;
         let Some(ProviderRow {
             kind,
             endpoint,

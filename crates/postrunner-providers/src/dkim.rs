@@ -56,12 +56,9 @@ impl DkimSigners {
     /// # Errors
     /// The table cannot be read, or a key is missing or unreadable.
     pub async fn load(pool: &PgPool) -> Result<Self, DkimError> {
-        let rows: Vec<SenderDomain> = sqlx::query_as(
-            "SELECT domain, selector, algorithm, key_env, key_file FROM postrunner.sender_domains
-              WHERE signer = 'postrunner'",
-        )
-        .fetch_all(pool)
-        .await?;
+        let rows: Vec<SenderDomain> = sqlx::query_as(postrunner_schema::statements::providers::DKIM_DOMAINS)
+            .fetch_all(pool)
+            .await?;
         let mut signers = Self::default();
         for SenderDomain {
             domain,

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 /// # Errors
 /// The database could not be read (or this login is not one of postrunner's).
 pub async fn channel(pool: &PgPool) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar("SELECT postrunner.wake_channel_name()")
+    sqlx::query_scalar(postrunner_schema::statements::queue::WAKE_CHANNEL)
         .fetch_one(pool)
         .await
 }

@@ -26,13 +26,70 @@ pub mod alerts {
 
 pub mod backups {
     statements! {"backups":
+        CATCH_UP = "catch_up.sql",
+        COUNT_ROWS = "count_rows.sql",
+        ERASURES_AS_JSON = "erasures_as_json.sql",
+        EXPORT_SNAPSHOT = "export_snapshot.sql",
         FAILED = "failed.sql",
         LIST = "list.sql",
         PRUNED = "pruned.sql",
+        REPLAY_ERASURES = "replay_erasures.sql",
         SNAPSHOT_COUNTS = "snapshot_counts.sql",
+        SNAPSHOT_TRANSACTION = "snapshot_transaction.sql",
         START = "start.sql",
+        SUPPRESSIONS_AS_JSON = "suppressions_as_json.sql",
+        TARGET_OCCUPIED = "target_occupied.sql",
         UPLOADED = "uploaded.sql",
         VERIFIED = "verified.sql",
+    }
+}
+
+pub mod common {
+    statements! {"common":
+        DATABASE_NOW = "database_now.sql",
+        PING = "ping.sql",
+    }
+}
+
+pub mod compliance {
+    statements! {"compliance":
+        APPLY_DOMAIN_CHECKS = "apply_domain_checks.sql",
+        PENDING_RECIPIENT_DOMAINS = "pending_recipient_domains.sql",
+        RECORD_DOMAIN_CHECK = "record_domain_check.sql",
+        RECORD_RECIPIENT_DOMAINS = "record_recipient_domains.sql",
+        SENDER_DOMAINS = "sender_domains.sql",
+    }
+}
+
+pub mod feedback {
+    statements! {"feedback":
+        APPLY_PROVIDER_SUPPRESSIONS = "apply_provider_suppressions.sql",
+        BOUNCE_MAILBOXES = "bounce_mailboxes.sql",
+        LOCK_BOUNCE_MAILBOX = "lock_bounce_mailbox.sql",
+        RECORD_EVENTS = "record_events.sql",
+        UNSUBSCRIBE = "unsubscribe.sql",
+        UNSUBSCRIBE_TARGET = "unsubscribe_target.sql",
+    }
+}
+
+pub mod gdpr {
+    statements! {"gdpr":
+        ERASE = "erase.sql",
+        EXPORT = "export.sql",
+    }
+}
+
+pub mod import {
+    statements! {"import":
+        COLUMN_TYPES = "column_types.sql",
+    }
+}
+
+pub mod metrics {
+    statements! {"metrics":
+        ROLLUP_SENDS = "rollup_sends.sql",
+        SCRAPE_TIMEOUT = "scrape_timeout.sql",
+        SNAPSHOT = "snapshot.sql",
     }
 }
 
@@ -40,7 +97,11 @@ pub mod outbox {
     statements! {"outbox":
         CLOSE_ATTEMPT = "close_attempt.sql",
         RECORD_SENT = "record_sent.sql",
+        RESOLVE_BY_LOOKUP = "resolve_by_lookup.sql",
+        SETTLE_UNCERTAIN = "settle_uncertain.sql",
         SUPPRESS_RECIPIENT = "suppress_recipient.sql",
+        UNCERTAIN_LOOKUPS = "uncertain_lookups.sql",
+        UNCERTAIN_PROVIDERS = "uncertain_providers.sql",
     }
 }
 
@@ -54,10 +115,15 @@ pub mod periodic {
 
 pub mod providers {
     statements! {"providers":
+        DKIM_DOMAINS = "dkim_domains.sql",
+        ENABLED = "enabled.sql",
         PROBE_TARGETS = "probe_targets.sql",
+        PROVIDER_ROW = "provider_row.sql",
         RECORD_FAILURE = "record_failure.sql",
         RECORD_PROBE = "record_probe.sql",
         RECORD_SUCCESSES = "record_successes.sql",
+        SENDER_DOMAINS_OF = "sender_domains_of.sql",
+        WEBHOOK_SETTINGS = "webhook_settings.sql",
     }
 }
 
@@ -75,6 +141,7 @@ pub mod queue {
         RELEASE = "release.sql",
         RESCUE_EXPIRED_LEASES = "rescue_expired_leases.sql",
         STILL_LEASED = "still_leased.sql",
+        WAKE_CHANNEL = "wake_channel.sql",
     }
 }
 
@@ -82,6 +149,18 @@ pub mod routing {
     statements! {"routing":
         CLAIM = "claim.sql",
         NEXT_READY = "next_ready.sql",
+    }
+}
+
+pub mod status {
+    statements! {"status":
+        SUMMARY = "summary.sql",
+    }
+}
+
+pub mod verify {
+    statements! {"verify":
+        FINDINGS = "findings.sql",
     }
 }
 
@@ -96,10 +175,18 @@ pub mod workers {
 pub const AREAS: &[(&str, &[(&str, &str)])] = &[
     ("alerts", alerts::ALL),
     ("backups", backups::ALL),
+    ("common", common::ALL),
+    ("compliance", compliance::ALL),
+    ("feedback", feedback::ALL),
+    ("gdpr", gdpr::ALL),
+    ("import", import::ALL),
+    ("metrics", metrics::ALL),
     ("outbox", outbox::ALL),
     ("periodic", periodic::ALL),
     ("providers", providers::ALL),
     ("queue", queue::ALL),
     ("routing", routing::ALL),
+    ("status", status::ALL),
+    ("verify", verify::ALL),
     ("workers", workers::ALL),
 ];

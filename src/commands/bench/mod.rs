@@ -11,6 +11,23 @@ pub mod send;
 pub mod unsubscribe;
 pub mod verify;
 
+use crate::config::BenchWhat;
+
+/// `postrunner bench <what>`, on `DATABASE_URL`'s server or the embedded default.
+pub async fn run(cx: &super::Context, what: &BenchWhat) -> anyhow::Result<()> {
+    let url = cx.database_url.clone();
+    match what {
+        BenchWhat::Queue(args) => queue::run(url, args.clone()).await,
+        BenchWhat::Route(args) => route::run(url, args.clone()).await,
+        BenchWhat::Send(args) => send::run(url, args.clone()).await,
+        BenchWhat::Events(args) => events::run(url, args.clone()).await,
+        BenchWhat::Metrics(args) => metrics::run(url, args.clone()).await,
+        BenchWhat::Verify(args) => verify::run(url, args.clone()).await,
+        BenchWhat::Lanes(args) => lanes::run(url, args.clone()).await,
+        BenchWhat::Unsubscribe(args) => unsubscribe::run(url, args.clone()).await,
+    }
+}
+
 /// The p-th percentile (0..=100) of sorted `values`, or 0 when empty.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -1,0 +1,2 @@
+-- Exports the snapshot for pg_dump --snapshot.
+SELECT pg_export_snapshot()

@@ -1,0 +1,13 @@
+//! `postrunner worker`: the worker role until SIGTERM or SIGINT.
+
+use super::Context;
+use crate::config::WorkerArgs;
+use crate::{roles, shutdown};
+
+pub async fn run(cx: &Context, args: &WorkerArgs) -> anyhow::Result<()> {
+    let config = args.executor_config()?;
+    let pool = cx.pool("worker", args.max_connections)?;
+    let shutdown = shutdown::on_signals();
+    cx.serve_metrics("worker", None, &shutdown);
+    roles::worker::run(pool, config, args.unsubscribe_url.clone(), shutdown).await
+}
