@@ -7,7 +7,8 @@
 use chrono::DurationRound as _;
 
 use crate::support::db::TestDb;
-use crate::support::routing::{addresses, at, client, count, drain_at, exec, messages};
+use crate::support::factory;
+use crate::support::routing::{addresses, at, count, drain_at, exec, messages};
 use crate::support::run::{executor, fast_config, registry, Process};
 
 /// Reservations per (provider, minute of reserved_at) above the provider's per_minute.
@@ -32,7 +33,7 @@ async fn open_gates(pool: &sqlx::PgPool) {
 async fn a_late_claim_counts_against_the_minute_a_later_claim_already_started() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
+    factory::zoned_client(pool, "acme", "UTC", "d").await;
     exec(
         pool,
         "INSERT INTO postrunner.providers (name, kind, per_minute) VALUES ('p', 'log', 5)",
@@ -80,7 +81,7 @@ async fn a_late_claim_counts_against_the_minute_a_later_claim_already_started() 
 async fn a_late_claim_counts_against_the_month_a_later_claim_already_started() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
+    factory::zoned_client(pool, "acme", "UTC", "d").await;
     // Budget for exactly 10 messages a month (1 per 1,000 at 100 per 1,000).
     exec(
         pool,
@@ -121,7 +122,7 @@ async fn a_late_claim_counts_against_the_month_a_later_claim_already_started() {
 async fn a_late_claim_counts_against_the_day_a_later_claim_already_started() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
+    factory::zoned_client(pool, "acme", "UTC", "d").await;
     exec(
         pool,
         "INSERT INTO postrunner.providers (name, kind) VALUES ('p', 'log')",
@@ -167,7 +168,7 @@ async fn a_late_claim_counts_against_the_day_a_later_claim_already_started() {
 async fn eight_workers_hold_a_per_minute_rate_across_real_minute_boundaries() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
+    factory::zoned_client(pool, "acme", "UTC", "d").await;
     exec(
         pool,
         "INSERT INTO postrunner.providers (name, kind, per_minute) VALUES ('p', 'log', 30)",

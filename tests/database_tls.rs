@@ -59,8 +59,19 @@ async fn require_tls(cluster: &LocalCluster, certs: &Certificates) {
     for statement in ["ALTER SYSTEM SET ssl = on", "SELECT pg_reload_conf()"] {
         sqlx::query(statement).execute(&admin).await.unwrap();
     }
+    // The reload is asynchronous: wait until the server says TLS is on.
+    crate::support::eventually(
+        std::time::Duration::from_secs(10),
+        "ssl = on after the reload",
+        || async {
+            sqlx::query_scalar::<_, String>("SHOW ssl")
+                .fetch_one(&admin)
+                .await
+                .is_ok_and(|on| on == "on")
+        },
+    )
+    .await;
     admin.close().await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {

@@ -10,7 +10,8 @@ use postrunner::metrics::database::DatabaseMetrics;
 use sqlx::PgPool;
 
 use crate::support::db::TestDb;
-use crate::support::routing::{addresses, client, count, exec, messages};
+use crate::support::factory;
+use crate::support::routing::{addresses, count, exec, messages};
 use crate::support::run::{executor, fast_config, registry};
 use crate::support::webhooks::serve_with;
 
@@ -69,7 +70,7 @@ fn value(text: &str, series: &str) -> Option<f64> {
 /// budget $20) from 20 addresses of 5 a day (pacing lets each send once now); `sent`
 /// messages (at most 20) sent now.
 async fn acme_sent(pool: &PgPool, sent: i32) {
-    client(pool, "acme", "UTC", "d").await;
+    factory::zoned_client(pool, "acme", "UTC", "d").await;
     exec(
         pool,
         "INSERT INTO postrunner.providers (name, kind, price_per_1000, monthly_fee, monthly_budget)
@@ -351,7 +352,7 @@ async fn the_web_role_counts_as_a_live_process() {
 #[tokio::test]
 async fn the_database_metrics_ask_for_their_token_when_one_is_set() {
     let db = TestDb::new().await;
-    client(&db.pool, "acme", "UTC", "d").await;
+    factory::zoned_client(&db.pool, "acme", "UTC", "d").await;
     addresses(&db.pool, "acme", "log", 0, 50).await;
     let token = "a-metrics-token-0123456789";
     let (web_port, metrics_port) = (crate::support::free_port(), crate::support::free_port());

@@ -5,8 +5,9 @@
 //! instead of about 2 (issue 8).
 
 use crate::support::db::TestDb;
+use crate::support::factory;
 use crate::support::plans::{prepared, Explained};
-use crate::support::routing::{addresses, client, exec, messages};
+use crate::support::routing::{addresses, exec, messages};
 
 /// The big tables of the queue: none may be scanned whole by a hot statement.
 const BIG_TABLES: [&str; 4] = ["jobs", "outbox", "send_attempts", "address_usage"];
@@ -33,7 +34,7 @@ async fn a_backlog_of_jobs_with_statistics() -> TestDb {
 async fn a_backlog_of_messages_with_statistics() -> TestDb {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
+    factory::zoned_client(pool, "acme", "UTC", "d").await;
     exec(
         pool,
         "INSERT INTO postrunner.providers (name, kind, per_minute, monthly_budget, price_per_1000)

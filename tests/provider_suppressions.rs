@@ -5,7 +5,7 @@
 //! for a person a client erased, idempotent, and a provider whose list cannot be read
 //! reported without stopping the others.
 
-use postrunner_feedback::provider_suppressions::{pull, Outcome};
+use postrunner_feedback::provider_suppressions::{pull, PullOutcome};
 use postrunner_providers::Directory;
 
 use crate::support::db::TestDb;
@@ -67,9 +67,9 @@ async fn every_providers_list_is_read_into_its_clients_suppressions() {
     let outcome = |name: &str| {
         let p = pulled.iter().find(|p| p.provider == name).unwrap();
         match &p.outcome {
-            Outcome::Applied { listed, added } => format!("{listed}/{added}"),
-            Outcome::NoList => "none".to_owned(),
-            Outcome::Failed(e) => format!("failed: {e}"),
+            PullOutcome::Applied { listed, added } => format!("{listed}/{added}"),
+            PullOutcome::NoList => "none".to_owned(),
+            PullOutcome::Failed(e) => format!("failed: {e}"),
         }
     };
     // sg's four go to both its clients, except Jane for acme: 4 + 3.
@@ -113,6 +113,6 @@ async fn every_providers_list_is_read_into_its_clients_suppressions() {
     let again = pull(pool, &directory).await.unwrap();
     assert!(again.iter().all(|p| matches!(
         p.outcome,
-        Outcome::Applied { added: 0, .. } | Outcome::NoList | Outcome::Failed(_)
+        PullOutcome::Applied { added: 0, .. } | PullOutcome::NoList | PullOutcome::Failed(_)
     )));
 }

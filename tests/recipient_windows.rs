@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use crate::support::db::TestDb;
-use crate::support::routing::{addresses, at, client, count, drain_at, exec, provider};
+use crate::support::factory;
+use crate::support::routing::{addresses, at, count, drain_at, exec, provider};
 use crate::support::run::{executor, fast_config, registry};
 
 /// A message of acme/`direction` to `to` whose recipient lives in `zone`.
@@ -49,7 +50,7 @@ async fn gate_of(pool: &PgPool, zone: &str) -> (Option<String>, Option<DateTime<
 async fn each_message_goes_within_office_hours_where_its_recipient_is() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "local").await;
+    factory::zoned_client(pool, "acme", "UTC", "local").await;
     exec(
         pool,
         "UPDATE postrunner.directions
@@ -123,7 +124,7 @@ async fn each_message_goes_within_office_hours_where_its_recipient_is() {
 async fn a_direction_on_its_own_window_ignores_the_recipients_zone() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "local").await;
+    factory::zoned_client(pool, "acme", "UTC", "local").await;
     exec(
         pool,
         "UPDATE postrunner.directions SET window_start = '09:00', window_end = '17:00', time_zone = 'Europe/London'",
@@ -146,7 +147,7 @@ async fn a_direction_on_its_own_window_ignores_the_recipients_zone() {
 async fn a_recipient_time_zone_must_be_a_canonical_iana_name() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "local").await;
+    factory::zoned_client(pool, "acme", "UTC", "local").await;
     for zone in [
         "ZZ+0:00:01",
         "Mars/Olympus",

@@ -13,9 +13,10 @@ use postrunner_queue::heartbeat::rescue_expired;
 use uuid::Uuid;
 
 use crate::support::db::TestDb;
+use crate::support::factory;
 use crate::support::routing::{
-    acme_on_one_provider, addresses, at, blocked, client, count, drain_all_at, drain_at, exec, messages, no_jitter,
-    provider, sent_by_provider,
+    acme_on_one_provider, addresses, at, blocked, count, drain_all_at, drain_at, exec, messages, no_jitter, provider,
+    sent_by_provider,
 };
 use crate::support::run::{executor, fast_config, registry};
 
@@ -23,8 +24,8 @@ use crate::support::run::{executor, fast_config, registry};
 async fn a_message_goes_out_only_from_an_eligible_address() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
-    client(pool, "globex", "UTC", "d").await;
+    factory::zoned_client(pool, "acme", "UTC", "d").await;
+    factory::zoned_client(pool, "globex", "UTC", "d").await;
     for name in ["ok", "down", "off", "other"] {
         provider(pool, name, 100).await;
     }
@@ -104,7 +105,7 @@ async fn a_waiting_backlog_costs_a_worker_almost_no_queries() {
 async fn the_daily_limit_holds_and_resets_at_midnight_in_the_clients_time_zone() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "nyc", "America/New_York", "d").await;
+    factory::zoned_client(pool, "nyc", "America/New_York", "d").await;
     provider(pool, "p", 100).await;
     addresses(pool, "nyc", "p", 1, 3).await;
     no_jitter(pool).await; // 3 a day: one slot every 8 hours
@@ -183,7 +184,7 @@ async fn warm_up_ramps_the_limit_day_by_day_up_to_the_daily_limit() {
         .unwrap();
     assert_eq!(grown, 18, "8 x 1.5 x 1.5 after the schedule ends");
 
-    client(pool, "acme", "UTC", "d").await;
+    factory::zoned_client(pool, "acme", "UTC", "d").await;
     provider(pool, "p", 100).await;
     exec(
         pool,
@@ -245,7 +246,7 @@ async fn pacing_spreads_an_addresss_sends_with_jitter() {
 async fn a_direction_waits_for_its_sending_window() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "office-hours").await;
+    factory::zoned_client(pool, "acme", "UTC", "office-hours").await;
     exec(
         pool,
         "UPDATE postrunner.directions SET send_days = '{1,2,3,4,5}', window_start = '09:00', window_end = '17:00',
@@ -361,7 +362,7 @@ async fn suppressed_recipients_are_never_sent() {
 
 /// Providers `big` (weight 300) and `small` (100), 50 addresses each, `n` messages.
 async fn big_and_small(pool: &sqlx::PgPool, n: i32) {
-    client(pool, "acme", "UTC", "d").await;
+    factory::zoned_client(pool, "acme", "UTC", "d").await;
     provider(pool, "big", 300).await;
     provider(pool, "small", 100).await;
     addresses(pool, "acme", "big", 50, 1000).await;
@@ -421,7 +422,7 @@ async fn providers_share_by_weight_even_one_message_at_a_time() {
 async fn a_degraded_provider_gets_half_its_weight() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "d").await;
+    factory::zoned_client(pool, "acme", "UTC", "d").await;
     provider(pool, "steady", 100).await;
     provider(pool, "shaky", 100).await;
     addresses(pool, "acme", "steady", 50, 1000).await;
@@ -450,7 +451,7 @@ async fn a_degraded_provider_gets_half_its_weight() {
 async fn a_big_direction_does_not_starve_a_small_one() {
     let db = TestDb::new().await;
     let pool = &db.pool;
-    client(pool, "acme", "UTC", "big").await;
+    factory::zoned_client(pool, "acme", "UTC", "big").await;
     exec(
         pool,
         "INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'small')",

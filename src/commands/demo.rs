@@ -68,9 +68,61 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
         "the local PostgreSQL"
     };
     println!("  database   {} on {where_}, migrated", super::redact(&url));
-    let pool = postrunner_schema::pool(&url, 20, "postrunner-demo")?;
+    let pool = &postrunner_schema::pool(&url, 20, "postrunner-demo")?;
 
-    let latency = Duration::from_millis(args.send_ms);
+    let simulators = start_providers(&pool, Duration::from_millis(args.send_ms)).await?;
+    sqlx::raw_sql(SETUP).execute(pool).await?;
+    println!("  providers  local simulators of SendGrid, Mailgun, Postmark and Resend (their real wire formats),");
+    println!(
+        "             each answering in {} ms; keys from ${DEMO_KEY_VARIABLE}",
+        args.send_ms
+    );
+    println!("  setup      clients acme and globex, 3 directions, 1,200 sender addresses, 1 suppressed recipient");
+
+    enqueue(&pool, args.messages).await?;
+    let web = Web::start(pool).await?;
+    let shutdown = CancellationToken::new();
+    let roles = start_roles(&pool, args.workers, &web.links, &shutdown).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let workers: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.workers")
+        .fetch_one(pool)
+        .await?;
+    println!(
+        "  running    {workers} processes in postrunner.workers ({} workers, 1 scheduler)\n",
+        args.workers
+    );
+
+    let elapsed = watch(&pool, &simulators[2].1, i64::from(args.messages)).await?;
+    shutdown.cancel();
+    for role in roles {
+        let _ = role.await;
+    }
+
+    let sent = status_counts(pool).await?.get("sent").copied().unwrap_or(0);
+    feedback(&pool, &web.base).await?;
+    unsubscribe_links(&pool, &web.links).await?;
+    let verified = summary(&pool, sent, elapsed, args.workers).await?;
+    if server.cluster.is_none() {
+        println!(
+            "\nexplore it:  psql '{}' -c 'SELECT * FROM postrunner.report_provider_health'",
+            super::redact(&url)
+        );
+    }
+    if !args.linger.is_zero() {
+        println!(
+            "\npostrunner web stays up for {} (--linger): try the unsubscribe link, the status page and the metrics above",
+            humantime::format_duration(args.linger)
+        );
+        tokio::time::sleep(args.linger).await;
+    }
+    web.stop().await;
+    anyhow::ensure!(verified.holds(), "postrunner verify found broken promises (above)");
+    Ok(())
+}
+
+/// A simulator per provider kind the demo uses, each answering after `latency`, and
+/// their rows in `postrunner.providers`.
+async fn start_providers(pool: &PgPool, latency: Duration) -> anyhow::Result<Vec<(&'static str, FakeProvider)>> {
     let mut simulators = Vec::new();
     let mut rows = Vec::new();
     for (name, kind, sim, weight) in [
@@ -91,54 +143,80 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
         "INSERT INTO postrunner.providers (name, kind, endpoint, secret_env, weight) VALUES {};",
         rows.join(", ")
     ))
-    .execute(&pool)
+    .execute(pool)
     .await?;
-    sqlx::raw_sql(SETUP).execute(&pool).await?;
-    println!("  providers  local simulators of SendGrid, Mailgun, Postmark and Resend (their real wire formats),");
-    println!(
-        "             each answering in {} ms; keys from ${DEMO_KEY_VARIABLE}",
-        args.send_ms
-    );
-    println!("  setup      clients acme and globex, 3 directions, 1,200 sender addresses, 1 suppressed recipient");
+    Ok(simulators)
+}
 
-    enqueue(&pool, args.messages).await?;
+/// One `postrunner web` for the whole demo: SendGrid's webhooks later, the messages'
+/// signed one-click unsubscribe links (a fresh key for this run), the status page
+/// (behind a fresh token) and the metrics, on one port.
+struct Web {
+    base: String,
+    links: UnsubscribeLinks,
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
 
-    // One `postrunner web` for the whole demo: SendGrid's webhooks later, and the
-    // messages' signed one-click unsubscribe links (a fresh key for this run).
-    let key = format!(
-        "demo-{}-{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let keys = UnsubscribeKeys::new(key.as_bytes(), None)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let web_base = format!("http://{}", listener.local_addr()?);
-    let web_stop = CancellationToken::new();
-    // The status page (behind a fresh token) and the metrics, on the same port.
-    let status_token = uuid::Uuid::new_v4().simple().to_string();
-    let web = tokio::spawn(crate::web::serve(
-        listener,
-        pool.clone(),
-        crate::web::WebConfig {
-            unsubscribe: Some(keys.clone()),
-            status_token: Some(postrunner_providers::secret::Secret::new(status_token.clone())),
-            database_metrics: Some(Arc::new(crate::metrics::database::DatabaseMetrics::new(
-                pool.clone(),
-                Duration::from_secs(5),
-            ))),
-            ..Default::default()
-        },
-        web_stop.clone(),
-    ));
-    println!("  status     {web_base}/status?token={status_token}");
-    println!("  metrics    {web_base}/metrics  {web_base}/metrics/database");
-    let links = UnsubscribeLinks::new(&web_base, keys);
+impl Web {
+    async fn start(pool: &PgPool) -> anyhow::Result<Self> {
+        // One `postrunner web` for the whole demo: SendGrid's webhooks later, and the
+        // messages' signed one-click unsubscribe links (a fresh key for this run).
+        let key = format!(
+            "demo-{}-{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let keys = UnsubscribeKeys::new(key.as_bytes(), None)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let web_base = format!("http://{}", listener.local_addr()?);
+        let web_stop = CancellationToken::new();
+        // The status page (behind a fresh token) and the metrics, on the same port.
+        let status_token = uuid::Uuid::new_v4().simple().to_string();
+        let web = tokio::spawn(crate::web::serve(
+            listener,
+            pool.clone(),
+            crate::web::WebConfig {
+                unsubscribe: Some(keys.clone()),
+                status_token: Some(postrunner_providers::secret::Secret::new(status_token.clone())),
+                database_metrics: Some(Arc::new(crate::metrics::database::DatabaseMetrics::new(
+                    pool.clone(),
+                    Duration::from_secs(5),
+                ))),
+                ..Default::default()
+            },
+            web_stop.clone(),
+        ));
+        println!("  status     {web_base}/status?token={status_token}");
+        println!("  metrics    {web_base}/metrics  {web_base}/metrics/database");
+        let links = UnsubscribeLinks::new(&web_base, keys);
 
-    let shutdown = CancellationToken::new();
+        Ok(Self {
+            base: web_base,
+            links,
+            stop: web_stop,
+            handle: web,
+        })
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.handle.await;
+    }
+}
+
+/// `workers` workers (8 sends each at a time, signing unsubscribe links) and a
+/// scheduler, in this process, until `shutdown`.
+async fn start_roles(
+    pool: &PgPool,
+    workers: usize,
+    links: &UnsubscribeLinks,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut roles = Vec::new();
-    for _ in 0..args.workers {
+    for _ in 0..workers {
         let presence = Presence::new("worker", Some(8), Duration::from_secs(1)).signing_unsubscribe(true);
-        presence.register(&pool).await?;
+        presence.register(pool).await?;
         let providers = Directory::new(pool.clone()).with_send_timeout(Duration::from_secs(1));
         let registry = kinds::registry_with(pool.clone(), Arc::new(providers), Some(links.clone()));
         let config = ExecutorConfig {
@@ -156,25 +234,20 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
             let _ = crate::roles::scheduler::run(pool, shutdown).await;
         }
     }));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let workers: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.workers")
-        .fetch_one(&pool)
-        .await?;
-    println!(
-        "  running    {workers} processes in postrunner.workers ({} workers, 1 scheduler)\n",
-        args.workers
-    );
+    Ok(roles)
+}
 
+/// Prints the run's progress every half second until nothing is pending, breaking
+/// `broken` (pm-main) on the way; the seconds it took.
+async fn watch(pool: &PgPool, broken: &FakeProvider, total: i64) -> anyhow::Result<f64> {
     // pm-main breaks a fifth of the way through (503s, timeouts, dropped connections)
     // and heals half way. Its 503s go to other providers at once; a timed-out or dropped
     // send may have been taken, so it is held as uncertain until the resolver finds it in
     // Postmark's outbound search (or the wait ends): no duplicate.
-    let broken = &simulators[2].1;
-    let total = i64::from(args.messages);
     let (mut broke, mut healed) = (false, false);
     let started = Instant::now();
     loop {
-        let counts = status_counts(&pool).await?;
+        let counts = status_counts(pool).await?;
         let sent = counts.get("sent").copied().unwrap_or(0);
         if !broke && sent >= total / 5 {
             broken.fail_always(vec![
@@ -197,7 +270,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
             "  [{:>5.1}s] {}   {}",
             started.elapsed().as_secs_f64(),
             line(&counts),
-            health_line(&pool).await?
+            health_line(pool).await?
         );
         if pending == 0 {
             break;
@@ -208,28 +281,24 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    shutdown.cancel();
-    for role in roles {
-        let _ = role.await;
-    }
+    Ok(started.elapsed().as_secs_f64())
+}
 
-    let sent = status_counts(&pool).await?.get("sent").copied().unwrap_or(0);
-    feedback(&pool, &web_base).await?;
-    unsubscribe_links(&pool, &links).await?;
-
-    let counts = status_counts(&pool).await?;
+/// The summary: statuses, per client, per provider, suppressions, pauses, uncertain
+/// sends, and `postrunner verify` on what the run left behind.
+async fn summary(pool: &PgPool, sent: i64, elapsed: f64, workers: usize) -> anyhow::Result<crate::verify::Report> {
+    let counts = status_counts(pool).await?;
     println!("\nsummary");
     println!("  {}", line(&counts));
     println!(
         "  {sent} messages sent in {elapsed:.1} s ({:.0}/s) by {} workers",
         sent as f64 / elapsed.max(0.001),
-        args.workers
+        workers
     );
     let per_client: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT client, direction, sum(messages)::bigint FROM postrunner.report_outbox WHERE status IN ('sent', 'delivered', 'bounced', 'complained') GROUP BY 1, 2 ORDER BY 1, 2",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await?;
     for (client, direction, n) in per_client {
         println!("  {client:<8} {direction:<12} {n:>6} sent");
@@ -250,7 +319,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
            FROM postrunner.providers p LEFT JOIN postrunner.send_attempts a ON a.provider = p.name
           GROUP BY p.name ORDER BY p.name",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await?;
     println!("  provider   sent  addresses  failed over  retried  health");
     for (provider, n, addresses, failed_over, retried, health) in per_provider {
@@ -258,7 +327,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     }
     let suppressions: Vec<(String, i64)> =
         sqlx::query_as("SELECT reason::text, count(*) FROM postrunner.report_suppressions GROUP BY 1 ORDER BY 1")
-            .fetch_all(&pool)
+            .fetch_all(pool)
             .await?;
     println!(
         "  suppressed recipients: {}",
@@ -271,7 +340,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     let pauses: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT kind, subject, coalesce(detail, '') FROM postrunner.alerts WHERE kind LIKE '%paused' AND state = 'firing' ORDER BY id",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await?;
     for (kind, subject, detail) in &pauses {
         println!(
@@ -288,14 +357,14 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
                 count(*) FILTER (WHERE resolution = 'resent'), count(*) FILTER (WHERE resolution = 'given_up')
            FROM postrunner.send_attempts",
     )
-    .fetch_one(&pool)
+    .fetch_one(pool)
     .await?;
     println!(
         "  uncertain sends (timeouts, dropped connections): {held} held, {by_lookup} found at the provider, \
          {by_event} shown sent by an event, {resent} sent again, {given_up} given up"
     );
     // Every promise, checked against what the run left behind (`postrunner verify`).
-    let verified = crate::verify::verify(&pool).await?;
+    let verified = crate::verify::verify(pool).await?;
     println!(
         "  postrunner verify: {} ({} promises checked in {} ms{})",
         if verified.holds() {
@@ -313,23 +382,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     if !verified.holds() {
         println!("{verified}");
     }
-    if server.cluster.is_none() {
-        println!(
-            "\nexplore it:  psql '{}' -c 'SELECT * FROM postrunner.report_provider_health'",
-            super::redact(&url)
-        );
-    }
-    if !args.linger.is_zero() {
-        println!(
-            "\npostrunner web stays up for {} (--linger): try the unsubscribe link, the status page and the metrics above",
-            humantime::format_duration(args.linger)
-        );
-        tokio::time::sleep(args.linger).await;
-    }
-    web_stop.cancel();
-    let _ = web.await;
-    anyhow::ensure!(verified.holds(), "postrunner verify found broken promises (above)");
-    Ok(())
+    Ok(verified)
 }
 
 /// Every message went out with its signed one-click link: one recipient's mail client

@@ -16,7 +16,7 @@
 
 mod error;
 mod health;
-mod html;
+mod pages;
 mod provider_rows;
 mod status;
 mod unsubscribe;

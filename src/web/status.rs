@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use super::html::page;
+use super::pages::page;
 use super::AppState;
 
 #[derive(Deserialize)]

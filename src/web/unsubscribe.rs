@@ -20,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::html::page;
+use super::pages::page;
 use super::AppState;
 use crate::html::escape;
 use crate::unsubscribe::Token;

@@ -28,8 +28,14 @@ pub async fn client(pool: &PgPool, client: &str, direction: &str) {
 /// mail, so that executors without unsubscribe links route it (tests/unsubscribe.rs
 /// covers bulk clients, the default).
 pub async fn bare_client(pool: &PgPool, client: &str, direction: &str) {
-    sqlx::query("INSERT INTO postrunner.clients (name, bulk) VALUES ($1, false) ON CONFLICT DO NOTHING")
+    zoned_client(pool, client, "UTC", direction).await;
+}
+
+/// [`bare_client`] in time zone `tz` (its day, its limits' days).
+pub async fn zoned_client(pool: &PgPool, client: &str, tz: &str, direction: &str) {
+    sqlx::query("INSERT INTO postrunner.clients (name, time_zone, bulk) VALUES ($1, $2, false) ON CONFLICT DO NOTHING")
         .bind(client)
+        .bind(tz)
         .execute(pool)
         .await
         .unwrap();

@@ -23,18 +23,6 @@ pub async fn exec(pool: &PgPool, sql: &str) {
         .unwrap_or_else(|e| panic!("{e}\n in: {sql}"));
 }
 
-/// A client (time zone `tz`) with one direction and no senders.
-pub async fn client(pool: &PgPool, client: &str, tz: &str, direction: &str) {
-    exec(
-        pool,
-        &format!(
-            "INSERT INTO postrunner.clients (name, time_zone, bulk) VALUES ('{client}', '{tz}', false) ON CONFLICT DO NOTHING;
-             INSERT INTO postrunner.directions (client, name) VALUES ('{client}', '{direction}');"
-        ),
-    )
-    .await;
-}
-
 /// A provider of kind `log` with `weight`.
 pub async fn provider(pool: &PgPool, name: &str, weight: i32) {
     exec(
@@ -125,7 +113,7 @@ pub async fn blocked(pool: &PgPool, client: &str, direction: &str) -> (Option<St
 /// The common setup: client `acme` (UTC) with direction `d`, provider `p` (kind log),
 /// `n_addresses` addresses of `daily_limit`, and `n_messages` messages waiting.
 pub async fn acme_on_one_provider(pool: &PgPool, n_addresses: i32, daily_limit: i32, n_messages: i32) {
-    client(pool, "acme", "UTC", "d").await;
+    super::factory::zoned_client(pool, "acme", "UTC", "d").await;
     provider(pool, "p", 100).await;
     addresses(pool, "acme", "p", n_addresses, daily_limit).await;
     messages(pool, "acme", "d", n_messages).await;

@@ -15,11 +15,11 @@ use postrunner_providers::Directory;
 #[derive(Debug)]
 pub struct Pulled {
     pub provider: String,
-    pub outcome: Outcome,
+    pub outcome: PullOutcome,
 }
 
 #[derive(Debug)]
-pub enum Outcome {
+pub enum PullOutcome {
     /// Addresses on its lists, and suppressions added for its clients.
     Applied { listed: usize, added: i32 },
     /// The provider keeps no list postrunner can read.
@@ -32,22 +32,22 @@ pub enum Outcome {
 pub fn failures(pulled: &[Pulled]) -> usize {
     pulled
         .iter()
-        .filter(|p| matches!(p.outcome, Outcome::Failed(_)))
+        .filter(|p| matches!(p.outcome, PullOutcome::Failed(_)))
         .count()
 }
 
 impl std::fmt::Display for Pulled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.outcome {
-            Outcome::Applied { listed, added } => {
+            PullOutcome::Applied { listed, added } => {
                 write!(
                     f,
                     "{}: {listed} on its lists, {added} suppressions added",
                     self.provider
                 )
             }
-            Outcome::NoList => write!(f, "{}: no suppression list to read", self.provider),
-            Outcome::Failed(error) => write!(f, "{}: FAILED: {error}", self.provider),
+            PullOutcome::NoList => write!(f, "{}: no suppression list to read", self.provider),
+            PullOutcome::Failed(error) => write!(f, "{}: FAILED: {error}", self.provider),
         }
     }
 }
@@ -71,8 +71,8 @@ pub async fn pull(pool: &PgPool, providers: &Directory) -> Result<Vec<Pulled>, s
             Err(error) => Err(error),
         };
         let outcome = match listed {
-            Ok(None) => Outcome::NoList,
-            Err(error) => Outcome::Failed(error.to_string()),
+            Ok(None) => PullOutcome::NoList,
+            Err(error) => PullOutcome::Failed(error.to_string()),
             Ok(Some(list)) => {
                 let items: Vec<_> = list
                     .iter()
@@ -84,7 +84,7 @@ pub async fn pull(pool: &PgPool, providers: &Directory) -> Result<Vec<Pulled>, s
                         .bind(serde_json::Value::Array(items))
                         .fetch_one(pool)
                         .await?;
-                Outcome::Applied {
+                PullOutcome::Applied {
                     listed: list.len(),
                     added,
                 }

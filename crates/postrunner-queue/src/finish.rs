@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::handler::Registry;
@@ -66,40 +66,72 @@ pub async fn finish(
     batch: &[Finished],
     now: Option<DateTime<Utc>>,
 ) -> Result<FinishReport, QueueError> {
-    let mut report = FinishReport::default();
     // The common case, plain completions with nothing to record, is one autocommit
     // statement: no BEGIN/COMMIT round trips.
     if batch.iter().all(|f| matches!(f.outcome, Outcome::Completed(None))) {
-        let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = batch.iter().map(|f| (f.id, f.lease_token)).unzip();
-        let completed = sqlx::query(COMPLETE)
-            .bind(&ids)
-            .bind(&tokens)
-            .execute(pool)
-            .await
-            .map_err(QueueError::wrap("complete"))?
-            .rows_affected() as usize;
-        report.completed = completed;
-        report.lost = batch.len() - completed;
-        return Ok(report);
+        return complete_plain(pool, batch).await;
     }
+    let mut report = FinishReport::default();
     let mut tx = pool.begin().await.map_err(QueueError::wrap("begin finish"))?;
-    // Email jobs' messages are rows applications can lock (SELECT ... FOR UPDATE): their
-    // outcomes are written only for rows locked without waiting; the others wait for a
-    // later write instead of holding up the batch (sql/statements/queue/complete_email.sql).
-    let writes_message = |f: &&Finished| registry.get(&f.kind).is_some_and(|handler| handler.completes_message());
-
     let done: Vec<&Finished> = batch
         .iter()
         .filter(|f| matches!(f.outcome, Outcome::Completed(_)))
         .collect();
+    let completed = complete(&mut tx, registry, &done).await?;
+    report.completed = completed.len();
+    record_results(&mut tx, registry, &done, &completed).await?;
+    let failures_tried = fail(&mut tx, registry, batch, now, &mut report).await?;
+    // Jobs that write their message, written neither way: their rows were held by
+    // another transaction (try again) or they are no longer this worker's (lost). Rare:
+    // one read tells which.
+    let unwritten: Vec<&Finished> = batch
+        .iter()
+        .filter(|f| writes_message(registry, f))
+        .filter(|f| !completed.contains(&f.id) && !failures_tried.contains(&f.id))
+        .collect();
+    report.busy = still_leased(&mut tx, &unwritten).await?;
+    tx.commit().await.map_err(QueueError::wrap("commit finish"))?;
+    report.lost = batch.len() - report.completed - report.retried - report.discarded - report.held - report.busy.len();
+    Ok(report)
+}
+
+/// Jobs whose completion writes their outbox message: rows applications can lock
+/// (SELECT ... FOR UPDATE). Their outcomes are written only for rows locked without
+/// waiting; the others wait for a later write instead of holding up the batch
+/// (sql/statements/queue/complete_email.sql).
+fn writes_message(registry: &Registry, finished: &Finished) -> bool {
+    registry
+        .get(&finished.kind)
+        .is_some_and(|handler| handler.completes_message())
+}
+
+/// A batch of plain completions, in one autocommit statement.
+async fn complete_plain(pool: &PgPool, batch: &[Finished]) -> Result<FinishReport, QueueError> {
+    let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = batch.iter().map(|f| (f.id, f.lease_token)).unzip();
+    let completed = sqlx::query(COMPLETE)
+        .bind(&ids)
+        .bind(&tokens)
+        .execute(pool)
+        .await
+        .map_err(QueueError::wrap("complete"))?
+        .rows_affected() as usize;
+    Ok(FinishReport {
+        completed,
+        lost: batch.len() - completed,
+        ..FinishReport::default()
+    })
+}
+
+/// Completes `done` (jobs that write their message through their own statement); the
+/// ids really completed.
+async fn complete(
+    tx: &mut PgConnection,
+    registry: &Registry,
+    done: &[&Finished],
+) -> Result<HashSet<JobId>, QueueError> {
     let mut completed = HashSet::new();
-    for (statement, jobs) in [
-        (
-            COMPLETE_EMAIL,
-            done.iter().copied().filter(writes_message).collect::<Vec<_>>(),
-        ),
-        (COMPLETE, done.iter().copied().filter(|f| !writes_message(f)).collect()),
-    ] {
+    let (messages, others): (Vec<&Finished>, Vec<&Finished>) = done.iter().partition(|f| writes_message(registry, f));
+    for (statement, jobs) in [(COMPLETE_EMAIL, messages), (COMPLETE, others)] {
         if jobs.is_empty() {
             continue;
         }
@@ -112,11 +144,18 @@ pub async fn finish(
             .map_err(QueueError::wrap("complete"))?;
         completed.extend(deleted);
     }
-    report.completed = completed.len();
+    Ok(completed)
+}
 
-    // Results go to their kind's record hook, only for jobs really completed.
+/// Hands results to their kind's record hook, only for jobs really completed.
+async fn record_results(
+    tx: &mut PgConnection,
+    registry: &Registry,
+    done: &[&Finished],
+    completed: &HashSet<JobId>,
+) -> Result<(), QueueError> {
     let mut by_kind: BTreeMap<&str, Vec<(JobId, serde_json::Value)>> = BTreeMap::new();
-    for f in &done {
+    for f in done {
         if let Outcome::Completed(Some(value)) = &f.outcome {
             if completed.contains(&f.id) {
                 by_kind.entry(f.kind.as_str()).or_default().push((f.id, value.clone()));
@@ -126,17 +165,33 @@ pub async fn finish(
     for (kind, results) in by_kind {
         if let Some(handler) = registry.get(kind) {
             handler
-                .record(&mut tx, &results)
+                .record(tx, &results)
                 .await
                 .map_err(QueueError::wrap("record results"))?;
         }
     }
+    Ok(())
+}
 
+/// Records the failed attempts of `batch` (retry, discard, reroute, hold), counting
+/// them in `report`; the ids it tried to write (a message job whose row was busy is not
+/// tried).
+async fn fail(
+    tx: &mut PgConnection,
+    registry: &Registry,
+    batch: &[Finished],
+    now: Option<DateTime<Utc>>,
+    report: &mut FinishReport,
+) -> Result<HashSet<JobId>, QueueError> {
     let mut failed: Vec<&Finished> = batch
         .iter()
         .filter(|f| matches!(f.outcome, Outcome::Failed { .. }))
         .collect();
-    let message_failures: Vec<JobId> = failed.iter().copied().filter(writes_message).map(|f| f.id).collect();
+    let message_failures: Vec<JobId> = failed
+        .iter()
+        .filter(|f| writes_message(registry, f))
+        .map(|f| f.id)
+        .collect();
     if !message_failures.is_empty() {
         let locked: HashSet<JobId> = sqlx::query_scalar(LOCK_BATCH)
             .bind(&message_failures)
@@ -145,80 +200,72 @@ pub async fn finish(
             .map_err(QueueError::wrap("lock the batch"))?
             .into_iter()
             .collect();
-        failed.retain(|f| !writes_message(f) || locked.contains(&f.id));
+        failed.retain(|f| !writes_message(registry, f) || locked.contains(&f.id));
     }
-    let mut failures_tried = HashSet::new();
-    if !failed.is_empty() {
-        let mut ids = Vec::with_capacity(failed.len());
-        let mut tokens = Vec::with_capacity(failed.len());
-        let mut states = Vec::with_capacity(failed.len());
-        let mut delays = Vec::with_capacity(failed.len());
-        let mut errors = Vec::with_capacity(failed.len());
-        for f in &failed {
-            let Outcome::Failed { error, decision } = &f.outcome else {
-                continue;
-            };
-            ids.push(f.id);
-            tokens.push(f.lease_token);
-            let (state, delay) = match decision {
-                Decision::RetryIn(delay) => ("retryable", delay.as_secs_f64()),
-                Decision::Discard => ("discarded", 0.0),
-                Decision::Reroute => ("reroute", 0.0),
-                Decision::Hold => ("held", 0.0),
-            };
-            states.push(state);
-            delays.push(delay);
-            errors.push(storable(error));
-        }
-        let written: HashSet<JobId> = sqlx::query_scalar(FAIL)
-            .bind(&ids)
-            .bind(&tokens)
-            .bind(&states)
-            .bind(&delays)
-            .bind(&errors)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(QueueError::wrap("record failures"))?
-            .into_iter()
-            .collect();
-        for (id, state) in ids.iter().zip(&states) {
-            if written.contains(id) {
-                if *state == "retryable" || *state == "reroute" {
-                    report.retried += 1;
-                } else if *state == "held" {
-                    report.held += 1;
-                } else {
-                    report.discarded += 1;
-                }
+    if failed.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut ids = Vec::with_capacity(failed.len());
+    let mut tokens = Vec::with_capacity(failed.len());
+    let mut states = Vec::with_capacity(failed.len());
+    let mut delays = Vec::with_capacity(failed.len());
+    let mut errors = Vec::with_capacity(failed.len());
+    for f in &failed {
+        let Outcome::Failed { error, decision } = &f.outcome else {
+            continue;
+        };
+        ids.push(f.id);
+        tokens.push(f.lease_token);
+        let (state, delay) = match decision {
+            Decision::RetryIn(delay) => ("retryable", delay.as_secs_f64()),
+            Decision::Discard => ("discarded", 0.0),
+            Decision::Reroute => ("reroute", 0.0),
+            Decision::Hold => ("held", 0.0),
+        };
+        states.push(state);
+        delays.push(delay);
+        errors.push(storable(error));
+    }
+    let written: HashSet<JobId> = sqlx::query_scalar(FAIL)
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(&states)
+        .bind(&delays)
+        .bind(&errors)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(QueueError::wrap("record failures"))?
+        .into_iter()
+        .collect();
+    for (id, state) in ids.iter().zip(&states) {
+        if written.contains(id) {
+            match *state {
+                "retryable" | "reroute" => report.retried += 1,
+                "held" => report.held += 1,
+                _ => report.discarded += 1,
             }
         }
-        failures_tried.extend(ids);
     }
+    Ok(ids.into_iter().collect())
+}
 
-    // Email jobs written neither way: their rows were held by another transaction (try
-    // again) or they are no longer this worker's (lost). Rare: one read tells which.
-    let (unwritten, tokens): (Vec<JobId>, Vec<Uuid>) = batch
-        .iter()
-        .filter(writes_message)
-        .filter(|f| !completed.contains(&f.id) && !failures_tried.contains(&f.id))
-        .map(|f| (f.id, f.lease_token))
-        .unzip();
-    if !unwritten.is_empty() {
-        let still_ours: HashSet<JobId> = sqlx::query_scalar(STILL_LEASED)
-            .bind(&unwritten)
-            .bind(&tokens)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(QueueError::wrap("look for jobs still leased"))?
-            .into_iter()
-            .collect();
-        report.busy = unwritten.into_iter().filter(|id| still_ours.contains(id)).collect();
+/// Which of `unwritten` this worker still leases (their rows were busy: write them
+/// again shortly); the others were lost.
+async fn still_leased(tx: &mut PgConnection, unwritten: &[&Finished]) -> Result<Vec<JobId>, QueueError> {
+    if unwritten.is_empty() {
+        return Ok(Vec::new());
     }
-
-    tx.commit().await.map_err(QueueError::wrap("commit finish"))?;
-    report.lost = batch.len() - report.completed - report.retried - report.discarded - report.held - report.busy.len();
-    Ok(report)
+    let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = unwritten.iter().map(|f| (f.id, f.lease_token)).unzip();
+    let still_ours: HashSet<JobId> = sqlx::query_scalar(STILL_LEASED)
+        .bind(&ids)
+        .bind(&tokens)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(QueueError::wrap("look for jobs still leased"))?
+        .into_iter()
+        .collect();
+    Ok(ids.into_iter().filter(|id| still_ours.contains(id)).collect())
 }
 
 /// An error message as it can be stored: PostgreSQL text cannot hold NUL, and a

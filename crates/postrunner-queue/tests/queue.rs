@@ -391,7 +391,11 @@ async fn a_notification_wakes_an_idle_worker_without_polling() {
         ..fast_config()
     };
     let running = spawn(&db.pool, only("noop", recorder.clone()), config);
-    tokio::time::sleep(Duration::from_millis(500)).await; // let it go idle
+    // Idle: its first claim found nothing (it then sleeps for the poll interval).
+    postrunner_test_db::eventually(Duration::from_secs(10), "the worker's first claim", || async {
+        running.stats.claim_us.load(std::sync::atomic::Ordering::Relaxed) > 0
+    })
+    .await;
 
     factory::jobs(&db.pool, "noop", 3, json!({})).await;
 

@@ -64,15 +64,9 @@ impl Fetch {
         let mut error_delay = Duration::from_millis(50);
         let mut cursor: Option<Cursor> = None;
         loop {
-            let first = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return,
-                permit = self.budget.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+            let Some(mut permits) = self.free_slots(shutdown).await else {
+                return;
             };
-            let mut permits = vec![first];
-            while let Ok(p) = self.budget.clone().try_acquire_owned() {
-                permits.push(p);
-            }
 
             let mut next_due = None;
             if self.upkeep_due() {
@@ -80,14 +74,12 @@ impl Fetch {
                 // Promoted and rescued jobs may sort before the cursor, and the poll
                 // interval also covers a missed notification that a lane opened.
                 cursor = None;
-                self.lanes().maybe_ready();
-                self.generic_empty.store(false, Ordering::Relaxed);
+                self.something_may_have_arrived();
             }
             // New jobs arrived (they may sort before the cursor): claim from the start.
             if self.wake.notified().now_or_never().is_some() {
                 cursor = None;
-                self.lanes().maybe_ready();
-                self.generic_empty.store(false, Ordering::Relaxed);
+                self.something_may_have_arrived();
             }
             if shutdown.is_cancelled() {
                 return;
@@ -122,20 +114,7 @@ impl Fetch {
             let jobs = match claimed {
                 Ok(claimed) => {
                     error_delay = Duration::from_millis(50);
-                    match claimed.routing {
-                        Ok(()) => {
-                            self.outage.ok();
-                            self.routing_outage.ok();
-                        }
-                        // The database went away (or is not back yet): one outage, not two.
-                        Err(e) if e.is_connection_error() => self.outage.failed(&e),
-                        Err(e) => {
-                            // postrunner's own jobs go on; routing is tried again later.
-                            self.outage.ok();
-                            self.routing_outage.failed(&e);
-                            self.lanes().not_before(Instant::now() + self.config.poll_interval);
-                        }
-                    }
+                    self.routing_went(&claimed.routing);
                     claimed.jobs
                 }
                 Err(e) => {
@@ -171,35 +150,76 @@ impl Fetch {
                 continue;
             }
 
-            // Nothing to run: sleep until notified, the poll interval, the next due job,
-            // or the moment a gated lane may send again.
-            let mut nap = self.config.poll_interval;
-            if let Some(due) = next_due {
-                let until_due = (due - chrono::Utc::now()).to_std().unwrap_or_default();
-                nap = nap.min(until_due.max(Duration::from_millis(5)));
-            }
-            if !routing {
-                // Lanes are known to be gated until then (or to have nothing waiting).
-                nap = nap.min(self.lanes().until_ready());
-            } else {
-                match crate::routing::next_ready(&self.pool, None, self.config.signs_unsubscribe).await {
-                    Ok(ready) => nap = nap.min(self.lanes().sleep_until(ready, self.config.poll_interval)),
-                    Err(source) => self.outage.failed(&crate::QueueError {
-                        doing: "read when lanes may send",
-                        source,
-                    }),
-                }
-            }
+            let nap = self.nap(next_due, routing).await;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => {
-                    self.lanes().maybe_ready();
-                    self.generic_empty.store(false, Ordering::Relaxed);
-                }
+                _ = self.wake.notified() => self.something_may_have_arrived(),
                 _ = tokio::time::sleep(nap) => {}
             }
         }
+    }
+
+    /// Waits for one free run slot, then takes every other free one; None on shutdown.
+    async fn free_slots(&self, shutdown: &CancellationToken) -> Option<Vec<OwnedSemaphorePermit>> {
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return None,
+            permit = self.budget.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+        };
+        let mut permits = vec![first];
+        while let Ok(p) = self.budget.clone().try_acquire_owned() {
+            permits.push(p);
+        }
+        Some(permits)
+    }
+
+    /// Jobs may have been inserted, promoted or rescued, or a lane opened: the next
+    /// claim asks both queues again.
+    fn something_may_have_arrived(&self) {
+        self.lanes().maybe_ready();
+        self.generic_empty.store(false, Ordering::Relaxed);
+    }
+
+    /// How the routed half of a claim went, for the outage logs and the lanes' pace.
+    fn routing_went(&self, routing: &Result<(), crate::QueueError>) {
+        match routing {
+            Ok(()) => {
+                self.outage.ok();
+                self.routing_outage.ok();
+            }
+            // The database went away (or is not back yet): one outage, not two.
+            Err(e) if e.is_connection_error() => self.outage.failed(e),
+            Err(e) => {
+                // postrunner's own jobs go on; routing is tried again later.
+                self.outage.ok();
+                self.routing_outage.failed(e);
+                self.lanes().not_before(Instant::now() + self.config.poll_interval);
+            }
+        }
+    }
+
+    /// How long to sleep with nothing to run: until notified, the poll interval, the
+    /// next due job, or the moment a gated lane may send again.
+    async fn nap(&self, next_due: Option<chrono::DateTime<chrono::Utc>>, routing: bool) -> Duration {
+        let mut nap = self.config.poll_interval;
+        if let Some(due) = next_due {
+            let until_due = (due - chrono::Utc::now()).to_std().unwrap_or_default();
+            nap = nap.min(until_due.max(Duration::from_millis(5)));
+        }
+        if !routing {
+            // Lanes are known to be gated until then (or to have nothing waiting).
+            nap = nap.min(self.lanes().until_ready());
+        } else {
+            match crate::routing::next_ready(&self.pool, None, self.config.signs_unsubscribe).await {
+                Ok(ready) => nap = nap.min(self.lanes().sleep_until(ready, self.config.poll_interval)),
+                Err(source) => self.outage.failed(&crate::QueueError {
+                    doing: "read when lanes may send",
+                    source,
+                }),
+            }
+        }
+        nap
     }
 
     /// What the fetchers know about when a routed claim can next route anything
