@@ -70,7 +70,7 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     println!("  database   {} on {where_}, migrated", super::redact(&url));
     let pool = &postrunner_schema::pool(&url, 20, "postrunner-demo")?;
 
-    let simulators = start_providers(&pool, Duration::from_millis(args.send_ms)).await?;
+    let simulators = start_providers(pool, Duration::from_millis(args.send_ms)).await?;
     sqlx::raw_sql(SETUP).execute(pool).await?;
     println!("  providers  local simulators of SendGrid, Mailgun, Postmark and Resend (their real wire formats),");
     println!(
@@ -79,10 +79,10 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
     );
     println!("  setup      clients acme and globex, 3 directions, 1,200 sender addresses, 1 suppressed recipient");
 
-    enqueue(&pool, args.messages).await?;
+    enqueue(pool, args.messages).await?;
     let web = Web::start(pool).await?;
     let shutdown = CancellationToken::new();
-    let roles = start_roles(&pool, args.workers, &web.links, &shutdown).await?;
+    let roles = start_roles(pool, args.workers, &web.links, &shutdown).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let workers: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.workers")
         .fetch_one(pool)
@@ -92,16 +92,16 @@ pub async fn run(database_url: Option<String>, args: DemoArgs) -> anyhow::Result
         args.workers
     );
 
-    let elapsed = watch(&pool, &simulators[2].1, i64::from(args.messages)).await?;
+    let elapsed = watch(pool, &simulators[2].1, i64::from(args.messages)).await?;
     shutdown.cancel();
     for role in roles {
         let _ = role.await;
     }
 
     let sent = status_counts(pool).await?.get("sent").copied().unwrap_or(0);
-    feedback(&pool, &web.base).await?;
-    unsubscribe_links(&pool, &web.links).await?;
-    let verified = summary(&pool, sent, elapsed, args.workers).await?;
+    feedback(pool, &web.base).await?;
+    unsubscribe_links(pool, &web.links).await?;
+    let verified = summary(pool, sent, elapsed, args.workers).await?;
     if server.cluster.is_none() {
         println!(
             "\nexplore it:  psql '{}' -c 'SELECT * FROM postrunner.report_provider_health'",
