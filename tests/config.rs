@@ -1,7 +1,7 @@
 //! The configuration tables refuse bad rows when they are written.
 
+use crate::support::app::TestApp;
 use crate::support::db::TestDb;
-use crate::support::factory;
 
 async fn refused(db: &TestDb, sql: &str) -> String {
     match sqlx::query(sql).execute(&db.pool).await {
@@ -12,8 +12,8 @@ async fn refused(db: &TestDb, sql: &str) -> String {
 
 #[tokio::test]
 async fn bad_configuration_rows_are_refused() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     sqlx::query(
         "INSERT INTO postrunner.providers (name, kind, secret_env) VALUES ('sg', 'sendgrid', 'SENDGRID_API_KEY')",
     )
@@ -41,7 +41,7 @@ async fn bad_configuration_rows_are_refused() {
         ("INSERT INTO postrunner.direction_providers (client, direction, provider) VALUES ('acme', 'q9', 'sg')", "direction_providers_client_direction_fkey"),
     ];
     for (sql, expected) in cases {
-        let error = refused(&db, sql).await;
+        let error = refused(db, sql).await;
         assert!(
             error.contains(expected),
             "{sql}\n  expected {expected:?}\n  got {error}"
@@ -54,7 +54,7 @@ async fn bad_configuration_rows_are_refused() {
         .await
         .unwrap();
     let error = refused(
-        &db,
+        db,
         "INSERT INTO postrunner.suppressions (client, address, reason) VALUES ('acme', 'jane@example.org', 'manual')",
     )
     .await;

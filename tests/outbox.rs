@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use postrunner_queue::claim::{claim, ClaimRequest};
 
+use crate::support::app::TestApp;
 use crate::support::db::TestDb;
 use crate::support::gated::Gate;
 use crate::support::logins::Login;
-use crate::support::run::{executor, fast_config, registry, spawn};
+use crate::support::run::{executor, fast_config, spawn};
 use crate::support::{eventually, factory, wait_for_count};
 
 /// Runs an INSERT into the outbox with the given column list and values; returns the
@@ -24,8 +25,8 @@ async fn insert_error(db: &TestDb, columns: &str, values: &str) -> Option<String
 
 #[tokio::test]
 async fn every_class_of_bad_insert_is_refused_with_a_clear_message() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     let base = "client, direction, to_address, subject, text_body";
     let cases: &[(&str, &str, &str)] = &[
         (
@@ -110,7 +111,7 @@ async fn every_class_of_bad_insert_is_refused_with_a_clear_message() {
         ),
     ];
     for (columns, values, expected) in cases {
-        let error = insert_error(&db, columns, values)
+        let error = insert_error(db, columns, values)
             .await
             .unwrap_or_else(|| panic!("accepted: {values}"));
         assert!(
@@ -128,7 +129,7 @@ async fn every_class_of_bad_insert_is_refused_with_a_clear_message() {
 
     // Good input with allowed extras is accepted.
     assert_eq!(
-        insert_error(&db, "client, direction, to_address, subject, html_body, headers, metadata",
+        insert_error(db, "client, direction, to_address, subject, html_body, headers, metadata",
             "'acme', 'q1', 'A.Person+tag@Example.org', 'Hi', '<p>x</p>', '{\"Reply-To\": \"owner@acme.test\"}', '{\"lead\": 7}'").await,
         None
     );
@@ -136,8 +137,8 @@ async fn every_class_of_bad_insert_is_refused_with_a_clear_message() {
 
 #[tokio::test]
 async fn the_body_limit_is_an_operator_setting_not_a_session_one() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     sqlx::query("UPDATE postrunner.settings SET value = '10' WHERE name = 'max_body_bytes'")
         .execute(&db.pool)
         .await
@@ -159,8 +160,8 @@ async fn the_body_limit_is_an_operator_setting_not_a_session_one() {
 
 #[tokio::test]
 async fn a_repeated_idempotency_key_creates_no_second_message() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     let insert = "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, idempotency_key)
                   VALUES ('acme', 'q1', 'jane@example.org', 'Hi', 'x', 'lead-42') ON CONFLICT DO NOTHING RETURNING id";
 
@@ -180,15 +181,12 @@ async fn a_repeated_idempotency_key_creates_no_second_message() {
 
 #[tokio::test]
 async fn an_inserted_message_is_sent_and_its_status_readable() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
     assert_eq!(factory::status(&db.pool, id).await, "queued");
 
-    executor(&db.pool, registry(&db.pool), fast_config())
-        .drain(None)
-        .await
-        .unwrap();
+    postrunner.executor().drain(None).await.unwrap();
 
     let (status, attempts, provider, provider_message_id, sent): (String, i32, Option<String>, Option<String>, bool) = sqlx::query_as(
         "SELECT status::text, attempts, provider, provider_message_id, sent_at IS NOT NULL FROM postrunner.outbox WHERE id = $1",
@@ -207,8 +205,8 @@ async fn an_inserted_message_is_sent_and_its_status_readable() {
 
 #[tokio::test]
 async fn a_claimed_message_reads_as_sending() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
     let request = postrunner_queue::claim::ClaimRequest {
         worker: uuid::Uuid::new_v4(),
@@ -224,8 +222,8 @@ async fn a_claimed_message_reads_as_sending() {
 
 #[tokio::test]
 async fn a_queued_message_is_cancelled_with_an_update_and_never_sent() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     let keep = factory::message(&db.pool, "acme", "q1", "keep@example.org").await;
     let drop = factory::message(&db.pool, "acme", "q1", "drop@example.org").await;
 
@@ -237,10 +235,7 @@ async fn a_queued_message_is_cancelled_with_an_update_and_never_sent() {
     .await
     .unwrap()
     .rows_affected();
-    executor(&db.pool, registry(&db.pool), fast_config())
-        .drain(None)
-        .await
-        .unwrap();
+    postrunner.executor().drain(None).await.unwrap();
 
     assert_eq!(cancelled, 1);
     assert_eq!(factory::status(&db.pool, drop).await, "cancelled");
@@ -257,9 +252,9 @@ async fn a_queued_message_is_cancelled_with_an_update_and_never_sent() {
 
 #[tokio::test]
 async fn applications_cannot_write_other_statuses_or_cancel_sent_messages() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
-    let app = Login::create(&db, "postrunner_app", &[Some("acme")]).await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
+    let app = Login::create(db, "postrunner_app", &[Some("acme")]).await;
     let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
 
     let err = app
@@ -270,10 +265,7 @@ async fn applications_cannot_write_other_statuses_or_cancel_sent_messages() {
         .unwrap_err();
     assert!(err.contains("status is managed by postrunner"), "{err}");
 
-    executor(&db.pool, registry(&db.pool), fast_config())
-        .drain(None)
-        .await
-        .unwrap();
+    postrunner.executor().drain(None).await.unwrap();
     let err = app
         .run(&format!(
             "UPDATE postrunner.outbox SET status = 'cancelled' WHERE id = '{id}'"
@@ -282,13 +274,13 @@ async fn applications_cannot_write_other_statuses_or_cancel_sent_messages() {
         .unwrap_err();
     assert!(err.contains("is sent and can no longer be cancelled"), "{err}");
     assert_eq!(factory::status(&db.pool, id).await, "sent");
-    app.remove(&db).await;
+    app.remove(db).await;
 }
 
 #[tokio::test]
 async fn a_message_being_sent_cannot_be_cancelled() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
     // A worker holds the job's row lock (mid-claim); the outbox still says queued.
     let mut worker_tx = db.pool.begin().await.unwrap();
@@ -315,8 +307,8 @@ async fn a_message_being_sent_cannot_be_cancelled() {
 
 #[tokio::test]
 async fn retries_show_on_the_message_and_a_failed_message_can_be_redriven() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
     // Fail the carrying job as the queue would after a transient provider error.
     let exec = executor(
@@ -347,10 +339,7 @@ async fn retries_show_on_the_message_and_a_failed_message_can_be_redriven() {
         .await
         .unwrap();
     assert_eq!(was, "failed");
-    executor(&db.pool, registry(&db.pool), fast_config())
-        .drain(None)
-        .await
-        .unwrap();
+    postrunner.executor().drain(None).await.unwrap();
     assert_eq!(factory::status(&db.pool, id).await, "sent");
 }
 
@@ -370,8 +359,8 @@ impl postrunner_queue::handler::Handler for AlwaysTransient {
 
 #[tokio::test]
 async fn a_message_with_send_after_waits() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     let id: uuid::Uuid = sqlx::query_scalar(
         "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, send_after)
          VALUES ('acme', 'q1', 'jane@example.org', 'Hi', 'x', now() + interval '1 hour') RETURNING id",
@@ -380,7 +369,7 @@ async fn a_message_with_send_after_waits() {
     .await
     .unwrap();
     let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&db.pool).await.unwrap();
-    let exec = executor(&db.pool, registry(&db.pool), fast_config());
+    let exec = postrunner.executor();
 
     assert_eq!(exec.drain(Some(now + chrono::Duration::minutes(59))).await.unwrap(), 0);
     assert_eq!(factory::status(&db.pool, id).await, "queued");
@@ -390,8 +379,8 @@ async fn a_message_with_send_after_waits() {
 
 #[tokio::test]
 async fn one_insert_statement_sends_one_notification() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
     let channel = postrunner_queue::wake::channel(&db.pool).await.unwrap();
     listener.listen(&channel).await.unwrap();
@@ -413,8 +402,8 @@ async fn one_insert_statement_sends_one_notification() {
 
 #[tokio::test]
 async fn a_claim_skips_a_message_an_application_holds_instead_of_waiting() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     let held = factory::message(&db.pool, "acme", "q1", "held@example.org").await;
     let free = factory::message(&db.pool, "acme", "q1", "free@example.org").await;
     let mut app = db.pool.begin().await.unwrap();
@@ -424,22 +413,16 @@ async fn a_claim_skips_a_message_an_application_holds_instead_of_waiting() {
         .await
         .unwrap();
 
-    let sent = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        executor(&db.pool, registry(&db.pool), fast_config()).drain(None),
-    )
-    .await
-    .expect("the claim does not wait for the application's lock")
-    .unwrap();
+    let sent = tokio::time::timeout(std::time::Duration::from_secs(5), postrunner.executor().drain(None))
+        .await
+        .expect("the claim does not wait for the application's lock")
+        .unwrap();
 
     assert_eq!(sent, 1);
     assert_eq!(factory::status(&db.pool, free).await, "sent");
     app.rollback().await.unwrap();
     assert_eq!(factory::status(&db.pool, held).await, "queued");
-    executor(&db.pool, registry(&db.pool), fast_config())
-        .drain(None)
-        .await
-        .unwrap();
+    postrunner.executor().drain(None).await.unwrap();
     assert_eq!(
         factory::status(&db.pool, held).await,
         "sent",
@@ -451,8 +434,8 @@ async fn a_claim_skips_a_message_an_application_holds_instead_of_waiting() {
 async fn a_cancel_from_an_application_trigger_cancels_the_job() {
     // Applications may cancel from their own triggers (a campaign is stopped): the
     // message and its job are both cancelled and nothing is sent.
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
     sqlx::raw_sql(
         "CREATE TABLE campaigns (name text PRIMARY KEY, stopped boolean NOT NULL DEFAULT false);
@@ -473,10 +456,7 @@ async fn a_cancel_from_an_application_trigger_cancels_the_job() {
         .execute(&db.pool)
         .await
         .unwrap();
-    let ran = executor(&db.pool, registry(&db.pool), fast_config())
-        .drain(None)
-        .await
-        .unwrap();
+    let ran = postrunner.executor().drain(None).await.unwrap();
 
     assert_eq!(ran, 0);
     assert_eq!(factory::status(&db.pool, id).await, "cancelled");
@@ -484,8 +464,8 @@ async fn a_cancel_from_an_application_trigger_cancels_the_job() {
 
 #[tokio::test]
 async fn a_failed_message_whose_job_was_cleaned_up_can_be_redriven() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     let id = factory::message(&db.pool, "acme", "q1", "jane@example.org").await;
     sqlx::query("UPDATE postrunner.jobs SET state = 'discarded', finalized_at = now() - interval '60 days'")
         .execute(&db.pool)
@@ -503,17 +483,14 @@ async fn a_failed_message_whose_job_was_cleaned_up_can_be_redriven() {
         .await
         .unwrap();
     assert_eq!(factory::status(&db.pool, id).await, "queued");
-    executor(&db.pool, registry(&db.pool), fast_config())
-        .drain(None)
-        .await
-        .unwrap();
+    postrunner.executor().drain(None).await.unwrap();
     assert_eq!(factory::status(&db.pool, id).await, "sent");
 }
 
 #[tokio::test]
 async fn the_gaps_a_review_found_in_insert_validation_are_refused_by_the_insert() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     let with = |extra: &str| format!("client, direction, to_address, subject, text_body{extra}");
     let many_headers = format!(
         "'{{{}}}'",
@@ -631,7 +608,7 @@ async fn the_gaps_a_review_found_in_insert_validation_are_refused_by_the_insert(
         ),
     ];
     for (columns, values, expected) in &cases {
-        let error = insert_error(&db, columns, values)
+        let error = insert_error(db, columns, values)
             .await
             .unwrap_or_else(|| panic!("accepted: {}", &values[..values.len().min(200)]));
         assert!(error.contains(expected), "expected {expected:?}, got {error:?}");
@@ -646,8 +623,8 @@ async fn the_gaps_a_review_found_in_insert_validation_are_refused_by_the_insert(
 
 #[tokio::test]
 async fn a_claim_carries_only_what_a_send_needs() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "q1").await;
+    let postrunner = TestApp::with_client("acme", "q1").await;
+    let db = &postrunner.db;
     sqlx::query(
         "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, metadata)
          VALUES ('acme', 'q1', 'a@example.org', 'Hi', 'x', '{\"lead\": 7}')",

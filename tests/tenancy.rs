@@ -5,6 +5,7 @@
 //! `bin/test-boundaries-and-isolation 10` runs the two-client test (and the boundary
 //! tests) ten times in a row.
 
+use crate::support::app::TestApp;
 use crate::support::db::TestDb;
 use crate::support::factory;
 use crate::support::logins::Login;
@@ -21,12 +22,12 @@ fn insert_for(client: &str, to: &str) -> String {
 
 #[tokio::test]
 async fn two_clients_applications_can_neither_read_insert_cancel_nor_redrive_each_others_mail() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "d").await;
+    let postrunner = TestApp::with_client("acme", "d").await;
+    let db = &postrunner.db;
     factory::client(&db.pool, "globex", "d").await;
-    let acme = Login::create(&db, "postrunner_app", &[Some("acme")]).await;
-    let globex = Login::create(&db, "postrunner_app", &[Some("globex")]).await;
-    let unbound = Login::create(&db, "postrunner_app", &[]).await;
+    let acme = Login::create(db, "postrunner_app", &[Some("acme")]).await;
+    let globex = Login::create(db, "postrunner_app", &[Some("globex")]).await;
+    let unbound = Login::create(db, "postrunner_app", &[]).await;
 
     // Each inserts its own mail; neither can insert for the other, nor can a login bound to nobody.
     acme.run(&insert_for("acme", "a1@example.org"))
@@ -43,7 +44,7 @@ async fn two_clients_applications_can_neither_read_insert_cancel_nor_redrive_eac
             "{refused}"
         );
     }
-    assert_eq!(count(&db, OWN_MESSAGES).await, 2, "nothing else was enqueued");
+    assert_eq!(count(db, OWN_MESSAGES).await, 2, "nothing else was enqueued");
 
     // Each reads only its own: messages, their report, its client and directions.
     assert_eq!(acme.count(OWN_MESSAGES).await, Ok(1));
@@ -74,7 +75,7 @@ async fn two_clients_applications_can_neither_read_insert_cancel_nor_redrive_eac
         Ok(0),
         "acme's cancel of globex's message matches no row"
     );
-    assert_eq!(status_of(&db, "g1@example.org").await, "queued");
+    assert_eq!(status_of(db, "g1@example.org").await, "queued");
 
     // Re-driving the other's failed message: it does not exist, for acme.
     sqlx::query("UPDATE postrunner.jobs SET state = 'discarded' WHERE state = 'available'")
@@ -90,30 +91,27 @@ async fn two_clients_applications_can_neither_read_insert_cancel_nor_redrive_eac
         .await
         .unwrap_err();
     assert!(refused.contains("does not exist"), "{refused}");
-    assert_eq!(status_of(&db, "g1@example.org").await, "failed");
+    assert_eq!(status_of(db, "g1@example.org").await, "failed");
     // ... while globex re-drives its own.
     globex
         .run(&format!("SELECT postrunner.retry_message('{id}')"))
         .await
         .expect("globex re-drives its own message");
-    assert_eq!(status_of(&db, "g1@example.org").await, "queued");
+    assert_eq!(status_of(db, "g1@example.org").await, "queued");
 
     for login in [acme, globex, unbound] {
-        login.remove(&db).await;
+        login.remove(db).await;
     }
 }
 
 #[tokio::test]
 async fn an_application_cannot_forge_a_status_whatever_it_sets_in_its_session() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "d").await;
-    let app = Login::create(&db, "postrunner_app", &[Some("acme")]).await;
+    let postrunner = TestApp::with_client("acme", "d").await;
+    let db = &postrunner.db;
+    let app = Login::create(db, "postrunner_app", &[Some("acme")]).await;
     app.run(&insert_for("acme", "jane@example.org")).await.unwrap();
-    executor(&db.pool, registry(&db.pool), fast_config())
-        .drain(None)
-        .await
-        .unwrap();
-    assert_eq!(status_of(&db, "jane@example.org").await, "sent");
+    postrunner.executor().drain(None).await.unwrap();
+    assert_eq!(status_of(db, "jane@example.org").await, "sent");
 
     // The setting the status guard once trusted is just a setting.
     let mut session = app.pool.acquire().await.unwrap();
@@ -133,25 +131,22 @@ async fn an_application_cannot_forge_a_status_whatever_it_sets_in_its_session() 
         .await
         .unwrap_err();
     assert!(redriven.contains("is sent and needs no retry"), "{redriven}");
-    assert_eq!(status_of(&db, "jane@example.org").await, "sent");
-    let attempts = count(&db, "SELECT count(*) FROM postrunner.send_attempts").await;
+    assert_eq!(status_of(db, "jane@example.org").await, "sent");
+    let attempts = count(db, "SELECT count(*) FROM postrunner.send_attempts").await;
     assert_eq!(attempts, 1, "sent once, never queued again");
-    app.remove(&db).await;
+    app.remove(db).await;
 }
 
 #[tokio::test]
 async fn a_reporting_login_sees_the_reports_of_its_clients_only() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "d").await;
+    let postrunner = TestApp::with_client("acme", "d").await;
+    let db = &postrunner.db;
     factory::client(&db.pool, "globex", "d").await;
     factory::message(&db.pool, "acme", "d", "a@example.org").await;
     factory::message(&db.pool, "globex", "d", "g@example.org").await;
-    executor(&db.pool, registry(&db.pool), fast_config())
-        .drain(None)
-        .await
-        .unwrap();
-    let acme = Login::create(&db, "postrunner_reader", &[Some("acme")]).await;
-    let agency = Login::create(&db, "postrunner_reader", &[None]).await;
+    postrunner.executor().drain(None).await.unwrap();
+    let acme = Login::create(db, "postrunner_reader", &[Some("acme")]).await;
+    let agency = Login::create(db, "postrunner_reader", &[None]).await;
 
     for view in [
         "report_outbox",
@@ -184,7 +179,7 @@ async fn a_reporting_login_sees_the_reports_of_its_clients_only() {
         .unwrap_err();
     assert!(refused.contains("permission denied"), "{refused}");
     for login in [acme, agency] {
-        login.remove(&db).await;
+        login.remove(db).await;
     }
 }
 
@@ -400,8 +395,8 @@ async fn an_application_cannot_read_another_clients_jobs_through_a_function() {
 /// wakes them at once.
 #[tokio::test]
 async fn an_application_login_cannot_make_idle_workers_claim_by_notifying() {
-    let db = TestDb::new().await;
-    factory::client(&db.pool, "acme", "d").await;
+    let postrunner = TestApp::with_client("acme", "d").await;
+    let db = &postrunner.db;
     // A backlog that cannot go: its direction is paused.
     sqlx::raw_sql(
         "INSERT INTO postrunner.directions (client, name, paused_at, paused_reason)
@@ -412,7 +407,7 @@ async fn an_application_login_cannot_make_idle_workers_claim_by_notifying() {
     .execute(&db.pool)
     .await
     .unwrap();
-    let app = Login::create(&db, "postrunner_app", &[Some("acme")]).await;
+    let app = Login::create(db, "postrunner_app", &[Some("acme")]).await;
 
     let config = postrunner_queue::executor::ExecutorConfig {
         poll_interval: std::time::Duration::from_secs(1),
@@ -454,7 +449,7 @@ async fn an_application_login_cannot_make_idle_workers_claim_by_notifying() {
     let started = std::time::Instant::now();
     app.run(&insert_for("acme", "now@example.org")).await.unwrap();
     crate::support::eventually(std::time::Duration::from_secs(5), "the new message is sent", || async {
-        status_of(&db, "now@example.org").await == "sent"
+        status_of(db, "now@example.org").await == "sent"
     })
     .await;
     assert!(
@@ -463,5 +458,5 @@ async fn an_application_login_cannot_make_idle_workers_claim_by_notifying() {
         started.elapsed()
     );
     worker.stop().await;
-    app.remove(&db).await;
+    app.remove(db).await;
 }

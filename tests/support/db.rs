@@ -1,3 +1,3 @@
 //! A fresh database per test, cloned from a migrated template (crates/postrunner-test-db).
 
-pub use postrunner_test_db::{server_url, TestDb};
+pub use postrunner_test_db::{drop_database, empty_database, server_url, TestDb};

@@ -1,8 +1,10 @@
-//! Shared test helpers: databases ([`db`]), rows with defaults ([`factory`]), executors
+//! Shared test helpers: one test's postrunner in one line ([`app`]), databases ([`db`]),
+//! rows with defaults ([`factory`]), executors
 //! and processes ([`run`]), and waiting on conditions instead of sleeping ([`eventually`]).
 
 #![allow(dead_code)]
 
+pub mod app;
 pub mod db;
 pub mod dns_server;
 pub mod factory;

@@ -213,3 +213,25 @@ pub async fn wait_for_count(pool: &sqlx::PgPool, sql: &str, expected: i64, timeo
     })
     .await;
 }
+
+/// A new, empty database (not from the template): its name and URL. Drop it with
+/// [`drop_database`].
+pub async fn empty_database() -> (String, String) {
+    let admin = server_url().await;
+    let name = format!("pr_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let mut conn = PgConnection::connect(admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    (name.clone(), with_database(admin, &name))
+}
+
+/// Drops a database made by [`empty_database`].
+pub async fn drop_database(name: &str) {
+    let mut conn = PgConnection::connect(server_url().await).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
