@@ -20,6 +20,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::db::TestDb;
+use crate::support::factory::{self, status};
 use crate::support::fake_provider::{FakeProvider, Fault, Kind};
 use crate::support::routing::{count, exec};
 use crate::support::run::{fast_config, spawn, Running};
@@ -70,25 +71,11 @@ async fn acme_on(db: &TestDb, kind: Kind) -> (FakeProvider, Arc<Directory>) {
 }
 
 async fn one_message(pool: &PgPool) -> Uuid {
-    sqlx::query_scalar(
-        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
-         VALUES ('acme', 'd', 'jane@example.org', 'Hello', 'Hi Jane') RETURNING id",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
+    factory::message(pool, "acme", "d", "jane@example.org").await
 }
 
 fn worker(pool: &PgPool, directory: &Arc<Directory>) -> Running {
     spawn(pool, kinds::registry(pool.clone(), directory.clone()), fast_config())
-}
-
-async fn status(pool: &PgPool, id: Uuid) -> String {
-    sqlx::query_scalar("SELECT status::text FROM postrunner.outbox WHERE id = $1")
-        .bind(id)
-        .fetch_one(pool)
-        .await
-        .unwrap()
 }
 
 /// The message's attempts: (attempt, outcome, resolution).

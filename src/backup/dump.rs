@@ -122,33 +122,10 @@ async fn dump(
         .fetch_one(&mut *snapshot)
         .await?;
     let schema_version: String = sqlx::query_scalar(SCHEMA_VERSION).fetch_one(&mut *snapshot).await?;
-    let tables: Vec<String> = sqlx::query_scalar(TABLES).fetch_all(&mut *snapshot).await?;
-    let mut row_counts = BTreeMap::new();
-    for table in tables {
-        let (schema, name) = table.split_once('.').expect("schema.table");
-        let count: i64 = sqlx::query_scalar(postrunner_schema::statements::backups::COUNT_ROWS)
-            .bind(schema)
-            .bind(name)
-            .fetch_one(&mut *snapshot)
-            .await?;
-        row_counts.insert(table, count);
-    }
+    let row_counts = row_counts(&mut snapshot).await?;
 
     progress.stage("dumping");
-    let (tool_url, password) = tool_connection(url);
-    let mut command = tokio::process::Command::new("pg_dump");
-    command
-        .args(["--format=custom", "--snapshot", &snapshot_id, "--dbname", &tool_url])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(password) = password {
-        command.env("PGPASSWORD", password);
-    }
-    let mut child = command.spawn().map_err(|e| BackupError::Tool {
-        tool: "pg_dump",
-        detail: format!("could not start it (is postgresql-client installed?): {e}"),
-    })?;
+    let mut child = start_pg_dump(url, &snapshot_id)?;
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let errors = tokio::spawn(async move {
@@ -207,6 +184,41 @@ async fn dump(
     };
     store.write_manifest(&manifest).await?;
     Ok(manifest)
+}
+
+/// Every table's exact row count, read in the dump's snapshot.
+async fn row_counts(snapshot: &mut sqlx::PgConnection) -> Result<BTreeMap<String, i64>, BackupError> {
+    let tables: Vec<String> = sqlx::query_scalar(TABLES).fetch_all(&mut *snapshot).await?;
+    let mut row_counts = BTreeMap::new();
+    for table in tables {
+        let (schema, name) = table.split_once('.').expect("schema.table");
+        let count: i64 = sqlx::query_scalar(postrunner_schema::statements::backups::COUNT_ROWS)
+            .bind(schema)
+            .bind(name)
+            .fetch_one(&mut *snapshot)
+            .await?;
+        row_counts.insert(table, count);
+    }
+    Ok(row_counts)
+}
+
+/// pg_dump of `url` in the exported snapshot, custom format to its stdout; the password
+/// goes in its environment, never on its command line.
+fn start_pg_dump(url: &str, snapshot_id: &str) -> Result<tokio::process::Child, BackupError> {
+    let (tool_url, password) = tool_connection(url);
+    let mut command = tokio::process::Command::new("pg_dump");
+    command
+        .args(["--format=custom", "--snapshot", snapshot_id, "--dbname", &tool_url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(password) = password {
+        command.env("PGPASSWORD", password);
+    }
+    command.spawn().map_err(|e| BackupError::Tool {
+        tool: "pg_dump",
+        detail: format!("could not start it (is postgresql-client installed?): {e}"),
+    })
 }
 
 /// An identifier quoted for SQL.

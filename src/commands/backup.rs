@@ -55,90 +55,95 @@ pub async fn command(cx: &super::Context, what: &BackupWhat) -> anyhow::Result<(
 /// What failed, for the binary's edge to print.
 pub async fn run(pool: &PgPool, database_url: &str, what: &BackupWhat) -> anyhow::Result<()> {
     match what {
-        BackupWhat::List => {
-            let rows: Vec<Listed> = sqlx::query_as(postrunner_schema::statements::backups::LIST)
-                .fetch_all(pool)
-                .await?;
-            println!("{:<48} {:<9} {:>12}  {:<20} error", "key", "status", "size", "started");
-            for row in rows {
-                println!(
-                    "{:<48} {:<9} {:>12}  {:<20} {}",
-                    row.object_key,
-                    row.status,
-                    row.size_bytes
-                        .map_or("-".to_owned(), |s| indicatif::HumanBytes(s as u64).to_string()),
-                    row.started_at.format("%Y-%m-%d %H:%M:%S"),
-                    row.error.unwrap_or_default()
-                );
-            }
-            Ok(())
-        }
-        BackupWhat::Now => {
-            let store = BackupStore::from_env()?;
-            let bar = Bar::new();
-            let (manifest, pruned) =
-                crate::kinds::backup::backup_check_prune(pool, database_url, &store, "manual", &bar).await?;
-            bar.0.finish_and_clear();
-            println!(
-                "backup {} ({}, sha256 {}) taken, restored into a scratch database and checked; {pruned} old backups pruned",
-                manifest.key,
-                indicatif::HumanBytes(manifest.size_bytes),
-                manifest.sha256
-            );
-            Ok(())
-        }
-        BackupWhat::Check { key } => {
-            let store = BackupStore::from_env()?;
-            let bar = Bar::new();
-            let server = std::env::var("POSTRUNNER_BACKUP_SCRATCH_URL").unwrap_or_else(|_| database_url.to_owned());
-            let checked = backup::check::check(pool, &server, &store, key, &bar).await;
-            bar.0.finish_and_clear();
-            let manifest = checked?;
-            println!(
-                "backup {} restores: {} tables, row counts and schema version {} as in its manifest",
-                manifest.key,
-                manifest.row_counts.len(),
-                manifest.schema_version
-            );
-            Ok(())
-        }
+        BackupWhat::List => list(pool).await,
+        BackupWhat::Now => now(pool, database_url).await,
+        BackupWhat::Check { key } => check(pool, database_url, key).await,
         BackupWhat::Restore {
             key,
             into,
             catch_up_from,
             skip_provider_suppressions,
-        } => {
-            let store = BackupStore::from_env()?;
-            let bar = Bar::new();
-            let restored = backup::restore::restore(
-                &store,
-                key,
-                into,
-                catch_up_from.as_deref(),
-                !skip_provider_suppressions,
-                &bar,
-            )
-            .await;
-            bar.0.finish_and_clear();
-            let (manifest, restored) = restored?;
-            println!(
-                "restored {} into {}; copied {} erasures and {} suppressions made since, upgraded {} quarantines to what came after them; erased {} messages again",
-                manifest.key,
-                super::redact(into),
-                restored.erasures_copied,
-                restored.suppressions_copied,
-                restored.suppressions_upgraded,
-                restored.messages_erased_again
-            );
-            for pulled in &restored.provider_lists {
-                println!("  {pulled}");
-            }
-            let failed = postrunner_feedback::provider_suppressions::failures(&restored.provider_lists);
-            anyhow::ensure!(
-                failed == 0,
-                "{failed} providers' suppression lists could not be read: run `postrunner pull-suppressions` once they can, before sending"
-            );
-            Ok(())
-        }
+        } => restore(key, into, catch_up_from.as_deref(), !skip_provider_suppressions).await,
     }
+}
+
+/// `backup list`: every backup, newest first.
+async fn list(pool: &PgPool) -> anyhow::Result<()> {
+    let rows: Vec<Listed> = sqlx::query_as(postrunner_schema::statements::backups::LIST)
+        .fetch_all(pool)
+        .await?;
+    println!("{:<48} {:<9} {:>12}  {:<20} error", "key", "status", "size", "started");
+    for row in rows {
+        println!(
+            "{:<48} {:<9} {:>12}  {:<20} {}",
+            row.object_key,
+            row.status,
+            row.size_bytes
+                .map_or("-".to_owned(), |s| indicatif::HumanBytes(s as u64).to_string()),
+            row.started_at.format("%Y-%m-%d %H:%M:%S"),
+            row.error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `backup now`: take one, check it by restoring it into a scratch database, prune.
+async fn now(pool: &PgPool, database_url: &str) -> anyhow::Result<()> {
+    let store = BackupStore::from_env()?;
+    let bar = Bar::new();
+    let (manifest, pruned) =
+        crate::kinds::backup::backup_check_prune(pool, database_url, &store, "manual", &bar).await?;
+    bar.0.finish_and_clear();
+    println!(
+        "backup {} ({}, sha256 {}) taken, restored into a scratch database and checked; {pruned} old backups pruned",
+        manifest.key,
+        indicatif::HumanBytes(manifest.size_bytes),
+        manifest.sha256
+    );
+    Ok(())
+}
+
+/// `backup check <key>`: restore it into a scratch database and compare with its manifest.
+async fn check(pool: &PgPool, database_url: &str, key: &str) -> anyhow::Result<()> {
+    let store = BackupStore::from_env()?;
+    let bar = Bar::new();
+    let server = std::env::var("POSTRUNNER_BACKUP_SCRATCH_URL").unwrap_or_else(|_| database_url.to_owned());
+    let checked = backup::check::check(pool, &server, &store, key, &bar).await;
+    bar.0.finish_and_clear();
+    let manifest = checked?;
+    println!(
+        "backup {} restores: {} tables, row counts and schema version {} as in its manifest",
+        manifest.key,
+        manifest.row_counts.len(),
+        manifest.schema_version
+    );
+    Ok(())
+}
+
+/// `backup restore <key> --into <url>`: into an empty database, catching up with a newer
+/// one's erasures and suppressions when asked.
+async fn restore(key: &str, into: &str, catch_up_from: Option<&str>, pull_provider_lists: bool) -> anyhow::Result<()> {
+    let store = BackupStore::from_env()?;
+    let bar = Bar::new();
+    let restored = backup::restore::restore(&store, key, into, catch_up_from, pull_provider_lists, &bar).await;
+    bar.0.finish_and_clear();
+    let (manifest, restored) = restored?;
+    println!(
+        "restored {} into {}; copied {} erasures and {} suppressions made since, upgraded {} quarantines to what came after them; erased {} messages again",
+        manifest.key,
+        super::redact(into),
+        restored.erasures_copied,
+        restored.suppressions_copied,
+        restored.suppressions_upgraded,
+        restored.messages_erased_again
+    );
+    for pulled in &restored.provider_lists {
+        println!("  {pulled}");
+    }
+    let failed = postrunner_feedback::provider_suppressions::failures(&restored.provider_lists);
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} providers' suppression lists could not be read: run `postrunner pull-suppressions` once they can, before sending"
+    );
+    Ok(())
 }

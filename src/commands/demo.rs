@@ -295,6 +295,14 @@ async fn summary(pool: &PgPool, sent: i64, elapsed: f64, workers: usize) -> anyh
         sent as f64 / elapsed.max(0.001),
         workers
     );
+    sent_by_client_and_provider(pool).await?;
+    suppressions_pauses_and_uncertain(pool).await?;
+    verified(pool).await
+}
+
+/// Sent mail per client and direction, and per provider: accepted, failed over (its
+/// failures whose message another provider sent), retried later, its health history.
+async fn sent_by_client_and_provider(pool: &PgPool) -> anyhow::Result<()> {
     let per_client: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT client, direction, sum(messages)::bigint FROM postrunner.report_outbox WHERE status IN ('sent', 'delivered', 'bounced', 'complained') GROUP BY 1, 2 ORDER BY 1, 2",
     )
@@ -303,8 +311,6 @@ async fn summary(pool: &PgPool, sent: i64, elapsed: f64, workers: usize) -> anyh
     for (client, direction, n) in per_client {
         println!("  {client:<8} {direction:<12} {n:>6} sent");
     }
-    // Per provider: accepted, failed over (its failures whose message another provider
-    // sent), retried later (attempts that used the backoff), and its health history.
     let per_provider: Vec<(String, i64, i64, i64, i64, String)> = sqlx::query_as(
         "SELECT p.name,
                 count(*) FILTER (WHERE a.outcome = 'sent'),
@@ -325,6 +331,11 @@ async fn summary(pool: &PgPool, sent: i64, elapsed: f64, workers: usize) -> anyh
     for (provider, n, addresses, failed_over, retried, health) in per_provider {
         println!("  {provider:<8} {n:>6} {addresses:>10} {failed_over:>12} {retried:>8}  {health}");
     }
+    Ok(())
+}
+
+/// What the feedback loop did: suppressed recipients, automatic pauses, uncertain sends.
+async fn suppressions_pauses_and_uncertain(pool: &PgPool) -> anyhow::Result<()> {
     let suppressions: Vec<(String, i64)> =
         sqlx::query_as("SELECT reason::text, count(*) FROM postrunner.report_suppressions GROUP BY 1 ORDER BY 1")
             .fetch_all(pool)
@@ -363,7 +374,11 @@ async fn summary(pool: &PgPool, sent: i64, elapsed: f64, workers: usize) -> anyh
         "  uncertain sends (timeouts, dropped connections): {held} held, {by_lookup} found at the provider, \
          {by_event} shown sent by an event, {resent} sent again, {given_up} given up"
     );
-    // Every promise, checked against what the run left behind (`postrunner verify`).
+    Ok(())
+}
+
+/// `postrunner verify` on what the run left behind, printed.
+async fn verified(pool: &PgPool) -> anyhow::Result<crate::verify::Report> {
     let verified = crate::verify::verify(pool).await?;
     println!(
         "  postrunner verify: {} ({} promises checked in {} ms{})",

@@ -13,6 +13,15 @@ pub fn render(summary: &Summary) -> String {
         summary.generated_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
 
+    queue_section(&mut out, summary);
+    providers_section(&mut out, summary);
+    capacity_section(&mut out, summary);
+    alerts_section(&mut out, summary);
+    processes_and_backup_section(&mut out, summary);
+    out
+}
+
+fn queue_section(out: &mut String, summary: &Summary) {
     let _ = writeln!(out, "\nqueue");
     let _ = writeln!(out, "  messages waiting   {}", summary.queue.email_waiting);
     if let Some(age) = summary.queue.oldest_waiting_seconds {
@@ -21,7 +30,9 @@ pub fn render(summary: &Summary) -> String {
     for (state, jobs) in &summary.queue.by_state {
         let _ = writeln!(out, "  jobs {state:<14}{jobs}");
     }
+}
 
+fn providers_section(out: &mut String, summary: &Summary) {
     let _ = writeln!(out, "\nproviders");
     let _ = writeln!(
         out,
@@ -47,7 +58,9 @@ pub fn render(summary: &Summary) -> String {
             p.month_budget.map_or("-".to_owned(), |b| format!("${b:.2}")),
         );
     }
+}
 
+fn capacity_section(out: &mut String, summary: &Summary) {
     let _ = writeln!(out, "\ncapacity today");
     for c in &summary.capacity {
         let _ = writeln!(
@@ -56,7 +69,9 @@ pub fn render(summary: &Summary) -> String {
             c.client, c.left_today, c.capacity_today
         );
     }
+}
 
+fn alerts_section(out: &mut String, summary: &Summary) {
     let _ = writeln!(out, "\nalerts");
     if summary.alerts.is_empty() {
         let _ = writeln!(out, "  none firing");
@@ -71,7 +86,9 @@ pub fn render(summary: &Summary) -> String {
             a.detail.as_deref().unwrap_or("")
         );
     }
+}
 
+fn processes_and_backup_section(out: &mut String, summary: &Summary) {
     let _ = writeln!(out, "\nprocesses");
     for role in ["worker", "scheduler", "web"] {
         let _ = writeln!(
@@ -94,5 +111,4 @@ pub fn render(summary: &Summary) -> String {
             None => "none recorded".to_owned(),
         }
     );
-    out
 }

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{ExecutorConfig, ExecutorStats, Outage};
-use crate::claim::{claim_both, ClaimRequest, Cursor, Sources};
+use crate::claim::{claim_both, ClaimRequest, Claimed, Cursor, Sources};
 use crate::finish::{Finished, Outcome};
 use crate::handler::{Handler, JobError, Registry};
 use crate::heartbeat::rescue_expired;
@@ -86,32 +86,15 @@ impl Fetch {
             }
 
             let limit = permits.len();
-            let request = ClaimRequest {
-                worker: self.id,
-                limit: limit as i64,
-                lease: self.config.lease,
-                now: None,
-                after: cursor,
-                signs_unsubscribe: self.config.signs_unsubscribe,
-            };
-            let started = Instant::now();
             let routing = self.lanes().may_route();
             // The generic queue was found empty (from its start) and nothing has been
             // inserted, promoted or rescued since: no need to ask again until then.
             let generic = cursor.is_some() || !self.generic_empty.load(Ordering::Relaxed);
-            let claimed = claim_both(
-                &self.pool,
-                request,
-                Sources {
-                    generic,
-                    routed: routing,
-                },
-            )
-            .await;
-            self.stats
-                .claim_us
-                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-            let jobs = match claimed {
+            let sources = Sources {
+                generic,
+                routed: routing,
+            };
+            let jobs = match self.claim(limit, cursor, sources).await {
                 Ok(claimed) => {
                     error_delay = Duration::from_millis(50);
                     self.routing_went(&claimed.routing);
@@ -158,6 +141,25 @@ impl Fetch {
                 _ = tokio::time::sleep(nap) => {}
             }
         }
+    }
+
+    /// One claim of up to `limit` jobs from `sources`, after `after`; its time goes to
+    /// the stats.
+    async fn claim(&self, limit: usize, after: Option<Cursor>, sources: Sources) -> Result<Claimed, crate::QueueError> {
+        let request = ClaimRequest {
+            worker: self.id,
+            limit: limit as i64,
+            lease: self.config.lease,
+            now: None,
+            after,
+            signs_unsubscribe: self.config.signs_unsubscribe,
+        };
+        let started = Instant::now();
+        let claimed = claim_both(&self.pool, request, sources).await;
+        self.stats
+            .claim_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        claimed
     }
 
     /// Waits for one free run slot, then takes every other free one; None on shutdown.

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -242,26 +243,8 @@ impl Executor {
             done: done_tx,
         };
         futures_util::future::join_all((0..FETCHERS).map(|_| fetch.fetch_loop(&shutdown))).await;
-        let mut tasks = std::mem::take(&mut *fetch.tasks.lock().expect("tasks lock"));
-
-        // No more claims. Prefetched jobs that had not started go back at once (their
-        // tasks saw the shutdown and return without running); running ones get the grace.
-        tokio::task::yield_now().await;
-        while tasks.try_join_next().is_some() {}
-        self.release(&leases.take(Stage::Waiting), false, &outage).await;
-        if !tasks.is_empty() {
-            let grace_ms = self.config.grace.as_millis() as u64;
-            tracing::info!(jobs.running = tasks.len(), grace_ms, "waiting for running jobs");
-        }
-        let drained =
-            tokio::time::timeout(self.config.grace, async { while tasks.join_next().await.is_some() {} }).await;
-        if drained.is_err() {
-            tasks.abort_all();
-            while tasks.join_next().await.is_some() {}
-        }
-        // Interrupted mid-run: the attempt counts.
-        self.release(&leases.take(Stage::Running), true, &outage).await;
-        self.release(&leases.take(Stage::Waiting), false, &outage).await;
+        let tasks = std::mem::take(&mut *fetch.tasks.lock().expect("tasks lock"));
+        self.wind_down(tasks, &leases, &outage).await;
 
         // The last sender of outcomes goes with `fetch`: the completer drains and ends.
         drop(fetch);
@@ -279,6 +262,28 @@ impl Executor {
         background.cancel();
         let _ = listener.await;
         let _ = heartbeats.await;
+    }
+
+    /// No more claims. Prefetched jobs that had not started go back at once (their
+    /// tasks saw the shutdown and return without running); running ones get the grace,
+    /// then are cut off and released with their attempt counted.
+    async fn wind_down(&self, mut tasks: JoinSet<()>, leases: &Leases, outage: &Outage) {
+        tokio::task::yield_now().await;
+        while tasks.try_join_next().is_some() {}
+        self.release(&leases.take(Stage::Waiting), false, outage).await;
+        if !tasks.is_empty() {
+            let grace_ms = self.config.grace.as_millis() as u64;
+            tracing::info!(jobs.running = tasks.len(), grace_ms, "waiting for running jobs");
+        }
+        let drained =
+            tokio::time::timeout(self.config.grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        // Interrupted mid-run: the attempt counts.
+        self.release(&leases.take(Stage::Running), true, outage).await;
+        self.release(&leases.take(Stage::Waiting), false, outage).await;
     }
 
     /// Releases `jobs` at shutdown, retrying briefly through connection errors.
