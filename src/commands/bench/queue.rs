@@ -83,70 +83,15 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
         if let Some(worker) = last_worker.take() {
             worker.stop().await?;
         }
-        sqlx::query("TRUNCATE postrunner.jobs").execute(&pool).await?;
-        let started = Instant::now();
-        let mut left = jobs;
-        while left > 0 {
-            let n = left.min(CHUNK);
-            sqlx::query("INSERT INTO postrunner.jobs (kind) SELECT 'noop' FROM generate_series(1, $1)")
-                .bind(n as i32)
-                .execute(&pool)
-                .await
-                .context("enqueueing")?;
-            left -= n;
-        }
+        let rate = enqueue_backlog(&pool, jobs).await?;
         if i == 0 || jobs >= 200_000 {
-            enqueue_per_sec = f64::from(jobs) / started.elapsed().as_secs_f64();
+            enqueue_per_sec = rate;
         }
-        sqlx::query("ANALYZE postrunner.jobs").execute(&pool).await?;
-        // Each drain starts with nothing left to write from the previous one (a
-        // checkpoint running during a drain would be charged to that backlog). Needs a
-        // superuser or pg_checkpoint; without either, the drains share checkpoints.
-        let _ = sqlx::query("CHECKPOINT").execute(&pool).await;
 
         let started = Instant::now();
         let worker = Bench::start(&pool, &args, &waits_ms);
         let stats = worker.stats.clone();
-        // The rate is taken between 10% and 90% completed: a worker's start and the
-        // drain's last batches weigh on a short drain, and this compares backlogs, not
-        // start-up costs.
-        let (mut at_10, mut at_90) = (None, None);
-        loop {
-            let done = stats.completed.load(Ordering::Relaxed);
-            if at_10.is_none() && done * 10 >= u64::from(jobs) {
-                at_10 = Some((Instant::now(), done));
-            }
-            if at_90.is_none() && done * 10 >= u64::from(jobs) * 9 {
-                at_90 = Some((Instant::now(), done));
-            }
-            if done >= u64::from(jobs) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(1800),
-                "drain did not finish in 30 minutes"
-            );
-        }
-        let secs = started.elapsed().as_secs_f64();
-        let steady = match (at_10, at_90) {
-            (Some((t10, n10)), Some((t90, n90))) if t90 > t10 => (n90 - n10) as f64 / (t90 - t10).as_secs_f64(),
-            _ => f64::from(jobs) / secs,
-        };
-        let per = |us: &std::sync::atomic::AtomicU64, n: &std::sync::atomic::AtomicU64| {
-            us.load(Ordering::Relaxed) as f64 / 1000.0 / n.load(Ordering::Relaxed).max(1) as f64
-        };
-        drains.push(Drain {
-            jobs,
-            secs,
-            per_sec: steady,
-            claim_batch: stats.claimed.load(Ordering::Relaxed) as f64
-                / stats.claims.load(Ordering::Relaxed).max(1) as f64,
-            claim_ms: per(&stats.claim_us, &stats.claims),
-            finish_batch: stats.completed.load(Ordering::Relaxed) as f64
-                / stats.finishes.load(Ordering::Relaxed).max(1) as f64,
-            finish_ms: per(&stats.finish_us, &stats.finishes),
-        });
+        drains.push(drain(&stats, jobs, started).await?);
         last_stats = Some(stats);
         last_worker = Some(worker);
     }
@@ -166,54 +111,16 @@ pub async fn run(database_url: Option<String>, args: BenchQueueArgs) -> anyhow::
     let pickup_after = measure_pickup(&pool, &stats, &waits_ms, args.pickup_samples).await?;
     worker.stop().await?;
 
-    // Per backlog, the median run (and the spread of all its runs).
-    let mut medians: Vec<(Drain, f64, f64)> = Vec::new();
-    for &jobs in &args.jobs {
-        let mut of_size: Vec<Drain> = drains.iter().filter(|d| d.jobs == jobs).cloned().collect();
-        of_size.sort_by(|a, b| a.per_sec.total_cmp(&b.per_sec));
-        let (low, high) = (of_size[0].per_sec, of_size[of_size.len() - 1].per_sec);
-        medians.push((of_size[of_size.len() / 2].clone(), low, high));
+    Report {
+        args: &args,
+        server: format!("PostgreSQL {version}, fsync={fsync}, synchronous_commit={sync_commit}"),
+        enqueue_per_sec,
+        drains: &drains,
+        pickup,
+        pickup_after,
+        table: (live, dead, bytes),
     }
-    let drains: Vec<Drain> = medians.iter().map(|(d, _, _)| d.clone()).collect();
-    let best = drains.iter().map(|d| d.per_sec).fold(0.0, f64::max);
-    let worst = drains.iter().map(|d| d.per_sec).fold(f64::INFINITY, f64::min);
-    println!("postrunner bench queue");
-    println!(
-        "  machine          {} cores; PostgreSQL {version}, fsync={fsync}, synchronous_commit={sync_commit}",
-        num_cpus()
-    );
-    println!("  concurrency      {} (prefetch {})", args.concurrency, args.prefetch);
-    println!("  enqueue          {enqueue_per_sec:>10.0} jobs/s  (SQL INSERT ... SELECT, {CHUNK} per statement)");
-    println!("  drain, each backlog ANALYZEd first (claim -> run -> complete, batched; jobs/s from 10% to 90% done,");
-    println!("  the median of {} drains, and their range):", args.repeat.max(1));
-    println!("      backlog   seconds     jobs/s          range   per claim  ms/claim   per completion  ms/completion");
-    for (d, low, high) in &medians {
-        println!(
-            "  {:>11} {:>9.2} {:>10.0} {:>7.0}-{:<7.0} {:>11.1} {:>9.2} {:>16.1} {:>14.2}",
-            d.jobs, d.secs, d.per_sec, low, high, d.claim_batch, d.claim_ms, d.finish_batch, d.finish_ms
-        );
-    }
-    println!("  slowest backlog drains at {:.2}x the fastest", worst / best);
-    println!(
-        "  pickup, idle     p50 {:.2} ms   p99 {:.2} ms   ({} samples, insert -> claim, fresh queue)",
-        pickup.0, pickup.1, args.pickup_samples
-    );
-    println!(
-        "  pickup, drained  p50 {:.2} ms   p99 {:.2} ms   (right after the last drain, before autovacuum)",
-        pickup_after.0, pickup_after.1
-    );
-    println!("  jobs table after the last drain: {live} live, {dead} dead tuples, {} kB (completed jobs are deleted; autovacuum reclaims)", bytes / 1024);
-    let figures: Vec<String> = drains
-        .iter()
-        .map(|d| format!("jobs_per_sec_{}={:.0}", d.jobs, d.per_sec))
-        .collect();
-    println!(
-        "{} worst_vs_best={:.2} enqueue_per_sec={enqueue_per_sec:.0} p50_pickup_ms={:.2} p99_pickup_ms={:.2} dead_tuples={dead}",
-        figures.join(" "),
-        worst / best,
-        pickup.0,
-        pickup.1
-    );
+    .print();
     Ok(())
 }
 
@@ -227,6 +134,147 @@ struct Drain {
     claim_ms: f64,
     finish_batch: f64,
     finish_ms: f64,
+}
+
+/// Empties the queue, enqueues `jobs` no-op jobs with plain SQL (no worker running),
+/// ANALYZEs and checkpoints; the enqueue rate, jobs/s.
+async fn enqueue_backlog(pool: &sqlx::PgPool, jobs: u32) -> anyhow::Result<f64> {
+    sqlx::query("TRUNCATE postrunner.jobs").execute(pool).await?;
+    let started = Instant::now();
+    let mut left = jobs;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        sqlx::query("INSERT INTO postrunner.jobs (kind) SELECT 'noop' FROM generate_series(1, $1)")
+            .bind(n as i32)
+            .execute(pool)
+            .await
+            .context("enqueueing")?;
+        left -= n;
+    }
+    let rate = f64::from(jobs) / started.elapsed().as_secs_f64();
+    sqlx::query("ANALYZE postrunner.jobs").execute(pool).await?;
+    // Each drain starts with nothing left to write from the previous one (a checkpoint
+    // running during a drain would be charged to that backlog). Needs a superuser or
+    // pg_checkpoint; without either, the drains share checkpoints.
+    let _ = sqlx::query("CHECKPOINT").execute(pool).await;
+    Ok(rate)
+}
+
+/// Waits until a worker started at `started` has completed `jobs`; the drain's figures.
+async fn drain(stats: &ExecutorStats, jobs: u32, started: Instant) -> anyhow::Result<Drain> {
+    // The rate is taken between 10% and 90% completed: a worker's start and the
+    // drain's last batches weigh on a short drain, and this compares backlogs, not
+    // start-up costs.
+    let (mut at_10, mut at_90) = (None, None);
+    loop {
+        let done = stats.completed.load(Ordering::Relaxed);
+        if at_10.is_none() && done * 10 >= u64::from(jobs) {
+            at_10 = Some((Instant::now(), done));
+        }
+        if at_90.is_none() && done * 10 >= u64::from(jobs) * 9 {
+            at_90 = Some((Instant::now(), done));
+        }
+        if done >= u64::from(jobs) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "drain did not finish in 30 minutes"
+        );
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let steady = match (at_10, at_90) {
+        (Some((t10, n10)), Some((t90, n90))) if t90 > t10 => (n90 - n10) as f64 / (t90 - t10).as_secs_f64(),
+        _ => f64::from(jobs) / secs,
+    };
+    let per = |us: &std::sync::atomic::AtomicU64, n: &std::sync::atomic::AtomicU64| {
+        us.load(Ordering::Relaxed) as f64 / 1000.0 / n.load(Ordering::Relaxed).max(1) as f64
+    };
+    Ok(Drain {
+        jobs,
+        secs,
+        per_sec: steady,
+        claim_batch: stats.claimed.load(Ordering::Relaxed) as f64 / stats.claims.load(Ordering::Relaxed).max(1) as f64,
+        claim_ms: per(&stats.claim_us, &stats.claims),
+        finish_batch: stats.completed.load(Ordering::Relaxed) as f64
+            / stats.finishes.load(Ordering::Relaxed).max(1) as f64,
+        finish_ms: per(&stats.finish_us, &stats.finishes),
+    })
+}
+
+/// What `bench queue` prints: a table, then one line of `key=value` figures.
+struct Report<'a> {
+    args: &'a BenchQueueArgs,
+    server: String,
+    enqueue_per_sec: f64,
+    drains: &'a [Drain],
+    pickup: (f64, f64),
+    pickup_after: (f64, f64),
+    /// The jobs table after the last drain: live and dead tuples, bytes.
+    table: (i64, i64, i64),
+}
+
+impl Report<'_> {
+    fn print(&self) {
+        // Per backlog, the median run (and the spread of all its runs).
+        let mut medians: Vec<(Drain, f64, f64)> = Vec::new();
+        for &jobs in &self.args.jobs {
+            let mut of_size: Vec<Drain> = self.drains.iter().filter(|d| d.jobs == jobs).cloned().collect();
+            of_size.sort_by(|a, b| a.per_sec.total_cmp(&b.per_sec));
+            let (low, high) = (of_size[0].per_sec, of_size[of_size.len() - 1].per_sec);
+            medians.push((of_size[of_size.len() / 2].clone(), low, high));
+        }
+        let drains: Vec<Drain> = medians.iter().map(|(d, _, _)| d.clone()).collect();
+        let best = drains.iter().map(|d| d.per_sec).fold(0.0, f64::max);
+        let worst = drains.iter().map(|d| d.per_sec).fold(f64::INFINITY, f64::min);
+        println!("postrunner bench queue");
+        println!("  machine          {} cores; {}", num_cpus(), self.server);
+        println!(
+            "  concurrency      {} (prefetch {})",
+            self.args.concurrency, self.args.prefetch
+        );
+        println!(
+            "  enqueue          {:>10.0} jobs/s  (SQL INSERT ... SELECT, {CHUNK} per statement)",
+            self.enqueue_per_sec
+        );
+        println!(
+            "  drain, each backlog ANALYZEd first (claim -> run -> complete, batched; jobs/s from 10% to 90% done,"
+        );
+        println!("  the median of {} drains, and their range):", self.args.repeat.max(1));
+        println!(
+            "      backlog   seconds     jobs/s          range   per claim  ms/claim   per completion  ms/completion"
+        );
+        for (d, low, high) in &medians {
+            println!(
+                "  {:>11} {:>9.2} {:>10.0} {:>7.0}-{:<7.0} {:>11.1} {:>9.2} {:>16.1} {:>14.2}",
+                d.jobs, d.secs, d.per_sec, low, high, d.claim_batch, d.claim_ms, d.finish_batch, d.finish_ms
+            );
+        }
+        println!("  slowest backlog drains at {:.2}x the fastest", worst / best);
+        println!(
+            "  pickup, idle     p50 {:.2} ms   p99 {:.2} ms   ({} samples, insert -> claim, fresh queue)",
+            self.pickup.0, self.pickup.1, self.args.pickup_samples
+        );
+        println!(
+            "  pickup, drained  p50 {:.2} ms   p99 {:.2} ms   (right after the last drain, before autovacuum)",
+            self.pickup_after.0, self.pickup_after.1
+        );
+        let (live, dead, bytes) = self.table;
+        println!("  jobs table after the last drain: {live} live, {dead} dead tuples, {} kB (completed jobs are deleted; autovacuum reclaims)", bytes / 1024);
+        let figures: Vec<String> = drains
+            .iter()
+            .map(|d| format!("jobs_per_sec_{}={:.0}", d.jobs, d.per_sec))
+            .collect();
+        println!(
+            "{} worst_vs_best={:.2} enqueue_per_sec={:.0} p50_pickup_ms={:.2} p99_pickup_ms={:.2} dead_tuples={dead}",
+            figures.join(" "),
+            worst / best,
+            self.enqueue_per_sec,
+            self.pickup.0,
+            self.pickup.1
+        );
+    }
 }
 
 /// A running executor with the pickup probe as its only kind.
