@@ -22,28 +22,7 @@ pub async fn run(database_url: Option<String>, args: BenchSendArgs) -> anyhow::R
     let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench_send").await?;
     let pool = postrunner_schema::pool(&url, 4, "postrunner-bench")?;
     let simulator = FakeProvider::start(Kind::SendGrid, KEY).await;
-    sqlx::raw_sql(&format!(
-        "INSERT INTO postrunner.clients (name) VALUES ('c1'), ('c2'), ('c3');
-         INSERT INTO postrunner.directions (client, name) SELECT name, 'd1' FROM postrunner.clients;
-         INSERT INTO postrunner.providers (name, kind, endpoint, secret_env)
-         VALUES ('sim', 'sendgrid', '{}', '{KEY_VARIABLE}');
-         INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
-         SELECT 's' || i || '@c' || (1 + i % 3) || '.test', 'sim', 'c' || (1 + i % 3), 10000000
-           FROM generate_series(0, 1199) AS i;",
-        simulator.url
-    ))
-    .execute(&pool)
-    .await?;
-    sqlx::query(
-        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
-         SELECT 'c' || (1 + i % 3), 'd1', 'r' || i || '@example.org', 'Hello', 'Hi there'
-           FROM generate_series(1, $1) AS i",
-    )
-    .bind(args.messages as i32)
-    .execute(&pool)
-    .await
-    .context("enqueueing")?;
-    sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
+    prepare(&pool, &simulator.url, args.messages).await?;
 
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let metrics_flags = if args.metrics {
@@ -52,29 +31,7 @@ pub async fn run(database_url: Option<String>, args: BenchSendArgs) -> anyhow::R
         Vec::new()
     };
     let started = Instant::now();
-    let mut worker = tokio::process::Command::new(std::env::current_exe()?)
-        .args(&metrics_flags)
-        .args([
-            "worker",
-            "--concurrency",
-            &args.concurrency.to_string(),
-            "--prefetch",
-            &args.prefetch.to_string(),
-            // Bulk clients: every message is signed, as in production.
-            "--unsubscribe-url",
-            "https://unsubscribe.bench.test",
-        ])
-        .env("DATABASE_URL", &url)
-        .env(KEY_VARIABLE, KEY)
-        .env(
-            crate::unsubscribe::KEY_VARIABLE,
-            "bench-unsubscribe-key-of-at-least-32-bytes",
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting a worker process")?;
+    let mut worker = start_worker(&url, &args, &metrics_flags)?;
     let pid = worker.id().context("the worker's pid")?;
     // Prometheus's part: a scrape a second while the worker sends.
     let scrapes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -93,22 +50,7 @@ pub async fn run(database_url: Option<String>, args: BenchSendArgs) -> anyhow::R
             }
         })
     });
-    loop {
-        let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.outbox WHERE status = 'sent'")
-            .fetch_one(&pool)
-            .await?;
-        if sent >= i64::from(args.messages) {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(1800),
-            "not every message was sent within 30 minutes"
-        );
-        if let Some(status) = worker.try_wait()? {
-            anyhow::bail!("the worker exited early: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_sent(&pool, args.messages, &mut worker, started).await?;
     let secs = started.elapsed().as_secs_f64();
     if let Some(scraper) = scraper {
         scraper.abort();
@@ -175,4 +117,84 @@ fn memory_kb(pid: u32) -> anyhow::Result<(u64, u64)> {
             .unwrap_or(0)
     };
     Ok((field("VmHWM:"), field("VmRSS:")))
+}
+
+/// Three clients, 1,200 addresses on the simulator, `messages` queued, VACUUM ANALYZE.
+async fn prepare(pool: &sqlx::PgPool, simulator_url: &str, messages: u32) -> anyhow::Result<()> {
+    sqlx::raw_sql(&format!(
+        "INSERT INTO postrunner.clients (name) VALUES ('c1'), ('c2'), ('c3');
+         INSERT INTO postrunner.directions (client, name) SELECT name, 'd1' FROM postrunner.clients;
+         INSERT INTO postrunner.providers (name, kind, endpoint, secret_env)
+         VALUES ('sim', 'sendgrid', '{}', '{KEY_VARIABLE}');
+         INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
+         SELECT 's' || i || '@c' || (1 + i % 3) || '.test', 'sim', 'c' || (1 + i % 3), 10000000
+           FROM generate_series(0, 1199) AS i;",
+        simulator_url
+    ))
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+         SELECT 'c' || (1 + i % 3), 'd1', 'r' || i || '@example.org', 'Hello', 'Hi there'
+           FROM generate_series(1, $1) AS i",
+    )
+    .bind(messages as i32)
+    .execute(pool)
+    .await
+    .context("enqueueing")?;
+    sqlx::query("VACUUM ANALYZE").execute(pool).await?;
+    Ok(())
+}
+
+/// A `postrunner worker` process on `url`, signing unsubscribe links as in production.
+fn start_worker(url: &str, args: &BenchSendArgs, metrics_flags: &[String]) -> anyhow::Result<tokio::process::Child> {
+    tokio::process::Command::new(std::env::current_exe()?)
+        .args(metrics_flags)
+        .args([
+            "worker",
+            "--concurrency",
+            &args.concurrency.to_string(),
+            "--prefetch",
+            &args.prefetch.to_string(),
+            // Bulk clients: every message is signed, as in production.
+            "--unsubscribe-url",
+            "https://unsubscribe.bench.test",
+        ])
+        .env("DATABASE_URL", url)
+        .env(KEY_VARIABLE, KEY)
+        .env(
+            crate::unsubscribe::KEY_VARIABLE,
+            "bench-unsubscribe-key-of-at-least-32-bytes",
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting a worker process")
+}
+
+/// Waits until every message is sent; fails if the worker exits or 30 minutes pass.
+async fn wait_until_sent(
+    pool: &sqlx::PgPool,
+    messages: u32,
+    worker: &mut tokio::process::Child,
+    started: Instant,
+) -> anyhow::Result<()> {
+    loop {
+        let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM postrunner.outbox WHERE status = 'sent'")
+            .fetch_one(pool)
+            .await?;
+        if sent >= i64::from(messages) {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "not every message was sent within 30 minutes"
+        );
+        if let Some(status) = worker.try_wait()? {
+            anyhow::bail!("the worker exited early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
 }
