@@ -25,38 +25,7 @@ pub async fn run(database_url: Option<String>, args: BenchEventsArgs) -> anyhow:
 
     let sendgrid_events = args.batches * args.batch;
     let total = sendgrid_events + args.requests;
-    sqlx::raw_sql(&format!(
-        "INSERT INTO postrunner.clients (name) VALUES ('acme');
-         INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
-         INSERT INTO postrunner.providers (name, kind, webhook_secret_env) VALUES
-             ('sg', 'sendgrid', '{SENDGRID_KEY_VARIABLE}'), ('rs', 'resend', '{RESEND_SECRET_VARIABLE}');
-         INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
-         SELECT 'acme', 'd', 'r' || i || '@example.org', 'Hello', 'Hi' FROM generate_series(1, {total}) AS i;
-         UPDATE postrunner.outbox
-            SET status = 'sent', provider_message_id = id::text, sent_at = now();
-         DELETE FROM postrunner.jobs WHERE kind = 'email.send';"
-    ))
-    .execute(&pool)
-    .await
-    .context("setting up")?;
-    sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
-    let messages: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT id, to_address FROM postrunner.outbox")
-        .fetch_all(&pool)
-        .await?;
-    // The first messages get SendGrid's events, the rest Resend's (as the provider
-    // that sent them: an event is matched only to its own provider's messages).
-    sqlx::query(
-        "UPDATE postrunner.outbox o SET provider = CASE WHEN n.rank <= $1 THEN 'sg' ELSE 'rs' END
-           FROM (SELECT id, row_number() OVER (ORDER BY id) AS rank FROM postrunner.outbox) n
-          WHERE o.id = n.id",
-    )
-    .bind(sendgrid_events as i64)
-    .execute(&pool)
-    .await?;
-    let mut messages = messages;
-    messages.sort();
-    let rs = messages.split_off(sendgrid_events.min(messages.len()));
-    let sg = messages;
+    let (sg, rs) = prepare(&pool, total, sendgrid_events).await?;
 
     let web = WebProcess::start(
         &url,
@@ -70,47 +39,13 @@ pub async fn run(database_url: Option<String>, args: BenchEventsArgs) -> anyhow:
     let base = web.base.clone();
     let client = reqwest::Client::new();
 
-    // SendGrid: batches of delivered events, signed over timestamp + body.
     let now = chrono::Utc::now().timestamp();
-    let requests: Vec<(Vec<(String, String)>, String)> = sg
-        .chunks(args.batch)
-        .map(|chunk| {
-            let batch: Vec<serde_json::Value> = chunk
-                .iter()
-                .map(|(id, to)| {
-                    serde_json::json!({"email": to, "timestamp": now, "event": "delivered",
-                        "sg_event_id": uuid::Uuid::new_v4().to_string(), "sg_message_id": id.to_string(),
-                        "postrunner_id": id.to_string(), "response": "250 OK"})
-                })
-                .collect();
-            let body = serde_json::Value::Array(batch).to_string();
-            let headers = signer.headers(now, &body);
-            (headers, body)
-        })
-        .collect();
+    let requests = sendgrid_requests(&sg, args.batch, &signer, now);
     let url_sg = format!("{base}/webhooks/sg");
     let requests = requests.into_iter().map(|(h, b)| (url_sg.clone(), h, b)).collect();
     let sendgrid = blast(&client, requests, args.concurrency).await?;
 
-    // Resend: one event per request, Svix-signed.
-    let webhook = standardwebhooks::Webhook::new(RESEND_SECRET).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let requests: Vec<(Vec<(String, String)>, String)> = rs
-        .iter()
-        .enumerate()
-        .map(|(i, (id, to))| {
-            let body = serde_json::json!({"type": "email.delivered", "created_at": chrono::Utc::now().to_rfc3339(),
-                "data": {"email_id": id.to_string(), "to": [to], "tags": {"postrunner_id": id.to_string()}}})
-            .to_string();
-            let svix_id = format!("msg_bench_{i}");
-            let signature = webhook.sign(&svix_id, now, body.as_bytes()).expect("signing");
-            let headers = vec![
-                ("svix-id".to_owned(), svix_id),
-                ("svix-timestamp".to_owned(), now.to_string()),
-                ("svix-signature".to_owned(), signature),
-            ];
-            (headers, body)
-        })
-        .collect();
+    let requests = resend_requests(&rs, now)?;
     let url_rs = format!("{base}/webhooks/rs");
     let requests = requests.into_iter().map(|(h, b)| (url_rs.clone(), h, b)).collect();
     let resend = blast(&client, requests, args.concurrency).await?;
@@ -155,4 +90,91 @@ pub async fn run(database_url: Option<String>, args: BenchEventsArgs) -> anyhow:
         sendgrid.p(99.0).max(resend.p(99.0))
     );
     Ok(())
+}
+
+/// Messages already sent, the first `sendgrid_events` through SendGrid (`sg`) and the
+/// rest through Resend (`rs`): an event is matched only to its own provider's messages.
+/// Their ids and recipients, for each provider, in id order.
+async fn prepare(pool: &sqlx::PgPool, total: usize, sendgrid_events: usize) -> anyhow::Result<(Messages, Messages)> {
+    sqlx::raw_sql(&format!(
+        "INSERT INTO postrunner.clients (name) VALUES ('acme');
+         INSERT INTO postrunner.directions (client, name) VALUES ('acme', 'd');
+         INSERT INTO postrunner.providers (name, kind, webhook_secret_env) VALUES
+             ('sg', 'sendgrid', '{SENDGRID_KEY_VARIABLE}'), ('rs', 'resend', '{RESEND_SECRET_VARIABLE}');
+         INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+         SELECT 'acme', 'd', 'r' || i || '@example.org', 'Hello', 'Hi' FROM generate_series(1, {total}) AS i;
+         UPDATE postrunner.outbox
+            SET status = 'sent', provider_message_id = id::text, sent_at = now();
+         DELETE FROM postrunner.jobs WHERE kind = 'email.send';"
+    ))
+    .execute(pool)
+    .await
+    .context("setting up")?;
+    sqlx::query("VACUUM ANALYZE").execute(pool).await?;
+    let messages: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT id, to_address FROM postrunner.outbox")
+        .fetch_all(pool)
+        .await?;
+    sqlx::query(
+        "UPDATE postrunner.outbox o SET provider = CASE WHEN n.rank <= $1 THEN 'sg' ELSE 'rs' END
+           FROM (SELECT id, row_number() OVER (ORDER BY id) AS rank FROM postrunner.outbox) n
+          WHERE o.id = n.id",
+    )
+    .bind(sendgrid_events as i64)
+    .execute(pool)
+    .await?;
+    let mut messages = messages;
+    messages.sort();
+    let rs = messages.split_off(sendgrid_events.min(messages.len()));
+    Ok((messages, rs))
+}
+
+type Messages = Vec<(uuid::Uuid, String)>;
+
+/// A signed webhook request: its headers and body.
+type Signed = (Vec<(String, String)>, String);
+
+/// SendGrid's requests: batches of `batch` delivered events, signed over timestamp + body.
+fn sendgrid_requests(
+    sg: &Messages,
+    batch: usize,
+    signer: &SendGridSigner,
+    now: i64,
+) -> Vec<(Vec<(String, String)>, String)> {
+    sg.chunks(batch)
+        .map(|chunk| {
+            let batch: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|(id, to)| {
+                    serde_json::json!({"email": to, "timestamp": now, "event": "delivered",
+                        "sg_event_id": uuid::Uuid::new_v4().to_string(), "sg_message_id": id.to_string(),
+                        "postrunner_id": id.to_string(), "response": "250 OK"})
+                })
+                .collect();
+            let body = serde_json::Value::Array(batch).to_string();
+            let headers = signer.headers(now, &body);
+            (headers, body)
+        })
+        .collect()
+}
+
+/// Resend's requests: one delivered event each, Svix-signed.
+fn resend_requests(rs: &Messages, now: i64) -> anyhow::Result<Vec<Signed>> {
+    let webhook = standardwebhooks::Webhook::new(RESEND_SECRET).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(rs
+        .iter()
+        .enumerate()
+        .map(|(i, (id, to))| {
+            let body = serde_json::json!({"type": "email.delivered", "created_at": chrono::Utc::now().to_rfc3339(),
+                "data": {"email_id": id.to_string(), "to": [to], "tags": {"postrunner_id": id.to_string()}}})
+            .to_string();
+            let svix_id = format!("msg_bench_{i}");
+            let signature = webhook.sign(&svix_id, now, body.as_bytes()).expect("signing");
+            let headers = vec![
+                ("svix-id".to_owned(), svix_id),
+                ("svix-timestamp".to_owned(), now.to_string()),
+                ("svix-signature".to_owned(), signature),
+            ];
+            (headers, body)
+        })
+        .collect())
 }
