@@ -31,7 +31,50 @@ pub async fn run(database_url: Option<String>, args: BenchMetricsArgs) -> anyhow
     let (_server, url) = super::super::fresh_database(database_url, "postrunner_bench_metrics").await?;
     let pool = postrunner_schema::pool(&url, 4, "postrunner-bench")?;
     let started = Instant::now();
-    sqlx::raw_sql(SETUP).execute(&pool).await.context("configuring")?;
+    let rolled = fill(&pool, &args).await?;
+    sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
+    let setup_secs = started.elapsed().as_secs_f64();
+
+    let web = WebProcess::start_with(&url, 4, &[], &["--database-metrics-cache", "0s"]).await?;
+    let client = reqwest::Client::new();
+    let (database, bytes) = timed_gets(&client, &format!("{}/metrics/database", web.base), args.scrapes).await?;
+    let (process, _) = timed_gets(&client, &format!("{}/metrics", web.base), args.scrapes * 5).await?;
+
+    println!("postrunner bench metrics");
+    println!(
+        "  fixture: 1,200 addresses, {} outbox rows ({} queued), {} ledger rows over 60 days ({} rolled up), in {setup_secs:.0} s",
+        args.outbox + args.queued,
+        args.queued,
+        args.ledger,
+        rolled
+    );
+    println!(
+        "  /metrics/database (uncached)  {} scrapes  p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms  ({} kB)",
+        database.len(),
+        percentile(&database, 50.0),
+        percentile(&database, 99.0),
+        database.last().copied().unwrap_or_default(),
+        bytes / 1024
+    );
+    println!(
+        "  /metrics (process)            {} scrapes  p50 {:>6.2} ms  p99 {:>6.2} ms",
+        process.len(),
+        percentile(&process, 50.0),
+        percentile(&process, 99.0)
+    );
+    println!(
+        "database_p99_ms={:.1} process_p99_ms={:.2}",
+        percentile(&database, 99.0),
+        percentile(&process, 99.0)
+    );
+    Ok(())
+}
+
+/// The fixture: 1,200 addresses, the sent outbox and its ledger over 60 days (written
+/// as a replica, without triggers), a week of hard bounces and complaints, queued
+/// messages through the real INSERT, then the rollups; how many ledger rows rolled up.
+async fn fill(pool: &sqlx::PgPool, args: &BenchMetricsArgs) -> anyhow::Result<i64> {
+    sqlx::raw_sql(SETUP).execute(pool).await.context("configuring")?;
     let mut tx = pool.begin().await?;
     sqlx::query("SET LOCAL session_replication_role = replica")
         .execute(&mut *tx)
@@ -78,66 +121,26 @@ pub async fn run(database_url: Option<String>, args: BenchMetricsArgs) -> anyhow
            FROM generate_series(1, $1) i",
     )
     .bind(args.queued)
-    .execute(&pool)
+    .execute(pool)
     .await?;
     let rolled: i64 = sqlx::query_scalar("SELECT postrunner.rollup_sends()")
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await?;
-    sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
-    let setup_secs = started.elapsed().as_secs_f64();
+    Ok(rolled)
+}
 
-    let web = WebProcess::start_with(&url, 4, &[], &["--database-metrics-cache", "0s"]).await?;
-    let client = reqwest::Client::new();
-    let mut database = Vec::with_capacity(args.scrapes);
+/// `n` GETs of `url`, one after the other: each one's milliseconds, sorted, and the
+/// size of the last body.
+async fn timed_gets(client: &reqwest::Client, url: &str, n: usize) -> anyhow::Result<(Vec<f64>, usize)> {
+    let mut millis = Vec::with_capacity(n);
     let mut bytes = 0;
-    for _ in 0..args.scrapes {
+    for _ in 0..n {
         let started = Instant::now();
-        let response = client.get(format!("{}/metrics/database", web.base)).send().await?;
-        anyhow::ensure!(
-            response.status() == 200,
-            "the database scrape failed: {}",
-            response.status()
-        );
+        let response = client.get(url).send().await?;
+        anyhow::ensure!(response.status() == 200, "GET {url}: {}", response.status());
         bytes = response.bytes().await?.len();
-        database.push(started.elapsed().as_secs_f64() * 1000.0);
+        millis.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    database.sort_by(f64::total_cmp);
-    let mut process = Vec::with_capacity(args.scrapes * 5);
-    for _ in 0..args.scrapes * 5 {
-        let started = Instant::now();
-        let response = client.get(format!("{}/metrics", web.base)).send().await?;
-        anyhow::ensure!(response.status() == 200, "the process scrape failed");
-        response.bytes().await?;
-        process.push(started.elapsed().as_secs_f64() * 1000.0);
-    }
-    process.sort_by(f64::total_cmp);
-
-    println!("postrunner bench metrics");
-    println!(
-        "  fixture: 1,200 addresses, {} outbox rows ({} queued), {} ledger rows over 60 days ({} rolled up), in {setup_secs:.0} s",
-        args.outbox + args.queued,
-        args.queued,
-        args.ledger,
-        rolled
-    );
-    println!(
-        "  /metrics/database (uncached)  {} scrapes  p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms  ({} kB)",
-        database.len(),
-        percentile(&database, 50.0),
-        percentile(&database, 99.0),
-        database.last().copied().unwrap_or_default(),
-        bytes / 1024
-    );
-    println!(
-        "  /metrics (process)            {} scrapes  p50 {:>6.2} ms  p99 {:>6.2} ms",
-        process.len(),
-        percentile(&process, 50.0),
-        percentile(&process, 99.0)
-    );
-    println!(
-        "database_p99_ms={:.1} process_p99_ms={:.2}",
-        percentile(&database, 99.0),
-        percentile(&process, 99.0)
-    );
-    Ok(())
+    millis.sort_by(f64::total_cmp);
+    Ok((millis, bytes))
 }
