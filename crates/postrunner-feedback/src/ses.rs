@@ -285,6 +285,87 @@ pub(crate) fn ses_events(sns_id: &str, message: &Value) -> Result<Vec<Event>, Re
     let mail = message.get("mail").unwrap_or(&Value::Null);
     let our_id = mail.pointer("/tags/postrunner_id/0").and_then(Value::as_str);
     let ses_id = mail.get("messageId").and_then(Value::as_str);
+    let Some(Happened {
+        kind: event_kind,
+        class,
+        detail,
+        recipients,
+        diagnostics,
+    }) = what_happened(&kind, message, mail)
+    else {
+        return Ok(vec![]);
+    };
+    let at = detail
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(iso_time)
+        .or_else(|| mail.get("timestamp").and_then(Value::as_str).and_then(iso_time))
+        .ok_or_else(|| Refusal::Malformed(format!("an SES {kind} event has no time")))?;
+    Ok(recipients
+        .iter()
+        .enumerate()
+        .map(|(i, recipient)| {
+            let mut event = Event::new(
+                format!("{sns_id}:{}", recipient.to_lowercase()),
+                event_kind,
+                at,
+                message.clone(),
+            )
+            .recipient(Some(recipient))
+            .our_id(our_id)
+            .provider_message_id(ses_id);
+            if let Some(class) = class {
+                event = event.bounce(class);
+            }
+            let diagnostic = diagnostics.get(i).cloned().flatten();
+            event.diagnostic(diagnostic.as_deref())
+        })
+        .collect())
+}
+
+/// A bounce: hard when SES says Permanent, each bounced recipient with its diagnostic.
+fn bounced(message: &Value) -> Happened<'_> {
+    let text = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned);
+    let bounce = message.get("bounce").unwrap_or(&Value::Null);
+    let class = if bounce.get("bounceType").and_then(Value::as_str) == Some("Permanent") {
+        BounceClass::Hard
+    } else {
+        BounceClass::Soft
+    };
+    let list = bounce
+        .get("bouncedRecipients")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let recipients = list.iter().filter_map(|r| text(r, "emailAddress")).collect();
+    let diagnostics = list
+        .iter()
+        .filter(|r| r.get("emailAddress").and_then(Value::as_str).is_some())
+        .map(|r| text(r, "diagnosticCode").or_else(|| text(r, "status")))
+        .collect();
+    Happened {
+        kind: EventKind::Bounced,
+        class: Some(class),
+        detail: bounce,
+        recipients,
+        diagnostics,
+    }
+}
+
+/// What one SES notification says happened, to whom.
+struct Happened<'a> {
+    kind: EventKind,
+    class: Option<BounceClass>,
+    /// The notification's own object (`bounce`, `delivery`, ...), for its timestamp.
+    detail: &'a Value,
+    recipients: Vec<String>,
+    /// Per recipient, the bounce's diagnostic (bounces only).
+    diagnostics: Vec<Option<String>>,
+}
+
+/// The event an SES notification of type `kind` reports, or None for one postrunner
+/// does not record (an unknown type, a complaint marked not-spam).
+fn what_happened<'a>(kind: &str, message: &'a Value, mail: &'a Value) -> Option<Happened<'a>> {
     let addresses = |list: Option<&Value>, field: Option<&str>| -> Vec<String> {
         list.and_then(Value::as_array)
             .map(|items| {
@@ -300,37 +381,12 @@ pub(crate) fn ses_events(sns_id: &str, message: &Value) -> Result<Vec<Event>, Re
             .unwrap_or_default()
     };
     let destination = || addresses(mail.get("destination"), None);
-    let (event_kind, class, detail, recipients, diagnostics): (
-        EventKind,
-        Option<BounceClass>,
-        &Value,
-        Vec<String>,
-        Vec<Option<String>>,
-    ) = match kind.as_str() {
-        "Bounce" => {
-            let bounce = message.get("bounce").unwrap_or(&Value::Null);
-            let class = if bounce.get("bounceType").and_then(Value::as_str) == Some("Permanent") {
-                BounceClass::Hard
-            } else {
-                BounceClass::Soft
-            };
-            let list = bounce
-                .get("bouncedRecipients")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let recipients = list.iter().filter_map(|r| text(r, "emailAddress")).collect();
-            let diagnostics = list
-                .iter()
-                .filter(|r| r.get("emailAddress").and_then(Value::as_str).is_some())
-                .map(|r| text(r, "diagnosticCode").or_else(|| text(r, "status")))
-                .collect();
-            (EventKind::Bounced, Some(class), bounce, recipients, diagnostics)
-        }
+    let (kind, class, detail, recipients, diagnostics) = match kind {
+        "Bounce" => return Some(bounced(message)),
         "Complaint" => {
             let complaint = message.get("complaint").unwrap_or(&Value::Null);
             if complaint.get("complaintFeedbackType").and_then(Value::as_str) == Some("not-spam") {
-                return Ok(vec![]);
+                return None;
             }
             let recipients = addresses(complaint.get("complainedRecipients"), Some("emailAddress"));
             (EventKind::Complained, None, complaint, recipients, vec![])
@@ -366,34 +422,15 @@ pub(crate) fn ses_events(sns_id: &str, message: &Value) -> Result<Vec<Event>, Re
             destination(),
             vec![],
         ),
-        _ => return Ok(vec![]),
+        _ => return None,
     };
-    let at = detail
-        .get("timestamp")
-        .and_then(Value::as_str)
-        .and_then(iso_time)
-        .or_else(|| mail.get("timestamp").and_then(Value::as_str).and_then(iso_time))
-        .ok_or_else(|| Refusal::Malformed(format!("an SES {kind} event has no time")))?;
-    Ok(recipients
-        .iter()
-        .enumerate()
-        .map(|(i, recipient)| {
-            let mut event = Event::new(
-                format!("{sns_id}:{}", recipient.to_lowercase()),
-                event_kind,
-                at,
-                message.clone(),
-            )
-            .recipient(Some(recipient))
-            .our_id(our_id)
-            .provider_message_id(ses_id);
-            if let Some(class) = class {
-                event = event.bounce(class);
-            }
-            let diagnostic = diagnostics.get(i).cloned().flatten();
-            event.diagnostic(diagnostic.as_deref())
-        })
-        .collect())
+    Some(Happened {
+        kind,
+        class,
+        detail,
+        recipients,
+        diagnostics,
+    })
 }
 
 #[cfg(test)]
