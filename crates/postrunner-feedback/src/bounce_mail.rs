@@ -39,14 +39,17 @@ pub fn parse(raw: &[u8], now: DateTime<Utc>) -> BounceMail {
         return BounceMail::NotAReport;
     };
     let our_id = verp_id(&message).or_else(|| returned_id(&message, raw));
-    let key_base = message
-        .message_id()
-        .map(str::to_owned)
-        .unwrap_or_else(|| super::sha256_hex(raw));
-    let at = message
-        .date()
-        .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0))
-        .unwrap_or(now);
+    let origin = Origin {
+        key_base: message
+            .message_id()
+            .map(str::to_owned)
+            .unwrap_or_else(|| super::sha256_hex(raw)),
+        at: message
+            .date()
+            .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0))
+            .unwrap_or(now),
+        our_id: our_id.map(|id| id.to_string()),
+    };
     let report_type = message
         .content_type()
         .filter(|ct| {
@@ -55,79 +58,12 @@ pub fn parse(raw: &[u8], now: DateTime<Utc>) -> BounceMail {
         })
         .and_then(|ct| ct.attribute("report-type"))
         .map(str::to_ascii_lowercase);
-    let event = |recipient: Option<&str>,
-                 kind: EventKind,
-                 class: Option<BounceClass>,
-                 diagnostic: Option<&str>,
-                 detail: serde_json::Value| {
-        let key = format!("mail:{key_base}:{}", recipient.unwrap_or("").to_lowercase());
-        let mut event = Event::new(key, kind, at, detail)
-            .recipient(recipient)
-            .our_id(our_id.map(|id| id.to_string()).as_deref());
-        if let Some(class) = class {
-            event = event.bounce(class);
-        }
-        event.diagnostic(diagnostic)
-    };
     match report_type.as_deref() {
-        Some("delivery-status") => {
-            let Some(status) = part_text(&message, &["delivery-status", "global-delivery-status"]) else {
-                return BounceMail::NotAReport;
-            };
-            let events = field_blocks(&status)
-                .iter()
-                .skip(1) // the per-message block
-                .filter_map(|block| {
-                    let recipient = field(block, "final-recipient").or_else(|| field(block, "original-recipient"));
-                    let recipient = recipient.map(|r| address_of(&r));
-                    let action = field(block, "action")?.to_ascii_lowercase();
-                    let code = field(block, "status").unwrap_or_default();
-                    let diagnostic = field(block, "diagnostic-code");
-                    let (kind, class) = match action.as_str() {
-                        "failed" if code.starts_with('4') => (EventKind::Bounced, Some(BounceClass::Soft)),
-                        "failed" => (EventKind::Bounced, Some(BounceClass::Hard)),
-                        "delayed" => (EventKind::Deferred, None),
-                        _ => return None,
-                    };
-                    let detail = serde_json::json!({"report": "delivery-status", "action": action, "status": code});
-                    Some(event(
-                        recipient.as_deref(),
-                        kind,
-                        class,
-                        diagnostic.as_deref().or(Some(code.as_str())),
-                        detail,
-                    ))
-                })
-                .collect();
-            BounceMail::Report(events)
-        }
-        Some("feedback-report") => {
-            let Some(report) = part_text(&message, &["feedback-report"]) else {
-                return BounceMail::NotAReport;
-            };
-            let blocks = field_blocks(&report);
-            let Some(block) = blocks.first() else {
-                return BounceMail::NotAReport;
-            };
-            let feedback = field(block, "feedback-type")
-                .unwrap_or_else(|| "abuse".into())
-                .to_ascii_lowercase();
-            if feedback == "not-spam" {
-                return BounceMail::Report(vec![]);
-            }
-            let recipient = field(block, "original-rcpt-to").map(|r| address_of(&r));
-            let detail = serde_json::json!({"report": "feedback-report", "feedback_type": feedback});
-            BounceMail::Report(vec![event(
-                recipient.as_deref(),
-                EventKind::Complained,
-                None,
-                Some(&feedback),
-                detail,
-            )])
-        }
+        Some("delivery-status") => delivery_status(&message, &origin),
+        Some("feedback-report") => feedback_report(&message, &origin),
         _ => non_standard(&message, our_id).map_or(BounceMail::NotAReport, |(recipient, class, diagnostic)| {
             let detail = serde_json::json!({"report": "non-standard", "subject": message.subject()});
-            BounceMail::Report(vec![event(
+            BounceMail::Report(vec![origin.event(
                 recipient.as_deref(),
                 EventKind::Bounced,
                 Some(class),
@@ -136,6 +72,94 @@ pub fn parse(raw: &[u8], now: DateTime<Utc>) -> BounceMail {
             )])
         }),
     }
+}
+
+/// What every event of one report mail shares.
+struct Origin {
+    /// The report's Message-ID (or its hash): each event's key is this and its recipient.
+    key_base: String,
+    at: DateTime<Utc>,
+    /// postrunner's id of the message the report is about, when found.
+    our_id: Option<String>,
+}
+
+impl Origin {
+    fn event(
+        &self,
+        recipient: Option<&str>,
+        kind: EventKind,
+        class: Option<BounceClass>,
+        diagnostic: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Event {
+        let key = format!("mail:{}:{}", self.key_base, recipient.unwrap_or("").to_lowercase());
+        let mut event = Event::new(key, kind, self.at, detail)
+            .recipient(recipient)
+            .our_id(self.our_id.as_deref());
+        if let Some(class) = class {
+            event = event.bounce(class);
+        }
+        event.diagnostic(diagnostic)
+    }
+}
+
+/// A DSN (RFC 3464): one event per recipient block that failed or was delayed.
+fn delivery_status(message: &mail_parser::Message<'_>, origin: &Origin) -> BounceMail {
+    let Some(status) = part_text(message, &["delivery-status", "global-delivery-status"]) else {
+        return BounceMail::NotAReport;
+    };
+    let events = field_blocks(&status)
+        .iter()
+        .skip(1) // the per-message block
+        .filter_map(|block| {
+            let recipient = field(block, "final-recipient").or_else(|| field(block, "original-recipient"));
+            let recipient = recipient.map(|r| address_of(&r));
+            let action = field(block, "action")?.to_ascii_lowercase();
+            let code = field(block, "status").unwrap_or_default();
+            let diagnostic = field(block, "diagnostic-code");
+            let (kind, class) = match action.as_str() {
+                "failed" if code.starts_with('4') => (EventKind::Bounced, Some(BounceClass::Soft)),
+                "failed" => (EventKind::Bounced, Some(BounceClass::Hard)),
+                "delayed" => (EventKind::Deferred, None),
+                _ => return None,
+            };
+            let detail = serde_json::json!({"report": "delivery-status", "action": action, "status": code});
+            Some(origin.event(
+                recipient.as_deref(),
+                kind,
+                class,
+                diagnostic.as_deref().or(Some(code.as_str())),
+                detail,
+            ))
+        })
+        .collect();
+    BounceMail::Report(events)
+}
+
+/// An ARF report (RFC 5965): a complaint, unless it says not-spam.
+fn feedback_report(message: &mail_parser::Message<'_>, origin: &Origin) -> BounceMail {
+    let Some(report) = part_text(message, &["feedback-report"]) else {
+        return BounceMail::NotAReport;
+    };
+    let blocks = field_blocks(&report);
+    let Some(block) = blocks.first() else {
+        return BounceMail::NotAReport;
+    };
+    let feedback = field(block, "feedback-type")
+        .unwrap_or_else(|| "abuse".into())
+        .to_ascii_lowercase();
+    if feedback == "not-spam" {
+        return BounceMail::Report(vec![]);
+    }
+    let recipient = field(block, "original-rcpt-to").map(|r| address_of(&r));
+    let detail = serde_json::json!({"report": "feedback-report", "feedback_type": feedback});
+    BounceMail::Report(vec![origin.event(
+        recipient.as_deref(),
+        EventKind::Complained,
+        None,
+        Some(&feedback),
+        detail,
+    )])
 }
 
 /// The message id in a VERP address this mail was delivered to.
