@@ -202,39 +202,10 @@ fn lookup(inner: &Inner, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
 /// The account's suppression list as each provider serves it (pages included).
 fn suppression_list(inner: &Inner, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
     let query: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
-    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let of = |reason: &str| -> Vec<String> {
-        let list = inner.suppressed.lock().unwrap();
-        list.iter()
-            .filter(|(_, r)| r == reason)
-            .map(|(a, _)| a.clone())
-            .collect()
-    };
     let path = uri.path();
     match inner.kind {
         Kind::SendGrid if path.starts_with("/v3/suppression/") => {
-            if header("authorization") != format!("Bearer {}", inner.key) {
-                return Some(json_reply(
-                    401,
-                    json!({ "errors": [{ "message": "authorization required" }] }),
-                ));
-            }
-            let reason = match path.trim_start_matches("/v3/suppression/") {
-                "bounces" => "hard_bounce",
-                "spam_reports" => "complaint",
-                "unsubscribes" => "unsubscribe",
-                _ => return Some(json_reply(404, json!({ "errors": [{ "message": "not found" }] }))),
-            };
-            let limit: usize = param("limit").and_then(|v| v.parse().ok()).unwrap_or(500);
-            let offset: usize = param("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let page: Vec<Value> = of(reason)
-                .into_iter()
-                .skip(offset)
-                .take(limit)
-                .map(|email| json!({ "email": email, "created": 1_700_000_000 }))
-                .collect();
-            Some(json_reply(200, Value::Array(page)))
+            Some(sendgrid_suppressions(inner, path, headers, &query))
         }
         Kind::Mailgun
             if path.starts_with("/v3/")
@@ -242,43 +213,10 @@ fn suppression_list(inner: &Inner, uri: &Uri, headers: &HeaderMap) -> Option<Res
                     .iter()
                     .any(|l| path.ends_with(l)) =>
         {
-            if header("authorization") != format!("Basic {}", base64_basic("api", &inner.key)) {
-                return Some((StatusCode::UNAUTHORIZED, "Forbidden").into_response());
-            }
-            let reason = match path.rsplit('/').next().unwrap_or_default() {
-                "bounces" => "hard_bounce",
-                "complaints" => "complaint",
-                _ => "unsubscribe",
-            };
-            // One page with everything, then an empty one (as Mailgun ends a listing).
-            let items: Vec<Value> = if param("page").is_some() {
-                Vec::new()
-            } else {
-                of(reason)
-                    .into_iter()
-                    .map(|address| json!({ "address": address }))
-                    .collect()
-            };
-            let next = format!("http://{}{path}?page=next&limit=1000", header("host"));
-            Some(json_reply(200, json!({ "items": items, "paging": { "next": next } })))
+            Some(mailgun_suppressions(inner, path, headers, &query))
         }
         Kind::Postmark if path == "/message-streams/outbound/suppressions/dump" => {
-            if header("x-postmark-server-token") != inner.key {
-                return Some(json_reply(401, json!({ "ErrorCode": 10, "Message": "bad token" })));
-            }
-            let list = inner.suppressed.lock().unwrap().clone();
-            let items: Vec<Value> = list
-                .into_iter()
-                .map(|(address, reason)| {
-                    let reason = match reason.as_str() {
-                        "hard_bounce" => "HardBounce",
-                        "complaint" => "SpamComplaint",
-                        _ => "ManualSuppression",
-                    };
-                    json!({ "EmailAddress": address, "SuppressionReason": reason, "Origin": "Recipient" })
-                })
-                .collect();
-            Some(json_reply(200, json!({ "Suppressions": items })))
+            Some(postmark_suppressions(inner, headers))
         }
         Kind::Ses if path == "/v2/email/suppression/addresses" => {
             let signed = Received {
@@ -298,6 +236,90 @@ fn suppression_list(inner: &Inner, uri: &Uri, headers: &HeaderMap) -> Option<Res
         }
         _ => None,
     }
+}
+
+/// A query parameter's value.
+fn param(query: &[(String, String)], name: &str) -> Option<String> {
+    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+/// A header's value, or "".
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
+    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
+/// The suppressed addresses listed for `reason`.
+fn listed(inner: &Inner, reason: &str) -> Vec<String> {
+    let list = inner.suppressed.lock().unwrap();
+    list.iter()
+        .filter(|(_, r)| r == reason)
+        .map(|(a, _)| a.clone())
+        .collect()
+}
+
+/// SendGrid's suppression lists: one per reason, paged by limit and offset.
+fn sendgrid_suppressions(inner: &Inner, path: &str, headers: &HeaderMap, query: &[(String, String)]) -> Response {
+    if header(headers, "authorization") != format!("Bearer {}", inner.key) {
+        return json_reply(401, json!({ "errors": [{ "message": "authorization required" }] }));
+    }
+    let reason = match path.trim_start_matches("/v3/suppression/") {
+        "bounces" => "hard_bounce",
+        "spam_reports" => "complaint",
+        "unsubscribes" => "unsubscribe",
+        _ => return json_reply(404, json!({ "errors": [{ "message": "not found" }] })),
+    };
+    let limit: usize = param(query, "limit").and_then(|v| v.parse().ok()).unwrap_or(500);
+    let offset: usize = param(query, "offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let page: Vec<Value> = listed(inner, reason)
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|email| json!({ "email": email, "created": 1_700_000_000 }))
+        .collect();
+    json_reply(200, Value::Array(page))
+}
+
+/// Mailgun's suppression lists: one page with everything, then an empty one (as
+/// Mailgun ends a listing).
+fn mailgun_suppressions(inner: &Inner, path: &str, headers: &HeaderMap, query: &[(String, String)]) -> Response {
+    if header(headers, "authorization") != format!("Basic {}", base64_basic("api", &inner.key)) {
+        return (StatusCode::UNAUTHORIZED, "Forbidden").into_response();
+    }
+    let reason = match path.rsplit('/').next().unwrap_or_default() {
+        "bounces" => "hard_bounce",
+        "complaints" => "complaint",
+        _ => "unsubscribe",
+    };
+    let items: Vec<Value> = if param(query, "page").is_some() {
+        Vec::new()
+    } else {
+        listed(inner, reason)
+            .into_iter()
+            .map(|address| json!({ "address": address }))
+            .collect()
+    };
+    let next = format!("http://{}{path}?page=next&limit=1000", header(headers, "host"));
+    json_reply(200, json!({ "items": items, "paging": { "next": next } }))
+}
+
+/// Postmark's suppression dump: every suppressed address with Postmark's reason.
+fn postmark_suppressions(inner: &Inner, headers: &HeaderMap) -> Response {
+    if header(headers, "x-postmark-server-token") != inner.key {
+        return json_reply(401, json!({ "ErrorCode": 10, "Message": "bad token" }));
+    }
+    let list = inner.suppressed.lock().unwrap().clone();
+    let items: Vec<Value> = list
+        .into_iter()
+        .map(|(address, reason)| {
+            let reason = match reason.as_str() {
+                "hard_bounce" => "HardBounce",
+                "complaint" => "SpamComplaint",
+                _ => "ManualSuppression",
+            };
+            json!({ "EmailAddress": address, "SuppressionReason": reason, "Origin": "Recipient" })
+        })
+        .collect();
+    json_reply(200, json!({ "Suppressions": items }))
 }
 
 /// SES's suppression list, one address per page (so that NextToken is exercised).
