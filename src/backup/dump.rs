@@ -137,20 +137,7 @@ async fn dump(
     let mut writer = store.dump_writer(key).await?;
     let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
     let mut size: u64 = 0;
-    let mut buffer = vec![0u8; 256 * 1024];
-    let streamed: Result<(), BackupError> = async {
-        loop {
-            let n = stdout.read(&mut buffer).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            hasher.update(&buffer[..n]);
-            size += n as u64;
-            writer.write(buffer[..n].to_vec()).await?;
-            progress.bytes(size);
-        }
-    }
-    .await;
+    let streamed = stream(&mut stdout, &mut writer, &mut hasher, &mut size, progress).await;
     if streamed.is_err() {
         // pg_dump would block on a full pipe forever.
         let _ = child.kill().await;
@@ -184,6 +171,27 @@ async fn dump(
     };
     store.write_manifest(&manifest).await?;
     Ok(manifest)
+}
+
+/// Copies pg_dump's output to storage, hashing and counting it on the way.
+async fn stream(
+    stdout: &mut tokio::process::ChildStdout,
+    writer: &mut opendal::Writer,
+    hasher: &mut ring::digest::Context,
+    size: &mut u64,
+    progress: &dyn Progress,
+) -> Result<(), BackupError> {
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let n = stdout.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        hasher.update(&buffer[..n]);
+        *size += n as u64;
+        writer.write(buffer[..n].to_vec()).await?;
+        progress.bytes(*size);
+    }
 }
 
 /// Every table's exact row count, read in the dump's snapshot.

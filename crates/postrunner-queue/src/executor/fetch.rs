@@ -112,17 +112,8 @@ impl Fetch {
                 }
             };
             let claimed = jobs.len();
-            // A full batch: carry on from its last job. A short one: the queue past the
-            // cursor is exhausted (or contended), so the next claim starts from the top,
-            // at once if this one had a cursor.
             let had_cursor = cursor.is_some();
-            let own = jobs.iter().filter(|job| !job.routed).count();
-            if generic && !had_cursor && own == 0 {
-                self.generic_empty.store(true, Ordering::Relaxed);
-            }
-            cursor = if own == limit { Cursor::last_of(&jobs) } else { None };
-            self.stats.claimed.fetch_add(claimed as u64, Ordering::Relaxed);
-            self.stats.claims.fetch_add(u64::from(claimed > 0), Ordering::Relaxed);
+            cursor = self.next_cursor(&jobs, limit, generic, had_cursor);
             self.start(jobs, &mut permits, shutdown);
             drop(permits);
             if claimed > 0 {
@@ -160,6 +151,26 @@ impl Fetch {
             .claim_us
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         claimed
+    }
+
+    /// Where the next claim starts, and the stats of this one. A full batch: carry on
+    /// from its last job. A short one: the queue past the cursor is exhausted (or
+    /// contended), so the next claim starts from the top, at once if this one had a
+    /// cursor.
+    fn next_cursor(&self, jobs: &[ClaimedJob], limit: usize, generic: bool, had_cursor: bool) -> Option<Cursor> {
+        let own = jobs.iter().filter(|job| !job.routed).count();
+        if generic && !had_cursor && own == 0 {
+            self.generic_empty.store(true, Ordering::Relaxed);
+        }
+        self.stats.claimed.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        self.stats
+            .claims
+            .fetch_add(u64::from(!jobs.is_empty()), Ordering::Relaxed);
+        if own == limit {
+            Cursor::last_of(jobs)
+        } else {
+            None
+        }
     }
 
     /// Waits for one free run slot, then takes every other free one; None on shutdown.
