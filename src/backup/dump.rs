@@ -135,9 +135,7 @@ async fn dump(
     });
 
     let mut writer = store.dump_writer(key).await?;
-    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut size: u64 = 0;
-    let streamed = stream(&mut stdout, &mut writer, &mut hasher, &mut size, progress).await;
+    let streamed = stream(&mut stdout, &mut writer, progress).await;
     if streamed.is_err() {
         // pg_dump would block on a full pipe forever.
         let _ = child.kill().await;
@@ -147,10 +145,13 @@ async fn dump(
     // The snapshot is no longer needed once pg_dump is done with it.
     snapshot.rollback().await?;
     let _ = source.close().await;
-    if let Err(error) = streamed {
-        let _ = writer.abort().await;
-        return Err(error);
-    }
+    let (size, digest) = match streamed {
+        Ok(streamed) => streamed,
+        Err(error) => {
+            let _ = writer.abort().await;
+            return Err(error);
+        }
+    };
     if !status.success() {
         let _ = writer.abort().await;
         return Err(BackupError::Tool {
@@ -166,31 +167,31 @@ async fn dump(
         schema_version,
         format: "pg_dump --format=custom".to_owned(),
         size_bytes: size,
-        sha256: hex(hasher.finish().as_ref()),
+        sha256: hex(digest.as_ref()),
         row_counts,
     };
     store.write_manifest(&manifest).await?;
     Ok(manifest)
 }
 
-/// Copies pg_dump's output to storage, hashing and counting it on the way.
+/// Copies pg_dump's output to storage; its size and SHA-256.
 async fn stream(
     stdout: &mut tokio::process::ChildStdout,
     writer: &mut opendal::Writer,
-    hasher: &mut ring::digest::Context,
-    size: &mut u64,
     progress: &dyn Progress,
-) -> Result<(), BackupError> {
+) -> Result<(u64, ring::digest::Digest), BackupError> {
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut size: u64 = 0;
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
         let n = stdout.read(&mut buffer).await?;
         if n == 0 {
-            return Ok(());
+            return Ok((size, hasher.finish()));
         }
         hasher.update(&buffer[..n]);
-        *size += n as u64;
+        size += n as u64;
         writer.write(buffer[..n].to_vec()).await?;
-        progress.bytes(*size);
+        progress.bytes(size);
     }
 }
 

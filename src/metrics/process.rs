@@ -14,6 +14,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use postrunner_providers::SendError;
+/// The queue's counters, for the code of this crate that reports through this module.
+pub use postrunner_queue::metrics::{attempt_ended, claimed, database_error, AttemptEnd};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
@@ -184,8 +186,6 @@ pub fn events_stored(provider: &str, kind: &str, n: u64) {
         })
         .inc_by(n);
 }
-
-pub use postrunner_queue::metrics::{attempt_ended, claimed, database_error, AttemptEnd};
 
 /// A webhook request to `provider` was refused for `reason`.
 pub fn webhook_refused(provider: &str, reason: &'static str) {

@@ -56,13 +56,6 @@ pub const RUNNING_JOBS: &str = "SELECT count(*) FROM postrunner.jobs WHERE state
 /// Count of live processes.
 pub const LIVE_PROCESSES: &str = "SELECT count(*) FROM postrunner.workers";
 
-/// Logs from the library when TEST_LOG is set.
-pub fn init_logging() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        postrunner::telemetry::init(postrunner::telemetry::LogFormat::Pretty, "info,sqlx=warn");
-    }
-}
-
 /// Runs `postrunner verify` on the database and fails the test with its findings when a
 /// promise is broken (every test where features meet ends with it).
 pub async fn assert_promises_hold(pool: &sqlx::PgPool) {

@@ -83,15 +83,7 @@ impl Recorder {
 
     /// Waits until `n` runs were recorded; panics after `timeout`.
     pub async fn wait_for_runs(&self, n: usize, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while self.runs().len() != n {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {n} job runs (saw {})",
-                self.runs().len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        postrunner_test_db::eventually(timeout, &format!("{n} job runs"), || async { self.runs().len() == n }).await;
     }
 
     /// How many times each job ran.

@@ -113,7 +113,7 @@ impl Fetch {
             };
             let claimed = jobs.len();
             let had_cursor = cursor.is_some();
-            cursor = self.next_cursor(&jobs, limit, generic, had_cursor);
+            cursor = self.after_claim(&jobs, limit, generic, had_cursor);
             self.start(jobs, &mut permits, shutdown);
             drop(permits);
             if claimed > 0 {
@@ -153,11 +153,11 @@ impl Fetch {
         claimed
     }
 
-    /// Where the next claim starts, and the stats of this one. A full batch: carry on
-    /// from its last job. A short one: the queue past the cursor is exhausted (or
-    /// contended), so the next claim starts from the top, at once if this one had a
-    /// cursor.
-    fn next_cursor(&self, jobs: &[ClaimedJob], limit: usize, generic: bool, had_cursor: bool) -> Option<Cursor> {
+    /// Records a claim (the stats, whether the generic queue was found empty) and says
+    /// where the next one starts. A full batch: carry on from its last job. A short one:
+    /// the queue past the cursor is exhausted (or contended), so the next claim starts
+    /// from the top, at once if this one had a cursor.
+    fn after_claim(&self, jobs: &[ClaimedJob], limit: usize, generic: bool, had_cursor: bool) -> Option<Cursor> {
         let own = jobs.iter().filter(|job| !job.routed).count();
         if generic && !had_cursor && own == 0 {
             self.generic_empty.store(true, Ordering::Relaxed);
