@@ -13,9 +13,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use postrunner_schema::statements::periodic::ADVANCE;
-use postrunner_schema::statements::periodic::DUE;
-use postrunner_schema::statements::periodic::RECORD_RUN;
+use postrunner_schema::statements;
 
 /// A schedule's cron expression does not parse.
 #[derive(Debug, thiserror::Error)]
@@ -76,13 +74,9 @@ pub enum PeriodicError {
 pub async fn run_due(pool: &PgPool, me: Uuid, now: Option<DateTime<Utc>>) -> Result<Pass, PeriodicError> {
     let now = match now {
         Some(now) => now,
-        None => {
-            sqlx::query_scalar(postrunner_schema::statements::common::DATABASE_NOW)
-                .fetch_one(pool)
-                .await?
-        }
+        None => statements::common::database_now().scalar().fetch_one(pool).await?,
     };
-    let schedules: Vec<ScheduleRow> = sqlx::query_as(DUE).fetch_all(pool).await?;
+    let schedules: Vec<ScheduleRow> = statements::periodic::due().rows().fetch_all(pool).await?;
     let mut pass = Pass::default();
     for s in schedules {
         let following = match next_tick(&s.name, &s.cron, now) {
@@ -95,34 +89,24 @@ pub async fn run_due(pool: &PgPool, me: Uuid, now: Option<DateTime<Utc>>) -> Res
         match s.next_run_at {
             // Never run: set its first tick; nothing is due yet.
             None => {
-                sqlx::query(ADVANCE)
-                    .bind(&s.name)
-                    .bind(None::<DateTime<Utc>>)
-                    .bind(following)
+                statements::periodic::advance(&s.name, None, following)
                     .execute(pool)
                     .await?;
                 pass.next_tick = earliest(pass.next_tick, following);
             }
             Some(tick) if tick <= now => {
                 let mut tx = pool.begin().await?;
-                let won = sqlx::query(ADVANCE)
-                    .bind(&s.name)
-                    .bind(tick)
-                    .bind(following)
+                let won = statements::periodic::advance(&s.name, Some(tick), following)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected()
                     == 1;
                 if won {
-                    let job: Option<i64> = sqlx::query_scalar(RECORD_RUN)
-                        .bind(&s.name)
-                        .bind(&s.kind)
-                        .bind(&s.args)
-                        .bind(s.priority)
-                        .bind(tick)
-                        .bind(me)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                    let job: Option<i64> =
+                        statements::periodic::record_run(&s.name, &s.kind, &s.args, s.priority, tick, me)
+                            .scalar()
+                            .fetch_one(&mut *tx)
+                            .await?;
                     tx.commit().await?;
                     tracing::debug!(schedule = %s.name, %tick, job.id = ?job, "tick won");
                     pass.won.push((s.name.clone(), tick, job));

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use postrunner_schema::statements;
 use sqlx::PgPool;
 
 /// One finding: which promise, how serious, about what, in words, and the rows involved.
@@ -98,9 +99,7 @@ pub const PROMISES: &[&str] = &[
 /// The database could not be read.
 pub async fn verify(pool: &PgPool) -> Result<Report, sqlx::Error> {
     let started = Instant::now();
-    let findings = sqlx::query_as::<_, Finding>(postrunner_schema::statements::verify::FINDINGS)
-        .fetch_all(pool)
-        .await?;
+    let findings = statements::verify::findings().rows::<Finding>().fetch_all(pool).await?;
     Ok(Report {
         findings,
         elapsed: started.elapsed(),

@@ -10,7 +10,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::db::TestDb;
-use crate::support::routing::{acme_on_one_provider, at, count, drain_at, exec};
+use crate::support::db::{count, exec};
+use crate::support::routing::{acme_on_one_provider, at, drain_at};
 use crate::support::run::{executor, fast_config, registry};
 use crate::support::webhooks::{sent_message, status_of, suppression};
 
@@ -256,8 +257,8 @@ async fn cleanup_drops_old_payloads_and_nonces_and_keeps_the_events() {
     )
     .await;
     let (_, _, _, nonces, payloads): (i64, i64, i64, i64, i64) =
-        sqlx::query_as(postrunner_schema::statements::queue::CLEANUP)
-            .bind(std::time::Duration::from_secs(30 * 86400))
+        postrunner_schema::statements::queue::cleanup(std::time::Duration::from_secs(30 * 86400))
+            .rows()
             .fetch_one(pool)
             .await
             .unwrap();

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::support::db::TestDb;
-use crate::support::routing::{count, exec};
+use crate::support::db::{count, exec};
 use crate::support::run::Process;
 use crate::support::webhooks::sent_message;
 
@@ -369,16 +369,17 @@ async fn erasing_a_person_whose_send_is_held_closes_its_uncertain_attempt() {
         .fetch_one(pool)
         .await
         .unwrap();
-    sqlx::query(postrunner_schema::statements::queue::FAIL)
-        .bind(vec![job])
-        .bind(vec![token])
-        .bind(vec!["held"])
-        .bind(vec![0.0_f64])
-        .bind(vec!["timed out: the outcome is uncertain"])
-        .bind(None::<chrono::DateTime<chrono::Utc>>)
-        .execute(pool)
-        .await
-        .unwrap();
+    postrunner_schema::statements::queue::fail(
+        &[job],
+        &[token],
+        &["held"],
+        &[0.0],
+        &["timed out: the outcome is uncertain".to_owned()],
+        None,
+    )
+    .execute(pool)
+    .await
+    .unwrap();
     assert_eq!(
         count(
             pool,

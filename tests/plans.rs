@@ -4,10 +4,12 @@
 //! that hash-joins a batch against a sequential scan of `jobs` costs 25-30 ms a claim
 //! instead of about 2 (issue 8).
 
+use crate::support::db::exec;
 use crate::support::db::TestDb;
 use crate::support::factory;
+use crate::support::factory::messages;
 use crate::support::plans::{prepared, Explained};
-use crate::support::routing::{addresses, exec, messages};
+use crate::support::routing::addresses;
 
 /// The big tables of the queue: none may be scanned whole by a hot statement.
 const BIG_TABLES: [&str; 4] = ["jobs", "outbox", "send_attempts", "address_usage"];
@@ -111,6 +113,13 @@ async fn running_jobs(db: &TestDb) -> (String, String, usize) {
     (ids, tokens, running.len())
 }
 
+/// The text of `sql/statements/<path>`, to prepare and EXPLAIN.
+fn statement(path: &str) -> String {
+    postrunner_schema::statements::text(path)
+        .expect("a statement file")
+        .to_owned()
+}
+
 const WORKER: &str = "'00000000-0000-0000-0000-0000000000aa'";
 
 /// The statements every worker runs on the generic queue, with arguments for `db`.
@@ -119,42 +128,42 @@ async fn queue_statements(db: &TestDb) -> Vec<(&'static str, String, String)> {
     vec![
         (
             "generic claim",
-            postrunner_schema::statements::queue::CLAIM.to_owned(),
+            statement("queue/claim.sql"),
             format!("80, {WORKER}, gen_random_uuid(), '20s', NULL, -32768, NULL, -9223372036854775808"),
         ),
-        ("lock the batch", postrunner_schema::statements::queue::LOCK_BATCH.to_owned(), ids.clone()),
+        ("lock the batch", statement("queue/lock_batch.sql"), ids.clone()),
         (
             "still leased",
-            postrunner_schema::statements::queue::STILL_LEASED.to_owned(),
+            statement("queue/still_leased.sql"),
             format!("{ids}, {tokens}"),
         ),
-        ("complete", postrunner_schema::statements::queue::COMPLETE.to_owned(), format!("{ids}, {tokens}")),
+        ("complete", statement("queue/complete.sql"), format!("{ids}, {tokens}")),
         (
             "fail",
-            postrunner_schema::statements::queue::FAIL.to_owned(),
+            statement("queue/fail.sql"),
             format!(
                 "{ids}, {tokens}, array_fill('retryable'::text, ARRAY[{n}]), array_fill(60::float8, ARRAY[{n}]), array_fill('x'::text, ARRAY[{n}]), NULL"
             ),
         ),
         (
             "heartbeat",
-            postrunner_schema::statements::queue::HEARTBEAT.to_owned(),
+            statement("queue/heartbeat.sql"),
             format!("{WORKER}, '20s', {ids}, {tokens}"),
         ),
         (
             "release",
-            postrunner_schema::statements::queue::RELEASE.to_owned(),
+            statement("queue/release.sql"),
             format!("{ids}, {tokens}, array_fill(false, ARRAY[{n}])"),
         ),
         (
             "rescue",
-            postrunner_schema::statements::queue::RESCUE_EXPIRED_LEASES.to_owned(),
+            statement("queue/rescue_expired_leases.sql"),
             "now() + interval '2 hours'".to_owned(),
         ),
-        ("promote", postrunner_schema::statements::queue::PROMOTE.to_owned(), "10000, NULL".to_owned()),
+        ("promote", statement("queue/promote.sql"), "10000, NULL".to_owned()),
         (
             "when lanes may send",
-            postrunner_schema::statements::routing::NEXT_READY.to_owned(),
+            statement("routing/next_ready.sql"),
             "NULL, true".to_owned(),
         ),
     ]
@@ -221,19 +230,19 @@ async fn the_routed_claim_and_its_records_scan_no_queue_table_whole_with_a_full_
     let mut statements = queue_statements(&db).await;
     statements.push((
         "routed claim",
-        postrunner_schema::statements::routing::CLAIM.to_owned(),
+        statement("routing/claim.sql"),
         format!("80, {WORKER}, gen_random_uuid(), '20s', NULL, true"),
     ));
     statements.push((
         "record sent",
-        postrunner_schema::statements::outbox::RECORD_SENT.to_owned(),
+        statement("outbox/record_sent.sql"),
         format!(
             "{ids}, array_fill('p'::text, ARRAY[{n}]), array_fill('p-2@acme.test'::text, ARRAY[{n}]), array_fill('x'::text, ARRAY[{n}]), array_fill(now(), ARRAY[{n}]), {attempt_ids}"
         ),
     ));
     statements.push((
         "close attempt",
-        postrunner_schema::statements::outbox::CLOSE_ATTEMPT.to_owned(),
+        statement("outbox/close_attempt.sql"),
         format!("{}, true, 'x', 'provider'", attempts[0]),
     ));
     let found = seq_scans_of(&db, &statements).await;

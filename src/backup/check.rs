@@ -15,8 +15,7 @@ use super::dump::{hex, quote, tool_connection};
 use super::store::BackupStore;
 use super::{with_database, BackupError, Manifest, Progress};
 
-use postrunner_schema::statements::backups::FAILED;
-use postrunner_schema::statements::backups::VERIFIED;
+use postrunner_schema::statements;
 
 /// Downloads `key`'s dump to a temporary file, checking it against its manifest.
 ///
@@ -102,13 +101,11 @@ pub async fn check(
 ) -> Result<Manifest, BackupError> {
     match restore_and_compare(server_url, store, key, progress).await {
         Ok(manifest) => {
-            sqlx::query(VERIFIED).bind(key).execute(pool).await?;
+            statements::backups::verified(key).execute(pool).await?;
             Ok(manifest)
         }
         Err(error) => {
-            let _ = sqlx::query(FAILED)
-                .bind(key)
-                .bind(format!("restore check: {error}"))
+            let _ = statements::backups::failed(key, &format!("restore check: {error}"))
                 .execute(pool)
                 .await;
             Err(error)
@@ -152,7 +149,8 @@ async fn restore_and_compare(
 /// manifest.
 async fn compare(scratch_url: &str, manifest: &Manifest) -> Result<(), BackupError> {
     let mut restored = sqlx::PgConnection::connect(scratch_url).await?;
-    let version: Option<String> = sqlx::query_scalar(super::dump::SCHEMA_VERSION)
+    let version: Option<String> = statements::backups::schema_version()
+        .scalar()
         .fetch_optional(&mut restored)
         .await?;
     if version.as_deref() != Some(manifest.schema_version.as_str()) {
@@ -164,9 +162,8 @@ async fn compare(scratch_url: &str, manifest: &Manifest) -> Result<(), BackupErr
     let mut differences = Vec::new();
     for (table, expected) in &manifest.row_counts {
         let (schema, name) = table.split_once('.').unwrap_or(("postrunner", table));
-        let count: Result<i64, _> = sqlx::query_scalar(postrunner_schema::statements::backups::COUNT_ROWS)
-            .bind(schema)
-            .bind(name)
+        let count: Result<i64, _> = statements::backups::count_rows(schema, name)
+            .scalar()
             .fetch_one(&mut restored)
             .await;
         match count {

@@ -18,14 +18,7 @@ use tokio::io::AsyncReadExt as _;
 use super::store::BackupStore;
 use super::{BackupError, Manifest, Progress};
 
-use postrunner_schema::statements::backups::FAILED;
-use postrunner_schema::statements::backups::SNAPSHOT_COUNTS as TABLES;
-use postrunner_schema::statements::backups::START;
-use postrunner_schema::statements::backups::UPLOADED;
-/// The latest migration applied, as `V<n>__<name>` (refinery's history).
-pub(crate) const SCHEMA_VERSION: &str =
-    "SELECT 'V' || version || '__' || name FROM public.refinery_schema_history ORDER BY version DESC LIMIT 1";
-
+use postrunner_schema::statements;
 /// The environment a PostgreSQL tool gets for `url`: the URL without its password, and
 /// the password in `PGPASSWORD` (so it is not on the command line for `ps` to show).
 pub fn tool_connection(url: &str) -> (String, Option<String>) {
@@ -76,27 +69,25 @@ pub async fn take(
 ) -> Result<Manifest, BackupError> {
     let created_at = Utc::now();
     let key = key_for(created_at);
-    let id: i64 = sqlx::query_scalar(START)
-        .bind(&key)
-        .bind(trigger)
+    let id: i64 = statements::backups::start(&key, trigger)
+        .scalar()
         .fetch_one(pool)
         .await?;
     match dump(url, store, &key, created_at, progress).await {
         Ok(manifest) => {
-            sqlx::query(UPLOADED)
-                .bind(id)
-                .bind(manifest.size_bytes as i64)
-                .bind(&manifest.sha256)
-                .bind(&manifest.schema_version)
-                .bind(serde_json::to_value(&manifest.row_counts).expect("counts serialise"))
-                .execute(pool)
-                .await?;
+            statements::backups::uploaded(
+                id,
+                manifest.size_bytes as i64,
+                &manifest.sha256,
+                &manifest.schema_version,
+                serde_json::to_value(&manifest.row_counts).expect("counts serialise"),
+            )
+            .execute(pool)
+            .await?;
             Ok(manifest)
         }
         Err(error) => {
-            let _ = sqlx::query(FAILED)
-                .bind(&key)
-                .bind(error.to_string())
+            let _ = statements::backups::failed(&key, &error.to_string())
                 .execute(pool)
                 .await;
             Err(error)
@@ -115,13 +106,17 @@ async fn dump(
     // As the role pg_dump runs as: what it may read is what gets counted.
     let mut source = sqlx::PgConnection::connect(url).await?;
     let mut snapshot = source.begin().await?;
-    sqlx::query(postrunner_schema::statements::backups::SNAPSHOT_TRANSACTION)
+    statements::backups::snapshot_transaction()
         .execute(&mut *snapshot)
         .await?;
-    let snapshot_id: String = sqlx::query_scalar(postrunner_schema::statements::backups::EXPORT_SNAPSHOT)
+    let snapshot_id: String = statements::backups::export_snapshot()
+        .scalar()
         .fetch_one(&mut *snapshot)
         .await?;
-    let schema_version: String = sqlx::query_scalar(SCHEMA_VERSION).fetch_one(&mut *snapshot).await?;
+    let schema_version: String = statements::backups::schema_version()
+        .scalar()
+        .fetch_one(&mut *snapshot)
+        .await?;
     let row_counts = row_counts(&mut snapshot).await?;
 
     progress.stage("dumping");
@@ -197,13 +192,15 @@ async fn stream(
 
 /// Every table's exact row count, read in the dump's snapshot.
 async fn row_counts(snapshot: &mut sqlx::PgConnection) -> Result<BTreeMap<String, i64>, BackupError> {
-    let tables: Vec<String> = sqlx::query_scalar(TABLES).fetch_all(&mut *snapshot).await?;
+    let tables: Vec<String> = statements::backups::snapshot_counts()
+        .scalar()
+        .fetch_all(&mut *snapshot)
+        .await?;
     let mut row_counts = BTreeMap::new();
     for table in tables {
         let (schema, name) = table.split_once('.').expect("schema.table");
-        let count: i64 = sqlx::query_scalar(postrunner_schema::statements::backups::COUNT_ROWS)
-            .bind(schema)
-            .bind(name)
+        let count: i64 = statements::backups::count_rows(schema, name)
+            .scalar()
             .fetch_one(&mut *snapshot)
             .await?;
         row_counts.insert(table, count);

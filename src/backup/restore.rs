@@ -10,6 +10,7 @@
 //! providers' secrets from this process's environment, so what they learnt since the
 //! backup is not lost even when the newer database is.
 
+use postrunner_schema::statements;
 use sqlx::{Connection as _, PgConnection};
 
 use super::check::{download, pg_restore};
@@ -43,7 +44,8 @@ pub async fn restore(
     progress: &dyn Progress,
 ) -> Result<(Manifest, Restored), BackupError> {
     let mut target = PgConnection::connect(into).await?;
-    let occupied: bool = sqlx::query_scalar(postrunner_schema::statements::backups::TARGET_OCCUPIED)
+    let occupied: bool = statements::backups::target_occupied()
+        .scalar()
         .fetch_one(&mut target)
         .await?;
     if occupied {
@@ -65,27 +67,27 @@ pub async fn restore(
         progress.stage("copying the erasures and suppressions made since the backup");
         // Each table travels as one JSON document and lands in one statement.
         let mut newer = PgConnection::connect(source).await?;
-        let erasures: serde_json::Value = sqlx::query_scalar(postrunner_schema::statements::backups::ERASURES_AS_JSON)
+        let erasures: serde_json::Value = statements::backups::erasures_as_json()
+            .scalar()
             .fetch_one(&mut newer)
             .await?;
-        let suppressions: serde_json::Value =
-            sqlx::query_scalar(postrunner_schema::statements::backups::SUPPRESSIONS_AS_JSON)
-                .fetch_one(&mut newer)
-                .await?;
+        let suppressions: serde_json::Value = statements::backups::suppressions_as_json()
+            .scalar()
+            .fetch_one(&mut newer)
+            .await?;
         // One statement (sql/definitions/390_backups_catch_up.sql): a permanent suppression always
         // replaces a quarantine, whichever database holds which.
-        let (erasures, copied, upgraded): (i64, i64, i64) =
-            sqlx::query_as(postrunner_schema::statements::backups::CATCH_UP)
-                .bind(erasures)
-                .bind(suppressions)
-                .fetch_one(&mut target)
-                .await?;
+        let (erasures, copied, upgraded): (i64, i64, i64) = statements::backups::catch_up(erasures, suppressions)
+            .rows()
+            .fetch_one(&mut target)
+            .await?;
         restored.erasures_copied = erasures as u64;
         restored.suppressions_copied = copied as u64;
         restored.suppressions_upgraded = upgraded as u64;
     }
     progress.stage("applying the erasure log again");
-    restored.messages_erased_again = sqlx::query_scalar(postrunner_schema::statements::backups::REPLAY_ERASURES)
+    restored.messages_erased_again = statements::backups::replay_erasures()
+        .scalar()
         .fetch_one(&mut target)
         .await?;
     if pull_provider_lists {

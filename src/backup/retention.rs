@@ -11,8 +11,7 @@ use sqlx::PgPool;
 use super::store::BackupStore;
 use super::BackupError;
 
-use postrunner_schema::statements::backups::LIST;
-use postrunner_schema::statements::backups::PRUNED;
+use postrunner_schema::statements;
 
 /// A backup as the policy sees it.
 #[derive(Clone, Debug)]
@@ -55,7 +54,7 @@ pub fn to_prune(backups: &[Kept], daily: usize, weekly: usize) -> Vec<String> {
 /// The database or the storage refused.
 pub async fn prune(pool: &PgPool, store: &BackupStore, daily: usize, weekly: usize) -> Result<usize, BackupError> {
     // The list's first four columns: id, object_key, status, started_at.
-    let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(LIST).fetch_all(pool).await?;
+    let rows: Vec<(i64, String, String, DateTime<Utc>)> = statements::backups::list().rows().fetch_all(pool).await?;
     let backups: Vec<Kept> = rows
         .into_iter()
         .map(|(_, key, status, started_at)| Kept {
@@ -68,7 +67,7 @@ pub async fn prune(pool: &PgPool, store: &BackupStore, daily: usize, weekly: usi
     for key in &doomed {
         store.delete(key).await?;
     }
-    sqlx::query(PRUNED).bind(&doomed).execute(pool).await?;
+    statements::backups::pruned(&doomed).execute(pool).await?;
     Ok(doomed.len())
 }
 

@@ -2,6 +2,7 @@
 //! progress bars (indicatif) on a terminal.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use postrunner_schema::statements;
 use sqlx::PgPool;
 
 use crate::backup::{self, store::BackupStore, Progress};
@@ -69,9 +70,7 @@ pub async fn run(pool: &PgPool, database_url: &str, what: &BackupWhat) -> anyhow
 
 /// `backup list`: every backup, newest first.
 async fn list(pool: &PgPool) -> anyhow::Result<()> {
-    let rows: Vec<Listed> = sqlx::query_as(postrunner_schema::statements::backups::LIST)
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<Listed> = statements::backups::list().rows().fetch_all(pool).await?;
     println!("{:<48} {:<9} {:>12}  {:<20} error", "key", "status", "size", "started");
     for row in rows {
         println!(

@@ -2,6 +2,7 @@
 //! access, for one client (sql/definitions/100_gdpr_erasure.sql does the work in one transaction).
 //! The address is never logged; the erasure's log is `postrunner.erasures`, by hash.
 
+use postrunner_schema::statements;
 use sqlx::PgPool;
 
 use super::Context;
@@ -26,9 +27,8 @@ pub async fn export_command(cx: &Context, person: &PersonArgs) -> anyhow::Result
 /// # Errors
 /// A database error, or no such client.
 pub async fn erase(pool: &PgPool, client: &str, address: &str) -> Result<serde_json::Value, sqlx::Error> {
-    let erased: serde_json::Value = sqlx::query_scalar(postrunner_schema::statements::gdpr::ERASE)
-        .bind(client)
-        .bind(address)
+    let erased: serde_json::Value = statements::gdpr::erase(client, address)
+        .scalar()
         .fetch_one(pool)
         .await?;
     tracing::info!(client, address.hash = %erased["address_hash"], erased = %erased, "person erased");
@@ -40,9 +40,5 @@ pub async fn erase(pool: &PgPool, client: &str, address: &str) -> Result<serde_j
 /// # Errors
 /// A database error.
 pub async fn export(pool: &PgPool, client: &str, address: &str) -> Result<serde_json::Value, sqlx::Error> {
-    sqlx::query_scalar(postrunner_schema::statements::gdpr::EXPORT)
-        .bind(client)
-        .bind(address)
-        .fetch_one(pool)
-        .await
+    statements::gdpr::export(client, address).scalar().fetch_one(pool).await
 }

@@ -16,6 +16,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
+use postrunner_schema::statements;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::config::{ImportArgs, ImportWhat};
@@ -297,8 +298,8 @@ fn read(path: &Path, table: &Table) -> anyhow::Result<Parsed> {
 
 /// Each column's SQL type, from the catalog, so values are cast as the table declares.
 async fn column_types(pool: &PgPool, table: &Table) -> anyhow::Result<HashMap<String, String>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(postrunner_schema::statements::import::COLUMN_TYPES)
-        .bind(table.table)
+    let rows: Vec<(String, String)> = statements::import::column_types(table.table)
+        .rows()
         .fetch_all(pool)
         .await
         .context("reading the table's columns (is the database migrated?)")?;

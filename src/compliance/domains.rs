@@ -21,6 +21,7 @@ use base64::Engine as _;
 use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::{Resolver, TokioResolver};
+use postrunner_schema::statements;
 use sqlx::PgPool;
 
 /// One check's verdict.
@@ -220,9 +221,7 @@ fn check_dmarc(records: &[String], domain: &str) -> Check {
 /// # Errors
 /// The database cannot be read or written.
 pub async fn check_all(pool: &PgPool, resolver: &TokioResolver) -> Result<Vec<DomainReport>, sqlx::Error> {
-    let domains: Vec<Domain> = sqlx::query_as(postrunner_schema::statements::compliance::SENDER_DOMAINS)
-        .fetch_all(pool)
-        .await?;
+    let domains: Vec<Domain> = statements::compliance::sender_domains().rows().fetch_all(pool).await?;
     let mut reports = Vec::with_capacity(domains.len());
     for domain in &domains {
         let spf = check_spf(&txt(resolver, &domain.domain).await, &domain.kinds);
@@ -251,18 +250,19 @@ pub async fn check_all(pool: &PgPool, resolver: &TokioResolver) -> Result<Vec<Do
             dmarc,
             mx,
         };
-        sqlx::query(postrunner_schema::statements::compliance::RECORD_DOMAIN_CHECK)
-            .bind(&report.domain)
-            .bind(report.spf.ok)
-            .bind(&report.spf.detail)
-            .bind(report.dkim.ok)
-            .bind(&report.dkim.detail)
-            .bind(report.dmarc.ok)
-            .bind(&report.dmarc.detail)
-            .bind(report.mx.ok)
-            .bind(&report.mx.detail)
-            .execute(pool)
-            .await?;
+        statements::compliance::record_domain_check(
+            &report.domain,
+            report.spf.ok,
+            &report.spf.detail,
+            report.dkim.ok,
+            &report.dkim.detail,
+            report.dmarc.ok,
+            &report.dmarc.detail,
+            report.mx.ok,
+            &report.mx.detail,
+        )
+        .execute(pool)
+        .await?;
         reports.push(report);
     }
     Ok(reports)
@@ -293,7 +293,8 @@ impl std::fmt::Display for GateOutcome {
 /// # Errors
 /// The database cannot be written.
 pub async fn apply_gate(pool: &PgPool) -> Result<GateOutcome, sqlx::Error> {
-    sqlx::query_as(postrunner_schema::statements::compliance::APPLY_DOMAIN_CHECKS)
+    statements::compliance::apply_domain_checks()
+        .rows()
         .fetch_one(pool)
         .await
 }

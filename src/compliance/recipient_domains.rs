@@ -8,6 +8,7 @@
 
 use futures_util::StreamExt as _;
 use hickory_resolver::TokioResolver;
+use postrunner_schema::statements;
 use sqlx::PgPool;
 
 /// Lookups in flight at once.
@@ -44,8 +45,8 @@ async fn mx_hosts(resolver: &TokioResolver, domain: &str) -> Result<String, Stri
 /// # Errors
 /// The database cannot be read or written.
 pub async fn classify_pending(pool: &PgPool, resolver: &TokioResolver) -> Result<Classified, sqlx::Error> {
-    let domains: Vec<String> = sqlx::query_scalar(postrunner_schema::statements::compliance::PENDING_RECIPIENT_DOMAINS)
-        .bind(BATCH)
+    let domains: Vec<String> = statements::compliance::pending_recipient_domains(BATCH)
+        .scalar()
         .fetch_all(pool)
         .await?;
     let results: Vec<(String, Result<String, String>)> = futures_util::stream::iter(domains)
@@ -66,10 +67,8 @@ pub async fn classify_pending(pool: &PgPool, resolver: &TokioResolver) -> Result
             (names, hosts, failures)
         },
     );
-    let moved: i64 = sqlx::query_scalar(postrunner_schema::statements::compliance::RECORD_RECIPIENT_DOMAINS)
-        .bind(&names)
-        .bind(&hosts)
-        .bind(&failures)
+    let moved: i64 = statements::compliance::record_recipient_domains(&names, &hosts, &failures)
+        .scalar()
         .fetch_one(pool)
         .await?;
     Ok(Classified {

@@ -11,6 +11,7 @@
 //! lost, never deleted.
 
 use chrono::Utc;
+use postrunner_schema::statements;
 use sqlx::PgPool;
 
 use postrunner_feedback::bounce_mail::{self, BounceMail};
@@ -70,10 +71,10 @@ impl ReadBounceMail {
     /// Only when the providers cannot be listed; a mailbox that fails is counted in
     /// [`MailRead::failed`] and logged.
     pub async fn pass(&self) -> Result<MailRead, sqlx::Error> {
-        let mailboxes: Vec<(String, String, String)> =
-            sqlx::query_as(postrunner_schema::statements::feedback::BOUNCE_MAILBOXES)
-                .fetch_all(&self.pool)
-                .await?;
+        let mailboxes: Vec<(String, String, String)> = statements::feedback::bounce_mailboxes()
+            .rows()
+            .fetch_all(&self.pool)
+            .await?;
         let mut total = MailRead::default();
         for (provider, url, secret_env) in mailboxes {
             match self.read_one(&provider, &url, &secret_env).await {
@@ -98,8 +99,8 @@ impl ReadBounceMail {
         // A connection of its own, closed at the end: a session lock dies with it, even
         // if this task is cut off midway.
         let mut lock = self.pool.acquire().await?.detach();
-        let locked: bool = sqlx::query_scalar(postrunner_schema::statements::feedback::LOCK_BOUNCE_MAILBOX)
-            .bind(provider)
+        let locked: bool = statements::feedback::lock_bounce_mailbox(provider)
+            .scalar()
             .fetch_one(&mut lock)
             .await?;
         if !locked {

@@ -29,9 +29,7 @@ pub const PLACEHOLDER: &str = "{{unsubscribe_url}}";
 
 mod footer;
 
-use postrunner_schema::statements::outbox::CLOSE_ATTEMPT;
-use postrunner_schema::statements::outbox::RECORD_SENT;
-use postrunner_schema::statements::outbox::SUPPRESS_RECIPIENT;
+use postrunner_schema::statements;
 
 /// How often a message goes back to be routed again without using an attempt because
 /// its provider was unavailable; after that, provider trouble uses attempts like any
@@ -144,11 +142,7 @@ impl SendEmail {
     /// Closes the attempt's reservation after a failed send (see close_attempt.sql).
     async fn close_attempt(&self, attempt_id: i64, error: &SendError) {
         let release = !error.provider_may_have_taken();
-        let closed = sqlx::query(CLOSE_ATTEMPT)
-            .bind(attempt_id)
-            .bind(release)
-            .bind(error.to_string())
-            .bind(error.fault())
+        let closed = statements::outbox::close_attempt(attempt_id, release, &error.to_string(), error.fault())
             .execute(&self.pool)
             .await;
         if let Err(e) = closed {
@@ -171,10 +165,7 @@ impl SendEmail {
 
     /// A recipient refused for good is suppressed for the client (`hard_bounce`).
     async fn suppress(&self, client: &str, recipient: &str, error: &SendError) {
-        let suppressed = sqlx::query(SUPPRESS_RECIPIENT)
-            .bind(client)
-            .bind(recipient)
-            .bind(error.to_string())
+        let suppressed = statements::outbox::suppress_recipient(client, recipient, &error.to_string())
             .execute(&self.pool)
             .await;
         if let Err(e) = suppressed {
@@ -278,13 +269,7 @@ impl Handler for SendEmail {
             sent_ats.push(sent.sent_at);
             attempt_ids.push(sent.attempt_id);
         }
-        sqlx::query(RECORD_SENT)
-            .bind(&job_ids)
-            .bind(&providers)
-            .bind(&froms)
-            .bind(&message_ids)
-            .bind(&sent_ats)
-            .bind(&attempt_ids)
+        statements::outbox::record_sent(&job_ids, &providers, &froms, &message_ids, &sent_ats, &attempt_ids)
             .execute(&mut *tx)
             .await?;
         Ok(())

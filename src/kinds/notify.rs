@@ -16,9 +16,7 @@ use postrunner_queue::ClaimedJob;
 pub const DISPATCH: &str = "system.dispatch_notifications";
 pub const KIND: &str = "system.notify";
 
-use postrunner_schema::statements::alerts::DISPATCH_NOTIFICATIONS as DISPATCH_SQL;
-use postrunner_schema::statements::alerts::NOTIFICATION_BATCH as BATCH_SQL;
-use postrunner_schema::statements::alerts::NOTIFICATION_OUTCOME as OUTCOME_SQL;
+use postrunner_schema::statements;
 
 /// Gives pending notifications to `system.notify` jobs.
 pub struct DispatchNotifications {
@@ -34,7 +32,8 @@ impl DispatchNotifications {
 #[async_trait::async_trait]
 impl Handler for DispatchNotifications {
     async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
-        let (jobs, notifications): (i32, i32) = sqlx::query_as(DISPATCH_SQL)
+        let (jobs, notifications): (i32, i32) = statements::alerts::dispatch_notifications()
+            .rows()
             .fetch_one(&self.pool)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
@@ -57,10 +56,7 @@ impl Notify {
     }
 
     async fn record(&self, ids: &[i64], status: &str, error: Option<&str>) -> Result<(), JobError> {
-        sqlx::query(OUTCOME_SQL)
-            .bind(ids)
-            .bind(status)
-            .bind(error)
+        statements::alerts::notification_outcome(ids, status, error)
             .execute(&self.pool)
             .await
             .map(|_| ())
@@ -94,9 +90,8 @@ impl Handler for Notify {
     async fn run(&self, job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
         let args: Args =
             serde_json::from_value(job.args.clone()).map_err(|e| JobError::Permanent(format!("bad arguments: {e}")))?;
-        let rows: Vec<Row> = sqlx::query_as(BATCH_SQL)
-            .bind(&args.channel)
-            .bind(&args.notifications)
+        let rows: Vec<Row> = statements::alerts::notification_batch(&args.channel, &args.notifications)
+            .rows()
             .fetch_all(&self.pool)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;

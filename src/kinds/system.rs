@@ -15,10 +15,7 @@ pub const CLEANUP: &str = "system.cleanup";
 pub const EVALUATE_ALERTS: &str = "system.evaluate_alerts";
 pub const PROBE_PROVIDERS: &str = "system.probe_providers";
 
-use postrunner_schema::statements::alerts::EVALUATE as EVALUATE_ALERTS_SQL;
-use postrunner_schema::statements::providers::PROBE_TARGETS;
-use postrunner_schema::statements::providers::RECORD_PROBE;
-use postrunner_schema::statements::queue::CLEANUP as CLEANUP_SQL;
+use postrunner_schema::statements;
 
 /// Returns the jobs of dead workers to the queue (every 5 s by default).
 pub struct RescueExpiredLeases {
@@ -66,11 +63,12 @@ const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 #[async_trait::async_trait]
 impl Handler for Cleanup {
     async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
-        let (processes, runs, jobs, nonces, payloads): (i64, i64, i64, i64, i64) = sqlx::query_as(CLEANUP_SQL)
-            .bind(RETENTION)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| JobError::Retry(e.to_string()))?;
+        let (processes, runs, jobs, nonces, payloads): (i64, i64, i64, i64, i64) =
+            statements::queue::cleanup(RETENTION)
+                .rows()
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| JobError::Retry(e.to_string()))?;
         tracing::info!(
             processes,
             schedule_runs = runs,
@@ -97,7 +95,8 @@ impl EvaluateAlerts {
 #[async_trait::async_trait]
 impl Handler for EvaluateAlerts {
     async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
-        let (fired, resolved): (i32, i32) = sqlx::query_as(EVALUATE_ALERTS_SQL)
+        let (fired, resolved): (i32, i32) = statements::alerts::evaluate()
+            .rows()
             .fetch_one(&self.pool)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
@@ -140,11 +139,7 @@ impl ProbeProviders {
         };
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let error = outcome.as_ref().err().map(ToString::to_string);
-        sqlx::query(RECORD_PROBE)
-            .bind(name)
-            .bind(latency_ms)
-            .bind(error.is_none())
-            .bind(&error)
+        statements::providers::record_probe(name, latency_ms, error.is_none(), error.as_deref())
             .execute(&self.pool)
             .await?;
         match outcome {
@@ -167,7 +162,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 #[async_trait::async_trait]
 impl Handler for ProbeProviders {
     async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
-        let names: Vec<String> = sqlx::query_scalar(PROBE_TARGETS)
+        let names: Vec<String> = statements::providers::probe_targets()
+            .scalar()
             .fetch_all(&self.pool)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
@@ -270,7 +266,8 @@ impl RollupSends {
 #[async_trait::async_trait]
 impl Handler for RollupSends {
     async fn run(&self, _job: &ClaimedJob) -> Result<Option<serde_json::Value>, JobError> {
-        let rolled: i64 = sqlx::query_scalar(postrunner_schema::statements::metrics::ROLLUP_SENDS)
+        let rolled: i64 = statements::metrics::rollup_sends()
+            .scalar()
             .fetch_one(&self.pool)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use postrunner_schema::statements;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -59,11 +60,10 @@ impl ResolveUncertain {
     /// A database error; a provider that cannot be asked is only logged.
     pub async fn pass(&self, now: Option<DateTime<Utc>>) -> Result<Settled, sqlx::Error> {
         let looked_up = self.look_up(now).await?;
-        let (confirmed, resent, given_up): (i32, i32, i32) =
-            sqlx::query_as(postrunner_schema::statements::outbox::SETTLE_UNCERTAIN)
-                .bind(now)
-                .fetch_one(&self.pool)
-                .await?;
+        let (confirmed, resent, given_up): (i32, i32, i32) = statements::outbox::settle_uncertain(now)
+            .rows()
+            .fetch_one(&self.pool)
+            .await?;
         Ok(Settled {
             looked_up,
             confirmed,
@@ -75,7 +75,8 @@ impl ResolveUncertain {
     /// Asks the providers with a lookup about held messages; returns how many were
     /// found and recorded as sent.
     async fn look_up(&self, now: Option<DateTime<Utc>>) -> Result<i32, sqlx::Error> {
-        let names: Vec<String> = sqlx::query_scalar(postrunner_schema::statements::outbox::UNCERTAIN_PROVIDERS)
+        let names: Vec<String> = statements::outbox::uncertain_providers()
+            .scalar()
             .fetch_all(&self.pool)
             .await?;
         let mut askable = Vec::new();
@@ -90,10 +91,8 @@ impl ResolveUncertain {
             return Ok(0);
         }
         let due: Vec<(Uuid, String, DateTime<Utc>, serde_json::Value)> =
-            sqlx::query_as(postrunner_schema::statements::outbox::UNCERTAIN_LOOKUPS)
-                .bind(&askable)
-                .bind(LOOKUP_BATCH)
-                .bind(now)
+            statements::outbox::uncertain_lookups(&askable, LOOKUP_BATCH, now)
+                .rows()
                 .fetch_all(&self.pool)
                 .await?;
         let asks = due.into_iter().map(|(id, provider, attempted_at, args)| async move {
@@ -111,10 +110,8 @@ impl ResolveUncertain {
             }
         }
         for (provider, (ids, provider_ids)) in by_provider {
-            let n: i32 = sqlx::query_scalar(postrunner_schema::statements::outbox::RESOLVE_BY_LOOKUP)
-                .bind(&provider)
-                .bind(&ids)
-                .bind(&provider_ids)
+            let n: i32 = statements::outbox::resolve_by_lookup(&provider, &ids, &provider_ids)
+                .scalar()
                 .fetch_one(&self.pool)
                 .await?;
             resolved += n;

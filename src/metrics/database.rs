@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
-use postrunner_schema::statements::metrics::SNAPSHOT;
+use postrunner_schema::statements;
 
 /// Each metric the snapshot returns, and its help text (a metric missing here is a
 /// defect the tests catch: `every_database_metric_is_documented`).
@@ -129,10 +129,9 @@ impl DatabaseMetrics {
         let started = Instant::now();
         let mut tx = self.pool.begin().await?;
         // A scrape gives up rather than pile up behind a slow database.
-        sqlx::query(postrunner_schema::statements::metrics::SCRAPE_TIMEOUT)
-            .execute(&mut *tx)
-            .await?;
-        let rows: Vec<(String, serde_json::Value, Option<f64>)> = sqlx::query_as(SNAPSHOT).fetch_all(&mut *tx).await?;
+        statements::metrics::scrape_timeout().execute(&mut *tx).await?;
+        let rows: Vec<(String, serde_json::Value, Option<f64>)> =
+            statements::metrics::snapshot().rows().fetch_all(&mut *tx).await?;
         tx.commit().await?;
         let mut families: BTreeMap<&str, Family<Labels, FloatGauge>> = BTreeMap::new();
         for (metric, labels, value) in rows {

@@ -7,8 +7,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use postrunner_schema::statements::workers::DEREGISTER;
-use postrunner_schema::statements::workers::REGISTER;
+use postrunner_schema::statements;
 
 /// Who a process is.
 #[derive(Clone, Debug)]
@@ -45,24 +44,25 @@ impl Presence {
         let host = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into());
-        sqlx::query(REGISTER)
-            .bind(self.id)
-            .bind(self.role)
-            .bind(host)
-            .bind(std::process::id() as i32)
-            .bind(crate::VERSION)
-            .bind(self.concurrency)
-            .bind(self.heartbeat)
-            .bind(self.signs_unsubscribe)
-            .execute(pool)
-            .await?;
+        statements::workers::register(
+            self.id,
+            self.role,
+            &host,
+            std::process::id() as i32,
+            crate::VERSION,
+            self.concurrency,
+            self.heartbeat,
+            self.signs_unsubscribe,
+        )
+        .execute(pool)
+        .await?;
         Ok(())
     }
 
     /// Removes the process row (clean shutdown). Failure is only logged: the row ages
     /// out of the `workers` view anyway.
     pub async fn deregister(&self, pool: &PgPool) {
-        if let Err(error) = sqlx::query(DEREGISTER).bind(self.id).execute(pool).await {
+        if let Err(error) = statements::workers::deregister(self.id).execute(pool).await {
             tracing::debug!(%error, "could not remove the process row");
         }
     }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use postrunner_schema::statements::status::SUMMARY as SUMMARY_SQL;
+use postrunner_schema::statements;
 
 /// What `status_summary()` returns.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -81,7 +81,7 @@ pub struct HourSends {
 /// # Errors
 /// The statement failed.
 pub async fn read_json(pool: &PgPool) -> Result<serde_json::Value, sqlx::Error> {
-    sqlx::query_scalar(SUMMARY_SQL).fetch_one(pool).await
+    statements::status::summary().scalar().fetch_one(pool).await
 }
 
 /// Reads the summary.

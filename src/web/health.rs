@@ -8,6 +8,7 @@ use axum::Json;
 use tokio::sync::OnceCell;
 
 use super::{ApiError, AppState};
+use postrunner_schema::statements;
 
 pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
@@ -41,12 +42,9 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<serde_j
         })
         .await?;
     // Once current, readiness is the database answering.
-    sqlx::query(postrunner_schema::statements::common::PING)
-        .execute(&state.pool)
-        .await
-        .map_err(|error| {
-            tracing::warn!(%error, "readiness check failed");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the database does not answer")
-        })?;
+    statements::common::ping().execute(&state.pool).await.map_err(|error| {
+        tracing::warn!(%error, "readiness check failed");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the database does not answer")
+    })?;
     Ok(Json(serde_json::json!({ "status": "ready" })))
 }

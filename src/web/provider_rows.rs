@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use postrunner_schema::statements;
 use sqlx::PgPool;
 use tokio::sync::RwLock;
 
@@ -39,11 +40,10 @@ impl ProviderRows {
                 return Ok(row.clone());
             }
         }
-        let row: Option<(String, Option<String>, Vec<String>)> =
-            sqlx::query_as(postrunner_schema::statements::providers::WEBHOOK_SETTINGS)
-                .bind(name)
-                .fetch_optional(pool)
-                .await?;
+        let row: Option<(String, Option<String>, Vec<String>)> = statements::providers::webhook_settings(name)
+            .rows()
+            .fetch_optional(pool)
+            .await?;
         let row = row.map(|(kind, secret_env, topics)| ProviderRow {
             kind,
             secret_env,

@@ -24,6 +24,7 @@ use super::pages::page;
 use super::AppState;
 use crate::html::escape;
 use crate::unsubscribe::Token;
+use postrunner_schema::statements;
 
 /// What a token stands for once checked.
 struct Target {
@@ -85,15 +86,14 @@ fn masked(address: &str) -> String {
 async fn target(state: &AppState, token: &str) -> Result<Target, Refused> {
     let keys = state.config.unsubscribe.as_ref().ok_or(Refused::NotConfigured)?;
     let token = Token::parse(token).ok_or(Refused::Invalid)?;
-    let row: Option<(String, String, String, bool)> =
-        sqlx::query_as(postrunner_schema::statements::feedback::UNSUBSCRIBE_TARGET)
-            .bind(token.message)
-            .fetch_optional(&state.pool)
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "unsubscribe: cannot read the message");
-                Refused::Unavailable
-            })?;
+    let row: Option<(String, String, String, bool)> = statements::feedback::unsubscribe_target(token.message)
+        .rows()
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "unsubscribe: cannot read the message");
+            Refused::Unavailable
+        })?;
     let (client, display_name, recipient, erased) = row.ok_or(Refused::Invalid)?;
     if erased {
         return Ok(Target {
@@ -172,8 +172,8 @@ pub(crate) async fn confirm(
         count("repeated");
         return unsubscribed(&target.display_name, None);
     }
-    let done: Result<bool, sqlx::Error> = sqlx::query_scalar(postrunner_schema::statements::feedback::UNSUBSCRIBE)
-        .bind(target.message)
+    let done: Result<bool, sqlx::Error> = statements::feedback::unsubscribe(target.message)
+        .scalar()
         .fetch_one(&state.pool)
         .await;
     match done {

@@ -6,6 +6,7 @@
 //! `postrunner pull-suppressions`. Providers without such a list (SMTP, Resend, `log`)
 //! are reported as such.
 
+use postrunner_schema::statements;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -57,13 +58,11 @@ impl std::fmt::Display for Pulled {
 /// # Errors
 /// The database failed (a provider's failure is in its [`Pulled`]).
 pub async fn pull(pool: &PgPool, providers: &Directory) -> Result<Vec<Pulled>, sqlx::Error> {
-    let names: Vec<String> = sqlx::query_scalar(postrunner_schema::statements::providers::ENABLED)
-        .fetch_all(pool)
-        .await?;
+    let names: Vec<String> = statements::providers::enabled().scalar().fetch_all(pool).await?;
     let mut pulled = Vec::with_capacity(names.len());
     for provider in names {
-        let domains: Vec<String> = sqlx::query_scalar(postrunner_schema::statements::providers::SENDER_DOMAINS_OF)
-            .bind(&provider)
+        let domains: Vec<String> = statements::providers::sender_domains_of(&provider)
+            .scalar()
             .fetch_all(pool)
             .await?;
         let listed = match providers.get(&provider).await {
@@ -79,9 +78,8 @@ pub async fn pull(pool: &PgPool, providers: &Directory) -> Result<Vec<Pulled>, s
                     .map(|s| json!({ "address": s.address, "reason": s.reason }))
                     .collect();
                 let added: i32 =
-                    sqlx::query_scalar(postrunner_schema::statements::feedback::APPLY_PROVIDER_SUPPRESSIONS)
-                        .bind(&provider)
-                        .bind(serde_json::Value::Array(items))
+                    statements::feedback::apply_provider_suppressions(&provider, serde_json::Value::Array(items))
+                        .scalar()
                         .fetch_one(pool)
                         .await?;
                 PullOutcome::Applied {

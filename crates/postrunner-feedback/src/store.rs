@@ -1,6 +1,7 @@
 //! Storing a verified request's events: one call of postrunner.record_events
 //! (sql/definitions/330_feedback_record_events.sql), committed before the web role answers.
 
+use postrunner_schema::statements;
 use sqlx::PgPool;
 
 use super::Verified;
@@ -37,14 +38,15 @@ pub async fn record(pool: &PgPool, provider: &str, verified: &Verified) -> Resul
     }
     let mut events = serde_json::to_value(&verified.events).expect("events serialise");
     strip_nul(&mut events);
-    let (replayed, stored, duplicates, unmatched): (bool, i32, i32, i32) =
-        sqlx::query_as(postrunner_schema::statements::feedback::RECORD_EVENTS)
-            .bind(provider)
-            .bind(events)
-            .bind(verified.nonce.as_ref().map(|n| n.value.as_str()))
-            .bind(verified.nonce.as_ref().map(|n| n.scope.as_str()))
-            .fetch_one(pool)
-            .await?;
+    let (replayed, stored, duplicates, unmatched): (bool, i32, i32, i32) = statements::feedback::record_events(
+        provider,
+        events,
+        verified.nonce.as_ref().map(|n| n.value.as_str()),
+        verified.nonce.as_ref().map(|n| n.scope.as_str()),
+    )
+    .rows()
+    .fetch_one(pool)
+    .await?;
     if replayed {
         return Err(StoreError::Replayed);
     }

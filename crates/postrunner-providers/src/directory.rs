@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use postrunner_schema::statements;
 use sqlx::PgPool;
 
 use super::log::LogProvider;
@@ -94,8 +95,8 @@ impl Directory {
             retry_after: None,
             may_have_taken: false,
         };
-        let row: Option<ProviderRow> = sqlx::query_as(postrunner_schema::statements::providers::PROVIDER_ROW)
-            .bind(name)
+        let row: Option<ProviderRow> = statements::providers::provider_row(name)
+            .rows()
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| unavailable(format!("cannot read the provider row: {e}")))?;

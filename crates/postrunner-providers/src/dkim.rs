@@ -14,6 +14,7 @@ use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
 };
 use lettre::message::header::HeaderName;
+use postrunner_schema::statements;
 use sqlx::PgPool;
 
 /// Why a domain's key cannot be used.
@@ -56,9 +57,7 @@ impl DkimSigners {
     /// # Errors
     /// The table cannot be read, or a key is missing or unreadable.
     pub async fn load(pool: &PgPool) -> Result<Self, DkimError> {
-        let rows: Vec<SenderDomain> = sqlx::query_as(postrunner_schema::statements::providers::DKIM_DOMAINS)
-            .fetch_all(pool)
-            .await?;
+        let rows: Vec<SenderDomain> = statements::providers::dkim_domains().rows().fetch_all(pool).await?;
         let mut signers = Self::default();
         for SenderDomain {
             domain,

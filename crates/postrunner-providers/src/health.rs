@@ -5,8 +5,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::SendError;
 
-use postrunner_schema::statements::providers::RECORD_FAILURE;
-use postrunner_schema::statements::providers::RECORD_SUCCESSES as RECORD_PROBE_SUCCESSES;
+use postrunner_schema::statements;
 
 /// A provider's health after a failure was counted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,10 +32,8 @@ pub async fn record_failure(pool: &PgPool, provider: &str, error: &SendError) ->
         SendError::Unavailable { retry_after, .. } => retry_after.map(|d| d.as_secs_f64()),
         _ => None,
     };
-    let (state, previous) = sqlx::query_as(RECORD_FAILURE)
-        .bind(provider)
-        .bind(error.to_string())
-        .bind(retry_after)
+    let (state, previous) = statements::providers::record_failure(provider, &error.to_string(), retry_after)
+        .rows()
         .fetch_one(pool)
         .await?;
     Ok(HealthChange { state, previous })
@@ -47,9 +44,6 @@ pub async fn record_failure(pool: &PgPool, provider: &str, error: &SendError) ->
 /// # Errors
 /// The statement failed.
 pub async fn record_probe_successes(conn: &mut PgConnection, providers: &[String]) -> Result<(), sqlx::Error> {
-    sqlx::query(RECORD_PROBE_SUCCESSES)
-        .bind(providers)
-        .execute(conn)
-        .await?;
+    statements::providers::record_successes(providers).execute(conn).await?;
     Ok(())
 }

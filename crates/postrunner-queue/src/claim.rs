@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{ClaimedJob, QueueError};
 
-use postrunner_schema::statements::queue::CLAIM as CLAIM_JOBS;
+use postrunner_schema::statements;
 
 /// Who claims, for how long, and how many.
 #[derive(Clone, Copy, Debug)]
@@ -152,18 +152,20 @@ async fn claim_jobs(pool: &PgPool, request: &ClaimRequest, token: Uuid) -> Resul
     let after = request.after.unwrap_or(Cursor::START);
     // '-infinity' rather than chrono's minimum, which PostgreSQL cannot represent.
     let after_run_at = (after != Cursor::START).then_some(after.run_at);
-    let mut jobs: Vec<ClaimedJob> = sqlx::query_as(CLAIM_JOBS)
-        .bind(request.limit)
-        .bind(request.worker)
-        .bind(token)
-        .bind(request.lease)
-        .bind(request.now)
-        .bind(after.neg_priority)
-        .bind(after_run_at)
-        .bind(after.id)
-        .fetch_all(pool)
-        .await
-        .map_err(QueueError::wrap("claim"))?;
+    let mut jobs: Vec<ClaimedJob> = statements::queue::claim(
+        request.limit,
+        request.worker,
+        token,
+        request.lease,
+        request.now,
+        after.neg_priority,
+        after_run_at,
+        after.id,
+    )
+    .rows()
+    .fetch_all(pool)
+    .await
+    .map_err(QueueError::wrap("claim"))?;
     for job in &mut jobs {
         job.lease_token = token;
     }

@@ -5,7 +5,7 @@ use sqlx::PgExecutor;
 
 use super::{JobId, QueueError};
 
-use postrunner_schema::statements::queue::ENQUEUE;
+use postrunner_schema::statements;
 
 /// A job to insert. `Default` gives priority 0, run now, no unique key, 4 attempts.
 #[derive(Clone, Debug, Default)]
@@ -39,14 +39,16 @@ pub async fn enqueue<'e>(db: impl PgExecutor<'e>, job: &NewJob) -> Result<Option
     } else {
         job.args.clone()
     };
-    sqlx::query_scalar(ENQUEUE)
-        .bind(&job.kind)
-        .bind(args)
-        .bind(job.priority)
-        .bind(job.run_at)
-        .bind(&job.unique_key)
-        .bind(job.max_attempts)
-        .fetch_optional(db)
-        .await
-        .map_err(QueueError::wrap("enqueue"))
+    statements::queue::enqueue(
+        &job.kind,
+        args,
+        job.priority,
+        job.run_at,
+        job.unique_key.as_deref(),
+        job.max_attempts,
+    )
+    .scalar()
+    .fetch_optional(db)
+    .await
+    .map_err(QueueError::wrap("enqueue"))
 }

@@ -16,12 +16,7 @@ use super::leases::Lease;
 use super::retry::Decision;
 use super::{JobId, QueueError};
 
-use postrunner_schema::statements::queue::COMPLETE;
-use postrunner_schema::statements::queue::COMPLETE_EMAIL;
-use postrunner_schema::statements::queue::FAIL;
-use postrunner_schema::statements::queue::LOCK_BATCH;
-use postrunner_schema::statements::queue::RELEASE;
-use postrunner_schema::statements::queue::STILL_LEASED;
+use postrunner_schema::statements;
 
 /// A job whose attempt ended, and how.
 #[derive(Clone, Debug)]
@@ -108,9 +103,7 @@ fn writes_message(registry: &Registry, finished: &Finished) -> bool {
 /// A batch of plain completions, in one autocommit statement.
 async fn complete_plain(pool: &PgPool, batch: &[Finished]) -> Result<FinishReport, QueueError> {
     let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = batch.iter().map(|f| (f.id, f.lease_token)).unzip();
-    let completed = sqlx::query(COMPLETE)
-        .bind(&ids)
-        .bind(&tokens)
+    let completed = statements::queue::complete(&ids, &tokens)
         .execute(pool)
         .await
         .map_err(QueueError::wrap("complete"))?
@@ -122,6 +115,9 @@ async fn complete_plain(pool: &PgPool, batch: &[Finished]) -> Result<FinishRepor
     })
 }
 
+/// `complete` or `complete_email`: the same parameters, the same result.
+type Complete = for<'q> fn(&'q [JobId], &'q [Uuid]) -> statements::Statement<'q>;
+
 /// Completes `done` (jobs that write their message through their own statement); the
 /// ids really completed.
 async fn complete(
@@ -131,14 +127,15 @@ async fn complete(
 ) -> Result<HashSet<JobId>, QueueError> {
     let mut completed = HashSet::new();
     let (messages, others): (Vec<&Finished>, Vec<&Finished>) = done.iter().partition(|f| writes_message(registry, f));
-    for (statement, jobs) in [(COMPLETE_EMAIL, messages), (COMPLETE, others)] {
+    let email: Complete = statements::queue::complete_email;
+    let plain: Complete = statements::queue::complete;
+    for (statement, jobs) in [(email, messages), (plain, others)] {
         if jobs.is_empty() {
             continue;
         }
         let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = jobs.iter().map(|f| (f.id, f.lease_token)).unzip();
-        let deleted: Vec<JobId> = sqlx::query_scalar(statement)
-            .bind(&ids)
-            .bind(&tokens)
+        let deleted: Vec<JobId> = statement(&ids, &tokens)
+            .scalar()
             .fetch_all(&mut *tx)
             .await
             .map_err(QueueError::wrap("complete"))?;
@@ -193,8 +190,8 @@ async fn fail(
         .map(|f| f.id)
         .collect();
     if !message_failures.is_empty() {
-        let locked: HashSet<JobId> = sqlx::query_scalar(LOCK_BATCH)
-            .bind(&message_failures)
+        let locked: HashSet<JobId> = statements::queue::lock_batch(&message_failures)
+            .scalar()
             .fetch_all(&mut *tx)
             .await
             .map_err(QueueError::wrap("lock the batch"))?
@@ -226,13 +223,8 @@ async fn fail(
         delays.push(delay);
         errors.push(storable(error));
     }
-    let written: HashSet<JobId> = sqlx::query_scalar(FAIL)
-        .bind(&ids)
-        .bind(&tokens)
-        .bind(&states)
-        .bind(&delays)
-        .bind(&errors)
-        .bind(now)
+    let written: HashSet<JobId> = statements::queue::fail(&ids, &tokens, &states, &delays, &errors, now)
+        .scalar()
         .fetch_all(&mut *tx)
         .await
         .map_err(QueueError::wrap("record failures"))?
@@ -257,9 +249,8 @@ async fn still_leased(tx: &mut PgConnection, unwritten: &[&Finished]) -> Result<
         return Ok(Vec::new());
     }
     let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = unwritten.iter().map(|f| (f.id, f.lease_token)).unzip();
-    let still_ours: HashSet<JobId> = sqlx::query_scalar(STILL_LEASED)
-        .bind(&ids)
-        .bind(&tokens)
+    let still_ours: HashSet<JobId> = statements::queue::still_leased(&ids, &tokens)
+        .scalar()
         .fetch_all(&mut *tx)
         .await
         .map_err(QueueError::wrap("look for jobs still leased"))?
@@ -292,10 +283,8 @@ pub async fn release(pool: &PgPool, jobs: &[Lease], started: bool) -> Result<i64
     }
     let (ids, tokens): (Vec<JobId>, Vec<Uuid>) = jobs.iter().copied().unzip();
     let started = vec![started; ids.len()];
-    let released: i64 = sqlx::query_scalar(RELEASE)
-        .bind(&ids)
-        .bind(&tokens)
-        .bind(&started)
+    let released: i64 = statements::queue::release(&ids, &tokens, &started)
+        .scalar()
         .fetch_one(pool)
         .await
         .map_err(QueueError::wrap("release"))?;

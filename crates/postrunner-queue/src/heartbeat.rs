@@ -12,8 +12,7 @@ use uuid::Uuid;
 use super::leases::Lease;
 use super::QueueError;
 
-use postrunner_schema::statements::queue::HEARTBEAT;
-use postrunner_schema::statements::queue::RESCUE_EXPIRED_LEASES as RESCUE;
+use postrunner_schema::statements;
 
 /// Refreshes worker `worker`'s process row and extends the leases of the jobs it still
 /// `holds` to now + `lease`. Returns how many leases were extended.
@@ -22,11 +21,7 @@ use postrunner_schema::statements::queue::RESCUE_EXPIRED_LEASES as RESCUE;
 /// [`QueueError`] when the database cannot be reached.
 pub async fn heartbeat(pool: &PgPool, worker: Uuid, lease: Duration, holds: &[Lease]) -> Result<u64, QueueError> {
     let (ids, tokens): (Vec<i64>, Vec<Uuid>) = holds.iter().copied().unzip();
-    let result = sqlx::query(HEARTBEAT)
-        .bind(worker)
-        .bind(lease)
-        .bind(&ids)
-        .bind(&tokens)
+    let result = statements::queue::heartbeat(worker, lease, &ids, &tokens)
         .execute(pool)
         .await
         .map_err(QueueError::wrap("heartbeat"))?;
@@ -50,11 +45,12 @@ pub struct Rescued {
 /// # Errors
 /// [`QueueError`] when the database cannot be reached.
 pub async fn rescue_expired(pool: &PgPool, now: Option<DateTime<Utc>>) -> Result<Rescued, QueueError> {
-    let (requeued, discarded, held, _notified): (i64, i64, i64, Option<bool>) = sqlx::query_as(RESCUE)
-        .bind(now)
-        .fetch_one(pool)
-        .await
-        .map_err(QueueError::wrap("rescue expired leases"))?;
+    let (requeued, discarded, held, _notified): (i64, i64, i64, Option<bool>) =
+        statements::queue::rescue_expired_leases(now)
+            .rows()
+            .fetch_one(pool)
+            .await
+            .map_err(QueueError::wrap("rescue expired leases"))?;
     Ok(Rescued {
         requeued,
         discarded,

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 
 use super::QueueError;
 
-use postrunner_schema::statements::queue::PROMOTE;
+use postrunner_schema::statements;
 
 /// What one promotion pass did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,9 +21,8 @@ pub struct Promoted {
 /// # Errors
 /// [`QueueError`] when the database cannot be reached.
 pub async fn promote_due(pool: &PgPool, limit: i64, now: Option<DateTime<Utc>>) -> Result<Promoted, QueueError> {
-    let (promoted, next_due): (i64, Option<DateTime<Utc>>) = sqlx::query_as(PROMOTE)
-        .bind(limit)
-        .bind(now)
+    let (promoted, next_due): (i64, Option<DateTime<Utc>>) = statements::queue::promote(limit, now)
+        .rows()
         .fetch_one(pool)
         .await
         .map_err(QueueError::wrap("promote due jobs"))?;

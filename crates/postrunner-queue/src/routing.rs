@@ -16,8 +16,7 @@ use uuid::Uuid;
 use crate::claim::ClaimRequest;
 use crate::{ClaimedJob, QueueError};
 
-use postrunner_schema::statements::routing::CLAIM;
-use postrunner_schema::statements::routing::NEXT_READY;
+use postrunner_schema::statements;
 
 /// The routed claim: up to `limit` email jobs for `request.worker` under `token`, each
 /// with its sender address and reservation in `args`.
@@ -30,16 +29,18 @@ pub async fn claim_messages(
     limit: i64,
     token: Uuid,
 ) -> Result<Vec<ClaimedJob>, QueueError> {
-    let mut jobs: Vec<ClaimedJob> = sqlx::query_as(CLAIM)
-        .bind(limit)
-        .bind(request.worker)
-        .bind(token)
-        .bind(request.lease)
-        .bind(request.now)
-        .bind(request.signs_unsubscribe)
-        .fetch_all(pool)
-        .await
-        .map_err(QueueError::wrap("routed claim"))?;
+    let mut jobs: Vec<ClaimedJob> = statements::routing::claim(
+        limit,
+        request.worker,
+        token,
+        request.lease,
+        request.now,
+        request.signs_unsubscribe,
+    )
+    .rows()
+    .fetch_all(pool)
+    .await
+    .map_err(QueueError::wrap("routed claim"))?;
     for job in &mut jobs {
         job.lease_token = token;
         job.routed = true;
@@ -58,9 +59,8 @@ pub async fn next_ready(
     now: Option<DateTime<Utc>>,
     signs_unsubscribe: bool,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar(NEXT_READY)
-        .bind(now)
-        .bind(signs_unsubscribe)
+    statements::routing::next_ready(now, signs_unsubscribe)
+        .scalar()
         .fetch_one(pool)
         .await
 }

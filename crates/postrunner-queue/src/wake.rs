@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use postrunner_schema::statements;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -21,9 +22,7 @@ use tokio_util::sync::CancellationToken;
 /// # Errors
 /// The database could not be read (or this login is not one of postrunner's).
 pub async fn channel(pool: &PgPool) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar(postrunner_schema::statements::queue::WAKE_CHANNEL)
-        .fetch_one(pool)
-        .await
+    statements::queue::wake_channel().scalar().fetch_one(pool).await
 }
 
 /// Listens until `shutdown`, calling `wake.notify_one()` for each notification (a

@@ -5,7 +5,7 @@
 //!
 //! - [`migrate`]: `postrunner migrate`, migrations then definitions, under one lock.
 //! - [`definitions`]: the definition files, in the order they are applied.
-//! - [`statements`]: the statement files, as constants.
+//! - [`statements`]: one typed function per statement file.
 //! - [`tls`]: TLS for the migration connection (`sslmode=verify-full`).
 //! - [`local_cluster`]: a local PostgreSQL found or started on demand.
 //!

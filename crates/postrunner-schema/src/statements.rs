@@ -1,192 +1,394 @@
-//! The statements the code runs, one file each under `sql/statements/<area>/`, as
-//! constants named after their files (`queue::CLAIM` is `sql/statements/queue/claim.sql`).
-//! Only this crate includes SQL files; the statements prepare against the migrated schema
-//! in `tests/statements.rs`, which also checks that every file has its constant here.
+//! The statements the code runs, one file each under `sql/statements/<area>/`, each with
+//! one typed function named after its file: `queue::claim(limit, worker, ..)` binds the
+//! parameters of `sql/statements/queue/claim.sql` in order and returns a [`Statement`],
+//! which the caller runs with [`Statement::execute`], or reads with [`Statement::rows`]
+//! or [`Statement::scalar`] into the types it chooses.
+//!
+//! Only this crate includes SQL files (`tests/maps.rs,
+//! runtime_code_runs_only_the_statements_of_the_schema_crate`). The parameters are
+//! checked against PostgreSQL, not just the compiler: `tests/statements.rs,
+//! every_statement_takes_exactly_the_parameters_of_its_function` prepares each file
+//! against the migrated schema and compares the parameter types PostgreSQL infers with
+//! the Rust types of its function, in order.
 
-/// `sql/statements/<area>/<file>`, as a constant named after the file.
+use sqlx::postgres::{PgArguments, PgQueryResult, PgRow, PgTypeInfo};
+use sqlx::query::{Map, Query};
+use sqlx::{Executor, FromRow, Postgres, Row as _};
+
+/// One statement file with its parameters bound, ready to run.
+#[must_use = "a statement does nothing until it runs"]
+pub struct Statement<'q> {
+    query: Query<'q, Postgres, PgArguments>,
+}
+
+/// Rows of a statement, decoded into `O` as they arrive.
+pub type Rows<'q, O> = Map<'q, Postgres, fn(PgRow) -> Result<O, sqlx::Error>, PgArguments>;
+
+impl<'q> Statement<'q> {
+    fn new(sql: &'static str) -> Self {
+        Self {
+            query: sqlx::query(sql),
+        }
+    }
+
+    fn bind<T>(self, value: T) -> Self
+    where
+        T: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
+    {
+        Self {
+            query: self.query.bind(value),
+        }
+    }
+
+    /// Runs the statement for its effect.
+    pub async fn execute<'e, 'c: 'e, E>(self, executor: E) -> Result<PgQueryResult, sqlx::Error>
+    where
+        'q: 'e,
+        E: 'e + Executor<'c, Database = Postgres>,
+    {
+        self.query.execute(executor).await
+    }
+
+    /// The statement's rows, each decoded as an `O` (a tuple or a `FromRow` struct).
+    pub fn rows<O>(self) -> Rows<'q, O>
+    where
+        O: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        fn decode<O: for<'r> FromRow<'r, PgRow>>(row: PgRow) -> Result<O, sqlx::Error> {
+            O::from_row(&row)
+        }
+        self.query.try_map(decode::<O> as fn(PgRow) -> Result<O, sqlx::Error>)
+    }
+
+    /// The first column of each row, decoded as an `O`.
+    pub fn scalar<O>(self) -> Rows<'q, O>
+    where
+        O: for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres> + Send + Unpin,
+    {
+        fn decode<O>(row: PgRow) -> Result<O, sqlx::Error>
+        where
+            O: for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+        {
+            row.try_get(0)
+        }
+        self.query.try_map(decode::<O> as fn(PgRow) -> Result<O, sqlx::Error>)
+    }
+}
+
+/// A statement file and the parameters its function binds, for the tests.
+pub struct Signature {
+    /// `<area>/<file>.sql`, under `sql/statements/`.
+    pub path: &'static str,
+    /// The file's text.
+    pub sql: &'static str,
+    /// The function's parameters, in binding order.
+    pub params: Vec<Param>,
+}
+
+/// One parameter of a statement's function.
+pub struct Param {
+    pub name: &'static str,
+    /// The Rust type, as written in the function.
+    pub rust: &'static str,
+    /// Whether a PostgreSQL type is one the Rust type encodes to.
+    pub accepts: fn(&PgTypeInfo) -> bool,
+}
+
+/// The text of `sql/statements/<path>`, for tools that inspect a statement rather than
+/// run it (the plan tests prepare and EXPLAIN them).
+pub fn text(path: &str) -> Option<&'static str> {
+    signatures().into_iter().find(|s| s.path == path).map(|s| s.sql)
+}
+
+/// Every statement's signature, by area and file.
+pub fn signatures() -> Vec<Signature> {
+    AREAS.iter().flat_map(|area| area()).collect()
+}
+
+/// `name = "file.sql" (param: Type, ..);` becomes `pub fn name(param: Type, ..) ->
+/// Statement` running `sql/statements/<area>/file.sql`. Types may borrow for `'q`.
 macro_rules! statements {
-    ($area:literal: $($name:ident = $file:literal),* $(,)?) => {
+    ($area:literal: $( $(#[$doc:meta])* $name:ident = $file:literal ( $($param:ident : $ty:ty),* $(,)? ); )*) => {
+        #[allow(unused_imports)]
+        use super::*;
+
         $(
-            #[doc = concat!("`sql/statements/", $area, "/", $file, "`")]
-            pub const $name: &str = include_str!(concat!("../sql/statements/", $area, "/", $file));
+            $(#[$doc])*
+            #[doc = concat!("\n\nRuns `sql/statements/", $area, "/", $file, "`.")]
+            #[allow(clippy::too_many_arguments)]
+            pub fn $name<'q>($($param: $ty),*) -> Statement<'q> {
+                Statement::new(include_str!(concat!("../sql/statements/", $area, "/", $file)))
+                    $(.bind($param))*
+            }
         )*
-        /// Every statement of this area, with its file name (for the tests).
-        pub const ALL: &[(&str, &str)] = &[$(($file, $name)),*];
+
+        // `'q` names the borrowed types' lifetime; most types borrow nothing.
+        #[allow(clippy::extra_unused_lifetimes)]
+        mod params {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                pub(super) fn $name<'q>() -> Vec<Param> {
+                    vec![$(Param {
+                        name: stringify!($param),
+                        rust: stringify!($ty),
+                        accepts: <$ty as sqlx::Type<Postgres>>::compatible,
+                    }),*]
+                }
+            )*
+        }
+
+        /// This area's signatures (for the tests).
+        pub(super) fn signatures() -> Vec<Signature> {
+            vec![$(Signature {
+                path: concat!($area, "/", $file),
+                sql: include_str!(concat!("../sql/statements/", $area, "/", $file)),
+                params: params::$name(),
+            }),*]
+        }
     };
 }
 
+/// Types the parameters use, for the areas below (`use super::*`).
+#[allow(unused_imports)]
+use sqlx::types::{
+    chrono::{DateTime, Utc},
+    JsonValue, Uuid,
+};
+use std::time::Duration;
+
 pub mod alerts {
     statements! {"alerts":
-        DISPATCH_NOTIFICATIONS = "dispatch_notifications.sql",
-        EVALUATE = "evaluate.sql",
-        NOTIFICATION_BATCH = "notification_batch.sql",
-        NOTIFICATION_OUTCOME = "notification_outcome.sql",
+        dispatch_notifications = "dispatch_notifications.sql" ();
+        evaluate = "evaluate.sql" ();
+        notification_batch = "notification_batch.sql" (channel: &'q str, notifications: &'q [i64]);
+        notification_outcome = "notification_outcome.sql" (ids: &'q [i64], status: &'q str, error: Option<&'q str>);
     }
 }
 
 pub mod backups {
     statements! {"backups":
-        CATCH_UP = "catch_up.sql",
-        COUNT_ROWS = "count_rows.sql",
-        ERASURES_AS_JSON = "erasures_as_json.sql",
-        EXPORT_SNAPSHOT = "export_snapshot.sql",
-        FAILED = "failed.sql",
-        LIST = "list.sql",
-        PRUNED = "pruned.sql",
-        REPLAY_ERASURES = "replay_erasures.sql",
-        SNAPSHOT_COUNTS = "snapshot_counts.sql",
-        SNAPSHOT_TRANSACTION = "snapshot_transaction.sql",
-        START = "start.sql",
-        SUPPRESSIONS_AS_JSON = "suppressions_as_json.sql",
-        TARGET_OCCUPIED = "target_occupied.sql",
-        UPLOADED = "uploaded.sql",
-        VERIFIED = "verified.sql",
+        catch_up = "catch_up.sql" (erasures: JsonValue, suppressions: JsonValue);
+        count_rows = "count_rows.sql" (schema: &'q str, table: &'q str);
+        erasures_as_json = "erasures_as_json.sql" ();
+        export_snapshot = "export_snapshot.sql" ();
+        failed = "failed.sql" (key: &'q str, error: &'q str);
+        list = "list.sql" ();
+        pruned = "pruned.sql" (keys: &'q [String]);
+        replay_erasures = "replay_erasures.sql" ();
+        schema_version = "schema_version.sql" ();
+        snapshot_counts = "snapshot_counts.sql" ();
+        snapshot_transaction = "snapshot_transaction.sql" ();
+        start = "start.sql" (key: &'q str, trigger: &'q str);
+        suppressions_as_json = "suppressions_as_json.sql" ();
+        target_occupied = "target_occupied.sql" ();
+        uploaded = "uploaded.sql" (id: i64, size_bytes: i64, sha256: &'q str, schema_version: &'q str, row_counts: JsonValue);
+        verified = "verified.sql" (key: &'q str);
     }
 }
 
 pub mod common {
     statements! {"common":
-        DATABASE_NOW = "database_now.sql",
-        PING = "ping.sql",
+        database_now = "database_now.sql" ();
+        ping = "ping.sql" ();
     }
 }
 
 pub mod compliance {
     statements! {"compliance":
-        APPLY_DOMAIN_CHECKS = "apply_domain_checks.sql",
-        PENDING_RECIPIENT_DOMAINS = "pending_recipient_domains.sql",
-        RECORD_DOMAIN_CHECK = "record_domain_check.sql",
-        RECORD_RECIPIENT_DOMAINS = "record_recipient_domains.sql",
-        SENDER_DOMAINS = "sender_domains.sql",
+        apply_domain_checks = "apply_domain_checks.sql" ();
+        pending_recipient_domains = "pending_recipient_domains.sql" (batch: i32);
+        record_domain_check = "record_domain_check.sql" (
+            domain: &'q str,
+            spf_ok: bool, spf_detail: &'q str,
+            dkim_ok: bool, dkim_detail: &'q str,
+            dmarc_ok: bool, dmarc_detail: &'q str,
+            mx_ok: bool, mx_detail: &'q str,
+        );
+        record_recipient_domains = "record_recipient_domains.sql" (names: &'q [String], hosts_or_errors: &'q [String], failed: &'q [bool]);
+        sender_domains = "sender_domains.sql" ();
     }
 }
 
 pub mod feedback {
     statements! {"feedback":
-        APPLY_PROVIDER_SUPPRESSIONS = "apply_provider_suppressions.sql",
-        BOUNCE_MAILBOXES = "bounce_mailboxes.sql",
-        LOCK_BOUNCE_MAILBOX = "lock_bounce_mailbox.sql",
-        RECORD_EVENTS = "record_events.sql",
-        UNSUBSCRIBE = "unsubscribe.sql",
-        UNSUBSCRIBE_TARGET = "unsubscribe_target.sql",
+        apply_provider_suppressions = "apply_provider_suppressions.sql" (provider: &'q str, items: JsonValue);
+        bounce_mailboxes = "bounce_mailboxes.sql" ();
+        lock_bounce_mailbox = "lock_bounce_mailbox.sql" (provider: &'q str);
+        record_events = "record_events.sql" (provider: &'q str, events: JsonValue, nonce: Option<&'q str>, nonce_scope: Option<&'q str>);
+        unsubscribe = "unsubscribe.sql" (message: Uuid);
+        unsubscribe_target = "unsubscribe_target.sql" (message: Uuid);
     }
 }
 
 pub mod gdpr {
     statements! {"gdpr":
-        ERASE = "erase.sql",
-        EXPORT = "export.sql",
+        erase = "erase.sql" (client: &'q str, address: &'q str);
+        export = "export.sql" (client: &'q str, address: &'q str);
     }
 }
 
 pub mod import {
     statements! {"import":
-        COLUMN_TYPES = "column_types.sql",
+        column_types = "column_types.sql" (table: &'q str);
     }
 }
 
 pub mod metrics {
     statements! {"metrics":
-        ROLLUP_SENDS = "rollup_sends.sql",
-        SCRAPE_TIMEOUT = "scrape_timeout.sql",
-        SNAPSHOT = "snapshot.sql",
+        rollup_sends = "rollup_sends.sql" ();
+        scrape_timeout = "scrape_timeout.sql" ();
+        snapshot = "snapshot.sql" ();
     }
 }
 
 pub mod outbox {
     statements! {"outbox":
-        CLOSE_ATTEMPT = "close_attempt.sql",
-        RECORD_SENT = "record_sent.sql",
-        RESOLVE_BY_LOOKUP = "resolve_by_lookup.sql",
-        SETTLE_UNCERTAIN = "settle_uncertain.sql",
-        SUPPRESS_RECIPIENT = "suppress_recipient.sql",
-        UNCERTAIN_LOOKUPS = "uncertain_lookups.sql",
-        UNCERTAIN_PROVIDERS = "uncertain_providers.sql",
+        close_attempt = "close_attempt.sql" (attempt: i64, release: bool, error: &'q str, fault: &'q str);
+        record_sent = "record_sent.sql" (
+            jobs: &'q [i64],
+            providers: &'q [String],
+            froms: &'q [String],
+            provider_message_ids: &'q [String],
+            sent_ats: &'q [DateTime<Utc>],
+            attempts: &'q [i64],
+        );
+        resolve_by_lookup = "resolve_by_lookup.sql" (provider: &'q str, messages: &'q [Uuid], provider_message_ids: &'q [Option<String>]);
+        settle_uncertain = "settle_uncertain.sql" (now: Option<DateTime<Utc>>);
+        suppress_recipient = "suppress_recipient.sql" (client: &'q str, recipient: &'q str, reason: &'q str);
+        uncertain_lookups = "uncertain_lookups.sql" (providers: &'q [String], batch: i32, now: Option<DateTime<Utc>>);
+        uncertain_providers = "uncertain_providers.sql" ();
     }
 }
 
 pub mod periodic {
     statements! {"periodic":
-        ADVANCE = "advance.sql",
-        DUE = "due.sql",
-        RECORD_RUN = "record_run.sql",
+        advance = "advance.sql" (name: &'q str, tick: Option<DateTime<Utc>>, following: DateTime<Utc>);
+        due = "due.sql" ();
+        record_run = "record_run.sql" (
+            name: &'q str,
+            kind: &'q str,
+            args: &'q JsonValue,
+            priority: i16,
+            tick: DateTime<Utc>,
+            worker: Uuid,
+        );
     }
 }
 
 pub mod providers {
     statements! {"providers":
-        DKIM_DOMAINS = "dkim_domains.sql",
-        ENABLED = "enabled.sql",
-        PROBE_TARGETS = "probe_targets.sql",
-        PROVIDER_ROW = "provider_row.sql",
-        RECORD_FAILURE = "record_failure.sql",
-        RECORD_PROBE = "record_probe.sql",
-        RECORD_SUCCESSES = "record_successes.sql",
-        SENDER_DOMAINS_OF = "sender_domains_of.sql",
-        WEBHOOK_SETTINGS = "webhook_settings.sql",
+        dkim_domains = "dkim_domains.sql" ();
+        enabled = "enabled.sql" ();
+        probe_targets = "probe_targets.sql" ();
+        provider_row = "provider_row.sql" (name: &'q str);
+        record_failure = "record_failure.sql" (provider: &'q str, error: &'q str, retry_after_secs: Option<f64>);
+        record_probe = "record_probe.sql" (provider: &'q str, latency_ms: f64, ok: bool, error: Option<&'q str>);
+        record_successes = "record_successes.sql" (providers: &'q [String]);
+        sender_domains_of = "sender_domains_of.sql" (provider: &'q str);
+        webhook_settings = "webhook_settings.sql" (provider: &'q str);
     }
 }
 
 pub mod queue {
     statements! {"queue":
-        CLAIM = "claim.sql",
-        CLEANUP = "cleanup.sql",
-        COMPLETE = "complete.sql",
-        COMPLETE_EMAIL = "complete_email.sql",
-        ENQUEUE = "enqueue.sql",
-        FAIL = "fail.sql",
-        HEARTBEAT = "heartbeat.sql",
-        LOCK_BATCH = "lock_batch.sql",
-        PROMOTE = "promote.sql",
-        RELEASE = "release.sql",
-        RESCUE_EXPIRED_LEASES = "rescue_expired_leases.sql",
-        STILL_LEASED = "still_leased.sql",
-        WAKE_CHANNEL = "wake_channel.sql",
+        claim = "claim.sql" (
+            limit: i64,
+            worker: Uuid,
+            token: Uuid,
+            lease: Duration,
+            now: Option<DateTime<Utc>>,
+            after_neg_priority: i16,
+            after_run_at: Option<DateTime<Utc>>,
+            after_id: i64,
+        );
+        cleanup = "cleanup.sql" (retention: Duration);
+        complete = "complete.sql" (ids: &'q [i64], tokens: &'q [Uuid]);
+        complete_email = "complete_email.sql" (ids: &'q [i64], tokens: &'q [Uuid]);
+        enqueue = "enqueue.sql" (
+            kind: &'q str,
+            args: JsonValue,
+            priority: i16,
+            run_at: Option<DateTime<Utc>>,
+            unique_key: Option<&'q str>,
+            max_attempts: Option<i32>,
+        );
+        fail = "fail.sql" (
+            ids: &'q [i64],
+            tokens: &'q [Uuid],
+            states: &'q [&'q str],
+            delays: &'q [f64],
+            errors: &'q [String],
+            now: Option<DateTime<Utc>>,
+        );
+        heartbeat = "heartbeat.sql" (worker: Uuid, lease: Duration, ids: &'q [i64], tokens: &'q [Uuid]);
+        lock_batch = "lock_batch.sql" (ids: &'q [i64]);
+        promote = "promote.sql" (limit: i64, now: Option<DateTime<Utc>>);
+        release = "release.sql" (ids: &'q [i64], tokens: &'q [Uuid], started: &'q [bool]);
+        rescue_expired_leases = "rescue_expired_leases.sql" (now: Option<DateTime<Utc>>);
+        still_leased = "still_leased.sql" (ids: &'q [i64], tokens: &'q [Uuid]);
+        wake_channel = "wake_channel.sql" ();
     }
 }
 
 pub mod routing {
     statements! {"routing":
-        CLAIM = "claim.sql",
-        NEXT_READY = "next_ready.sql",
+        claim = "claim.sql" (
+            limit: i64,
+            worker: Uuid,
+            token: Uuid,
+            lease: Duration,
+            now: Option<DateTime<Utc>>,
+            signs_unsubscribe: bool,
+        );
+        next_ready = "next_ready.sql" (now: Option<DateTime<Utc>>, signs_unsubscribe: bool);
     }
 }
 
 pub mod status {
     statements! {"status":
-        SUMMARY = "summary.sql",
+        summary = "summary.sql" ();
     }
 }
 
 pub mod verify {
     statements! {"verify":
-        FINDINGS = "findings.sql",
+        findings = "findings.sql" ();
     }
 }
 
 pub mod workers {
     statements! {"workers":
-        DEREGISTER = "deregister.sql",
-        REGISTER = "register.sql",
+        deregister = "deregister.sql" (id: Uuid);
+        register = "register.sql" (
+            id: Uuid,
+            role: &'q str,
+            host: &'q str,
+            pid: i32,
+            version: &'q str,
+            concurrency: Option<i32>,
+            heartbeat: Duration,
+            signs_unsubscribe: bool,
+        );
     }
 }
 
-/// Every area's statements, by area (for the tests).
-pub const AREAS: &[(&str, &[(&str, &str)])] = &[
-    ("alerts", alerts::ALL),
-    ("backups", backups::ALL),
-    ("common", common::ALL),
-    ("compliance", compliance::ALL),
-    ("feedback", feedback::ALL),
-    ("gdpr", gdpr::ALL),
-    ("import", import::ALL),
-    ("metrics", metrics::ALL),
-    ("outbox", outbox::ALL),
-    ("periodic", periodic::ALL),
-    ("providers", providers::ALL),
-    ("queue", queue::ALL),
-    ("routing", routing::ALL),
-    ("status", status::ALL),
-    ("verify", verify::ALL),
-    ("workers", workers::ALL),
+/// Every area, for [`signatures`].
+const AREAS: &[fn() -> Vec<Signature>] = &[
+    alerts::signatures,
+    backups::signatures,
+    common::signatures,
+    compliance::signatures,
+    feedback::signatures,
+    gdpr::signatures,
+    import::signatures,
+    metrics::signatures,
+    outbox::signatures,
+    periodic::signatures,
+    providers::signatures,
+    queue::signatures,
+    routing::signatures,
+    status::signatures,
+    verify::signatures,
+    workers::signatures,
 ];
