@@ -8,8 +8,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::db::TestDb;
+use crate::support::db::{count, exec};
 use crate::support::imap_server::{Dovecot, PASSWORD};
-use crate::support::routing::{count, exec};
 use crate::support::smtp_server::TlsFront;
 use crate::support::webhooks::{secret_variable, sent_message, status_of};
 

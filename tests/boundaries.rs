@@ -7,8 +7,10 @@
 use chrono::DurationRound as _;
 
 use crate::support::db::TestDb;
+use crate::support::db::{count, exec};
 use crate::support::factory;
-use crate::support::routing::{addresses, at, count, drain_at, exec, messages};
+use crate::support::factory::messages;
+use crate::support::routing::{addresses, at, drain_at};
 use crate::support::run::{executor, fast_config, registry, Process};
 
 /// Reservations per (provider, minute of reserved_at) above the provider's per_minute.

@@ -8,8 +8,8 @@ use postrunner_providers::{Directory, OutgoingMessage};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::support::db::exec;
 use crate::support::db::TestDb;
-use crate::support::routing::exec;
 use crate::support::smtp_server::SmtpServer;
 use crate::support::webhooks::secret_variable;
 

@@ -4,9 +4,9 @@
 //! DMARC p=none, no MX), through `postrunner check-domains` and `report_domains`.
 
 use crate::dkim::dkim_py;
+use crate::support::db::exec;
 use crate::support::db::TestDb;
 use crate::support::dns_server::Dnsmasq;
-use crate::support::routing::exec;
 use crate::support::run::Process;
 use crate::support::webhooks::secret_variable;
 

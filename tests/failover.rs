@@ -15,8 +15,10 @@ use postrunner_queue::claim::{claim, ClaimRequest};
 use postrunner_queue::executor::ExecutorConfig;
 
 use crate::support::db::TestDb;
+use crate::support::db::{count, exec};
+use crate::support::factory::messages;
 use crate::support::fake_provider::{FakeProvider, Fault, Kind};
-use crate::support::routing::{acme_on_sendgrid, count, exec, messages};
+use crate::support::routing::acme_on_sendgrid;
 use crate::support::run::{fast_config, spawn};
 use crate::support::wait_for_count;
 

@@ -16,8 +16,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::db::TestDb;
+use crate::support::db::{count, exec};
 use crate::support::fake_provider::{FakeProvider, Kind};
-use crate::support::routing::{count, exec};
 use crate::support::run::{fast_config, spawn};
 use crate::support::wait_for_count;
 use crate::support::webhooks::{headers_of, now_unix, post, secret_variable, sendgrid_event, serve, sign};

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use postrunner::commands::import;
 use postrunner::config::{ImportArgs, ImportWhat};
 
+use crate::support::db::count;
 use crate::support::db::TestDb;
-use crate::support::routing::count;
 
 /// Writes `contents` to a fresh temporary file.
 fn csv_file(contents: &str) -> PathBuf {

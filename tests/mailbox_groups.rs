@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use crate::support::db::TestDb;
+use crate::support::db::{count, exec};
 use crate::support::dns_server::Dnsmasq;
-use crate::support::routing::{addresses, at, count, drain_all_at, drain_at, exec, provider};
+use crate::support::routing::{addresses, at, drain_all_at, drain_at, provider};
 use crate::support::run::{executor, fast_config, registry, Process};
 
 /// Client acme (time zone `tz`) with directions d1 and d2, provider p and 40 addresses

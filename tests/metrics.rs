@@ -10,8 +10,10 @@ use postrunner::metrics::database::DatabaseMetrics;
 use sqlx::PgPool;
 
 use crate::support::db::TestDb;
+use crate::support::db::{count, exec};
 use crate::support::factory;
-use crate::support::routing::{addresses, count, exec, messages};
+use crate::support::factory::messages;
+use crate::support::routing::addresses;
 use crate::support::run::{executor, fast_config, registry};
 use crate::support::webhooks::serve_with;
 

@@ -10,7 +10,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::db::TestDb;
-use crate::support::routing::{acme_on_one_provider, count, drain_at, exec};
+use crate::support::db::{count, exec};
+use crate::support::routing::{acme_on_one_provider, drain_at};
 use crate::support::run::{executor, fast_config, registry};
 
 /// Sends every queued message that can go, a second of simulated time per round (the

@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use crate::support::db::TestDb;
+use crate::support::db::{count, exec};
 use crate::support::factory;
-use crate::support::routing::{addresses, at, count, drain_at, exec, provider};
+use crate::support::routing::{addresses, at, drain_at, provider};
 use crate::support::run::{executor, fast_config, registry};
 
 /// A message of acme/`direction` to `to` whose recipient lives in `zone`.

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use crate::support::db::count;
 use crate::support::db::TestDb;
 use crate::support::fake_provider::{FakeProvider, Fault, Kind};
-use crate::support::routing::{acme_on_sendgrid, count};
+use crate::support::routing::acme_on_sendgrid;
 use crate::support::run::Process;
 use crate::support::wait_for_count;
 

@@ -7,9 +7,9 @@ use postrunner_queue::executor::ExecutorConfig;
 use postrunner_schema::local_cluster::{with_database, LocalCluster};
 use serde_json::json;
 
+use crate::support::db::exec;
 use crate::support::db::TestDb;
 use crate::support::gated::Gate;
-use crate::support::routing::exec;
 use crate::support::run::{fast_config, registry, spawn, Process, Recorder};
 use crate::support::{eventually, factory, wait_for_count, ALL_JOBS, RUNNING_JOBS};
 
@@ -233,7 +233,7 @@ async fn a_shutdown_gives_back_the_capacity_of_sends_that_never_started() {
          SELECT 'a' || i || '@acme.test', 'p', 'acme', 10 FROM generate_series(1, 20) i;",
     )
     .await;
-    crate::support::routing::messages(pool, "acme", "d", 10).await;
+    crate::support::factory::messages(pool, "acme", "d", 10).await;
     // One slot, nine prefetched: one send starts (and hangs), nine never start.
     let gate = Gate::closed();
     let registry = postrunner::kinds::registry(pool.clone(), Arc::new(gate.directory(pool)));
@@ -269,7 +269,7 @@ async fn a_shutdown_gives_back_the_capacity_of_sends_that_never_started() {
         "the interrupted send may have gone; the nine others surely did not"
     );
     assert_eq!(
-        crate::support::routing::count(
+        crate::support::db::count(
             pool,
             "SELECT count(*) FROM postrunner.outbox WHERE status = 'uncertain'"
         )
@@ -278,15 +278,15 @@ async fn a_shutdown_gives_back_the_capacity_of_sends_that_never_started() {
         "the interrupted one is held, not sent again at once"
     );
     let used_today =
-        crate::support::routing::count(pool, "SELECT sum(sent_on_day)::bigint FROM postrunner.address_usage").await;
+        crate::support::db::count(pool, "SELECT sum(sent_on_day)::bigint FROM postrunner.address_usage").await;
     assert_eq!(used_today, 1, "only the started send uses a day's capacity");
-    let in_minute = crate::support::routing::count(
+    let in_minute = crate::support::db::count(
         pool,
         "SELECT sent_in_minute::bigint FROM postrunner.provider_usage WHERE provider = 'p'",
     )
     .await;
     assert_eq!(in_minute, 1, "only the started send uses the provider's minute");
-    let paced = crate::support::routing::count(
+    let paced = crate::support::db::count(
         pool,
         "SELECT count(*) FROM postrunner.address_usage WHERE next_slot_at > now()",
     )

@@ -13,10 +13,11 @@ use postrunner_queue::heartbeat::rescue_expired;
 use uuid::Uuid;
 
 use crate::support::db::TestDb;
+use crate::support::db::{count, exec};
 use crate::support::factory;
+use crate::support::factory::messages;
 use crate::support::routing::{
-    acme_on_one_provider, addresses, at, blocked, count, drain_all_at, drain_at, exec, messages, no_jitter, provider,
-    sent_by_provider,
+    acme_on_one_provider, addresses, at, blocked, drain_all_at, drain_at, no_jitter, provider, sent_by_provider,
 };
 use crate::support::run::{executor, fast_config, registry};
 

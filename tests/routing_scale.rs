@@ -11,7 +11,8 @@ use chrono::Duration;
 use rand::Rng;
 
 use crate::support::db::TestDb;
-use crate::support::routing::{at, count, drain_all_at, exec};
+use crate::support::db::{count, exec};
+use crate::support::routing::{at, drain_all_at};
 use crate::support::run::{executor, fast_config, registry};
 
 const SETUP: &str = "

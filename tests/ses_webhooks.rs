@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::support::db::TestDb;
-use crate::support::routing::{count, exec};
+use crate::support::db::{count, exec};
 use crate::support::smtp_server::TlsFront;
 use crate::support::webhooks::*;
 

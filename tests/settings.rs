@@ -5,8 +5,9 @@
 use serde_json::json;
 
 use crate::support::db::TestDb;
+use crate::support::db::{count, exec};
 use crate::support::factory;
-use crate::support::routing::{acme_on_one_provider, count, exec};
+use crate::support::routing::acme_on_one_provider;
 use crate::support::run::{executor, fast_config, registry};
 
 #[tokio::test]

@@ -20,9 +20,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::db::TestDb;
+use crate::support::db::{count, exec};
 use crate::support::factory::{self, status};
 use crate::support::fake_provider::{FakeProvider, Fault, Kind};
-use crate::support::routing::{count, exec};
 use crate::support::run::{fast_config, spawn, Running};
 use crate::support::webhooks::{headers_of, now_unix, post, secret_variable, sendgrid_event, serve, sign};
 use crate::support::{eventually, wait_for_count};

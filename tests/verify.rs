@@ -3,8 +3,9 @@
 //! the uncertain path explains is listed as explained, not as a violation; and the
 //! command exits 1 on a violation.
 
+use crate::support::db::exec;
 use crate::support::db::TestDb;
-use crate::support::routing::{drain_at, exec};
+use crate::support::routing::drain_at;
 use crate::support::run::{executor, fast_config, postrunner_output, registry};
 use crate::support::{assert_promises_hold, factory};
 

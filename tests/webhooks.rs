@@ -7,8 +7,8 @@
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::support::db::count;
 use crate::support::db::TestDb;
-use crate::support::routing::count;
 use crate::support::webhooks::*;
 
 async fn events(pool: &sqlx::PgPool) -> i64 {
@@ -36,7 +36,7 @@ async fn the_web_role_answers_health_readiness_and_unknown_routes_with_json() {
 #[tokio::test]
 async fn readiness_fails_while_the_database_lacks_this_releases_definitions() {
     let db = TestDb::new().await;
-    crate::support::routing::exec(
+    crate::support::db::exec(
         &db.pool,
         "UPDATE postrunner.sql_definitions SET checksum = 'old' WHERE file = '350_feedback_policies.sql'",
     )
@@ -503,7 +503,7 @@ async fn random_requests_to_every_provider_get_a_4xx_never_a_5xx() {
         &secret_variable("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
     )
     .await;
-    crate::support::routing::exec(
+    crate::support::db::exec(
         pool,
         "INSERT INTO postrunner.providers (name, kind, sns_topics) VALUES ('ses', 'ses', '{arn:aws:sns:us-east-1:1:t}')",
     )

@@ -45,4 +45,9 @@ impl TestApp {
     pub async fn message(&self, client: &str, direction: &str, to: &str) -> Uuid {
         factory::message(&self.db.pool, client, direction, to).await
     }
+
+    /// `n` messages to distinct recipients, enqueued in one statement.
+    pub async fn messages(&self, client: &str, direction: &str, n: i32) {
+        factory::messages(&self.db.pool, client, direction, n).await
+    }
 }

@@ -61,6 +61,19 @@ pub async fn message(pool: &PgPool, client: &str, direction: &str, to: &str) -> 
     .unwrap()
 }
 
+/// `n` messages to distinct recipients.
+pub async fn messages(pool: &PgPool, client: &str, direction: &str, n: i32) {
+    super::db::exec(
+        pool,
+        &format!(
+            "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
+             SELECT '{client}', '{direction}', 'to' || i || '-{direction}@example.org', 'Hello', 'Hi'
+               FROM generate_series(1, {n}) AS i"
+        ),
+    )
+    .await;
+}
+
 /// A message's status as text.
 pub async fn status(pool: &PgPool, id: Uuid) -> String {
     sqlx::query_scalar("SELECT status::text FROM postrunner.outbox WHERE id = $1")

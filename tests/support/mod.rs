@@ -1,5 +1,6 @@
-//! Shared test helpers: one test's postrunner in one line ([`app`]), databases ([`db`]),
-//! rows with defaults ([`factory`]), executors
+//! Shared test helpers: one test's postrunner in one line ([`app`]), databases and setup
+//! SQL ([`db`]), rows with defaults ([`factory`]: clients, one message or many), sender
+//! setups and a simulated clock ([`routing`]), executors
 //! and processes ([`run`]), and waiting on conditions instead of sleeping ([`eventually`]).
 
 #![allow(dead_code)]

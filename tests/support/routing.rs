@@ -8,19 +8,14 @@ use chrono::{DateTime, Utc};
 use postrunner_queue::executor::Executor;
 use sqlx::PgPool;
 
+use super::db::exec;
+use super::factory::messages;
+
 /// An instant, from RFC 3339 text: `at("2027-01-04T09:00:00Z")`.
 pub fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339)
         .expect("an RFC 3339 instant")
         .with_timezone(&Utc)
-}
-
-/// Runs one SQL statement (setup), panicking with the statement on error.
-pub async fn exec(pool: &PgPool, sql: &str) {
-    sqlx::raw_sql(sql)
-        .execute(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n in: {sql}"));
 }
 
 /// A provider of kind `log` with `weight`.
@@ -39,19 +34,6 @@ pub async fn addresses(pool: &PgPool, client: &str, provider: &str, n: i32, dail
         &format!(
             "INSERT INTO postrunner.sender_addresses (address, provider, client, daily_limit)
              SELECT '{provider}-' || i || '@{client}.test', '{provider}', '{client}', {daily_limit}
-               FROM generate_series(1, {n}) AS i"
-        ),
-    )
-    .await;
-}
-
-/// `n` messages to distinct recipients.
-pub async fn messages(pool: &PgPool, client: &str, direction: &str, n: i32) {
-    exec(
-        pool,
-        &format!(
-            "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
-             SELECT '{client}', '{direction}', 'to' || i || '-{direction}@example.org', 'Hello', 'Hi'
                FROM generate_series(1, {n}) AS i"
         ),
     )
@@ -95,14 +77,6 @@ pub async fn sent_by_provider(pool: &PgPool) -> std::collections::BTreeMap<Strin
     .unwrap()
     .into_iter()
     .collect()
-}
-
-/// Count of a query returning one bigint.
-pub async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n in: {sql}"))
 }
 
 /// `report_blocked` for a direction: (waiting_for, until).

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::routing::exec;
+use super::db::exec;
 
 /// Runs `sign_webhook.py` with `request`; its JSON answer.
 pub fn sign(request: Value) -> Value {
