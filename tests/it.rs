@@ -9,6 +9,7 @@ mod bounce_mail;
 mod bounce_mailbox;
 mod boundaries;
 mod config;
+mod database_failover;
 mod database_tls;
 mod dkim;
 mod domain_checks;

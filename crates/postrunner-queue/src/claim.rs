@@ -5,7 +5,13 @@
 //! then email jobs, routed to a sender address as they are claimed
 //! ([`crate::routing::claim_messages`]). They are separate so that an error in routing
 //! (a broken configuration, a bug) can never stop lease rescue, probes or cleanup.
+//!
+//! Each statement leases its jobs under a token the worker chose beforehand. When the
+//! connection fails during a claim, the claim may have committed without its reply
+//! reaching the worker: [`LostClaims`] keeps that token, and the worker gives those
+//! jobs back, unstarted, once the database answers again (tests/database_failover.rs).
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -85,7 +91,7 @@ impl Cursor {
 /// [`QueueError`] when either statement fails (see [`claim_both`] for a claim that keeps
 /// the generic jobs when routing fails).
 pub async fn claim(pool: &PgPool, request: ClaimRequest) -> Result<Vec<ClaimedJob>, QueueError> {
-    let both = claim_both(pool, request, Sources::BOTH).await?;
+    let both = claim_both(pool, request, Sources::BOTH, &LostClaims::default()).await?;
     both.routing.map(|()| both.jobs)
 }
 
@@ -116,17 +122,25 @@ pub struct Claimed {
 
 /// Claims postrunner's own jobs, then routed email jobs with what is left of the limit
 /// (each only when `sources` says so). A failure of the routed claim is returned beside
-/// the jobs the generic claim took, which the caller runs regardless.
+/// the jobs the generic claim took, which the caller runs regardless. A claim cut off
+/// by a lost connection leaves its token in `lost`.
 ///
 /// # Errors
 /// [`QueueError`] when the generic claim fails.
 #[tracing::instrument(name = "queue.claim", skip_all, fields(limit = request.limit))]
-pub async fn claim_both(pool: &PgPool, request: ClaimRequest, sources: Sources) -> Result<Claimed, QueueError> {
+pub async fn claim_both(
+    pool: &PgPool,
+    request: ClaimRequest,
+    sources: Sources,
+    lost: &LostClaims,
+) -> Result<Claimed, QueueError> {
     use crate::metrics::claimed;
-    let token = Uuid::new_v4();
     let mut jobs = if sources.generic {
         let started = std::time::Instant::now();
-        let jobs = claim_jobs(pool, &request, token).await?;
+        let token = Uuid::new_v4();
+        let jobs = claim_jobs(pool, &request, token)
+            .await
+            .inspect_err(|e| lost.note(token, e))?;
         claimed("generic", jobs.len(), started.elapsed());
         jobs
     } else {
@@ -136,15 +150,76 @@ pub async fn claim_both(pool: &PgPool, request: ClaimRequest, sources: Sources) 
     let mut routing = Ok(());
     if sources.routed && left > 0 {
         let started = std::time::Instant::now();
+        // Its own token: were its reply lost, the generic jobs above still run.
+        let token = Uuid::new_v4();
         match crate::routing::claim_messages(pool, &request, left, token).await {
             Ok(routed) => {
                 claimed("routed", routed.len(), started.elapsed());
                 jobs.extend(routed);
             }
-            Err(e) => routing = Err(e),
+            Err(e) => {
+                lost.note(token, &e);
+                routing = Err(e);
+            }
         }
     }
     Ok(Claimed { jobs, routing })
+}
+
+/// The lease tokens of claims that may have committed although their reply was lost
+/// (the connection failed during the claim). Their jobs, if any, are leased to this
+/// worker, which never saw them: left alone they would wait out their lease and, being
+/// email, be held as uncertain although nothing was sent.
+#[derive(Debug, Default)]
+pub struct LostClaims(Mutex<Vec<Uuid>>);
+
+impl LostClaims {
+    /// Keeps `token` when `error` left the claim's outcome unknown. Any other error
+    /// rolled the claim back.
+    fn note(&self, token: Uuid, error: &QueueError) {
+        if error.is_connection_error() {
+            self.tokens().push(token);
+        }
+    }
+
+    /// Gives back the jobs of every lost claim, unstarted (the attempt not counted, the
+    /// reservation's capacity returned). Returns how many there were. While the database
+    /// is still unreachable the tokens are kept for the next call.
+    ///
+    /// # Errors
+    /// [`QueueError`] when the statement fails.
+    pub async fn release(&self, pool: &PgPool) -> Result<i64, QueueError> {
+        let tokens = std::mem::take(&mut *self.tokens());
+        if tokens.is_empty() {
+            return Ok(0);
+        }
+        match statements::queue::release_lost_claims(&tokens)
+            .scalar()
+            .fetch_one(pool)
+            .await
+        {
+            Ok(released) => {
+                if released > 0 {
+                    tracing::warn!(
+                        jobs.released = released,
+                        "gave back jobs of a claim whose reply was lost with the connection; none had started"
+                    );
+                }
+                Ok(released)
+            }
+            Err(source) => {
+                self.tokens().extend(tokens);
+                Err(QueueError {
+                    doing: "give back the jobs of lost claims",
+                    source,
+                })
+            }
+        }
+    }
+
+    fn tokens(&self) -> std::sync::MutexGuard<'_, Vec<Uuid>> {
+        self.0.lock().expect("lost claims lock")
+    }
 }
 
 /// The generic claim (sql/statements/queue/claim.sql), in claim order.

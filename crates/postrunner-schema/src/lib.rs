@@ -58,6 +58,11 @@ impl Default for SessionLimits {
 /// schedulers. Acquiring a connection gives up after 5 s so that an outage surfaces as
 /// an error the loops can log and back off from, rather than a hang.
 ///
+/// A new connection that lands on a server in recovery (a standby, as happens through a
+/// proxy in the middle of a failover) is refused, as a lost connection, so the pool
+/// tries again until it reaches the primary instead of handing out a session whose every
+/// write fails (tests/connection_errors.rs).
+///
 /// # Errors
 /// The URL does not parse.
 pub fn pool(url: &str, max_connections: u32, application_name: &str) -> Result<PgPool, sqlx::Error> {
@@ -86,7 +91,20 @@ pub fn pool_with(
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(5))
         .idle_timeout(Duration::from_secs(60))
+        .after_connect(|conn, _| Box::pin(refuse_a_standby(conn)))
         .connect_lazy_with(options))
+}
+
+/// Fails a new connection to a server in recovery, as an I/O error (a lost connection).
+async fn refuse_a_standby(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    let in_recovery: bool = statements::common::in_recovery().scalar().fetch_one(conn).await?;
+    if in_recovery {
+        return Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connected to a standby (read-only) server; the primary is elsewhere: reconnecting",
+        )));
+    }
+    Ok(())
 }
 
 /// Waits until the database answers `SELECT 1`, retrying with backoff for up to
@@ -116,15 +134,25 @@ pub async fn wait_until_ready(pool: &PgPool, patience: Duration) -> Result<(), s
 }
 
 /// True for errors that mean "the database is not reachable right now" rather than "this
-/// statement is wrong": the loops back off and retry on these.
+/// statement is wrong": the loops back off and retry on these, and a statement whose
+/// reply was lost this way may or may not have committed.
+///
+/// Every fault a failover makes is one (tests/connection_errors.rs): a protocol error
+/// (a proxy that accepts and closes while no primary is up makes sqlx read no answer to
+/// its SSLRequest), a read-only server (25006: a standby reached mid-failover), a server
+/// shutting down or starting (57P01-57P03), too many connections (53300), and every 08
+/// connection exception.
 pub fn is_connection_error(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => {
-            // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now,
-            // 08xxx connection exceptions.
-            db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
-        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c == "25006" || c == "53300"),
         _ => false,
     }
 }

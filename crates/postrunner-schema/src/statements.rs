@@ -190,6 +190,7 @@ pub mod backups {
 pub mod common {
     statements! {"common":
         database_now = "database_now.sql" ();
+        in_recovery = "in_recovery.sql" ();
         ping = "ping.sql" ();
     }
 }
@@ -325,6 +326,7 @@ pub mod queue {
         lock_batch = "lock_batch.sql" (ids: &'q [i64]);
         promote = "promote.sql" (limit: i64, now: Option<DateTime<Utc>>);
         release = "release.sql" (ids: &'q [i64], tokens: &'q [Uuid], started: &'q [bool]);
+        release_lost_claims = "release_lost_claims.sql" (tokens: &'q [Uuid]);
         rescue_expired_leases = "rescue_expired_leases.sql" (now: Option<DateTime<Utc>>);
         still_leased = "still_leased.sql" (ids: &'q [i64], tokens: &'q [Uuid]);
         wake_channel = "wake_channel.sql" ();

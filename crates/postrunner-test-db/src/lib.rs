@@ -8,6 +8,10 @@
 //!    test processes may race), migrated with the real `postrunner_schema::migrate`.
 //! 3. Per test: `CREATE DATABASE pr_test_<random> TEMPLATE ...`. Dropped when the test
 //!    passes; kept (and named on stderr) when it fails, for a look with psql.
+//!
+//! [`proxy`] puts a TCP proxy the test controls between postrunner and PostgreSQL.
+
+pub mod proxy;
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{ExecutorConfig, ExecutorStats, Outage};
-use crate::claim::{claim_both, ClaimRequest, Claimed, Cursor, Sources};
+use crate::claim::{claim_both, ClaimRequest, Claimed, Cursor, LostClaims, Sources};
 use crate::finish::{Finished, Outcome};
 use crate::handler::{Handler, JobError, Registry};
 use crate::heartbeat::rescue_expired;
@@ -55,6 +55,9 @@ pub(super) struct Fetch {
     /// budget returns only once the outcome is written, so a completer that falls behind
     /// slows the claims down instead of letting claimed jobs pile up.
     pub(super) done: mpsc::UnboundedSender<(Finished, OwnedSemaphorePermit)>,
+    /// Claims whose reply was lost with the connection: their jobs are given back before
+    /// the next claim.
+    pub(super) lost: Arc<LostClaims>,
 }
 
 impl Fetch {
@@ -83,6 +86,11 @@ impl Fetch {
             }
             if shutdown.is_cancelled() {
                 return;
+            }
+
+            // Before claiming more: what a claim cut off by the connection may have leased.
+            if let Err(e) = self.lost.release(&self.pool).await {
+                self.outage.failed(&e);
             }
 
             let limit = permits.len();
@@ -146,7 +154,7 @@ impl Fetch {
             signs_unsubscribe: self.config.signs_unsubscribe,
         };
         let started = Instant::now();
-        let claimed = claim_both(&self.pool, request, sources).await;
+        let claimed = claim_both(&self.pool, request, sources, &self.lost).await;
         self.stats
             .claim_us
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);

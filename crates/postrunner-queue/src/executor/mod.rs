@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use self::complete::Completer;
 use self::fetch::{attempt, Fetch};
-use super::claim::{claim_both, ClaimRequest, Sources};
+use super::claim::{claim_both, ClaimRequest, LostClaims, Sources};
 use super::finish::{finish, release, Finished};
 use super::handler::Registry;
 use super::heartbeat::heartbeat;
@@ -106,6 +106,8 @@ pub struct Executor {
     config: ExecutorConfig,
     id: Uuid,
     stats: Arc<ExecutorStats>,
+    /// Claims whose reply was lost with the connection (see [`LostClaims`]).
+    lost: Arc<LostClaims>,
 }
 
 impl Executor {
@@ -117,6 +119,7 @@ impl Executor {
             config,
             id,
             stats: Arc::default(),
+            lost: Arc::default(),
         }
     }
 
@@ -133,6 +136,7 @@ impl Executor {
     /// [`QueueError`] when a statement fails.
     pub async fn tick(&self, now: Option<chrono::DateTime<chrono::Utc>>) -> Result<usize, QueueError> {
         promote_due(&self.pool, 10_000, now).await?;
+        self.lost.release(&self.pool).await?;
         let request = ClaimRequest {
             worker: self.id,
             limit: self.config.concurrency as i64,
@@ -141,7 +145,7 @@ impl Executor {
             after: None,
             signs_unsubscribe: self.config.signs_unsubscribe,
         };
-        let claimed = claim_both(&self.pool, request, Sources::BOTH).await?;
+        let claimed = claim_both(&self.pool, request, Sources::BOTH, &self.lost).await?;
         if let Err(e) = &claimed.routing {
             tracing::error!(error = %e, source = %e.source, "the routed claim failed; postrunner's own jobs still run");
         }
@@ -241,6 +245,7 @@ impl Executor {
             lanes: Mutex::default(),
             generic_empty: Default::default(),
             done: done_tx,
+            lost: self.lost.clone(),
         };
         futures_util::future::join_all((0..FETCHERS).map(|_| fetch.fetch_loop(&shutdown))).await;
         let tasks = std::mem::take(&mut *fetch.tasks.lock().expect("tasks lock"));
@@ -284,6 +289,9 @@ impl Executor {
         // Interrupted mid-run: the attempt counts.
         self.release(&leases.take(Stage::Running), true, outage).await;
         self.release(&leases.take(Stage::Waiting), false, outage).await;
+        if let Err(e) = self.lost.release(&self.pool).await {
+            outage.failed(&e);
+        }
     }
 
     /// Releases `jobs` at shutdown, retrying briefly through connection errors.
