@@ -33,6 +33,7 @@ mod providers;
 mod recipient_windows;
 mod redaction;
 mod resilience;
+mod retention;
 mod roles;
 mod routing;
 mod routing_scale;

@@ -69,12 +69,20 @@ impl Handler for Cleanup {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| JobError::Retry(e.to_string()))?;
+        let (probes, history, alerts): (i64, i64, i64) = statements::retention::prune()
+            .rows()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
         tracing::info!(
             processes,
             schedule_runs = runs,
             jobs,
             webhook_nonces = nonces,
             event_payloads = payloads,
+            provider_probes = probes,
+            provider_health_history = history,
+            alerts,
             "cleanup done"
         );
         Ok(None)

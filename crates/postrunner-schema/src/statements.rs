@@ -333,6 +333,12 @@ pub mod queue {
     }
 }
 
+pub mod retention {
+    statements! {"retention":
+        prune = "prune.sql" ();
+    }
+}
+
 pub mod routing {
     statements! {"routing":
         claim = "claim.sql" (
@@ -389,6 +395,7 @@ const AREAS: &[fn() -> Vec<Signature>] = &[
     periodic::signatures,
     providers::signatures,
     queue::signatures,
+    retention::signatures,
     routing::signatures,
     status::signatures,
     verify::signatures,

@@ -1,0 +1,39 @@
+-- Apply the retention settings (migrations/V30__retention.sql) to the operational tables
+-- that grow with time: provider probes (probe_retention_days; the latest probe per
+-- provider and report_provider_health's 15 minutes are far inside it), the provider
+-- health history (health_history_retention_days), and alerts resolved longer ago than
+-- alert_retention_days, their notifications with them (ON DELETE CASCADE). A firing
+-- alert is kept however old. At most 10,000 rows per table a run, oldest first, so one
+-- run stays short and a backlog goes over a few hourly runs.
+--
+-- Locks: the rows it deletes, which nothing else writes any more (a resolved alert is
+-- never updated again; probes and history rows are written once).
+WITH probes AS (
+    DELETE FROM postrunner.provider_probes
+     WHERE ctid = ANY (ARRAY(
+           SELECT ctid FROM postrunner.provider_probes
+            WHERE at < now() - make_interval(days => postrunner.setting_number('probe_retention_days', 14)::integer)
+            ORDER BY at
+            LIMIT 10000))
+    RETURNING 1
+), history AS (
+    DELETE FROM postrunner.provider_health_history
+     WHERE id IN (
+           SELECT id FROM postrunner.provider_health_history
+            WHERE at < now() - make_interval(days => postrunner.setting_number('health_history_retention_days', 180)::integer)
+            ORDER BY at
+            LIMIT 10000)
+    RETURNING 1
+), alerts AS (
+    DELETE FROM postrunner.alerts
+     WHERE id IN (
+           SELECT id FROM postrunner.alerts
+            WHERE state = 'resolved'
+              AND resolved_at < now() - make_interval(days => postrunner.setting_number('alert_retention_days', 180)::integer)
+            ORDER BY resolved_at
+            LIMIT 10000)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM probes) AS provider_probes,
+       (SELECT count(*) FROM history) AS provider_health_history,
+       (SELECT count(*) FROM alerts) AS alerts
