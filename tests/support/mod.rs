@@ -6,11 +6,13 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod chaos;
 pub mod db;
 pub mod dns_server;
 pub mod factory;
 pub mod fake_provider;
 pub mod gated;
+pub mod ha_cluster;
 pub mod imap_server;
 pub mod logins;
 pub mod plans;

@@ -200,7 +200,17 @@ impl LocalCluster {
     /// # Errors
     /// `pg_ctl stop` failed.
     pub fn stop_server(&self) -> Result<(), LocalClusterError> {
-        self.pg("pg_ctl", &["-D", &self.data_dir(), "-m", "fast", "-w", "stop"])
+        self.stop_server_with("fast")
+    }
+
+    /// Stops the server with `pg_ctl`'s shutdown `mode`: `fast` (sessions ended, a clean
+    /// checkpoint) or `immediate` (no checkpoint: recovery at the next start, as after a
+    /// crash).
+    ///
+    /// # Errors
+    /// `pg_ctl stop` failed.
+    pub fn stop_server_with(&self, mode: &str) -> Result<(), LocalClusterError> {
+        self.pg("pg_ctl", &["-D", &self.data_dir(), "-m", mode, "-w", "stop"])
     }
 
     fn data_dir(&self) -> String {

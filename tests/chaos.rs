@@ -1,0 +1,146 @@
+//! The chaos suite (bin/chaos; `bin/chaos --quick` in CI): a full deployment sending in
+//! real time with live limits, then one fault at a time, each judged by `verify` and the
+//! suite's own ledger: no message lost, none left unsent, no limit overshot, no
+//! suppressed person mailed, no duplicate beyond the documented uncertain path.
+//!
+//! Each scenario prints one `CHAOS|` row; bin/chaos gathers them into a table.
+
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+
+use crate::support::chaos::{until_a_send, Application, Deployment, Ledger, Pace, LEASE};
+use crate::support::db::count;
+use postrunner_test_db::proxy::Accept;
+
+/// How long the messages have to become final once a fault is over.
+const PATIENCE: Duration = Duration::from_secs(180);
+
+/// Starts the deployment and the application, lets sending settle for `warm`, runs
+/// `fault` (which returns the recovery time it measured), lets the application run on a
+/// little, and judges the result.
+async fn scenario(name: &str, fault: impl AsyncFnOnce(&mut Deployment) -> Duration) -> Ledger {
+    let mut deployment = Deployment::start().await;
+    let app = Application::start(deployment.pool.clone());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let recovery = fault(&mut deployment).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let acknowledged = app.stop().await;
+    let ledger = Ledger::settle(&deployment.pool, name, &acknowledged, recovery, PATIENCE).await;
+    deployment.stop().await;
+    ledger
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "chaos (bin/chaos): a deployment under a fault for a minute or more"]
+async fn chaos_worker_sigkill_every_10_s() {
+    let pace = Pace::from_env();
+    let ledger = scenario("SIGKILL a random worker every 10 s", async move |d: &mut Deployment| {
+        let started = std::time::Instant::now();
+        let mut slowest = Duration::ZERO;
+        while started.elapsed() < pace.kills_for {
+            let victim = (0..d.workers.len())
+                .collect::<Vec<_>>()
+                .choose(&mut rand::thread_rng())
+                .copied()
+                .unwrap();
+            let pid = d.workers[victim].pid();
+            d.workers[victim].signal("KILL");
+            let killed_at = std::time::Instant::now();
+            d.workers[victim] = d.worker();
+            // Its jobs come back within the lease (and the rescue's poll).
+            let held = format!(
+                "SELECT count(*) FROM postrunner.jobs j JOIN postrunner.workers w ON w.id = j.leased_by
+                  WHERE j.state = 'running' AND w.pid = {pid}"
+            );
+            while count(&d.pool, &held).await > 0 && killed_at.elapsed() < LEASE * 3 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            slowest = slowest.max(killed_at.elapsed());
+            assert!(slowest <= LEASE + Duration::from_secs(10), "rescued after {slowest:?}");
+            tokio::time::sleep(Duration::from_secs(10).saturating_sub(killed_at.elapsed())).await;
+        }
+        slowest
+    })
+    .await;
+    ledger.assert_holds();
+}
+
+/// PostgreSQL stopped (`mode`: fast or immediate) for 5 s mid-run, then started.
+async fn postgres_restart(mode: &'static str) -> Ledger {
+    scenario(
+        &format!("PostgreSQL restarted ({mode} shutdown)"),
+        async move |d: &mut Deployment| {
+            let cluster = d.cluster.clone();
+            tokio::task::spawn_blocking(move || {
+                cluster.stop_server_with(mode).unwrap();
+                std::thread::sleep(Duration::from_secs(5));
+                cluster.start_server().unwrap();
+            })
+            .await
+            .unwrap();
+            until_a_send(&d.pool, PATIENCE).await
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "chaos (bin/chaos): a deployment under a fault for a minute or more"]
+async fn chaos_postgresql_fast_restart() {
+    postgres_restart("fast").await.assert_holds();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "chaos (bin/chaos): a deployment under a fault for a minute or more"]
+async fn chaos_postgresql_immediate_restart() {
+    postgres_restart("immediate").await.assert_holds();
+}
+
+/// The network between postrunner and PostgreSQL gone for `outage`: refused (every
+/// connection cut, new ones closed at once) or half-open (packets held, nothing closed).
+async fn network_cut(name: &str, outage: Duration, half_open: bool) -> Ledger {
+    scenario(name, async move |d: &mut Deployment| {
+        if half_open {
+            d.proxy.stall(true);
+        } else {
+            d.proxy.accept(Accept::Close);
+            d.proxy.cut();
+        }
+        tokio::time::sleep(outage).await;
+        if half_open {
+            // The held connections are dead to their clients by now: cut them as a
+            // router's timeout would, and let new ones through.
+            d.proxy.cut();
+            d.proxy.stall(false);
+        } else {
+            d.proxy.accept(Accept::Forward);
+        }
+        until_a_send(&d.pool, PATIENCE).await
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "chaos (bin/chaos): a deployment under a fault for a minute or more"]
+async fn chaos_network_cut_shorter_than_the_lease() {
+    network_cut("network cut for 10 s (refused)", Duration::from_secs(10), false)
+        .await
+        .assert_holds();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "chaos (bin/chaos): a deployment under a fault for a minute or more"]
+async fn chaos_network_cut_longer_than_the_lease() {
+    network_cut("network cut for 40 s (refused)", Duration::from_secs(40), false)
+        .await
+        .assert_holds();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "chaos (bin/chaos): a deployment under a fault for a minute or more"]
+async fn chaos_network_half_open_for_40_s() {
+    network_cut("network half-open for 40 s", Duration::from_secs(40), true)
+        .await
+        .assert_holds();
+}
