@@ -11,6 +11,7 @@ use rand::seq::SliceRandom;
 
 use crate::support::chaos::{until_a_send, Application, Deployment, Ledger, Pace, LEASE};
 use crate::support::db::count;
+use crate::support::fake_provider::Fault;
 use postrunner_test_db::proxy::Accept;
 
 /// How long the messages have to become final once a fault is over.
@@ -143,4 +144,36 @@ async fn chaos_network_half_open_for_40_s() {
     network_cut("network half-open for 40 s", Duration::from_secs(40), true)
         .await
         .assert_holds();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "chaos (bin/chaos): a deployment under a fault for a minute or more"]
+async fn chaos_providers_misbehave_for_40_s() {
+    // SendGrid answers 429 with Retry-After; Mailgun takes 5 s; Postmark takes the mail
+    // and drops the connection before answering; Resend takes it and never answers
+    // within the 30 s send timeout. What may have been taken is held as uncertain and
+    // decided by a lookup (Mailgun, Postmark, Resend) or the duplicate policy (SendGrid).
+    let ledger = scenario(
+        "providers: 429 + Retry-After, 5 s answers, dropped connections, no answer",
+        async move |d: &mut Deployment| {
+            let [sendgrid, mailgun, postmark, resend] = &d.providers[..] else {
+                panic!("four providers")
+            };
+            sendgrid.fail_always(vec![Fault::Reply(
+                429,
+                r#"{"errors":[{"message":"Too many requests"}]}"#.to_owned(),
+                vec![("Retry-After", "5".to_owned())],
+            )]);
+            mailgun.fail_always(vec![Fault::Slow(Duration::from_secs(5))]);
+            postmark.fail_always(vec![Fault::Drop]);
+            resend.fail_always(vec![Fault::Slow(Duration::from_secs(60))]);
+            tokio::time::sleep(Duration::from_secs(40)).await;
+            for provider in &d.providers {
+                provider.fail_always(Vec::new());
+            }
+            until_a_send(&d.pool, PATIENCE).await
+        },
+    )
+    .await;
+    ledger.assert_holds();
 }

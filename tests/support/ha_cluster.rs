@@ -34,13 +34,20 @@ fn run(args: &[&str]) -> String {
 }
 
 impl HaCluster {
-    /// Starts a cluster in a fresh directory and waits for its leader.
+    /// Starts a cluster in a fresh directory and waits for its leader. Should `up`
+    /// fail half-way, dropping the cluster stops what it started.
     pub fn up() -> Self {
-        let dir = std::env::temp_dir().join(format!("postrunner-ha-{}", uuid::Uuid::new_v4().simple()));
-        let dir_arg = dir.to_string_lossy().into_owned();
-        let url = run(&["up", &dir_arg]);
-        assert!(url.starts_with("postgres://"), "bin/ha-cluster up printed {url:?}");
-        Self { dir, url }
+        let mut cluster = Self {
+            dir: std::env::temp_dir().join(format!("postrunner-ha-{}", uuid::Uuid::new_v4().simple())),
+            url: String::new(),
+        };
+        cluster.url = run(&["up", &cluster.dir()]);
+        assert!(
+            cluster.url.starts_with("postgres://"),
+            "bin/ha-cluster up printed {:?}",
+            cluster.url
+        );
+        cluster
     }
 
     fn dir(&self) -> String {

@@ -85,7 +85,7 @@ impl Cursor {
 }
 
 /// Claims up to `request.limit` jobs: postrunner's own first, then routed email jobs
-/// with what is left of the limit. All jobs of one claim share a fresh lease token.
+/// with what is left of the limit. The jobs of each statement share a fresh lease token.
 ///
 /// # Errors
 /// [`QueueError`] when either statement fails (see [`claim_both`] for a claim that keeps

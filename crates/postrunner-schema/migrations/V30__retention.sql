@@ -17,3 +17,6 @@ INSERT INTO postrunner.settings (name, value, note, type, min_value, max_value) 
 CREATE INDEX provider_probes_at_idx ON postrunner.provider_probes (at);
 CREATE INDEX provider_health_history_at_idx ON postrunner.provider_health_history (at);
 CREATE INDEX alerts_resolved_at_idx ON postrunner.alerts (resolved_at) WHERE state = 'resolved';
+-- Deleting an alert deletes its notifications (ON DELETE CASCADE): by this index, not
+-- a scan per alert.
+CREATE INDEX notifications_alert_idx ON postrunner.notifications (alert_id);

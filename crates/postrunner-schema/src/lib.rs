@@ -61,7 +61,8 @@ impl Default for SessionLimits {
 /// A new connection that lands on a server in recovery (a standby, as happens through a
 /// proxy in the middle of a failover) is refused, as a lost connection, so the pool
 /// tries again until it reaches the primary instead of handing out a session whose every
-/// write fails (tests/connection_errors.rs).
+/// write fails. (No test makes a standby answer through the route; the HA test,
+/// tests/ha.rs, runs through a real failover with this in place.)
 ///
 /// # Errors
 /// The URL does not parse.

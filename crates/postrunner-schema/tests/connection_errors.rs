@@ -42,8 +42,9 @@ async fn a_connection_cut_mid_session_is_a_lost_connection() {
 
 #[tokio::test]
 async fn a_read_only_server_is_a_lost_connection() {
-    // After a failover a pooled connection may still reach the old primary, now a
-    // standby: its writes fail with 25006 until the pool reconnects through the new route.
+    // Mid-failover a connection may reach a node that is (or has become) a standby: its
+    // writes fail with 25006. The old primary is restarted to become a standby, which
+    // ends its sessions, so the loops retry on fresh connections through the new route.
     let db = TestDb::new().await;
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
     sqlx::query("SET default_transaction_read_only = on")

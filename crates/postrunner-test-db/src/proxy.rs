@@ -95,9 +95,10 @@ impl TcpProxy {
         self.control.stalled.send_replace(stalled);
     }
 
-    /// The next `times` client messages containing `pattern` reach the server and run;
-    /// the server's replies are thrown away and their connections closed, as when a
-    /// primary goes down between committing a statement and answering it.
+    /// The next `times` executions of a statement whose text holds `pattern` (prepared
+    /// before or after this call) reach the server and run; the server's replies are
+    /// thrown away and their connections closed, as when a primary goes down between
+    /// committing a statement and answering it.
     pub fn lose_reply_to(&self, pattern: &[u8], times: usize) {
         *self.control.lose_reply.lock().unwrap() = Some((pattern.to_vec(), times));
     }
@@ -138,7 +139,9 @@ async fn listen(listener: TcpListener, target: SocketAddr, control: Arc<Control>
             });
             continue;
         }
-        tokio::spawn(forward(client, target, control.clone()));
+        // Subscribed before the handshake, so that a cut during it closes it too.
+        let generation = control.generation.subscribe();
+        tokio::spawn(forward(client, target, control.clone(), generation));
     }
 }
 
@@ -148,7 +151,13 @@ const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 /// One connection: bytes both ways until either side closes or the proxy cuts it. The
 /// proxy answers a client's SSLRequest itself with "N" (no TLS), so that a client that
 /// prefers TLS talks in plain text that [`ClientMessages`] can follow.
-async fn forward(mut client: TcpStream, target: SocketAddr, control: Arc<Control>) {
+async fn forward(
+    mut client: TcpStream,
+    target: SocketAddr,
+    control: Arc<Control>,
+    mut generation: watch::Receiver<u64>,
+) {
+    let born = *generation.borrow_and_update();
     let mut first = [0u8; 8];
     if client.read_exact(&mut first).await.is_err() {
         return;
@@ -167,8 +176,6 @@ async fn forward(mut client: TcpStream, target: SocketAddr, control: Arc<Control
             return;
         }
     }
-    let mut generation = control.generation.subscribe();
-    let born = *generation.borrow_and_update();
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     // Set when this connection's next reply is to be lost.
@@ -176,8 +183,11 @@ async fn forward(mut client: TcpStream, target: SocketAddr, control: Arc<Control
     let upstream = pump(client_read, server_write, control.clone(), losing.clone(), messages);
     let downstream = pump_replies(server_read, client_write, control.clone(), losing);
     let cut = async {
-        while generation.changed().await.is_ok() {
-            if *generation.borrow() != born {
+        loop {
+            if *generation.borrow_and_update() != born {
+                return;
+            }
+            if generation.changed().await.is_err() {
                 return;
             }
         }
@@ -224,15 +234,16 @@ async fn pump(
     }
 }
 
-/// The client's side of the protocol, message by message: which prepared statements'
-/// text holds the pattern, and whether a chunk executes one of them.
+/// The client's side of the protocol, message by message: the text of each prepared
+/// statement, and whether a chunk executes one whose text holds the pattern.
 #[derive(Default)]
 struct ClientMessages {
     pending: Vec<u8>,
     /// Past the startup message (the only one without a type byte).
     started: bool,
-    /// Names of the prepared statements whose text holds the pattern.
-    targets: std::collections::HashSet<Vec<u8>>,
+    /// The text of every statement the client prepared, by name (`""`: the unnamed one,
+    /// replaced by each Parse of it).
+    statements: std::collections::HashMap<Vec<u8>, Vec<u8>>,
 }
 
 impl ClientMessages {
@@ -257,18 +268,17 @@ impl ClientMessages {
                 continue;
             }
             let mut fields = message[header..].split(|b| *b == 0);
-            match (message[0], pattern) {
-                (b'P', Some(pattern)) => {
+            match message[0] {
+                b'P' => {
                     let name = fields.next().unwrap_or_default().to_vec();
-                    let text = fields.next().unwrap_or_default();
-                    if text.windows(pattern.len()).any(|w| w == pattern) {
-                        self.targets.insert(name);
-                    }
+                    let text = fields.next().unwrap_or_default().to_vec();
+                    self.statements.insert(name, text);
                 }
-                (b'B', Some(_)) => {
+                b'B' => {
                     let _portal = fields.next();
                     let statement = fields.next().unwrap_or_default();
-                    executes |= self.targets.contains(statement);
+                    let text = self.statements.get(statement).map(Vec::as_slice).unwrap_or_default();
+                    executes |= pattern.is_some_and(|p| text.windows(p.len()).any(|w| w == p));
                 }
                 _ => {}
             }

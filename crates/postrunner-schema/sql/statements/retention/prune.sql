@@ -1,6 +1,7 @@
 -- Apply the retention settings (migrations/V30__retention.sql) to the operational tables
--- that grow with time: provider probes (probe_retention_days; the latest probe per
--- provider and report_provider_health's 15 minutes are far inside it), the provider
+-- that grow with time: provider probes (probe_retention_days; report_provider_health's
+-- 15 minutes are far inside it; a provider disabled for longer loses its last probe, and
+-- with it its latency metric, which no probe would refresh anyway), the provider
 -- health history (health_history_retention_days), and alerts resolved longer ago than
 -- alert_retention_days, their notifications with them (ON DELETE CASCADE). A firing
 -- alert is kept however old. At most 10,000 rows per table a run, oldest first, so one
