@@ -93,6 +93,16 @@ pub const PROMISES: &[&str] = &[
     "lane_parked_with_work",
 ];
 
+/// The promises that are limits (a send beyond one is an overshoot).
+pub const LIMIT_PROMISES: &[&str] = &[
+    "address_day_limit",
+    "pacing",
+    "provider_minute",
+    "monthly_budget",
+    "mailbox_group_hour",
+    "mailbox_group_day",
+];
+
 /// Checks every promise now.
 ///
 /// # Errors

@@ -236,3 +236,13 @@ async fn the_command_exits_1_on_a_violation_and_names_it() {
         "{stdout}"
     );
 }
+
+#[test]
+fn every_limit_promise_is_a_promise() {
+    for limit in postrunner::verify::LIMIT_PROMISES {
+        assert!(
+            postrunner::verify::PROMISES.contains(limit),
+            "{limit} is not in PROMISES"
+        );
+    }
+}

@@ -257,14 +257,7 @@ impl Ledger {
             .unwrap();
         let report = postrunner::verify::verify(pool).await.expect("verify runs");
         let counts = report.counts();
-        let limits = [
-            "address_day_limit",
-            "pacing",
-            "provider_minute",
-            "monthly_budget",
-            "mailbox_group_hour",
-            "mailbox_group_day",
-        ];
+        let limits = postrunner::verify::LIMIT_PROMISES;
         let overshoots = limits.iter().map(|l| counts.get(l).copied().unwrap_or(0)).sum();
         let other_violations = counts
             .iter()
