@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use rand::seq::SliceRandom;
+use rand::Rng;
 
 use crate::support::chaos::{until_a_send, Application, Deployment, Ledger, Pace, LEASE};
 use crate::support::db::count;
@@ -22,7 +22,7 @@ const PATIENCE: Duration = Duration::from_secs(180);
 /// little, and judges the result.
 async fn scenario(name: &str, fault: impl AsyncFnOnce(&mut Deployment) -> Duration) -> Ledger {
     let mut deployment = Deployment::start().await;
-    let app = Application::start(deployment.pool.clone());
+    let app = Application::start(deployment.pool.clone(), &["acme", "globex"], Duration::from_millis(25));
     tokio::time::sleep(Duration::from_secs(10)).await;
     let recovery = fault(&mut deployment).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -40,11 +40,7 @@ async fn chaos_worker_sigkill_every_10_s() {
         let started = std::time::Instant::now();
         let mut slowest = Duration::ZERO;
         while started.elapsed() < pace.kills_for {
-            let victim = (0..d.workers.len())
-                .collect::<Vec<_>>()
-                .choose(&mut rand::thread_rng())
-                .copied()
-                .unwrap();
+            let victim = rand::thread_rng().gen_range(0..d.workers.len());
             let pid = d.workers[victim].pid();
             d.workers[victim].signal("KILL");
             let killed_at = std::time::Instant::now();

@@ -3,7 +3,6 @@
 //! commits but whose reply never arrives. Nothing that postrunner can know the outcome of
 //! may be left uncertain, and nothing is sent twice.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use postrunner_queue::executor::ExecutorConfig;
@@ -22,11 +21,7 @@ const SENT_TWICE: &str = "SELECT count(*) FROM (SELECT message_id FROM postrunne
 
 /// A proxy in front of the test's database, and a pool of postrunner's through it.
 async fn behind_a_proxy(db: &TestDb) -> (TcpProxy, sqlx::PgPool) {
-    let url = url::Url::parse(&db.url).unwrap();
-    let server: SocketAddr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
-        .parse()
-        .unwrap();
-    let proxy = TcpProxy::start(server).await;
+    let proxy = TcpProxy::in_front_of(&db.url).await;
     let pool = postrunner_schema::pool(&proxy.url(&db.url), 4, "postrunner-test").unwrap();
     (proxy, pool)
 }

@@ -4,64 +4,14 @@
 //! resumes within 30 s, every message is sent once within 2 minutes, nothing is left
 //! uncertain, and `verify` passes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use uuid::Uuid;
-
 use crate::support::assert_promises_hold;
+use crate::support::chaos::{until_a_send, Application};
 use crate::support::db::count;
 use crate::support::factory;
 use crate::support::ha_cluster::HaCluster;
 use crate::support::run::Process;
-
-const SENT: &str = "SELECT count(*) FROM postrunner.outbox WHERE status = 'sent'";
-
-/// An application inserting about 150 messages a second, one autocommit INSERT each,
-/// keeping the ids PostgreSQL acknowledged.
-fn application(pool: sqlx::PgPool, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<Uuid>> {
-    tokio::spawn(async move {
-        let mut acknowledged = Vec::new();
-        let mut n = 0;
-        while !stop.load(Ordering::Relaxed) {
-            n += 1;
-            let inserted = sqlx::query_scalar(
-                "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body)
-                 VALUES ('acme', 'd', 'to' || $1 || '@example.org', 'Hello', 'Hi') RETURNING id",
-            )
-            .bind(n)
-            .fetch_one(&pool)
-            .await;
-            match inserted {
-                Ok(id) => acknowledged.push(id),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-            tokio::time::sleep(Duration::from_millis(6)).await;
-        }
-        acknowledged
-    })
-}
-
-/// Seconds from now until the count of sent messages moves.
-async fn until_a_send(pool: &sqlx::PgPool) -> f64 {
-    let started = Instant::now();
-    let before = loop {
-        if let Ok(n) = sqlx::query_scalar::<_, i64>(SENT).fetch_one(pool).await {
-            break n;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    loop {
-        if let Ok(n) = sqlx::query_scalar::<_, i64>(SENT).fetch_one(pool).await {
-            if n > before {
-                return started.elapsed().as_secs_f64();
-            }
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "no send within 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "heavy (a Patroni cluster, two failovers under load): bin/test runs it after the rest, alone"]
@@ -75,23 +25,23 @@ async fn a_failover_under_load_loses_no_insert_sends_each_message_once_and_leave
         .collect();
     let scheduler = Process::spawn(&cluster.url, &["scheduler"]);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let app = application(pool.clone(), stop.clone());
+    let app = Application::start(pool.clone(), &["acme"], Duration::from_millis(6));
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     let killed_at = Instant::now();
     let killed = tokio::task::block_in_place(|| cluster.kill_leader());
-    let after_kill = killed_at.elapsed().as_secs_f64() + until_a_send(&pool).await;
+    let after_kill =
+        killed_at.elapsed().as_secs_f64() + until_a_send(&pool, Duration::from_secs(60)).await.as_secs_f64();
     tokio::time::sleep(Duration::from_secs(10)).await;
 
     let before = cluster.leader();
     let switched_at = Instant::now();
     tokio::task::block_in_place(|| cluster.switchover());
-    let after_switchover = switched_at.elapsed().as_secs_f64() + until_a_send(&pool).await;
+    let after_switchover =
+        switched_at.elapsed().as_secs_f64() + until_a_send(&pool, Duration::from_secs(60)).await.as_secs_f64();
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    stop.store(true, Ordering::Relaxed);
-    let acknowledged = app.await.unwrap();
+    let acknowledged = app.stop().await;
     // The acknowledged messages themselves, and every other row too (an INSERT whose
     // reply was lost may have committed: it is sent like the rest).
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -84,8 +84,7 @@ impl Deployment {
             providers.push(provider);
         }
         set_up(&pool, &providers).await;
-        let server = format!("127.0.0.1:{}", cluster.port()).parse().unwrap();
-        let proxy = TcpProxy::start(server).await;
+        let proxy = TcpProxy::in_front_of(&direct).await;
         let url = proxy.url(&direct);
         let mut deployment = Self {
             cluster: Arc::new(cluster),
@@ -163,16 +162,17 @@ async fn set_up(pool: &PgPool, providers: &[FakeProvider]) {
     .await;
 }
 
-/// An application inserting about 40 messages a second (one autocommit INSERT each,
-/// every 25th to a suppressed recipient), straight to PostgreSQL, keeping the ids it
-/// saw committed.
+/// An application inserting one message every `pause` or so (one autocommit INSERT each,
+/// for `clients` in turn, direction `d`, every 25th to `suppressed<n>@example.org`),
+/// straight to PostgreSQL, keeping the ids it saw committed. The chaos suite runs it at
+/// about 40 a second, the HA test at about 150.
 pub struct Application {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<Vec<Uuid>>,
 }
 
 impl Application {
-    pub fn start(pool: PgPool) -> Self {
+    pub fn start(pool: PgPool, clients: &'static [&'static str], pause: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn({
             let stop = stop.clone();
@@ -181,7 +181,7 @@ impl Application {
                 let mut n: i64 = 0;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
-                    let client = if n % 2 == 0 { "acme" } else { "globex" };
+                    let client = clients[n as usize % clients.len()];
                     let to = if n % 25 == 0 {
                         format!("suppressed{}@example.org", 1 + n % 20)
                     } else {
@@ -199,7 +199,7 @@ impl Application {
                         Ok(id) => acknowledged.push(id),
                         Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                     }
-                    tokio::time::sleep(Duration::from_millis(25)).await;
+                    tokio::time::sleep(pause).await;
                 }
                 acknowledged
             }

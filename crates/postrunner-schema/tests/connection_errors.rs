@@ -2,20 +2,10 @@
 //! retry) rather than "this statement is wrong": every fault a failover makes must be the
 //! first kind, or a loop that could have waited gives up on work instead.
 
-use std::net::SocketAddr;
-
 use postrunner_schema::is_connection_error;
 use postrunner_test_db::proxy::{Accept, TcpProxy};
 use postrunner_test_db::TestDb;
 use sqlx::{Connection, PgConnection};
-
-/// The test server's address, for a proxy in front of it.
-fn address(url: &str) -> SocketAddr {
-    let url = url::Url::parse(url).unwrap();
-    format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
-        .parse()
-        .unwrap()
-}
 
 #[tokio::test]
 async fn a_connection_accepted_and_closed_at_once_is_a_lost_connection() {
@@ -23,7 +13,7 @@ async fn a_connection_accepted_and_closed_at_once_is_a_lost_connection() {
     // before PostgreSQL's first byte. sqlx reads nothing as the SSLRequest answer and
     // reports a protocol error ("unexpected response from SSLRequest: 0x00").
     let db = TestDb::new().await;
-    let proxy = TcpProxy::start(address(&db.url)).await;
+    let proxy = TcpProxy::in_front_of(&db.url).await;
     proxy.accept(Accept::Close);
     let error = PgConnection::connect(&proxy.url(&db.url)).await.unwrap_err();
     assert!(is_connection_error(&error), "not a lost connection: {error:?}");
@@ -32,7 +22,7 @@ async fn a_connection_accepted_and_closed_at_once_is_a_lost_connection() {
 #[tokio::test]
 async fn a_connection_cut_mid_session_is_a_lost_connection() {
     let db = TestDb::new().await;
-    let proxy = TcpProxy::start(address(&db.url)).await;
+    let proxy = TcpProxy::in_front_of(&db.url).await;
     let mut conn = PgConnection::connect(&proxy.url(&db.url)).await.unwrap();
     sqlx::query("SELECT 1").execute(&mut conn).await.unwrap();
     proxy.cut();

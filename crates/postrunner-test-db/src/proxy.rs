@@ -62,6 +62,19 @@ impl TcpProxy {
         Self { port, control, task }
     }
 
+    /// Starts a proxy to the server of `url` (a PostgreSQL URL).
+    pub async fn in_front_of(url: &str) -> Self {
+        let parsed = url::Url::parse(url).expect("a database URL");
+        let host = parsed.host_str().expect("a host");
+        let port = parsed.port().unwrap_or(5432);
+        let target = tokio::net::lookup_host((host, port))
+            .await
+            .expect("the database host resolves")
+            .next()
+            .expect("an address");
+        Self::start(target).await
+    }
+
     /// `url` (a PostgreSQL URL) with its port replaced by the proxy's and TLS preferred,
     /// the default: the client asks for TLS, and the proxy declines (see [`forward`]).
     pub fn url(&self, url: &str) -> String {
