@@ -15,10 +15,14 @@ pub enum LogFormat {
 
 /// Installs the global subscriber with `RUST_LOG`, or `default_filter` when it is unset
 /// (roles log at `info`; one-shot commands that print their own output at `warn`).
-/// Safe to call more than once (later calls are no-ops).
+/// Safe to call more than once (later calls are no-ops). Colours only on a terminal: a
+/// log collector or a file gets plain lines.
 pub fn init(format: LogFormat, default_filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Pretty => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

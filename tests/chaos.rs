@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::support::chaos::{until_a_send, Application, Deployment, Ledger, Pace, LEASE};
+use crate::support::chaos::{until_a_send, Application, Deployment, Ledger, Pace, SteppedClock, LEASE};
 use crate::support::db::count;
 use crate::support::fake_provider::Fault;
 use postrunner_test_db::proxy::Accept;
@@ -172,4 +172,75 @@ async fn chaos_providers_misbehave_for_40_s() {
     )
     .await;
     ledger.assert_holds();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "chaos (bin/chaos): a deployment under a fault for a minute or more"]
+async fn chaos_clock_step_on_one_worker() {
+    // One worker's wall clock jumps 2 minutes ahead, then 4 minutes back (2 behind),
+    // as a misconfigured or resynchronised host's would. Every limit, lease and time in
+    // the ledger is the database's, so nothing may change but that worker's log stamps:
+    // it keeps routing in each phase, and no send is recorded before its reservation or
+    // long after it.
+    let ledger = scenario(
+        "one worker's clock stepped 2 min ahead, then 2 min behind",
+        async move |d: &mut Deployment| {
+            let clock = SteppedClock::new();
+            let stepped = d.worker_with_clock(&clock);
+            let mut replaced = std::mem::replace(&mut d.workers[0], stepped);
+            replaced.signal("TERM");
+            let _ = tokio::time::timeout(Duration::from_secs(15), replaced.child.wait()).await;
+            let pid = d.workers[0].pid();
+            for offset in [120, -120] {
+                clock.step_to(offset);
+                let routed = jobs_leased_by(&d.pool, pid, Duration::from_secs(30)).await;
+                assert!(routed > 0, "the worker {offset:+} s off routed nothing");
+            }
+            // It really ran on the stepped clock: its last words are stamped 2 minutes
+            // behind the machine's.
+            d.workers[0].signal("TERM");
+            let _ = tokio::time::timeout(Duration::from_secs(15), d.workers[0].child.wait()).await;
+            let stopped_at = chrono::Utc::now();
+            let last_stamp = d.workers[0]
+                .logs()
+                .lines()
+                .rev()
+                .find_map(|line| line.split_whitespace().next()?.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                .expect("the worker logged");
+            assert!(
+                stopped_at - last_stamp > chrono::TimeDelta::seconds(100),
+                "last log line at {last_stamp}, stopped at {stopped_at}: the clock was not stepped"
+            );
+            d.workers[0] = d.worker();
+            let misrecorded = count(
+                &d.pool,
+                "SELECT count(*) FROM postrunner.send_attempts
+                  WHERE finished_at < reserved_at OR finished_at > reserved_at + interval '60 seconds'",
+            )
+            .await;
+            assert_eq!(misrecorded, 0, "sends recorded at the worker's time, not the database's");
+            Duration::ZERO
+        },
+    )
+    .await;
+    ledger.assert_holds();
+}
+
+/// How many distinct jobs the worker `pid` held while sampled every 200 ms for `during`.
+async fn jobs_leased_by(pool: &sqlx::PgPool, pid: i32, during: Duration) -> usize {
+    let started = std::time::Instant::now();
+    let mut seen = std::collections::HashSet::new();
+    while started.elapsed() < during {
+        let held: Vec<i64> = sqlx::query_scalar(
+            "SELECT j.id FROM postrunner.jobs j JOIN postrunner.workers w ON w.id = j.leased_by
+              WHERE j.state = 'running' AND w.pid = $1",
+        )
+        .bind(pid)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        seen.extend(held);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    seen.len()
 }

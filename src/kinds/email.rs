@@ -12,7 +12,6 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -94,7 +93,6 @@ struct Sent {
     provider: String,
     from_address: String,
     provider_message_id: String,
-    sent_at: DateTime<Utc>,
 }
 
 impl Routed {
@@ -207,7 +205,6 @@ impl Handler for SendEmail {
                     provider,
                     from_address: message.from,
                     provider_message_id: accepted.provider_message_id,
-                    sent_at: Utc::now(),
                 };
                 Ok(Some(serde_json::to_value(sent).expect("Sent serializes")))
             }
@@ -258,7 +255,6 @@ impl Handler for SendEmail {
         let mut providers = Vec::with_capacity(results.len());
         let mut froms = Vec::with_capacity(results.len());
         let mut message_ids = Vec::with_capacity(results.len());
-        let mut sent_ats = Vec::with_capacity(results.len());
         let mut attempt_ids = Vec::with_capacity(results.len());
         for (id, value) in results {
             let sent: Sent = serde_json::from_value(value.clone()).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
@@ -266,10 +262,9 @@ impl Handler for SendEmail {
             providers.push(sent.provider);
             froms.push(sent.from_address);
             message_ids.push(sent.provider_message_id);
-            sent_ats.push(sent.sent_at);
             attempt_ids.push(sent.attempt_id);
         }
-        statements::outbox::record_sent(&job_ids, &providers, &froms, &message_ids, &sent_ats, &attempt_ids)
+        statements::outbox::record_sent(&job_ids, &providers, &froms, &message_ids, &attempt_ids)
             .execute(&mut *tx)
             .await?;
         Ok(())

@@ -108,11 +108,29 @@ impl Deployment {
 
     /// A worker process with the suite's lease.
     pub fn worker(&self) -> Process {
+        self.worker_with_env(&[])
+    }
+
+    /// A worker whose wall clock is `clock`'s (the monotonic clock, which timers use,
+    /// stays the machine's, as with a real clock step).
+    pub fn worker_with_clock(&self, clock: &SteppedClock) -> Process {
+        let file = clock.file.to_str().expect("a UTF-8 path");
+        self.worker_with_env(&[
+            ("LD_PRELOAD", SteppedClock::LIBRARY),
+            ("FAKETIME_TIMESTAMP_FILE", file),
+            ("FAKETIME_CACHE_DURATION", "1"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ])
+    }
+
+    fn worker_with_env(&self, env: &[(&str, &str)]) -> Process {
         let lease = format!("{}s", LEASE.as_secs());
+        let mut env = env.to_vec();
+        env.push((KEY_VARIABLE, KEY));
         Process::spawn_with_env(
             &self.url,
             &["worker", "--concurrency", "16", "--lease", &lease, "--heartbeat", "5s"],
-            &[(KEY_VARIABLE, KEY)],
+            &env,
         )
     }
 
@@ -126,6 +144,40 @@ impl Deployment {
         for mut process in self.workers.into_iter().chain(self.schedulers) {
             let _ = tokio::time::timeout(Duration::from_secs(15), process.child.wait()).await;
         }
+    }
+}
+
+/// A wall clock the suite steps, for the processes started with it: libfaketime (Debian's
+/// `faketime`, installed by bin/setup) preloaded, reading its offset from a file at most
+/// once a second.
+pub struct SteppedClock {
+    file: std::path::PathBuf,
+}
+
+impl SteppedClock {
+    const LIBRARY: &'static str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+    /// A clock that starts true.
+    pub fn new() -> Self {
+        assert!(
+            std::path::Path::new(Self::LIBRARY).exists(),
+            "libfaketime is missing: bin/setup installs it (apt-get install faketime)"
+        );
+        let file = std::env::temp_dir().join(format!("postrunner-clock-{}", Uuid::new_v4().simple()));
+        let clock = Self { file };
+        clock.step_to(0);
+        clock
+    }
+
+    /// From the next second on, the clock reads true time plus `offset_secs`.
+    pub fn step_to(&self, offset_secs: i64) {
+        std::fs::write(&self.file, format!("{offset_secs:+}\n")).unwrap();
+    }
+}
+
+impl Drop for SteppedClock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
     }
 }
 

@@ -1,6 +1,8 @@
 //! Promotion: scheduled and retryable jobs whose `run_at` has come become `available`.
 //! Idle workers run it on each poll, so delayed jobs and retries need no other process.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
@@ -12,8 +14,8 @@ use postrunner_schema::statements;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Promoted {
     pub promoted: i64,
-    /// When the next waiting job is due, if any.
-    pub next_due: Option<DateTime<Utc>>,
+    /// How long until the next waiting job is due, if any, by the database's clock.
+    pub next_due_in: Option<Duration>,
 }
 
 /// Promotes up to `limit` due jobs.
@@ -21,10 +23,13 @@ pub struct Promoted {
 /// # Errors
 /// [`QueueError`] when the database cannot be reached.
 pub async fn promote_due(pool: &PgPool, limit: i64, now: Option<DateTime<Utc>>) -> Result<Promoted, QueueError> {
-    let (promoted, next_due): (i64, Option<DateTime<Utc>>) = statements::queue::promote(limit, now)
+    let (promoted, next_due_in): (i64, Option<f64>) = statements::queue::promote(limit, now)
         .rows()
         .fetch_one(pool)
         .await
         .map_err(QueueError::wrap("promote due jobs"))?;
-    Ok(Promoted { promoted, next_due })
+    Ok(Promoted {
+        promoted,
+        next_due_in: next_due_in.map(crate::routing::wait),
+    })
 }

@@ -9,6 +9,8 @@
 //!   ([`next_ready`]), instead of polling;
 //! - reports on routing (`report_*` views, `sql/reports.sql`).
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -48,9 +50,10 @@ pub async fn claim_messages(
     Ok(jobs)
 }
 
-/// When a claim could next route a message: `None` when no message is waiting in any
-/// lane this claimer may serve (`signs_unsubscribe`: see [`ClaimRequest`]), a past
-/// instant when one is waiting in an open lane (busy in another claim).
+/// How long until a claim could next route a message, by the database's clock (the
+/// worker's own may be off): `None` when no message is waiting in any lane this claimer
+/// may serve (`signs_unsubscribe`: see [`ClaimRequest`]), zero when one is waiting in an
+/// open lane (busy in another claim).
 ///
 /// # Errors
 /// The database could not be reached.
@@ -58,9 +61,15 @@ pub async fn next_ready(
     pool: &PgPool,
     now: Option<DateTime<Utc>>,
     signs_unsubscribe: bool,
-) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    statements::routing::next_ready(now, signs_unsubscribe)
+) -> Result<Option<Duration>, sqlx::Error> {
+    let seconds: Option<f64> = statements::routing::next_ready(now, signs_unsubscribe)
         .scalar()
         .fetch_one(pool)
-        .await
+        .await?;
+    Ok(seconds.map(wait))
+}
+
+/// A wait in seconds as the database reported it: zero when it is already past.
+pub(crate) fn wait(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds).unwrap_or_default()
 }

@@ -251,7 +251,6 @@ pub mod outbox {
             providers: &'q [String],
             froms: &'q [String],
             provider_message_ids: &'q [String],
-            sent_ats: &'q [DateTime<Utc>],
             attempts: &'q [i64],
         );
         resolve_by_lookup = "resolve_by_lookup.sql" (provider: &'q str, messages: &'q [Uuid], provider_message_ids: &'q [Option<String>]);

@@ -222,10 +222,9 @@ impl Fetch {
 
     /// How long to sleep with nothing to run: until notified, the poll interval, the
     /// next due job, or the moment a gated lane may send again.
-    async fn nap(&self, next_due: Option<chrono::DateTime<chrono::Utc>>, routing: bool) -> Duration {
+    async fn nap(&self, next_due_in: Option<Duration>, routing: bool) -> Duration {
         let mut nap = self.config.poll_interval;
-        if let Some(due) = next_due {
-            let until_due = (due - chrono::Utc::now()).to_std().unwrap_or_default();
+        if let Some(until_due) = next_due_in {
             nap = nap.min(until_due.max(Duration::from_millis(5)));
         }
         if !routing {
@@ -265,13 +264,13 @@ impl Fetch {
     /// Once per poll interval: promote due scheduled and retryable jobs, and rescue
     /// expired leases. Rescue also runs as a periodic task; doing it here too means a
     /// dead worker's jobs (even a stuck rescue job) come back as long as any worker
-    /// lives. Returns when the next waiting job is due.
-    async fn upkeep(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+    /// lives. Returns how long until the next waiting job is due.
+    async fn upkeep(&self) -> Option<Duration> {
         let mut next_due = None;
         match promote_due(&self.pool, 10_000, None).await {
             Ok(p) => {
                 self.outage.ok();
-                next_due = p.next_due;
+                next_due = p.next_due_in;
             }
             Err(e) => self.outage.failed(&e),
         }
@@ -387,27 +386,25 @@ impl Lanes {
         self.idle = None;
     }
 
-    /// How long to sleep given when lanes may next send (`next_ready`): until the
-    /// earliest gate; when a lane is open already but gave nothing (busy in another
-    /// claim, or its messages held), a short retry that doubles while it keeps giving
-    /// nothing, up to `poll`. No lane with messages: until notified or `poll`.
-    fn sleep_until(&mut self, ready: Option<chrono::DateTime<chrono::Utc>>, poll: Duration) -> Duration {
-        let Some(ready) = ready else {
+    /// How long to sleep given how long until lanes may next send (`next_ready`, by the
+    /// database's clock): until the earliest gate; when a lane is open already but gave
+    /// nothing (busy in another claim, or its messages held), a short retry that doubles
+    /// while it keeps giving nothing, up to `poll`. No lane with messages: until notified
+    /// or `poll`.
+    fn sleep_until(&mut self, ready_in: Option<Duration>, poll: Duration) -> Duration {
+        let Some(wait) = ready_in else {
             self.not_before = Some(Instant::now() + poll);
             return poll;
         };
-        match (ready - chrono::Utc::now()).to_std() {
-            Ok(wait) if !wait.is_zero() => {
-                self.idle = None;
-                self.not_before = Some(Instant::now() + wait);
-                wait
-            }
-            _ => {
-                let wait = self.idle.map_or(Self::FIRST_RETRY, |d| (d * 2).min(poll)).min(poll);
-                self.idle = Some(wait);
-                self.not_before = None;
-                wait
-            }
+        if wait.is_zero() {
+            let retry = self.idle.map_or(Self::FIRST_RETRY, |d| (d * 2).min(poll)).min(poll);
+            self.idle = Some(retry);
+            self.not_before = None;
+            retry
+        } else {
+            self.idle = None;
+            self.not_before = Some(Instant::now() + wait);
+            wait
         }
     }
 }
