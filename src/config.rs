@@ -20,6 +20,18 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// How `DATABASE_URL` pools sessions: `session` (PostgreSQL itself, or PgBouncer in
+    /// session mode) or `transaction` (PgBouncer in transaction mode; docs/operations.md,
+    /// "PgBouncer").
+    #[arg(long, env = "POSTRUNNER_POOLING", default_value = "session", value_parser = parse_pooling, global = true)]
+    pub pooling: postrunner_schema::pooling::Pooling,
+
+    /// PostgreSQL itself, past PgBouncer, for what needs one session throughout: LISTEN
+    /// (idle workers poll without it), `migrate` (which refuses to run through PgBouncer
+    /// in transaction mode) and backups. Only read with `--pooling transaction`.
+    #[arg(long, env = "DATABASE_DIRECT_URL", global = true, hide_env_values = true)]
+    pub database_direct_url: Option<String>,
+
     /// Log output format.
     #[arg(
         long,
@@ -50,6 +62,10 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+fn parse_pooling(s: &str) -> Result<postrunner_schema::pooling::Pooling, String> {
+    s.parse()
 }
 
 impl Cli {

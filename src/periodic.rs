@@ -95,7 +95,7 @@ pub async fn run_due(pool: &PgPool, me: Uuid, now: Option<DateTime<Utc>>) -> Res
                 pass.next_tick = earliest(pass.next_tick, following);
             }
             Some(tick) if tick <= now => {
-                let mut tx = pool.begin().await?;
+                let mut tx = postrunner_schema::begin(pool).await?;
                 let won = statements::periodic::advance(&s.name, Some(tick), following)
                     .execute(&mut *tx)
                     .await?

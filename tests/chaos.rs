@@ -205,7 +205,12 @@ async fn chaos_clock_step_on_one_worker() {
                 .logs()
                 .lines()
                 .rev()
-                .find_map(|line| line.split_whitespace().next()?.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                .find_map(|line| {
+                    line.split_whitespace()
+                        .next()?
+                        .parse::<chrono::DateTime<chrono::Utc>>()
+                        .ok()
+                })
                 .expect("the worker logged");
             assert!(
                 stopped_at - last_stamp > chrono::TimeDelta::seconds(100),
@@ -218,7 +223,10 @@ async fn chaos_clock_step_on_one_worker() {
                   WHERE finished_at < reserved_at OR finished_at > reserved_at + interval '60 seconds'",
             )
             .await;
-            assert_eq!(misrecorded, 0, "sends recorded at the worker's time, not the database's");
+            assert_eq!(
+                misrecorded, 0,
+                "sends recorded at the worker's time, not the database's"
+            );
             Duration::ZERO
         },
     )

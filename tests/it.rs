@@ -28,6 +28,7 @@ mod notifications;
 mod outbox;
 mod pauses;
 mod periodic;
+mod pgbouncer;
 mod plans;
 mod privileges;
 mod provider_suppressions;

@@ -41,11 +41,12 @@ fn percent_decode(text: &str) -> String {
 
 /// The database URL backups are taken with: `POSTRUNNER_BACKUP_DATABASE_URL` (a login
 /// that may read every table, e.g. `IN ROLE pg_read_all_data`; the processes' own
-/// logins may not read the migration history), or `database_url`.
+/// logins may not read the migration history), else `DATABASE_DIRECT_URL` (PostgreSQL
+/// itself when `database_url` is PgBouncer), else `database_url`.
 pub fn source_url(database_url: &str) -> String {
-    std::env::var("POSTRUNNER_BACKUP_DATABASE_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
+    ["POSTRUNNER_BACKUP_DATABASE_URL", "DATABASE_DIRECT_URL"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| database_url.to_owned())
 }
 

@@ -106,7 +106,7 @@ async fn now(pool: &PgPool, database_url: &str) -> anyhow::Result<()> {
 async fn check(pool: &PgPool, database_url: &str, key: &str) -> anyhow::Result<()> {
     let store = BackupStore::from_env()?;
     let bar = Bar::new();
-    let server = std::env::var("POSTRUNNER_BACKUP_SCRATCH_URL").unwrap_or_else(|_| database_url.to_owned());
+    let server = crate::kinds::backup::scratch_server_url(database_url);
     let checked = backup::check::check(pool, &server, &store, key, &bar).await;
     bar.0.finish_and_clear();
     let manifest = checked?;

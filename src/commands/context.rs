@@ -10,20 +10,33 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Cli;
 use crate::metrics;
+use postrunner_schema::pooling::{self, Pooling};
 
 /// The global flags, for the command that runs.
 #[derive(Clone, Debug)]
 pub struct Context {
     pub database_url: Option<String>,
+    /// `DATABASE_DIRECT_URL`, past PgBouncer (read in transaction pooling only).
+    pub direct_url: Option<String>,
     pub limits: postrunner_schema::SessionLimits,
     pub metrics_bind: Option<std::net::SocketAddr>,
     pub database_metrics_cache: Duration,
 }
 
 impl Context {
+    /// The context of the command `cli` names. Sets the process's pooling
+    /// (`postrunner_schema::pooling`), except for `demo` and `bench`, which run on a
+    /// database of their own.
     pub fn new(cli: &Cli) -> Self {
+        if !matches!(
+            cli.command,
+            crate::config::Command::Demo(_) | crate::config::Command::Bench(_)
+        ) {
+            pooling::set(cli.pooling, cli.session_limits());
+        }
         Self {
             database_url: cli.database_url.clone(),
+            direct_url: cli.database_direct_url.clone(),
             limits: cli.session_limits(),
             metrics_bind: cli.metrics_bind,
             database_metrics_cache: cli.database_metrics_cache,
@@ -53,6 +66,36 @@ impl Context {
             &format!("postrunner-{name}"),
             self.limits,
         )?)
+    }
+
+    /// A URL on which one session stays one server session (LISTEN, the migrations'
+    /// lock, backups): `DATABASE_URL` unless it is PgBouncer in transaction mode, then
+    /// `DATABASE_DIRECT_URL` if given.
+    ///
+    /// # Errors
+    /// `DATABASE_URL` is not set.
+    pub fn session_url(&self) -> anyhow::Result<Option<String>> {
+        match pooling::current() {
+            Pooling::Session => Ok(Some(self.required_url()?)),
+            Pooling::Transaction => Ok(self.direct_url.clone()),
+        }
+    }
+
+    /// Where idle workers LISTEN: a pool of one session on [`Self::session_url`], `None`
+    /// (they poll) when there is none.
+    ///
+    /// # Errors
+    /// The URL does not parse.
+    pub fn listener(&self, name: &str) -> anyhow::Result<Option<PgPool>> {
+        let Some(url) = self.session_url()? else {
+            return Ok(None);
+        };
+        Ok(Some(postrunner_schema::pool_with(
+            &url,
+            1,
+            &format!("postrunner-{name}-listen"),
+            self.limits,
+        )?))
     }
 
     /// Names the role in the metrics, and serves them on `--metrics-bind` when given,

@@ -173,7 +173,9 @@ pub async fn run(pool: &PgPool, args: &ImportArgs) -> anyhow::Result<ImportRepor
         rows: rows.len() + invalid.len(),
         ..ImportReport::default()
     };
-    let mut tx = pool.begin().await.context("starting the import transaction")?;
+    let mut tx = postrunner_schema::begin(pool)
+        .await
+        .context("starting the import transaction")?;
     for chunk in rows.chunks(CHUNK) {
         match statement.run_under_savepoint(&mut tx, chunk).await? {
             Ok(counts) => report.add(counts),

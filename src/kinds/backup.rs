@@ -31,6 +31,16 @@ fn count_from_env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// The server restore checks create their scratch database on: `POSTRUNNER_BACKUP_SCRATCH_URL`,
+/// else `DATABASE_DIRECT_URL` (PostgreSQL itself when `database_url` is PgBouncer), else
+/// `database_url`.
+pub fn scratch_server_url(database_url: &str) -> String {
+    [SCRATCH_URL, "DATABASE_DIRECT_URL"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| database_url.to_owned())
+}
+
 /// One full round: dump, check, prune. Shared by the job and `postrunner backup now`.
 ///
 /// # Errors
@@ -43,7 +53,7 @@ pub async fn backup_check_prune(
     progress: &dyn backup::Progress,
 ) -> Result<(backup::Manifest, usize), BackupError> {
     let manifest = backup::dump::take(pool, &backup::dump::source_url(database_url), store, trigger, progress).await?;
-    let scratch_server = std::env::var(SCRATCH_URL).unwrap_or_else(|_| database_url.to_owned());
+    let scratch_server = scratch_server_url(database_url);
     backup::check::check(pool, &scratch_server, store, &manifest.key, progress).await?;
     let pruned = backup::retention::prune(
         pool,

@@ -1,7 +1,7 @@
 //! `system.read_bounce_mail` (every 30 s): reads each SMTP provider's bounce mailbox
 //! over IMAP (`providers.bounce_mailbox`) into events.
 //!
-//! Per provider: an advisory lock, so that a slow read and the next tick's never read
+//! Per provider: an advisory lock (a transaction's), so that a slow read and the next tick's never read
 //! one mailbox at once; the messages not flagged `$PostrunnerDone`, fetched whole
 //! without marking them read; parsed into events (crates/postrunner-feedback/src/bounce_mail.rs) and
 //! stored with postrunner.record_events in one transaction; only after that commit
@@ -96,18 +96,18 @@ impl ReadBounceMail {
 
     /// One mailbox, under its advisory lock; `None` when another replica holds it.
     async fn read_one(&self, provider: &str, url: &str, secret_env: &str) -> Result<Option<MailRead>, ReadError> {
-        // A connection of its own, closed at the end: a session lock dies with it, even
-        // if this task is cut off midway.
-        let mut lock = self.pool.acquire().await?.detach();
+        // A transaction holds the lock for the read and is rolled back after (dropped, if
+        // this task is cut off midway): sql/statements/feedback/lock_bounce_mailbox.sql.
+        let mut lock = postrunner_schema::begin(&self.pool).await?;
         let locked: bool = statements::feedback::lock_bounce_mailbox(provider)
             .scalar()
-            .fetch_one(&mut lock)
+            .fetch_one(&mut *lock)
             .await?;
         if !locked {
             return Ok(None);
         }
         let read = self.read_locked(provider, url, secret_env).await;
-        let _ = sqlx::Connection::close(lock).await;
+        let _ = lock.rollback().await;
         read.map(Some)
     }
 

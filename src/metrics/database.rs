@@ -127,7 +127,7 @@ impl DatabaseMetrics {
 
     async fn read(&self) -> Result<String, sqlx::Error> {
         let started = Instant::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = postrunner_schema::begin(&self.pool).await?;
         // A scrape gives up rather than pile up behind a slow database.
         statements::metrics::scrape_timeout().execute(&mut *tx).await?;
         let rows: Vec<(String, serde_json::Value, Option<f64>)> =

@@ -13,12 +13,13 @@ use crate::unsubscribe::{UnsubscribeKeys, UnsubscribeLinks};
 use postrunner_providers::Directory;
 use postrunner_queue::executor::{Executor, ExecutorConfig};
 
-/// Runs a worker until `shutdown`.
+/// Runs a worker until `shutdown`; idle, it LISTENs on `listener` (`None`: it polls).
 ///
 /// # Errors
 /// The database could not be reached at start-up within a minute.
 pub async fn run(
     pool: PgPool,
+    listener: Option<PgPool>,
     config: ExecutorConfig,
     unsubscribe_url: Option<String>,
     shutdown: CancellationToken,
@@ -45,7 +46,7 @@ pub async fn run(
         );
     }
     let registry = kinds::registry_with(pool.clone(), Arc::new(Directory::new(pool.clone())), unsubscribe);
-    let executor = Executor::new(pool.clone(), registry, config, presence.id);
+    let executor = Executor::new(pool.clone(), registry, config, presence.id).listen_on(listener);
     executor.run(shutdown).await;
 
     presence.deregister(&pool).await;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use postrunner_schema::local_cluster::{with_database, LocalCluster};
+use postrunner_test_db::pgbouncer::PgBouncer;
 use postrunner_test_db::proxy::TcpProxy;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -49,11 +50,22 @@ const KEY_VARIABLE: &str = "POSTRUNNER_CHAOS_PROVIDER_KEY";
 /// strikes.
 const PROVIDER_LATENCY: Duration = Duration::from_millis(200);
 
+/// Whether postrunner reaches PostgreSQL through PgBouncer in transaction mode
+/// (`bin/chaos --pgbouncer` sets `CHAOS_PGBOUNCER=1`).
+pub fn through_pgbouncer() -> bool {
+    std::env::var("CHAOS_PGBOUNCER").is_ok_and(|v| v == "1")
+}
+
 /// Everything one scenario runs: the database (direct for the suite, through the proxy
-/// for postrunner), 4 simulated providers, 4 workers and 2 schedulers.
+/// for postrunner, and through PgBouncer behind the proxy with `CHAOS_PGBOUNCER=1`), 4
+/// simulated providers, 4 workers and 2 schedulers.
 pub struct Deployment {
     pub cluster: Arc<LocalCluster>,
     pub proxy: TcpProxy,
+    /// PgBouncer in transaction mode between the proxy and PostgreSQL, with
+    /// `CHAOS_PGBOUNCER=1`: the processes run with `--pooling transaction` and poll (no
+    /// direct URL).
+    pub pgbouncer: Option<PgBouncer>,
     /// The suite's own pool, straight to PostgreSQL.
     pub pool: PgPool,
     /// What postrunner's processes connect to: the proxy.
@@ -84,11 +96,14 @@ impl Deployment {
             providers.push(provider);
         }
         set_up(&pool, &providers).await;
-        let proxy = TcpProxy::in_front_of(&direct).await;
-        let url = proxy.url(&direct);
+        let pgbouncer = through_pgbouncer().then(|| PgBouncer::start(&direct, 4));
+        let behind = pgbouncer.as_ref().map_or(direct.clone(), |b| b.url(&direct));
+        let proxy = TcpProxy::in_front_of(&behind).await;
+        let url = proxy.url(&behind);
         let mut deployment = Self {
             cluster: Arc::new(cluster),
             proxy,
+            pgbouncer,
             pool,
             url,
             workers: Vec::new(),
@@ -100,7 +115,7 @@ impl Deployment {
             deployment.workers.push(worker);
         }
         for _ in 0..2 {
-            let scheduler = Process::spawn_with_env(&deployment.url, &["scheduler"], &[(KEY_VARIABLE, KEY)]);
+            let scheduler = Process::spawn_with_env(&deployment.url, &["scheduler"], &deployment.env(&[]));
             deployment.schedulers.push(scheduler);
         }
         deployment
@@ -125,13 +140,21 @@ impl Deployment {
 
     fn worker_with_env(&self, env: &[(&str, &str)]) -> Process {
         let lease = format!("{}s", LEASE.as_secs());
-        let mut env = env.to_vec();
-        env.push((KEY_VARIABLE, KEY));
         Process::spawn_with_env(
             &self.url,
             &["worker", "--concurrency", "16", "--lease", &lease, "--heartbeat", "5s"],
-            &env,
+            &self.env(env),
         )
+    }
+
+    /// A process's environment: `extra`, the providers' key, and the pooling.
+    fn env<'a>(&self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut env = extra.to_vec();
+        env.push((KEY_VARIABLE, KEY));
+        if self.pgbouncer.is_some() {
+            env.push(("POSTRUNNER_POOLING", "transaction"));
+        }
+        env
     }
 
     /// Stops every process (SIGTERM, as a deploy would).
@@ -319,7 +342,11 @@ impl Ledger {
             .map(|(promise, n)| format!("{promise}: {n}"))
             .collect();
         Self {
-            fault: fault.to_owned(),
+            fault: if through_pgbouncer() {
+                format!("{fault}, through PgBouncer")
+            } else {
+                fault.to_owned()
+            },
             messages: acknowledged.len(),
             lost: acknowledged.len() as i64 - present,
             unsent: count(pool, &unfinished).await,

@@ -78,19 +78,25 @@ impl Drop for Process {
 /// Runs `postrunner <args>` against `url` with `env` to its end, as an operator would;
 /// its standard output. Panics with its standard error when it fails.
 pub async fn postrunner_output(url: &str, args: &[&str], env: &[(&str, String)]) -> String {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    postrunner_output_result(url, args, &env)
+        .await
+        .unwrap_or_else(|stderr| panic!("postrunner {}: {stderr}", args.join(" ")))
+}
+
+/// [`postrunner_output`], its standard error when it fails.
+pub async fn postrunner_output_result(url: &str, args: &[&str], env: &[(&str, &str)]) -> Result<String, String> {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_postrunner"))
         .args(args)
         .env("DATABASE_URL", url)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .output()
         .await
         .unwrap();
-    assert!(
-        output.status.success(),
-        "postrunner {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    if output.status.success() {
+        Ok(String::from_utf8(output.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
 }

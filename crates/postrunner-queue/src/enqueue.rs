@@ -1,7 +1,6 @@
 //! Enqueueing jobs from Rust (applications enqueue mail through `postrunner.outbox`).
 
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
 
 use super::{JobId, QueueError};
 
@@ -33,7 +32,10 @@ impl NewJob {
 ///
 /// # Errors
 /// [`QueueError`] when the insert fails (for example a kind that breaks the naming CHECK).
-pub async fn enqueue<'e>(db: impl PgExecutor<'e>, job: &NewJob) -> Result<Option<JobId>, QueueError> {
+pub async fn enqueue<'c>(
+    db: impl sqlx::Acquire<'c, Database = sqlx::Postgres> + Send,
+    job: &NewJob,
+) -> Result<Option<JobId>, QueueError> {
     let args = if job.args.is_null() {
         serde_json::json!({})
     } else {

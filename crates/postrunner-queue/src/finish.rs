@@ -67,7 +67,9 @@ pub async fn finish(
         return complete_plain(pool, batch).await;
     }
     let mut report = FinishReport::default();
-    let mut tx = pool.begin().await.map_err(QueueError::wrap("begin finish"))?;
+    let mut tx = postrunner_schema::begin(pool)
+        .await
+        .map_err(QueueError::wrap("begin finish"))?;
     let done: Vec<&Finished> = batch
         .iter()
         .filter(|f| matches!(f.outcome, Outcome::Completed(_)))

@@ -6,6 +6,7 @@
 //! - [`migrate`]: `postrunner migrate`, migrations then definitions, under one lock.
 //! - [`definitions`]: the definition files, in the order they are applied.
 //! - [`statements`]: one typed function per statement file.
+//! - [`pooling`]: direct sessions, or PgBouncer in transaction mode.
 //! - [`tls`]: TLS for the migration connection (`sslmode=verify-full`).
 //! - [`local_cluster`]: a local PostgreSQL found or started on demand.
 //!
@@ -14,6 +15,7 @@
 pub mod definitions;
 pub mod local_cluster;
 pub mod migrate;
+pub mod pooling;
 pub mod statements;
 pub mod tls;
 
@@ -81,12 +83,16 @@ pub fn pool_with(
     limits: SessionLimits,
 ) -> Result<PgPool, sqlx::Error> {
     let ms = |d: Duration| format!("{}ms", d.as_millis());
-    let options = PgConnectOptions::from_str(url)?
-        .application_name(application_name)
-        .options([
+    let options = PgConnectOptions::from_str(url)?.application_name(application_name);
+    let options = match pooling::current() {
+        pooling::Pooling::Session => options.options([
             ("lock_timeout", ms(limits.lock_timeout)),
             ("statement_timeout", ms(limits.statement_timeout)),
-        ]);
+        ]),
+        // No startup options (PgBouncer 1.18 refuses them: the limits are each
+        // transaction's, see `pooling::begin`) and no named statements to cache.
+        pooling::Pooling::Transaction => options.statement_cache_capacity(0).extra_float_digits(None),
+    };
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)
@@ -94,6 +100,15 @@ pub fn pool_with(
         .idle_timeout(Duration::from_secs(60))
         .after_connect(|conn, _| Box::pin(refuse_a_standby(conn)))
         .connect_lazy_with(options))
+}
+
+/// Begins a transaction on `pool` (with the session limits as `SET LOCAL` in PgBouncer's
+/// transaction mode: [`pooling::begin`]).
+///
+/// # Errors
+/// The database could not be reached.
+pub async fn begin(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    pool.begin_with(pooling::begin()).await
 }
 
 /// Fails a new connection to a server in recovery, as an I/O error (a lost connection).
@@ -119,7 +134,7 @@ pub async fn wait_until_ready(pool: &PgPool, patience: Duration) -> Result<(), s
     let mut delay = Duration::from_millis(100);
     let mut warned = false;
     loop {
-        match sqlx::query("SELECT 1").execute(pool).await {
+        match statements::common::ping().execute(pool).await {
             Ok(_) => return Ok(()),
             Err(error) if tokio::time::Instant::now() + delay < deadline => {
                 if !warned {

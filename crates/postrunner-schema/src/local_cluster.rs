@@ -316,7 +316,8 @@ fn find_bindir() -> Option<PathBuf> {
     })
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root (PostgreSQL's and PgBouncer's programs refuse to).
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -341,7 +342,8 @@ fn unprivileged_user() -> String {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
+/// A TCP port on 127.0.0.1 free at this moment.
+pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

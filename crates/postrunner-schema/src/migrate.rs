@@ -152,7 +152,8 @@ pub async fn is_current(pool: &sqlx::PgPool) -> Result<bool, sqlx::Error> {
         .unwrap_or(0);
     // A database older than postrunner.schema_version() (or without the schema) is
     // simply not current.
-    let applied: Option<i64> = match sqlx::query_scalar("SELECT postrunner.schema_version()::int8")
+    let applied: Option<i64> = match crate::statements::common::schema_version()
+        .scalar()
         .fetch_one(pool)
         .await
     {
@@ -165,13 +166,8 @@ pub async fn is_current(pool: &sqlx::PgPool) -> Result<bool, sqlx::Error> {
     }
     let files: Vec<&str> = super::definitions::DEFINITIONS.iter().map(|d| d.file).collect();
     let texts: Vec<&str> = super::definitions::DEFINITIONS.iter().map(|d| d.sql).collect();
-    sqlx::query_scalar(
-        "SELECT count(*) = cardinality($1::text[])
-           FROM unnest($1::text[], $2::text[]) AS x(file, sql)
-           JOIN postrunner.sql_definitions d ON d.file = x.file AND d.checksum = md5(x.sql)",
-    )
-    .bind(files)
-    .bind(texts)
-    .fetch_one(pool)
-    .await
+    crate::statements::common::definitions_current(files, texts)
+        .scalar()
+        .fetch_one(pool)
+        .await
 }

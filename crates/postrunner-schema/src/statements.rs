@@ -11,23 +11,94 @@
 //! against the migrated schema and compares the parameter types PostgreSQL infers with
 //! the Rust types of its function, in order.
 
+use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgArguments, PgQueryResult, PgRow, PgTypeInfo};
 use sqlx::query::{Map, Query};
-use sqlx::{Executor, FromRow, Postgres, Row as _};
+use sqlx::{Acquire, Connection as _, FromRow, PgConnection, Postgres, Row as _};
 
-/// One statement file with its parameters bound, ready to run.
+use crate::pooling::{self, Pooling};
+
+/// One statement file with its parameters bound, ready to run on a pool, a connection or
+/// a transaction (anything sqlx can acquire a connection from).
+///
+/// Outside a transaction in PgBouncer's transaction mode, it runs in a transaction of
+/// its own, so that its prepare and its execution reach the same server connection
+/// ([`crate::pooling`]).
 #[must_use = "a statement does nothing until it runs"]
 pub struct Statement<'q> {
     query: Query<'q, Postgres, PgArguments>,
 }
 
-/// Rows of a statement, decoded into `O` as they arrive.
-pub type Rows<'q, O> = Map<'q, Postgres, fn(PgRow) -> Result<O, sqlx::Error>, PgArguments>;
+/// Rows of a statement, decoded into `O`.
+#[must_use = "rows are read only when fetched"]
+pub struct Rows<'q, O> {
+    query: Map<'q, Postgres, Decode<O>, PgArguments>,
+}
+
+/// How a row becomes an `O`.
+type Decode<O> = fn(PgRow) -> Result<O, sqlx::Error>;
+
+/// Runs `run` on a connection from `db`: as it is in session mode or inside a
+/// transaction, in a transaction of its own otherwise.
+macro_rules! on_one_server {
+    ($db:expr, |$conn:ident| $run:expr) => {{
+        let mut acquired = $db.acquire().await?;
+        let $conn: &mut PgConnection = &mut acquired;
+        if pooling::current() == Pooling::Transaction && !$conn.is_in_transaction() {
+            let mut tx = $conn.begin_with(pooling::begin()).await?;
+            let result = {
+                let $conn: &mut PgConnection = &mut tx;
+                $run.await?
+            };
+            tx.commit().await?;
+            Ok(result)
+        } else {
+            $run.await
+        }
+    }};
+}
+
+impl<'q, O: Send + Unpin> Rows<'q, O> {
+    /// Every row.
+    pub fn fetch_all<'c, 'f, A>(self, db: A) -> BoxFuture<'f, Result<Vec<O>, sqlx::Error>>
+    where
+        A: Acquire<'c, Database = Postgres> + Send + 'f,
+        'c: 'f,
+        'q: 'f,
+        O: 'f,
+    {
+        Box::pin(async move { on_one_server!(db, |conn| self.query.fetch_all(conn)) })
+    }
+
+    /// The first row; an error when there is none.
+    pub fn fetch_one<'c, 'f, A>(self, db: A) -> BoxFuture<'f, Result<O, sqlx::Error>>
+    where
+        A: Acquire<'c, Database = Postgres> + Send + 'f,
+        'c: 'f,
+        'q: 'f,
+        O: 'f,
+    {
+        Box::pin(async move { on_one_server!(db, |conn| self.query.fetch_one(conn)) })
+    }
+
+    /// The first row, if any.
+    pub fn fetch_optional<'c, 'f, A>(self, db: A) -> BoxFuture<'f, Result<Option<O>, sqlx::Error>>
+    where
+        A: Acquire<'c, Database = Postgres> + Send + 'f,
+        'c: 'f,
+        'q: 'f,
+        O: 'f,
+    {
+        Box::pin(async move { on_one_server!(db, |conn| self.query.fetch_optional(conn)) })
+    }
+}
 
 impl<'q> Statement<'q> {
     fn new(sql: &'static str) -> Self {
         Self {
-            query: sqlx::query(sql),
+            // Unnamed (prepared anew each time) where a named statement would not
+            // survive the transaction.
+            query: sqlx::query(sql).persistent(pooling::current() == Pooling::Session),
         }
     }
 
@@ -41,12 +112,13 @@ impl<'q> Statement<'q> {
     }
 
     /// Runs the statement for its effect.
-    pub async fn execute<'e, 'c: 'e, E>(self, executor: E) -> Result<PgQueryResult, sqlx::Error>
+    pub fn execute<'c, 'f, A>(self, db: A) -> BoxFuture<'f, Result<PgQueryResult, sqlx::Error>>
     where
-        'q: 'e,
-        E: 'e + Executor<'c, Database = Postgres>,
+        A: Acquire<'c, Database = Postgres> + Send + 'f,
+        'c: 'f,
+        'q: 'f,
     {
-        self.query.execute(executor).await
+        Box::pin(async move { on_one_server!(db, |conn| self.query.execute(conn)) })
     }
 
     /// The statement's rows, each decoded as an `O` (a tuple or a `FromRow` struct).
@@ -57,7 +129,9 @@ impl<'q> Statement<'q> {
         fn decode<O: for<'r> FromRow<'r, PgRow>>(row: PgRow) -> Result<O, sqlx::Error> {
             O::from_row(&row)
         }
-        self.query.try_map(decode::<O> as fn(PgRow) -> Result<O, sqlx::Error>)
+        Rows {
+            query: self.query.try_map(decode::<O> as Decode<O>),
+        }
     }
 
     /// The first column of each row, decoded as an `O`.
@@ -71,7 +145,9 @@ impl<'q> Statement<'q> {
         {
             row.try_get(0)
         }
-        self.query.try_map(decode::<O> as fn(PgRow) -> Result<O, sqlx::Error>)
+        Rows {
+            query: self.query.try_map(decode::<O> as Decode<O>),
+        }
     }
 }
 
@@ -190,8 +266,10 @@ pub mod backups {
 pub mod common {
     statements! {"common":
         database_now = "database_now.sql" ();
+        definitions_current = "definitions_current.sql" (files: Vec<&'q str>, texts: Vec<&'q str>);
         in_recovery = "in_recovery.sql" ();
         ping = "ping.sql" ();
+        schema_version = "schema_version.sql" ();
     }
 }
 

@@ -9,8 +9,10 @@
 //! 3. Per test: `CREATE DATABASE pr_test_<random> TEMPLATE ...`. Dropped when the test
 //!    passes; kept (and named on stderr) when it fails, for a look with psql.
 //!
-//! [`proxy`] puts a TCP proxy the test controls between postrunner and PostgreSQL.
+//! [`proxy`] puts a TCP proxy the test controls between postrunner and PostgreSQL;
+//! [`pgbouncer`] a real PgBouncer in transaction mode.
 
+pub mod pgbouncer;
 pub mod proxy;
 
 use std::future::Future;

@@ -108,19 +108,30 @@ pub struct Executor {
     stats: Arc<ExecutorStats>,
     /// Claims whose reply was lost with the connection (see [`LostClaims`]).
     lost: Arc<LostClaims>,
+    /// Where idle fetchers LISTEN to be woken (`None`: they only poll).
+    listener: Option<PgPool>,
 }
 
 impl Executor {
     /// `id` is this process's row in `postrunner.processes` (its heartbeat refreshes it).
     pub fn new(pool: PgPool, registry: Registry, config: ExecutorConfig, id: Uuid) -> Self {
         Self {
-            pool,
             registry: Arc::new(registry),
             config,
             id,
             stats: Arc::default(),
             lost: Arc::default(),
+            listener: Some(pool.clone()),
+            pool,
         }
+    }
+
+    /// LISTENs on `listener` instead of the executor's pool, or not at all (`None`: a
+    /// pool through PgBouncer in transaction mode cannot hold a LISTEN; idle fetchers
+    /// then find new jobs by polling, within one poll interval).
+    pub fn listen_on(mut self, listener: Option<PgPool>) -> Self {
+        self.listener = listener;
+        self
     }
 
     pub fn stats(&self) -> Arc<ExecutorStats> {
@@ -203,7 +214,13 @@ impl Executor {
         let wake = Arc::new(Notify::new());
         let leases = Arc::new(Leases::default());
         let background = CancellationToken::new();
-        let listener = tokio::spawn(listen(self.pool.clone(), wake.clone(), background.clone()));
+        let listener = match self.listener.clone() {
+            Some(pool) => tokio::spawn(listen(pool, wake.clone(), background.clone())),
+            None => {
+                tracing::info!(poll = ?self.config.poll_interval, "no LISTEN connection: idle, this worker polls");
+                tokio::spawn(async {})
+            }
+        };
         let heartbeats = tokio::spawn(heartbeat_loop(
             self.pool.clone(),
             self.id,
