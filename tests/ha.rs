@@ -2,7 +2,8 @@
 //! scheduler through HAProxy, an application inserting all along; the leader killed, then
 //! a switchover. Every INSERT the application saw committed is there afterwards, sending
 //! resumes within 30 s, every message is sent once within 2 minutes, nothing is left
-//! uncertain, and `verify` passes.
+//! uncertain, and `verify` passes. Afterwards a reporting login reads every `report_*`
+//! example of sql/reports.sql on the streaming standby.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use crate::support::chaos::{until_a_send, Application};
 use crate::support::db::count;
 use crate::support::factory;
 use crate::support::ha_cluster::HaCluster;
+use crate::support::logins::Login;
 use crate::support::run::Process;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,6 +96,7 @@ async fn a_failover_under_load_loses_no_insert_sends_each_message_once_and_leave
         "sending resumes within 30 s"
     );
     assert_promises_hold(&pool).await;
+    reports_read_on_the_standby(&cluster, &pool).await;
     for worker in &workers {
         assert!(
             !worker.logs().contains("could not record outcomes"),
@@ -102,4 +105,29 @@ async fn a_failover_under_load_loses_no_insert_sends_each_message_once_and_leave
         );
     }
     drop((workers, scheduler));
+}
+
+/// A login of `postrunner_reader` (every client) runs each `report_*` query of
+/// sql/reports.sql on the standby: the views read, never write, so dashboards can be
+/// pointed at a replica.
+async fn reports_read_on_the_standby(cluster: &HaCluster, primary: &sqlx::PgPool) {
+    let reader = Login::create_on(primary, &cluster.standby_url(), "postrunner_reader", &[None]).await;
+    // Synchronous replication: the role and its binding are on the standby once committed.
+    assert_eq!(
+        reader.count("SELECT pg_is_in_recovery()::int8").await,
+        Ok(1),
+        "connected to the standby"
+    );
+    let queries: Vec<&str> = postrunner_schema::REPORT_EXAMPLES
+        .split(";\n")
+        .filter(|q| q.contains("report_"))
+        .collect();
+    assert!(queries.len() >= 5, "sql/reports.sql has its report queries");
+    for query in queries {
+        reader
+            .run(query)
+            .await
+            .unwrap_or_else(|e| panic!("on the standby: {query}: {e}"));
+    }
+    reader.remove_on(primary).await;
 }

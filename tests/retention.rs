@@ -1,6 +1,7 @@
 //! The hourly cleanup keeps the operational tables small: provider probes, the provider
 //! health history and resolved alerts (with their notifications) go after their
-//! retention settings; a firing alert stays however old.
+//! retention settings; a firing alert stays however old. Messages final for longer than
+//! their retention lose their bodies and headers, not their rows.
 
 use serde_json::json;
 
@@ -118,4 +119,73 @@ async fn a_backlog_is_deleted_ten_thousand_rows_a_run() {
     );
     run_cleanup(pool).await;
     assert_eq!(count(pool, "SELECT count(*) FROM postrunner.provider_probes").await, 0);
+}
+
+#[tokio::test]
+async fn bodies_past_retention_are_cleared_and_such_a_message_is_not_redriven() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    factory::client(pool, "acme", "d").await;
+    let old_sent = factory::message(pool, "acme", "d", "old-sent@example.org").await;
+    let recent_sent = factory::message(pool, "acme", "d", "recent-sent@example.org").await;
+    let old_cancelled = factory::message(pool, "acme", "d", "old-cancelled@example.org").await;
+    exec(
+        pool,
+        &format!("UPDATE postrunner.outbox SET status = 'cancelled' WHERE id = '{old_cancelled}'"),
+    )
+    .await;
+    let waiting: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO postrunner.outbox (client, direction, to_address, subject, text_body, send_after)
+         VALUES ('acme', 'd', 'old-waiting@example.org', 'Later', 'Hi', now() + interval '1 day') RETURNING id",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    executor(pool, registry(pool), fast_config()).drain(None).await.unwrap();
+    // As if the old ones were written (and the sent one sent) 40 days ago.
+    exec(
+        pool,
+        "UPDATE postrunner.outbox SET created_at = created_at - interval '40 days',
+                                      sent_at = sent_at - interval '40 days'
+          WHERE to_address LIKE 'old-%'",
+    )
+    .await;
+
+    run_cleanup(pool).await;
+
+    let bodies = |id: uuid::Uuid| async move {
+        sqlx::query_as::<_, (String, String, Option<String>, bool)>(
+            "SELECT status::text, subject, text_body, body_cleared_at IS NOT NULL FROM postrunner.outbox WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        bodies(old_sent).await,
+        ("sent".into(), "Hello".into(), None, true),
+        "cleared, status kept"
+    );
+    assert_eq!(
+        bodies(old_cancelled).await,
+        ("cancelled".into(), "Hello".into(), None, true)
+    );
+    assert_eq!(
+        bodies(recent_sent).await,
+        ("sent".into(), "Hello".into(), Some("Hi there".into()), false),
+        "within retention"
+    );
+    assert_eq!(
+        bodies(waiting).await,
+        ("queued".into(), "Later".into(), Some("Hi".into()), false),
+        "not final: kept however old"
+    );
+
+    let redriven = sqlx::query("SELECT postrunner.retry_message($1)")
+        .bind(old_cancelled)
+        .execute(pool)
+        .await
+        .unwrap_err();
+    assert!(redriven.to_string().contains("past the body retention"), "{redriven}");
 }

@@ -69,7 +69,7 @@ impl Handler for Cleanup {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| JobError::Retry(e.to_string()))?;
-        let (probes, history, alerts): (i64, i64, i64) = statements::retention::prune()
+        let (probes, history, alerts, bodies): (i64, i64, i64, i64) = statements::retention::prune()
             .rows()
             .fetch_one(&self.pool)
             .await
@@ -83,6 +83,7 @@ impl Handler for Cleanup {
             provider_probes = probes,
             provider_health_history = history,
             alerts,
+            message_bodies = bodies,
             "cleanup done"
         );
         Ok(None)

@@ -22,6 +22,10 @@ use super::run::Process;
 pub struct Pace {
     /// How long a repeated fault (worker kills) goes on.
     pub kills_for: Duration,
+    /// How long a transaction beside the run stays open.
+    pub held_for: Duration,
+    /// How long one worker's clock stays stepped each way.
+    pub stepped_for: Duration,
 }
 
 impl Pace {
@@ -30,10 +34,14 @@ impl Pace {
         if std::env::var("CHAOS_FULL").is_ok_and(|v| v == "1") {
             Self {
                 kills_for: Duration::from_secs(300),
+                held_for: Duration::from_secs(600),
+                stepped_for: Duration::from_secs(60),
             }
         } else {
             Self {
                 kills_for: Duration::from_secs(40),
+                held_for: Duration::from_secs(45),
+                stepped_for: Duration::from_secs(20),
             }
         }
     }
@@ -124,6 +132,27 @@ impl Deployment {
     /// A worker process with the suite's lease.
     pub fn worker(&self) -> Process {
         self.worker_with_env(&[])
+    }
+
+    /// A worker that serves its metrics on `metrics` (a free port).
+    pub fn worker_with_metrics(&self, metrics: u16) -> Process {
+        let lease = format!("{}s", LEASE.as_secs());
+        let bind = format!("127.0.0.1:{metrics}");
+        Process::spawn_with_env(
+            &self.url,
+            &[
+                "worker",
+                "--concurrency",
+                "16",
+                "--lease",
+                &lease,
+                "--heartbeat",
+                "5s",
+                "--metrics-bind",
+                &bind,
+            ],
+            &self.env(&[]),
+        )
     }
 
     /// A worker whose wall clock is `clock`'s (the monotonic clock, which timers use,
@@ -432,4 +461,32 @@ pub async fn until_a_send(pool: &PgPool, patience: Duration) -> Duration {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     started.elapsed()
+}
+
+/// The mean latency of the routed claims of the worker serving its metrics on `port`,
+/// over the next `during`: the change of `postrunner_claim_duration_seconds` `_sum` over
+/// that of `_count` (docs/metrics.md).
+pub async fn claim_latency(port: u16, during: Duration) -> Duration {
+    let read = || async {
+        let text = super::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .expect("the worker serves its metrics")
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (
+            value("postrunner_claim_duration_seconds_sum{queue=\"routed\"}"),
+            value("postrunner_claim_duration_seconds_count{queue=\"routed\"}"),
+        )
+    };
+    let (sum_before, count_before) = read().await;
+    tokio::time::sleep(during).await;
+    let (sum_after, count_after) = read().await;
+    assert!(count_after > count_before, "the worker claimed in {during:?}");
+    Duration::from_secs_f64((sum_after - sum_before) / (count_after - count_before))
 }

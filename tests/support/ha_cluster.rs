@@ -68,6 +68,15 @@ impl HaCluster {
     pub fn leader(&self) -> String {
         run(&["leader", &self.dir()])
     }
+
+    /// The node that is not the leader, straight (not through HAProxy): a streaming
+    /// standby once it has rejoined (bin/ha-cluster: pg1 on 25432, pg2 on 25433).
+    pub fn standby_url(&self) -> String {
+        let port = if self.leader() == "pg1" { 25433 } else { 25432 };
+        let mut url = url::Url::parse(&self.url).expect("a URL");
+        url.set_port(Some(port)).unwrap();
+        url.to_string()
+    }
 }
 
 impl Drop for HaCluster {

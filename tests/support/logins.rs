@@ -20,23 +20,29 @@ impl Login {
     /// A new login in group role `group` (e.g. `postrunner_app`), bound to `clients`
     /// (`None`: every client; an empty list: none).
     pub async fn create(db: &TestDb, group: &str, clients: &[Option<&str>]) -> Self {
+        Self::create_on(&db.pool, &db.url, group, clients).await
+    }
+
+    /// [`Login::create`] through `pool` (a superuser's), logging in at `url` (which may
+    /// be another server of the same cluster: a standby).
+    pub async fn create_on(pool: &PgPool, url: &str, group: &str, clients: &[Option<&str>]) -> Self {
         let name = format!("pr_login_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let password = uuid::Uuid::new_v4().simple().to_string();
         sqlx::raw_sql(&format!(
             "CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {group}"
         ))
-        .execute(&db.pool)
+        .execute(pool)
         .await
         .unwrap();
         for client in clients {
             sqlx::query("INSERT INTO postrunner.client_logins (login, client) VALUES ($1, $2)")
                 .bind(&name)
                 .bind(client)
-                .execute(&db.pool)
+                .execute(pool)
                 .await
                 .unwrap();
         }
-        let options = PgConnectOptions::from_str(&db.url)
+        let options = PgConnectOptions::from_str(url)
             .unwrap()
             .username(&name)
             .password(&password);
@@ -66,12 +72,17 @@ impl Login {
 
     /// Closes its connections and drops the role (roles are cluster-wide).
     pub async fn remove(self, db: &TestDb) {
+        self.remove_on(&db.pool).await;
+    }
+
+    /// [`Login::remove`] through `pool` (a superuser's).
+    pub async fn remove_on(self, pool: &PgPool) {
         self.pool.close().await;
         sqlx::raw_sql(&format!(
             "DELETE FROM postrunner.client_logins WHERE login = '{0}'; DROP ROLE IF EXISTS {0}",
             self.name
         ))
-        .execute(&db.pool)
+        .execute(pool)
         .await
         .unwrap();
     }

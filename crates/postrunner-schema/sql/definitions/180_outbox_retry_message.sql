@@ -35,12 +35,21 @@ $$;
 -- A message a provider reported on (delivered, deferred, opened, bounced, ...: anything
 -- but a rejection) was taken by that provider, whatever its status says: a re-drive
 -- would send it twice, and is refused (tests/uncertain.rs,
--- a_redrive_of_a_message_a_provider_reported_delivered_is_refused).
+-- a_redrive_of_a_message_a_provider_reported_delivered_is_refused). So is one whose body
+-- the retention cleared (tests/retention.rs,
+-- bodies_past_retention_are_cleared_and_such_a_message_is_not_redriven): there is
+-- nothing left to send.
 CREATE OR REPLACE FUNCTION postrunner.outbox_redrive_job() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, postrunner, pg_temp AS $$
 DECLARE
     evidence record;
 BEGIN
+    IF NEW.body_cleared_at IS NOT NULL THEN
+        RAISE EXCEPTION 'message % is past the body retention (its body was cleared at %): it cannot be sent again',
+                        NEW.id, NEW.body_cleared_at
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = 'insert it anew; message_body_retention_days sets how long bodies are kept';
+    END IF;
     SELECT e.kind, e.provider, e.occurred_at INTO evidence
       FROM postrunner.events e
      WHERE e.message_id = NEW.id AND e.kind <> 'rejected'
