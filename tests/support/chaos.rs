@@ -20,6 +20,8 @@ use super::run::Process;
 /// How long the faults last: `bin/chaos --quick` (CI) or the full run.
 #[derive(Clone, Copy, Debug)]
 pub struct Pace {
+    /// The full run (bin/chaos), not the quick one (CI).
+    pub full: bool,
     /// How long a repeated fault (worker kills) goes on.
     pub kills_for: Duration,
     /// How long a transaction beside the run stays open.
@@ -33,12 +35,14 @@ impl Pace {
     pub fn from_env() -> Self {
         if std::env::var("CHAOS_FULL").is_ok_and(|v| v == "1") {
             Self {
+                full: true,
                 kills_for: Duration::from_secs(300),
                 held_for: Duration::from_secs(600),
                 stepped_for: Duration::from_secs(60),
             }
         } else {
             Self {
+                full: false,
                 kills_for: Duration::from_secs(40),
                 held_for: Duration::from_secs(45),
                 stepped_for: Duration::from_secs(20),
