@@ -114,7 +114,7 @@ async fn reports_read_on_the_standby(cluster: &HaCluster, primary: &sqlx::PgPool
     let reader = Login::create_on(primary, &cluster.standby_url(), "postrunner_reader", &[None]).await;
     // Synchronous replication: the role and its binding are on the standby once committed.
     assert_eq!(
-        reader.count("SELECT pg_is_in_recovery()::int8").await,
+        reader.count("SELECT pg_is_in_recovery()::int::int8").await,
         Ok(1),
         "connected to the standby"
     );

@@ -237,7 +237,7 @@ async fn the_routed_claim_and_its_records_scan_no_queue_table_whole_with_a_full_
         "record sent",
         statement("outbox/record_sent.sql"),
         format!(
-            "{ids}, array_fill('p'::text, ARRAY[{n}]), array_fill('p-2@acme.test'::text, ARRAY[{n}]), array_fill('x'::text, ARRAY[{n}]), array_fill(now(), ARRAY[{n}]), {attempt_ids}"
+            "{ids}, array_fill('p'::text, ARRAY[{n}]), array_fill('p-2@acme.test'::text, ARRAY[{n}]), array_fill('x'::text, ARRAY[{n}]), {attempt_ids}"
         ),
     ));
     statements.push((

@@ -34,8 +34,10 @@ impl Process {
     pub fn spawn_with_env(url: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = std::env::temp_dir().join(format!("postrunner-test-{}.log", Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
+        let (url, pooling) = behind_pgbouncer(url);
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_postrunner"))
             .args(args)
+            .envs(pooling.iter().map(|(k, v)| (*k, v.as_str())))
             .envs(env.iter().copied())
             .env("DATABASE_URL", url)
             .env("RUST_LOG", "info,sqlx=warn")
@@ -86,9 +88,11 @@ pub async fn postrunner_output(url: &str, args: &[&str], env: &[(&str, String)])
 
 /// [`postrunner_output`], its standard error when it fails.
 pub async fn postrunner_output_result(url: &str, args: &[&str], env: &[(&str, &str)]) -> Result<String, String> {
+    let (url, pooling) = behind_pgbouncer(url);
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_postrunner"))
         .args(args)
         .env("DATABASE_URL", url)
+        .envs(pooling.iter().map(|(k, v)| (*k, v.as_str())))
         .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .output()
@@ -99,4 +103,30 @@ pub async fn postrunner_output_result(url: &str, args: &[&str], env: &[(&str, &s
     } else {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
     }
+}
+
+/// With `POSTRUNNER_TEST_PGBOUNCER=1` (bin/test-pgbouncer), the postrunner processes the
+/// tests start reach the tests' server through one PgBouncer in transaction mode
+/// (started on first use, for the whole test process), with `--pooling transaction` and
+/// the direct URL for LISTEN, `migrate` and backups. `url` itself when unset, or when it
+/// names another server (a private cluster, the HA cluster, a proxy). The tests' own
+/// connections stay direct.
+fn behind_pgbouncer(url: &str) -> (String, Vec<(&'static str, String)>) {
+    static BOUNCER: std::sync::OnceLock<postrunner_test_db::pgbouncer::PgBouncer> = std::sync::OnceLock::new();
+    let server = |u: &str| {
+        let u = url::Url::parse(u).ok()?;
+        Some((u.host_str()?.to_owned(), u.port().unwrap_or(5432)))
+    };
+    let tests_server = postrunner_test_db::known_server_url().and_then(server);
+    if std::env::var("POSTRUNNER_TEST_PGBOUNCER").as_deref() != Ok("1") || server(url) != tests_server {
+        return (url.to_owned(), Vec::new());
+    }
+    let bouncer = BOUNCER.get_or_init(|| postrunner_test_db::pgbouncer::PgBouncer::start(url, 4));
+    (
+        bouncer.url(url),
+        vec![
+            ("POSTRUNNER_POOLING", "transaction".to_owned()),
+            ("DATABASE_DIRECT_URL", url.to_owned()),
+        ],
+    )
 }

@@ -46,6 +46,11 @@ pub async fn server_url() -> &'static str {
         .await
 }
 
+/// The admin URL of the tests' server, once a test has asked for it ([`server_url`]).
+pub fn known_server_url() -> Option<&'static str> {
+    SERVER.get().map(String::as_str)
+}
+
 async fn template() -> &'static str {
     TEMPLATE
         .get_or_init(|| async {
