@@ -8,7 +8,7 @@
 //! by a watchdog shell when the owning process dies without dropping it (a test binary,
 //! a SIGKILL), so it never outlives its user.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -234,7 +234,6 @@ impl LocalCluster {
     /// A shell that waits for this process to end, then stops the cluster and removes
     /// its directory. It runs in its own process group so a Ctrl-C does not kill it first.
     fn spawn_watchdog(&self) -> Result<std::process::Child, LocalClusterError> {
-        use std::os::unix::process::CommandExt;
         let stop = match &self.run_as {
             Some(user) => format!(
                 "runuser -u {user} -- '{}' -D '{}' -m immediate stop",
@@ -247,20 +246,7 @@ impl LocalCluster {
                 self.data_dir()
             ),
         };
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
-            pid = std::process::id(),
-            dir = self.dir.display()
-        );
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| start_err("watchdog", e))
+        watchdog(&stop, &self.dir).map_err(|e| start_err("watchdog", e))
     }
 }
 
@@ -314,6 +300,30 @@ fn find_bindir() -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths).find(|p| p.join("initdb").exists() && p.join("pg_ctl").exists())
     })
+}
+
+/// A shell that waits for this process to end, then runs `stop` and removes `dir`: what
+/// a server started for this process leaves behind when the process dies without
+/// dropping it (a test binary, killed). In its own process group, so that a Ctrl-C does
+/// not kill it first.
+///
+/// # Errors
+/// `sh` could not be started.
+pub fn watchdog(stop: &str, dir: &Path) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
+        pid = std::process::id(),
+        dir = dir.display()
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
 }
 
 /// Whether this process runs as root (PostgreSQL's and PgBouncer's programs refuse to).

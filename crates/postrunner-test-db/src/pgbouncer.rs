@@ -9,9 +9,8 @@
 //! refuses to run as root: it runs as `postgres` when the tests run as root. Stopped when
 //! dropped, and by a watchdog shell if the test process dies first.
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use postrunner_schema::local_cluster;
@@ -96,21 +95,8 @@ pidfile = {pid}
             std::fs::read_to_string(path("pgbouncer.log")).unwrap_or_default()
         );
         // The watchdog stops it once this process is gone (or when dropped, below).
-        let script = format!(
-            "while kill -0 {me} 2>/dev/null; do sleep 1; done; kill $(cat '{pid}') 2>/dev/null; rm -rf '{dir}'",
-            me = std::process::id(),
-            pid = path("pgbouncer.pid"),
-            dir = dir.display()
-        );
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
+        let stop = format!("kill $(cat '{}')", path("pgbouncer.pid"));
+        let watchdog = local_cluster::watchdog(&stop, &dir).unwrap();
         let bouncer = Self { port, dir, watchdog };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
