@@ -36,48 +36,51 @@ async fn scenario(name: &str, fault: impl AsyncFnOnce(&mut Deployment) -> Durati
 #[ignore = "chaos (bin/chaos): a deployment under a fault for a minute or more"]
 async fn chaos_worker_sigkill_every_10_s() {
     let pace = Pace::from_env();
-    let ledger = scenario("SIGKILL the busiest worker every 10 s", async move |d: &mut Deployment| {
-        let started = std::time::Instant::now();
-        let mut slowest = Duration::ZERO;
-        while started.elapsed() < pace.kills_for {
-            // The worker holding the most jobs: a random one of the four may hold none
-            // (through PgBouncer, without LISTEN, the first to poll takes the batch).
-            let busiest: Option<i32> = sqlx::query_scalar(
-                "SELECT p.pid FROM postrunner.jobs j JOIN postrunner.processes p ON p.id = j.leased_by
+    let ledger = scenario(
+        "SIGKILL the busiest worker every 10 s",
+        async move |d: &mut Deployment| {
+            let started = std::time::Instant::now();
+            let mut slowest = Duration::ZERO;
+            while started.elapsed() < pace.kills_for {
+                // The worker holding the most jobs: a random one of the four may hold none
+                // (through PgBouncer, without LISTEN, the first to poll takes the batch).
+                let busiest: Option<i32> = sqlx::query_scalar(
+                    "SELECT p.pid FROM postrunner.jobs j JOIN postrunner.processes p ON p.id = j.leased_by
                   WHERE j.state = 'running' AND p.pid = ANY ($1) GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
-            )
-            .bind(d.workers.iter().map(|w| w.pid()).collect::<Vec<_>>())
-            .fetch_optional(&d.pool)
-            .await
-            .unwrap();
-            let victim = busiest
-                .and_then(|pid| d.workers.iter().position(|w| w.pid() == pid))
-                .unwrap_or_else(|| rand::thread_rng().gen_range(0..d.workers.len()));
-            let pid = d.workers[victim].pid();
-            d.workers[victim].signal("KILL");
-            let killed_at = std::time::Instant::now();
-            d.workers[victim] = d.worker();
-            // Its jobs come back within the lease (and the rescue's poll). Read from the
-            // processes table: the `workers` view drops a process 3 heartbeats after its
-            // last, before its lease runs out.
-            let held = format!(
-                "SELECT count(*) FROM postrunner.jobs j JOIN postrunner.processes p ON p.id = j.leased_by
+                )
+                .bind(d.workers.iter().map(|w| w.pid()).collect::<Vec<_>>())
+                .fetch_optional(&d.pool)
+                .await
+                .unwrap();
+                let victim = busiest
+                    .and_then(|pid| d.workers.iter().position(|w| w.pid() == pid))
+                    .unwrap_or_else(|| rand::thread_rng().gen_range(0..d.workers.len()));
+                let pid = d.workers[victim].pid();
+                d.workers[victim].signal("KILL");
+                let killed_at = std::time::Instant::now();
+                d.workers[victim] = d.worker();
+                // Its jobs come back within the lease (and the rescue's poll). Read from the
+                // processes table: the `workers` view drops a process 3 heartbeats after its
+                // last, before its lease runs out.
+                let held = format!(
+                    "SELECT count(*) FROM postrunner.jobs j JOIN postrunner.processes p ON p.id = j.leased_by
                   WHERE j.state = 'running' AND p.pid = {pid}"
-            );
-            let holding = count(&d.pool, &held).await;
-            while count(&d.pool, &held).await > 0 && killed_at.elapsed() < LEASE * 3 {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                );
+                let holding = count(&d.pool, &held).await;
+                while count(&d.pool, &held).await > 0 && killed_at.elapsed() < LEASE * 3 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                println!(
+                    "killed a worker holding {holding} jobs: rescued after {:?}",
+                    killed_at.elapsed()
+                );
+                slowest = slowest.max(killed_at.elapsed());
+                assert!(slowest <= LEASE + Duration::from_secs(10), "rescued after {slowest:?}");
+                tokio::time::sleep(Duration::from_secs(10).saturating_sub(killed_at.elapsed())).await;
             }
-            println!(
-                "killed a worker holding {holding} jobs: rescued after {:?}",
-                killed_at.elapsed()
-            );
-            slowest = slowest.max(killed_at.elapsed());
-            assert!(slowest <= LEASE + Duration::from_secs(10), "rescued after {slowest:?}");
-            tokio::time::sleep(Duration::from_secs(10).saturating_sub(killed_at.elapsed())).await;
-        }
-        slowest
-    })
+            slowest
+        },
+    )
     .await;
     ledger.assert_holds();
 }
