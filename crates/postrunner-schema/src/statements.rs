@@ -23,7 +23,11 @@ use crate::pooling::{self, Pooling};
 ///
 /// Outside a transaction in PgBouncer's transaction mode, it runs in a transaction of
 /// its own, so that its prepare and its execution reach the same server connection
-/// ([`crate::pooling`]).
+/// ([`crate::pooling`]; tests/pgbouncer.rs runs a deployment through a real PgBouncer).
+///
+/// Its runners return boxed futures: an `async fn` generic over `Acquire` is rejected
+/// where the pool's `after_connect` needs a `Send` future for every connection lifetime
+/// ("implementation of `Acquire` is not general enough"); a box is checked here, once.
 #[must_use = "a statement does nothing until it runs"]
 pub struct Statement<'q> {
     query: Query<'q, Postgres, PgArguments>,
