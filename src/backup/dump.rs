@@ -44,9 +44,7 @@ fn percent_decode(text: &str) -> String {
 /// logins may not read the migration history), else `DATABASE_DIRECT_URL` (PostgreSQL
 /// itself when `database_url` is PgBouncer), else `database_url`.
 pub fn source_url(database_url: &str) -> String {
-    ["POSTRUNNER_BACKUP_DATABASE_URL", "DATABASE_DIRECT_URL"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    super::first_set(&["POSTRUNNER_BACKUP_DATABASE_URL", "DATABASE_DIRECT_URL"])
         .unwrap_or_else(|| database_url.to_owned())
 }
 

@@ -21,6 +21,13 @@ pub mod store;
 
 use std::collections::BTreeMap;
 
+/// The first of the environment variables `names` that is set and not empty.
+pub(crate) fn first_set(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+}
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

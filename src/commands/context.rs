@@ -81,21 +81,23 @@ impl Context {
         }
     }
 
-    /// Where idle workers LISTEN: a pool of one session on [`Self::session_url`], `None`
-    /// (they poll) when there is none.
+    /// Where idle workers LISTEN: their own `pool` in session pooling; through PgBouncer
+    /// in transaction mode, a pool of one session on `DATABASE_DIRECT_URL`, or `None`
+    /// (they poll) when it is not given.
     ///
     /// # Errors
-    /// The URL does not parse.
-    pub fn listener(&self, name: &str) -> anyhow::Result<Option<PgPool>> {
-        let Some(url) = self.session_url()? else {
-            return Ok(None);
-        };
-        Ok(Some(postrunner_schema::pool_with(
-            &url,
-            1,
-            &format!("postrunner-{name}-listen"),
-            self.limits,
-        )?))
+    /// The direct URL does not parse.
+    pub fn listener(&self, pool: &PgPool, name: &str) -> anyhow::Result<Option<PgPool>> {
+        match (pooling::current(), &self.direct_url) {
+            (Pooling::Session, _) => Ok(Some(pool.clone())),
+            (Pooling::Transaction, Some(url)) => Ok(Some(postrunner_schema::pool_with(
+                url,
+                1,
+                &format!("postrunner-{name}-listen"),
+                self.limits,
+            )?)),
+            (Pooling::Transaction, None) => Ok(None),
+        }
     }
 
     /// Names the role in the metrics, and serves them on `--metrics-bind` when given,

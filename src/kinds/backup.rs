@@ -35,10 +35,7 @@ fn count_from_env(name: &str, default: usize) -> usize {
 /// else `DATABASE_DIRECT_URL` (PostgreSQL itself when `database_url` is PgBouncer), else
 /// `database_url`.
 pub fn scratch_server_url(database_url: &str) -> String {
-    [SCRATCH_URL, "DATABASE_DIRECT_URL"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| database_url.to_owned())
+    crate::backup::first_set(&[SCRATCH_URL, "DATABASE_DIRECT_URL"]).unwrap_or_else(|| database_url.to_owned())
 }
 
 /// One full round: dump, check, prune. Shared by the job and `postrunner backup now`.
